@@ -1,0 +1,33 @@
+# Quick start:  `make demo`  (set up, then run the main job on the bundled sample)
+#               `make test`  (set up, then run the whole test suite)
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+MEDTL  := $(VENV)/bin/medtl
+OUT    ?= out
+
+.PHONY: setup demo test bench clean
+
+setup: $(VENV)/.installed
+
+# torch is pinned and installed first so that pip never resolves a multi-GB build we do not want.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+demo: setup
+	$(MEDTL) scan "$$($(MEDTL) sample --path)"
+	$(MEDTL) convert "$$($(MEDTL) sample --path)/98892001/CT5N" -o $(OUT)/sample_ct.nii.gz
+	$(MEDTL) info $(OUT)/sample_ct.nii.gz
+
+test: setup
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+
+bench: setup
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) $(OUT) .pytest_cache

@@ -1,0 +1,50 @@
+"""The `medtl` command line. Each subcommand lives in its own module in this package.
+
+A subcommand module defines ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``.
+Subcommand modules import nothing heavy at module level: torch, MONAI and Qt are imported inside
+``run`` by the commands that need them, so `medtl scan` and `medtl convert` start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from medtl import __version__
+from medtl.errors import MedtlError
+
+SUBCOMMANDS = ("scan", "convert", "sample")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="medtl", description="Transfer learning on medical images.")
+    parser.add_argument("--version", action="version", version=f"medtl {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in SUBCOMMANDS:
+        module = importlib.import_module(f"medtl.cli.{name}_command")
+        sub_parser = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(sub_parser)
+        sub_parser.set_defaults(handler=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.handler(args) or 0)
+    except MedtlError as error:
+        print(f"medtl {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"medtl {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except OSError as error:  # disk full, permission denied, ... : name the file, no traceback
+        where = f" {error.filename}" if error.filename else ""
+        print(f"medtl {args.command}: error:{where}: {error.strerror or error}", file=sys.stderr)
+        return 2

@@ -1,0 +1,97 @@
+"""`Volume`: an image array in modality units on an explicit LPS world grid.
+
+Conventions (the same as ITK/SimpleITK, so the two can be compared directly):
+
+- ``array`` is indexed ``[z, y, x]`` (slice, row, column); RGB images add a trailing channel
+  axis ``[z, y, x, 3]``. Values are in modality units (HU for CT) after rescale.
+- ``spacing`` is ``(x, y, z)`` in mm: column spacing, row spacing, slice spacing.
+- ``origin`` is the LPS position in mm of the centre of voxel ``[0, 0, 0]``.
+- ``direction`` is a 3x3 matrix whose *columns* are the LPS unit vectors of the x (column),
+  y (row) and z (slice) index axes.
+
+Conversion to RAS happens only at the NIfTI boundary (:meth:`Volume.affine_ras`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    import nibabel
+    from monai.data import MetaTensor
+
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+@dataclass
+class Volume:
+    """A 3D (or single-slice 2D) image with its geometry and key metadata."""
+
+    array: np.ndarray
+    spacing: tuple[float, float, float]
+    origin: tuple[float, float, float]
+    direction: np.ndarray = field(default_factory=lambda: np.eye(3))
+    metadata: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    interpolated_slices: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        self.direction = np.asarray(self.direction, dtype=float).reshape(3, 3)
+        if self.array.ndim not in (3, 4):
+            raise ValueError(f"Volume array must be [z, y, x] or [z, y, x, c], got shape {self.array.shape}")
+        if any(s <= 0 for s in self.spacing):
+            raise ValueError(f"Volume spacing must be positive, got {self.spacing}")
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """``(z, y, x)`` size of the grid."""
+        return tuple(int(n) for n in self.array.shape[:3])  # type: ignore[return-value]
+
+    @property
+    def is_rgb(self) -> bool:
+        return self.array.ndim == 4
+
+    def affine_lps(self) -> np.ndarray:
+        """4x4 matrix mapping an index ``(x, y, z, 1)`` (column, row, slice) to LPS mm."""
+        affine = np.eye(4)
+        affine[:3, :3] = self.direction * np.asarray(self.spacing)[None, :]
+        affine[:3, 3] = self.origin
+        return affine
+
+    def affine_ras(self) -> np.ndarray:
+        """4x4 matrix mapping an index ``(x, y, z, 1)`` to RAS mm (the NIfTI convention)."""
+        return LPS_TO_RAS @ self.affine_lps()
+
+    def index_to_lps(self, index_xyz: np.ndarray) -> np.ndarray:
+        """World LPS positions (N, 3) of continuous indices (N, 3) given as (x, y, z)."""
+        index_xyz = np.atleast_2d(np.asarray(index_xyz, dtype=float))
+        homogeneous = np.c_[index_xyz, np.ones(len(index_xyz))]
+        return (homogeneous @ self.affine_lps().T)[:, :3]
+
+    def to_nifti(self) -> "nibabel.Nifti1Image":
+        """A NIfTI image on the same world grid (data stored ``[x, y, z]``, RAS affine)."""
+        import nibabel
+
+        data = np.transpose(self.array, (2, 1, 0, 3) if self.is_rgb else (2, 1, 0))
+        if self.is_rgb:
+            data = data[:, :, :, None, :]  # NIfTI puts vector components on the 5th axis
+        image = nibabel.Nifti1Image(np.ascontiguousarray(data), self.affine_ras())
+        image.header.set_xyzt_units("mm")
+        image.set_qform(self.affine_ras(), code=1)
+        image.set_sform(self.affine_ras(), code=1)
+        return image
+
+    def to_metatensor(self) -> "MetaTensor":
+        """A MONAI ``MetaTensor`` shaped ``[C, x, y, z]`` with the RAS affine, as MONAI's loaders give."""
+        import torch
+        from monai.data import MetaTensor
+
+        data = np.transpose(self.array, (3, 2, 1, 0) if self.is_rgb else (2, 1, 0))
+        if not self.is_rgb:
+            data = data[None]
+        meta = {k: v for k, v in self.metadata.items() if isinstance(v, (str, int, float))}
+        meta["space"] = "RAS"
+        return MetaTensor(torch.from_numpy(np.ascontiguousarray(data)), affine=torch.as_tensor(self.affine_ras()), meta=meta)
