@@ -1,0 +1,249 @@
+"""Small real-data tasks, built offline, for the project's tests and benchmarks.
+
+``build_task(name, out_dir)`` writes image (and mask) files plus ``datalist.json`` into
+``out_dir`` and returns the datalist's path. ``patient_id`` is the source volume, so a
+patient-level split never shares a source between training and validation.
+
+Tasks
+-----
+``orientation`` (classification, PNG): is a 2D slice shown upright or rotated 180 degrees?
+    Each source slice, turned to the radiological display convention from its geometry
+    (axial: anterior up, patient's right on the left; coronal/sagittal: superior up) and scaled
+    to 8 bits (CT: window [-450, 1050] HU; MR: 0.5-99.5 percentiles), is written twice:
+    ``upright`` and ``rotated``. Sources: 5 CT slices (2 head, neck, spine, abdomen), 2 MR
+    slices (shoulder, abdomen) and 9 MNI152 T1 slices (3 axial, 3 coronal, 3 sagittal, chosen
+    by ``seed``): 32 pictures, 8 patients. (pydicom's ``MR_small`` and ``emri_small`` are left
+    out: their small crops show no anatomy that makes "upright" checkable.) Orientation-
+    sensitive: train it without flips (``default_for(..., orientation_sensitive=True)``);
+    pictures have identity geometry, so ``orientation="LPS"`` or ``None`` keeps them as written.
+``ct_bone`` (segmentation, NIfTI, CT in HU, labels background/bone): bone in real CT slices,
+    two head CTs (skull vertex; skull base) plus neck, spine and abdomen. The mask is
+    ``HU > 300``, cleaned with scikit-image (components under 3 mm^2 removed, holes under
+    10 mm^2 filled): a reproducible reference, not an expert contour (contrast-filled vessels
+    above 300 HU would count as bone). Files keep the DICOM geometry (one-slice NIfTI).
+``mni_brain`` (segmentation, NIfTI, MR, labels background/brain): axial slices of the MNI152
+    T1 template (2 mm) with nilearn's MNI152 brain mask. One template only, so ``patient_id``
+    is a 10-slice (20 mm) slab: a split keeps neighbouring slices together, but all slices come
+    from one (averaged) head, so scores are optimistic for new subjects. ``seed`` picks which
+    of every second slice is used.
+
+Sources and licences
+--------------------
+- pydicom test files (pydicom, MIT licence): ``CT_small.dcm`` and ``MR_small.dcm`` (NEMA WG04
+  sample images, downsized), ``J2K_pixelrep_mismatch.dcm`` (head CT, anonymised, pydicom
+  issue 1149), ``bad_sequence.dcm`` (neck CT, anonymised, issue 1067), ``explicit_VR-UN.dcm``
+  (abdominal CT from The Cancer Imaging Archive, Pancreas-CT, CC BY 3.0),
+  ``examples_overlay.dcm`` (Siemens abdominal MR sample).
+- pydicom-data (MIT licence): ``693_UNCI.dcm`` (head CT from the CQ500 data set, qure.ai,
+  **CC BY-NC-SA 4.0: non-commercial**), ``MR2_UNCI.dcm`` (shoulder MR, NEMA WG04).
+- nilearn (BSD-3) bundled ICBM 2009a nonlinear symmetric MNI152 template and masks,
+  © 1993-2009 Louis Collins, McConnell Brain Imaging Centre, Montreal Neurological Institute,
+  McGill University; use, copy and distribution permitted with the copyright notice.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medtl.atomic import atomic_path, write_text_atomic
+from medtl.dicom.volume import Volume
+from medtl.errors import MedtlError
+
+ORIENTATION_CLASSES = ("upright", "rotated")
+CT_DISPLAY_HU = (-450.0, 1050.0)
+BONE_HU = 300.0
+BONE_MIN_AREA_MM2 = 3.0
+BONE_MAX_HOLE_MM2 = 10.0
+MNI_SLAB_SLICES = 10
+MNI_MIN_BRAIN_FRACTION = 0.02
+_PLANES = ("axial", "coronal", "sagittal")  # the fixed axis of a [S, P, L] array
+
+
+@dataclass(frozen=True)
+class Source:
+    """A real one-slice DICOM file from pydicom or pydicom-data."""
+
+    file: str
+    anatomy: str
+
+    @property
+    def patient_id(self) -> str:
+        return self.file.removesuffix(".dcm")
+
+
+CT_SOURCES = (
+    Source("693_UNCI.dcm", "head"),
+    Source("J2K_pixelrep_mismatch.dcm", "head"),
+    Source("bad_sequence.dcm", "neck"),
+    Source("CT_small.dcm", "spine"),
+    Source("explicit_VR-UN.dcm", "abdomen"),
+)
+MR_SOURCES = (
+    Source("MR2_UNCI.dcm", "shoulder"),
+    Source("examples_overlay.dcm", "abdomen"),
+)
+
+
+def task_names() -> tuple[str, ...]:
+    return tuple(_BUILDERS)
+
+
+def build_task(name: str, out_dir: Path | str, seed: int = 0) -> Path:
+    """Write task ``name`` (see the module docstring) into ``out_dir``; returns its ``datalist.json``."""
+    if name not in _BUILDERS:
+        raise MedtlError(f"unknown task {name!r}; known tasks: {', '.join(task_names())}")
+    out_dir = Path(out_dir)
+    document = _BUILDERS[name](out_dir, seed)
+    datalist = out_dir / "datalist.json"
+    write_text_atomic(datalist, json.dumps(document, indent=1))
+    return datalist
+
+
+def _build_orientation(out_dir: Path, seed: int) -> dict[str, Any]:
+    entries = []
+    for patient, anatomy, picture in _orientation_pictures(seed):
+        for label, image in zip(ORIENTATION_CLASSES, (picture, np.rot90(picture, 2))):
+            relative = f"images/{patient}_{anatomy}_{label}.png"
+            _write_png(out_dir / relative, image)
+            entries.append({"image": relative, "label": label, "patient_id": patient})
+    return {"name": "orientation", "modality": "OT", "classes": list(ORIENTATION_CLASSES), "training": entries}
+
+
+def _orientation_pictures(seed: int) -> Iterator[tuple[str, str, np.ndarray]]:
+    """``(patient_id, description, uint8 picture [rows, columns] upright)``."""
+    for source in CT_SOURCES + MR_SOURCES:
+        canonical = canonical_lps(_read_source(source.file))
+        axis = int(np.argmin(canonical.shape))  # the one-slice axis names the plane
+        picture = _to_uint8(_plane(canonical, axis, 0), CT_DISPLAY_HU if source in CT_SOURCES else None)
+        yield source.patient_id, f"{source.anatomy}-{_PLANES[axis]}", picture
+    template = canonical_lps(_mni_volume("template"))
+    rng = np.random.default_rng(seed)
+    for axis, size in enumerate(template.shape):
+        for index in sorted(rng.choice(np.arange(size // 4, 3 * size // 4), 3, replace=False)):
+            yield "mni152", f"brain-{_PLANES[axis]}{index}", _to_uint8(_plane(template, axis, int(index)), None)
+
+
+def _build_ct_bone(out_dir: Path, seed: int) -> dict[str, Any]:
+    del seed  # every bone-bearing CT slice is used
+    entries = []
+    for source in CT_SOURCES:
+        volume = _read_source(source.file)
+        mask = bone_mask(volume.array[0].astype(np.float32), volume.spacing[:2])
+        entries.append(_write_pair(out_dir, source.patient_id, volume, mask[None].astype(np.uint8)))
+    return {"name": "ct_bone", "modality": "CT", "labels": {"0": "background", "1": "bone"}, "training": entries}
+
+
+def _build_mni_brain(out_dir: Path, seed: int) -> dict[str, Any]:
+    template, mask = _mni_volume("template"), _mni_volume("brain_mask")
+    brain = mask.array > 0
+    entries = []
+    for z in range(seed % 2, template.shape[0], 2):
+        if brain[z].mean() < MNI_MIN_BRAIN_FRACTION:
+            continue
+        name = f"mni152-z{z:03d}"
+        image = _slice(template, z)
+        image.array = image.array.astype(np.float32)
+        label = (brain[z : z + 1]).astype(np.uint8)
+        entry = _write_pair(out_dir, name, image, label)
+        entry["patient_id"] = f"mni152-slab{z // MNI_SLAB_SLICES}"
+        entries.append(entry)
+    return {"name": "mni_brain", "modality": "MR", "labels": {"0": "background", "1": "brain"}, "training": entries}
+
+
+def bone_mask(hu: np.ndarray, pixel_spacing: tuple[float, float]) -> np.ndarray:
+    """Bone in a 2D HU slice: ``hu > 300``, small specks removed and small holes filled (sizes in mm^2)."""
+    from skimage import morphology
+
+    pixel_area = float(pixel_spacing[0] * pixel_spacing[1])
+    mask = morphology.remove_small_objects(hu > BONE_HU, max_size=int(round(BONE_MIN_AREA_MM2 / pixel_area)))
+    return morphology.remove_small_holes(mask, max_size=int(round(BONE_MAX_HOLE_MM2 / pixel_area)))
+
+
+def canonical_lps(volume: Volume) -> np.ndarray:
+    """The array re-ordered to ``[S, P, L]`` order (z to superior, y to posterior, x to patient left).
+
+    Each index axis goes to the world axis it is closest to, so oblique (e.g. gantry-tilted)
+    slices are treated as the nearest plane, without resampling.
+    """
+    direction = volume.direction
+    world = np.argmax(np.abs(direction), axis=0)  # world axis (0 L, 1 P, 2 S) of index axes x, y, z
+    if sorted(world.tolist()) != [0, 1, 2]:
+        raise MedtlError(f"cannot name the planes of a volume with direction {direction.round(3).tolist()}")
+    array_axis_of_index = {0: 2, 1: 1, 2: 0}  # the Volume array is [z, y, x]
+    order = [array_axis_of_index[int(np.flatnonzero(world == w)[0])] for w in (2, 1, 0)]
+    array = np.transpose(volume.array, order)
+    for position, w in enumerate((2, 1, 0)):
+        index_axis = int(np.flatnonzero(world == w)[0])
+        if direction[w, index_axis] < 0:
+            array = np.flip(array, axis=position)
+    return array
+
+
+def _plane(canonical: np.ndarray, axis: int, index: int) -> np.ndarray:
+    """Radiological display of one plane of a ``[S, P, L]`` array: axial, or coronal/sagittal with superior up."""
+    picture = np.take(canonical, index, axis=axis)
+    return picture if axis == 0 else picture[::-1]
+
+
+def _to_uint8(picture: np.ndarray, window: tuple[float, float] | None) -> np.ndarray:
+    values = picture.astype(np.float64)
+    low, high = window if window is not None else np.percentile(values, (0.5, 99.5))
+    return np.round(np.clip((values - low) / max(high - low, 1e-6), 0, 1) * 255).astype(np.uint8)
+
+
+def _slice(volume: Volume, z: int) -> Volume:
+    origin = volume.index_to_lps(np.array([[0.0, 0.0, float(z)]]))[0]
+    return Volume(volume.array[z : z + 1].copy(), volume.spacing, tuple(origin), volume.direction.copy(), dict(volume.metadata))
+
+
+def _write_pair(out_dir: Path, name: str, image: Volume, mask: np.ndarray) -> dict[str, Any]:
+    """Write ``image`` and its ``mask`` (same grid) as NIfTI; the datalist entry."""
+    import nibabel
+
+    label = Volume(mask, image.spacing, image.origin, image.direction)
+    entry = {"image": f"images/{name}.nii.gz", "label": f"labels/{name}.nii.gz", "patient_id": name}
+    for key, volume in (("image", image), ("label", label)):
+        with atomic_path(out_dir / entry[key]) as tmp:
+            nibabel.save(volume.to_nifti(), str(tmp))
+    return entry
+
+
+def _write_png(path: Path, picture: np.ndarray) -> None:
+    import skimage.io
+
+    with atomic_path(path) as tmp:
+        skimage.io.imsave(str(tmp), np.ascontiguousarray(picture), check_contrast=False)
+
+
+def _read_source(name: str) -> Volume:
+    import pydicom.data
+
+    from medtl.data.images import read_image
+
+    path = pydicom.data.get_testdata_file(name, download=False)
+    if path is None:
+        raise MedtlError(f"{name} is not installed; it comes with pydicom or the pydicom-data package (pip install pydicom-data)")
+    return read_image(path)
+
+
+def _mni_volume(kind: str) -> Volume:
+    """The nilearn-bundled MNI152 ``template`` (T1) or ``brain_mask`` at 2 mm as a Volume."""
+    from nilearn import datasets
+
+    from medtl.data.images import nifti_to_volume
+
+    loaders: dict[str, Callable[..., Any]] = {"template": datasets.load_mni152_template, "brain_mask": datasets.load_mni152_brain_mask}
+    return nifti_to_volume(loaders[kind](resolution=2), f"nilearn MNI152 {kind}")
+
+
+_BUILDERS: dict[str, Callable[[Path, int], dict[str, Any]]] = {
+    "orientation": _build_orientation,
+    "ct_bone": _build_ct_bone,
+    "mni_brain": _build_mni_brain,
+}

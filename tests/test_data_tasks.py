@@ -1,0 +1,74 @@
+"""The offline real-data tasks: files that load, on matching grids, with the documented contents."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medtl.data.datalist import load_datalist
+from medtl.data.images import read_image
+from medtl.data.tasks import build_task, task_names
+from medtl.errors import MedtlError
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("tasks")
+    return {name: build_task(name, root / name) for name in task_names()}
+
+
+def test_orientation_task(built: dict[str, Path]) -> None:
+    datalist = load_datalist(built["orientation"], task="classification")
+    assert datalist.classes == ["upright", "rotated"] and datalist.modality == "OT"
+    assert Counter(c.label for c in datalist.training) == {"upright": 16, "rotated": 16}
+    assert len({c.patient_id for c in datalist.training}) == 8
+    pairs = {}
+    for case in datalist.training:
+        pairs.setdefault(case.image.name.rsplit("_", 1)[0], {})[case.label] = read_image(case.image).array[0]
+    for pictures in pairs.values():
+        assert pictures["upright"].dtype == np.uint8 and pictures["upright"].std() > 10
+        np.testing.assert_array_equal(np.rot90(pictures["upright"], 2), pictures["rotated"])
+
+
+def test_explicit_vr_un_abdomen_is_turned_upright(built: dict[str, Path]) -> None:
+    """That CT is stored with rows running anterior; upright puts the spine (dense, posterior) at the bottom."""
+    image = next(c.image for c in load_datalist(built["orientation"]).training if c.image.name == "explicit_VR-UN_abdomen-axial_upright.png")
+    picture = read_image(image).array[0].astype(float)
+    rows = np.flatnonzero((picture > 200).any(axis=1))  # bone in the display window
+    assert np.median(rows) > picture.shape[0] / 2
+
+
+@pytest.mark.parametrize(("name", "cases", "label"), [("ct_bone", 5, "bone"), ("mni_brain", 35, "brain")])
+def test_segmentation_tasks_load_on_matching_grids(built: dict[str, Path], name: str, cases: int, label: str) -> None:
+    datalist = load_datalist(built[name], task="segmentation")
+    assert datalist.labels == {0: "background", 1: label} and len(datalist.training) == cases
+    fractions = []
+    for case in datalist.training:
+        image, mask = read_image(case.image), read_image(case.label)
+        assert image.shape == mask.shape and image.shape[0] == 1
+        np.testing.assert_allclose(image.affine_lps(), mask.affine_lps(), atol=1e-6)
+        assert set(np.unique(mask.array)) <= {0, 1}
+        fractions.append(float(mask.array.mean()))
+    if name == "ct_bone":
+        head = [f for c, f in zip(datalist.training, fractions) if c.patient_id in ("693_UNCI", "J2K_pixelrep_mismatch")]
+        assert min(head) > 0.04 and 0.003 < min(fractions) and max(fractions) < 0.15
+    else:
+        assert min(fractions) > 0.02 and len({c.patient_id for c in datalist.training}) >= 5
+
+
+def test_ct_bone_image_is_hu(built: dict[str, Path]) -> None:
+    case = load_datalist(built["ct_bone"]).training[0]
+    image, mask = read_image(case.image), read_image(case.label)
+    assert image.array[mask.array > 0].min() > 300 - 400  # filled holes may be below the threshold
+    assert np.median(image.array[mask.array > 0]) > 600
+    document = json.loads(built["ct_bone"].read_text())
+    assert document["modality"] == "CT"
+
+
+def test_unknown_task(tmp_path: Path) -> None:
+    with pytest.raises(MedtlError, match="unknown task 'bones'; known tasks: orientation, ct_bone, mni_brain"):
+        build_task("bones", tmp_path)
