@@ -1,0 +1,189 @@
+"""The run folder: everything one training run leaves behind, written atomically and read back by the app.
+
+::
+
+    config.json             {"train": TrainConfig, "model": ModelSpec dict, "preprocessing": ..., "data": ...}
+    metrics.jsonl           one JSON object per epoch, appended and flushed as training goes
+    checkpoint.pt           the full training state (``torch.load(weights_only=True)`` reads it)
+    best_model.safetensors  the weights with the best validation metric
+    summary.json            task, best_metric_name, best_metric, epochs, seconds, pretrained_source, stopped_because
+    model_card.md           data, split, metrics, source weights and licence, intended use
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from medtl.atomic import atomic_path, write_text_atomic
+from medtl.errors import MedtlError
+from medtl.training.config import TrainConfig
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with NaN and infinities replaced by ``None`` (strict JSON has neither)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(item) for item in value]
+    return value
+
+
+def _dumps(value: Any, **kwargs: Any) -> str:
+    return json.dumps(jsonable(value), allow_nan=False, **kwargs)
+
+
+def weight_provenance(model: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(source, licence) of the pretrained weights named by a ModelSpec dict's ``weights`` entry.
+
+    ``weights`` is a string (the source) or a dict with ``source`` and ``licence`` (or ``license``).
+    """
+    weights = model.get("weights")
+    if isinstance(weights, str):
+        return weights, None
+    if isinstance(weights, dict):
+        return weights.get("source"), weights.get("licence") or weights.get("license")
+    return None, None
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What ``config.json`` holds."""
+
+    train: TrainConfig
+    model: dict[str, Any] = field(default_factory=dict)
+    preprocessing: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"train": self.train.to_dict(), "model": self.model, "preprocessing": self.preprocessing, "data": self.data}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        return cls(TrainConfig.from_dict(data["train"]), data.get("model") or {}, data.get("preprocessing") or {}, data.get("data") or {})
+
+
+class RunFolder:
+    """Reads and writes one run folder. Writers are atomic, except ``metrics.jsonl`` which is appended."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.path / "checkpoint.pt"
+
+    @property
+    def best_model_path(self) -> Path:
+        return self.path / "best_model.safetensors"
+
+    @property
+    def summary_path(self) -> Path:
+        return self.path / "summary.json"
+
+    @property
+    def model_card_path(self) -> Path:
+        return self.path / "model_card.md"
+
+    def _read_json(self, path: Path) -> Any:
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise MedtlError(f"{path}: missing; is {self.path} a medtl run folder?") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise MedtlError(f"{path}: not valid JSON ({error})") from None
+
+    def start_fresh(self, config: RunConfig) -> None:
+        """Write ``config.json`` and remove what an earlier run in this folder left (metrics, models, summary)."""
+        for stale in (self.checkpoint_path, self.best_model_path, self.summary_path, self.model_card_path, self.metrics_path):
+            stale.unlink(missing_ok=True)
+        self.write_config(config)
+
+    def write_config(self, config: RunConfig) -> None:
+        write_text_atomic(self.config_path, _dumps(config.to_dict(), indent=2))
+
+    def read_config(self) -> RunConfig:
+        try:
+            return RunConfig.from_dict(self._read_json(self.config_path))
+        except (KeyError, TypeError) as error:
+            raise MedtlError(f"{self.config_path}: not a medtl run configuration (missing or invalid {error})") from None
+
+    def append_metrics(self, record: dict[str, Any]) -> None:
+        """Add one epoch's line and push it to disk, so a crash loses at most the line being written."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.metrics_path, "a", encoding="utf-8") as handle:
+            handle.write(_dumps(record) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        """Every complete line of ``metrics.jsonl`` (a line cut short by a crash is skipped)."""
+        if not self.metrics_path.exists():
+            return []
+        records = []
+        for line in self.metrics_path.read_text(encoding="utf-8").splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return records
+
+    def keep_metrics_through(self, epoch: int) -> None:
+        """Drop lines of epochs after ``epoch`` (written after the checkpoint a resume starts from)."""
+        kept = "".join(_dumps(record) + "\n" for record in self.read_metrics() if record["epoch"] <= epoch)
+        write_text_atomic(self.metrics_path, kept)
+
+    def save_checkpoint(self, state: dict[str, Any]) -> None:
+        """``state`` must hold only tensors and plain Python types, so that it loads with ``weights_only=True``."""
+        import torch
+
+        with atomic_path(self.checkpoint_path) as tmp:
+            torch.save(state, tmp)
+
+    def load_checkpoint(self) -> dict[str, Any]:
+        import torch
+
+        if not self.checkpoint_path.exists():
+            raise MedtlError(f"{self.checkpoint_path}: no checkpoint to resume from")
+        try:
+            return torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
+        except Exception as error:  # noqa: BLE001 - any unpickling failure means a damaged or foreign file
+            raise MedtlError(f"{self.checkpoint_path}: cannot be read as a medtl checkpoint ({error})") from None
+
+    def save_best_model(self, state_dict: dict[str, Any], metadata: dict[str, str]) -> None:
+        """Save weights as safetensors; tensors are copied to contiguous CPU storage (tied weights become copies)."""
+        from safetensors.torch import save_file
+
+        tensors = {name: tensor.detach().cpu().contiguous().clone() for name, tensor in state_dict.items()}
+        with atomic_path(self.best_model_path) as tmp:
+            save_file(tensors, str(tmp), metadata=metadata)
+
+    def load_best_model(self) -> dict[str, Any]:
+        from safetensors.torch import load_file
+
+        if not self.best_model_path.exists():
+            raise MedtlError(f"{self.best_model_path}: missing; the run never finished a validation")
+        return load_file(str(self.best_model_path))
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        write_text_atomic(self.summary_path, _dumps(summary, indent=2))
+
+    def read_summary(self) -> dict[str, Any]:
+        return self._read_json(self.summary_path)
+
+    def write_model_card(self, text: str) -> None:
+        write_text_atomic(self.model_card_path, text)

@@ -1,0 +1,56 @@
+"""``--compare-scratch``: the comparison figures, and both arms run on the same budget."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from medtl.training.compare import compare_runs, compare_scratch, comparison_markdown
+from medtl.training.run_folder import RunFolder
+from tests.test_training_synthetic import (
+    build_classifier,
+    make_trainer,
+    one_thread,  # noqa: F401 - autouse fixture
+)
+
+
+def fake_run(path: Path, curve: list[float]) -> RunFolder:
+    """A finished run whose epochs take 10 s each and score ``curve``."""
+    run = RunFolder(path)
+    for epoch, value in enumerate(curve, start=1):
+        run.append_metrics({"epoch": epoch, "elapsed_seconds": 10.0 * epoch, "balanced_accuracy": value})
+    best = max(curve)
+    run.write_summary({"best_metric_name": "balanced_accuracy", "best_metric": best, "epochs": len(curve), "seconds": 10.0 * len(curve), "stopped_because": "completed"})
+    return run
+
+
+def test_comparison_figures(tmp_path: Path) -> None:
+    pretrained = fake_run(tmp_path / "pretrained", [0.6, 0.8, 0.9, 0.85])
+    scratch = fake_run(tmp_path / "scratch", [0.4, 0.5, 0.7, 0.75])
+    comparison = compare_runs(pretrained, scratch)
+    assert comparison["delta"] == pytest.approx(0.15) and comparison["transfer_helped"] is True
+    assert comparison["pretrained_seconds_to_scratch_best"] == 20.0
+    assert comparison["pretrained"]["seconds_to_best"] == 30.0 and comparison["scratch"]["seconds_to_best"] == 40.0
+    text = comparison_markdown(comparison)
+    assert "Transfer helped: balanced_accuracy +0.1500" in text and "after 20.0 s" in text
+
+
+def test_compare_scratch_runs_both_arms_and_writes_the_verdict(tmp_path: Path) -> None:
+    donor = make_trainer(tmp_path / "donor", epochs=6)
+    donor.fit()
+    pretrained_weights = RunFolder(tmp_path / "donor").load_best_model()
+
+    def arm(pretrained: bool, folder: Path):  # noqa: ANN202
+        model = build_classifier()
+        if pretrained:
+            model.load_state_dict(pretrained_weights)
+        return make_trainer(folder, model=model, epochs=2, model_spec_dict={"weights": "run:donor" if pretrained else None})
+
+    comparison = compare_scratch(arm, tmp_path / "cmp")
+    assert json.loads((tmp_path / "cmp" / "comparison.json").read_text()) == comparison
+    assert comparison["scratch"]["epochs"] == comparison["pretrained"]["epochs"] == 2
+    assert comparison["transfer_helped"] is True and comparison["delta"] > 0
+    assert (tmp_path / "cmp" / "comparison.md").read_text().startswith("# Pretrained vs from scratch")
+    assert RunFolder(tmp_path / "cmp" / "pretrained").read_summary()["pretrained_source"] == "run:donor"

@@ -1,0 +1,89 @@
+"""TrainConfig's JSON round-trip and the run folder read back."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from medtl.errors import MedtlError
+from medtl.training.config import TrainConfig
+from medtl.training.model_card import render_model_card
+from medtl.training.run_folder import RunConfig, RunFolder, weight_provenance
+
+
+def test_train_config_round_trips_through_json() -> None:
+    config = TrainConfig(
+        task="segmentation", epochs=3, time_limit_minutes=2.5, class_weights=(1.0, 3.0), val_roi_size=(64, 64, 32), early_stopping_patience=None
+    )
+    assert TrainConfig.from_json(config.to_json()) == config
+    assert json.loads(config.to_json())["val_roi_size"] == [64, 64, 32]
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"task": "detection"}, "task"),
+        ({"device": "tpu"}, "device"),
+        ({"amp": "fp8"}, "amp"),
+        ({"epochs": 0}, "epochs"),
+        ({"time_limit_minutes": -1}, "time_limit"),
+        ({"early_stopping_patience": 0}, "patience"),
+    ],
+)
+def test_invalid_settings_are_refused_with_their_name(settings: dict, message: str) -> None:
+    with pytest.raises(MedtlError, match=message):
+        TrainConfig(**settings)
+
+
+def test_unknown_settings_are_refused() -> None:
+    with pytest.raises(MedtlError, match="unknown training settings: speed"):
+        TrainConfig.from_dict({"speed": 11})
+
+
+def test_run_folder_reads_back_what_it_wrote(tmp_path: Path) -> None:
+    run = RunFolder(tmp_path / "run")
+    config = RunConfig(TrainConfig(epochs=2), {"architecture": "densenet121", "weights": "monai:densenet"}, {"spacing": [1, 1, 1]}, {"train_cases": 10})
+    run.start_fresh(config)
+    assert run.read_config() == config
+
+    run.append_metrics({"epoch": 1, "train_loss": float("nan"), "auc": 0.5})
+    run.append_metrics({"epoch": 2, "train_loss": 0.3, "auc": 0.7})
+    with open(run.metrics_path, "a", encoding="utf-8") as handle:
+        handle.write('{"epoch": 3, "train_lo')  # a line cut short by a crash
+    assert run.read_metrics() == [{"epoch": 1, "train_loss": None, "auc": 0.5}, {"epoch": 2, "train_loss": 0.3, "auc": 0.7}]
+    run.keep_metrics_through(1)
+    assert [r["epoch"] for r in run.read_metrics()] == [1]
+
+    weights = {"layer.weight": torch.randn(3, 4).t(), "layer.bias": torch.zeros(3)}  # non-contiguous on purpose
+    run.save_best_model(weights, {"epoch": "1"})
+    loaded = run.load_best_model()
+    assert all(torch.equal(loaded[k], weights[k]) for k in weights)
+
+    run.save_checkpoint({"epoch": 1, "model": weights})
+    assert run.load_checkpoint()["epoch"] == 1
+    run.write_summary({"best_metric": float("inf")})
+    assert run.read_summary() == {"best_metric": None}
+
+
+def test_missing_or_damaged_files_are_clear_errors(tmp_path: Path) -> None:
+    run = RunFolder(tmp_path)
+    with pytest.raises(MedtlError, match="no checkpoint"):
+        run.load_checkpoint()
+    with pytest.raises(MedtlError, match=r"summary\.json: missing"):
+        run.read_summary()
+    run.checkpoint_path.write_bytes(b"not a checkpoint")
+    with pytest.raises(MedtlError, match="cannot be read"):
+        run.load_checkpoint()
+
+
+def test_weight_provenance_and_model_card() -> None:
+    assert weight_provenance({"weights": "monai:spleen"}) == ("monai:spleen", None)
+    assert weight_provenance({"weights": {"source": "hub:x", "license": "Apache-2.0"}}) == ("hub:x", "Apache-2.0")
+    assert weight_provenance({}) == (None, None)
+    config = RunConfig(TrainConfig(), {"architecture": "resnet18", "weights": {"source": "medicalnet", "licence": "MIT"}}, {}, {"split": {"train": 8, "val": 2}})
+    card = render_model_card(config, {"best_metric_name": "balanced_accuracy", "epochs": 3}, {"epoch": 2, "balanced_accuracy": 0.8125, "confusion_matrix": [[1, 0], [0, 1]]})
+    for expected in ("resnet18", "medicalnet", "MIT", "| train | 8 |", "| balanced_accuracy | 0.8125 |", "not be used for diagnosis", "[[1, 0], [0, 1]]"):
+        assert expected in card
