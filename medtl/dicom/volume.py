@@ -78,8 +78,10 @@ class Volume:
         data = np.transpose(self.array, (2, 1, 0, 3) if self.is_rgb else (2, 1, 0))
         if self.is_rgb:
             data = data[:, :, :, None, :]  # NIfTI puts vector components on the 5th axis
-        image = nibabel.Nifti1Image(np.ascontiguousarray(data), self.affine_ras())
+        image = nibabel.Nifti1Image(data, self.affine_ras())  # a view: [x, y, z] Fortran order is NIfTI's on-disk order
         image.header.set_xyzt_units("mm")
+        if self.is_rgb:
+            image.header.set_intent("vector")  # so readers (ITK, ...) see one 3-component pixel per voxel
         image.set_qform(self.affine_ras(), code=1)
         image.set_sform(self.affine_ras(), code=1)
         return image

@@ -1,0 +1,251 @@
+"""Decoding DICOM pixel data to modality units.
+
+- Grey-scale frames are mapped through the modality LUT: ``value = stored * slope + intercept``
+  (RescaleSlope/Intercept at the top level, or in the Pixel Value Transformation functional
+  group of enhanced objects, per frame; DoseGridScaling for RT Dose). CT values are HU.
+- MONOCHROME1 is *not* inverted: values stay in modality units (inverting would change HU or
+  detector values) and the loader records ``photometric: MONOCHROME1`` in the volume metadata
+  so a viewer inverts the display.
+- Colour frames (RGB, YBR_* and PALETTE COLOR) are returned as RGB ``[rows, columns, 3]``.
+- Compressed transfer syntaxes go through pydicom's pixel-data plugins; when none is installed
+  for a syntax, :class:`~medtl.errors.DicomReadError` names the syntax and the package to install.
+
+Output dtype, when the rescale is integral: the narrowest of uint8/int16/uint16/int32 that holds
+the rescaled range of the stored bits, with int16 tried first when that range is wider but the
+actual values fit (typical CT); otherwise float32, computed in float32. See :func:`modality_dtypes`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from pydicom.dataset import Dataset
+from pydicom.pixels import apply_color_lut, get_decoder
+from pydicom.pixels.decoders.base import Decoder
+from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from medtl.errors import DicomReadError
+
+_LIBJPEG = "pylibjpeg pylibjpeg-libjpeg"
+_OPENJPEG = "pylibjpeg pylibjpeg-openjpeg"
+# Transfer syntax UID -> the pip packages whose plugin decodes it.
+DECODER_PACKAGES: dict[str, str] = {
+    "1.2.840.10008.1.2.4.50": _LIBJPEG,  # JPEG Baseline
+    "1.2.840.10008.1.2.4.51": _LIBJPEG,  # JPEG Extended
+    "1.2.840.10008.1.2.4.57": _LIBJPEG,  # JPEG Lossless
+    "1.2.840.10008.1.2.4.70": _LIBJPEG,  # JPEG Lossless SV1
+    "1.2.840.10008.1.2.4.80": "pyjpegls",  # JPEG-LS Lossless
+    "1.2.840.10008.1.2.4.81": "pyjpegls",  # JPEG-LS Near-lossless
+    "1.2.840.10008.1.2.4.90": _OPENJPEG,  # JPEG 2000 Lossless
+    "1.2.840.10008.1.2.4.91": _OPENJPEG,  # JPEG 2000
+    "1.2.840.10008.1.2.4.201": _OPENJPEG,  # HTJ2K Lossless
+    "1.2.840.10008.1.2.4.202": _OPENJPEG,  # HTJ2K Lossless RPCL
+    "1.2.840.10008.1.2.4.203": _OPENJPEG,  # HTJ2K
+    "1.2.840.10008.1.2.5": "pylibjpeg pylibjpeg-rle",  # RLE Lossless
+}
+_INTEGER_DTYPES = (np.uint8, np.int16, np.uint16, np.int32)
+_LITTLE_ENDIAN_NATIVE = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
+
+
+class ValuesDoNotFit(Exception):
+    """A frame's modality values overflow the integer dtype chosen for the output (caller widens)."""
+
+
+@dataclass(frozen=True)
+class Rescale:
+    """The linear modality LUT of one frame."""
+
+    slope: float = 1.0
+    intercept: float = 0.0
+
+    @property
+    def is_identity(self) -> bool:
+        return self.slope == 1.0 and self.intercept == 0.0
+
+    @property
+    def is_integral(self) -> bool:
+        return float(self.slope).is_integer() and float(self.intercept).is_integer()
+
+
+def is_colour(ds: Dataset) -> bool:
+    return int(ds.get("SamplesPerPixel", 1)) > 1 or ds.get("PhotometricInterpretation", "") == "PALETTE COLOR"
+
+
+def transfer_syntax(ds: Dataset) -> UID:
+    meta = getattr(ds, "file_meta", None)
+    return UID(meta.TransferSyntaxUID) if meta is not None and "TransferSyntaxUID" in meta else UID("1.2.840.10008.1.2")
+
+
+def _rescale_from(item: Dataset, default: Rescale) -> Rescale:
+    slope = item.get("RescaleSlope")
+    intercept = item.get("RescaleIntercept")
+    return Rescale(
+        float(slope) if slope not in (None, "") else default.slope,
+        float(intercept) if intercept not in (None, "") else default.intercept,
+    )
+
+
+def rescale_of(ds: Dataset) -> Rescale:
+    """The top-level modality LUT of a classic image (DoseGridScaling for RT Dose)."""
+    if ds.get("Modality") == "RTDOSE" and ds.get("DoseGridScaling") not in (None, ""):
+        return Rescale(float(ds.DoseGridScaling), 0.0)
+    return _rescale_from(ds, Rescale())
+
+
+def functional_item(ds: Dataset, frame: int, sequence: str) -> Dataset | None:
+    """The first item of functional group ``sequence`` for ``frame``: per-frame if present, else shared."""
+    for groups in ("PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence"):
+        items = ds.get(groups)
+        if not items:
+            continue
+        group = items[frame] if groups.startswith("PerFrame") else items[0]
+        if sequence in group and len(group[sequence].value):
+            return group[sequence].value[0]
+    return None
+
+
+def frame_rescales(ds: Dataset) -> list[Rescale]:
+    """The modality LUT of every frame of a (possibly enhanced) multi-frame object."""
+    default = rescale_of(ds)
+    count = int(ds.get("NumberOfFrames", 1) or 1)
+    if "PerFrameFunctionalGroupsSequence" not in ds:
+        return [default] * count
+    rescales = []
+    for frame in range(count):
+        item = functional_item(ds, frame, "PixelValueTransformationSequence")
+        rescales.append(default if item is None else _rescale_from(item, default))
+    return rescales
+
+
+def stored_range(ds: Dataset) -> tuple[int, int]:
+    """The range of stored values that BitsStored and PixelRepresentation allow."""
+    bits = int(ds.get("BitsStored") or ds.get("BitsAllocated") or 16)
+    if int(ds.get("PixelRepresentation", 0)) == 1:
+        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return 0, (1 << bits) - 1
+
+
+def _narrowest_integer(low: float, high: float) -> np.dtype | None:
+    for dtype in _INTEGER_DTYPES:
+        info = np.iinfo(dtype)
+        if info.min <= low and high <= info.max:
+            return np.dtype(dtype)
+    return None
+
+
+def modality_dtypes(ds: Dataset, rescales: Iterable[Rescale]) -> list[np.dtype]:
+    """Output dtypes to try, narrowest first.
+
+    Colour: the decoded dtype (the palette's entry size for PALETTE COLOR). Non-integral rescale:
+    float32. Integral rescale: the narrowest integer type that holds the whole stored range after
+    rescale; when that is wider than int16 (e.g. 16 stored bits with intercept -1024), int16 is
+    tried first and the loader widens only if a frame's actual values overflow it
+    (:class:`ValuesDoNotFit`), which costs a second read of the series.
+    """
+    if ds.get("PhotometricInterpretation") == "PALETTE COLOR":
+        entry_bits = int(ds.RedPaletteColorLookupTableDescriptor[2])
+        return [np.dtype(np.uint8 if entry_bits <= 8 else np.uint16)]
+    if is_colour(ds):
+        return [np.dtype(np.uint8 if int(ds.get("BitsAllocated", 8)) <= 8 else np.uint16)]
+    rescales = list(rescales)
+    if not all(r.is_integral for r in rescales):
+        return [np.dtype(np.float32)]
+    low, high = stored_range(ds)
+    ends = [end * r.slope + r.intercept for r in rescales for end in (low, high)]
+    exact = _narrowest_integer(min(ends), max(ends))
+    if exact is None:
+        return [np.dtype(np.float32)]
+    if exact.itemsize > 2:
+        return [np.dtype(np.int16), exact]
+    return [exact]
+
+
+def _decoder(ds: Dataset, path: Path) -> Decoder:
+    syntax = transfer_syntax(ds)
+    try:
+        decoder = get_decoder(syntax)
+    except NotImplementedError:
+        raise DicomReadError(path, f"pixel data in transfer syntax '{syntax.name}' ({syntax}) cannot be decoded by pydicom") from None
+    if not decoder.is_available:
+        package = DECODER_PACKAGES.get(str(syntax))
+        how = f"`pip install {package}`" if package else "one of: " + "; ".join(decoder.missing_dependencies)
+        raise DicomReadError(path, f"no decoder is installed for transfer syntax '{syntax.name}' ({syntax}); install one with {how}")
+    return decoder
+
+
+def decode_frame(ds: Dataset, path: Path, frame: int | None = None) -> np.ndarray:
+    """Stored values of one frame (``None``: the only frame): ``[rows, columns]`` or RGB ``[rows, columns, 3]``."""
+    if "PixelData" not in ds:
+        raise DicomReadError(path, "has no pixel data (not an image)")
+    if frame is None and int(ds.get("NumberOfFrames", 1) or 1) > 1:
+        raise DicomReadError(path, "has several frames; a frame index is needed")
+    native = _native_frame(ds)
+    if native is not None:
+        return native
+    decoder = _decoder(ds, path)
+    try:
+        array, _ = decoder.as_array(ds, index=frame, as_rgb=True)
+        if ds.get("PhotometricInterpretation") == "PALETTE COLOR":
+            array = apply_color_lut(array, ds)
+    except Exception as error:  # noqa: BLE001 - any decoder failure is a property of the file
+        raise DicomReadError(path, f"cannot decode pixel data ({transfer_syntax(ds).name}): {error}") from error
+    return array
+
+
+def native_dtype(ds: Dataset) -> np.dtype | None:
+    """The numpy dtype of uncompressed little-endian grey pixel data whose stored bits fill the word; None otherwise.
+
+    Such pixel data (the common case, e.g. 16-bit CT) is read as it lies, without pydicom's general decoder.
+    """
+    if transfer_syntax(ds) not in _LITTLE_ENDIAN_NATIVE or is_colour(ds):
+        return None
+    bits = int(ds.get("BitsAllocated", 0))
+    if bits not in (8, 16, 32) or int(ds.get("BitsStored", 0)) != bits:
+        return None
+    return np.dtype(f"<{'i' if int(ds.get('PixelRepresentation', 0)) == 1 else 'u'}{bits // 8}")
+
+
+def _native_frame(ds: Dataset) -> np.ndarray | None:
+    """A zero-copy view of a single-frame dataset's pixels when :func:`native_dtype` applies; None otherwise."""
+    dtype = native_dtype(ds)
+    if dtype is None or int(ds.get("NumberOfFrames", 1) or 1) != 1:
+        return None
+    count = int(ds.Rows) * int(ds.Columns)
+    data = ds.PixelData
+    if len(data) < count * dtype.itemsize:
+        return None  # let pydicom's decoder report it
+    return np.frombuffer(data, dtype, count=count).reshape(int(ds.Rows), int(ds.Columns))
+
+
+def write_modality(stored: np.ndarray, rescale: Rescale, out: np.ndarray) -> None:
+    """Write ``stored * slope + intercept`` into ``out`` (one slice) without temporaries.
+
+    Float output is computed in float32. Integer output is range-checked from the slice's
+    extremes first and raises :class:`ValuesDoNotFit` when ``out``'s dtype is too narrow.
+    """
+    if out.dtype.kind == "f":
+        np.copyto(out, stored, casting="unsafe")
+        if not rescale.is_identity:
+            np.multiply(out, rescale.slope, out=out)
+            np.add(out, rescale.intercept, out=out)
+        return
+    if rescale.is_identity and np.can_cast(stored.dtype, out.dtype):
+        np.copyto(out, stored)
+        return
+    if not rescale.is_integral:
+        raise ValueError(f"rescale {rescale} needs a float output, not {out.dtype}")
+    slope, intercept = int(rescale.slope), int(rescale.intercept)
+    if stored.size:
+        ends = (int(stored.min()) * slope + intercept, int(stored.max()) * slope + intercept)
+        info = np.iinfo(out.dtype)
+        if min(ends) < info.min or max(ends) > info.max:
+            raise ValuesDoNotFit(out.dtype)
+    # Every result fits ``out``, so wrapping (modular) integer arithmetic in its dtype is exact.
+    np.copyto(out, stored, casting="unsafe")
+    if slope != 1:
+        np.multiply(out, np.array(slope).astype(out.dtype), out=out)
+    if intercept:
+        np.add(out, np.array(intercept).astype(out.dtype), out=out)
