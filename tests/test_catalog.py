@@ -1,0 +1,179 @@
+"""The persistent catalog: re-scans read only what changed, and the database survives misuse."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from medtl.dicom import header as header_module
+from medtl.dicom.catalog import Catalog, default_catalog_path
+from medtl.dicom.records import ScanResult
+from medtl.dicom.scan import scan
+from medtl.progress import CancelToken, Cancelled
+from tests.dicomgen import SeriesSpec, phantom, write_series
+from tests.test_scan import messy_folder
+
+
+def summary(result: ScanResult) -> tuple:
+    """What a user sees of a scan, to compare a warm scan with a cold one."""
+    series = [(s.series_uid, s.modality, s.description, s.rows, s.columns, s.files, s.warnings, s.instances) for s in result.all_series()]
+    return series, result.errors, result.files_seen, result.skipped_non_dicom, result.duplicates
+
+
+def bump(path: Path, data: bytes | None = None) -> None:
+    """Change a file's content (or only its mtime) the way an editor or a re-export does."""
+    if data is not None:
+        path.write_bytes(data)
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+
+
+def test_unchanged_rescan_reads_nothing(tmp_path: Path) -> None:
+    folder = tmp_path / "data"
+    messy_folder(folder)
+    catalog = Catalog(tmp_path / "catalog.sqlite")
+    cold = scan(folder, catalog=catalog)
+    assert cold.files_read == cold.files_seen > 0
+    warm = scan(folder, catalog=Catalog(tmp_path / "catalog.sqlite"))  # as after an application restart
+    assert warm.files_read == 0
+    assert summary(warm) == summary(cold)
+    assert {problem.path.name for problem in warm.errors} == {"empty.dcm", "truncated.dcm", "nopixels.dcm"}
+
+
+def test_changed_added_and_deleted_files_are_read_again(tmp_path: Path) -> None:
+    folder = tmp_path / "data"
+    paths = write_series(folder / "ct", phantom((6, 8, 8)), SeriesSpec(order="sorted"))
+    (folder / "notes.txt").write_text("first")
+    catalog = Catalog(tmp_path / "catalog.sqlite")
+    scan(folder, catalog=catalog)
+    bump(paths[0])  # touched
+    bump(folder / "notes.txt", b"second version")  # edited
+    paths[1].unlink()
+    added = write_series(folder / "mr", phantom((2, 8, 8)), SeriesSpec(modality="MR"))
+    result = scan(folder, catalog=catalog)
+    assert result.files_read == 4
+    assert sorted(len(series.instances) for series in result.all_series()) == [2, 5]
+    assert paths[1].resolve() not in {path for series in result.all_series() for path in series.files}
+    remembered = catalog.entries_under(folder.resolve())
+    assert str(paths[1].resolve()) not in remembered
+    assert set(remembered) >= {str(path.resolve()) for path in added}
+    assert scan(folder, catalog=catalog).files_read == 0
+
+
+def test_two_catalog_objects_see_each_others_writes(tmp_path: Path) -> None:
+    """The app and a CLI run (or two threads) share one database; neither re-reads what the other read."""
+    folder = tmp_path / "data"
+    paths = write_series(folder, phantom((4, 8, 8)))
+    app, cli = Catalog(tmp_path / "catalog.sqlite"), Catalog(tmp_path / "catalog.sqlite")
+    assert scan(folder, catalog=app).files_read == 4
+    bump(paths[0])
+    assert scan(folder, catalog=cli).files_read == 1
+    assert scan(folder, catalog=app).files_read == 0  # its in-memory copy was refreshed from the database
+    paths[1].unlink()
+    assert scan(folder, catalog=app).files_read == 0
+    assert len(cli.entries_under(folder.resolve())) == 3
+
+
+def test_unreadable_files_are_not_remembered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "data"
+    paths = write_series(folder, phantom((3, 8, 8)))
+    catalog = Catalog(tmp_path / "catalog.sqlite")
+    real_open = open
+
+    def denied(file, *args, **kwargs):
+        if Path(file) == paths[0]:
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(header_module, "open", denied, raising=False)
+    result = scan(folder, catalog=catalog, workers=1)
+    assert [(p.path.name, p.reason) for p in result.errors] == [(paths[0].name, "cannot read the file (Permission denied)")]
+    monkeypatch.undo()
+    again = scan(folder, catalog=catalog, workers=1)  # permissions fixed: read now, without the file changing
+    assert (again.files_read, again.errors, len(again.all_series()[0].instances)) == (1, [], 3)
+
+
+def test_cancelled_scan_keeps_what_it_read(tmp_path: Path) -> None:
+    folder = tmp_path / "data"
+    write_series(folder, phantom((40, 8, 8)))
+    catalog = Catalog(tmp_path / "catalog.sqlite")
+    token = CancelToken()
+
+    def cancel_after_first_batch(done: int, total: int, message: str = "") -> None:
+        if done:
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        scan(folder, catalog=catalog, progress=cancel_after_first_batch, cancel=token, workers=1)
+    assert 0 < len(catalog.entries_under(folder.resolve())) < 40
+    result = scan(folder, catalog=catalog)
+    assert 0 < result.files_read < 40 and len(result.all_series()[0].instances) == 40
+
+
+def test_other_schema_version_is_rebuilt(tmp_path: Path) -> None:
+    folder = tmp_path / "data"
+    write_series(folder, phantom((3, 8, 8)))
+    catalog_path = tmp_path / "catalog.sqlite"
+    scan(folder, catalog=Catalog(catalog_path))
+    with sqlite3.connect(catalog_path) as connection:
+        connection.execute("PRAGMA user_version=99")
+    assert scan(folder, catalog=Catalog(catalog_path)).files_read == 3
+    assert scan(folder, catalog=Catalog(catalog_path)).files_read == 0
+
+
+def test_corrupt_catalog_is_replaced(tmp_path: Path) -> None:
+    folder = tmp_path / "data"
+    write_series(folder, phantom((2, 8, 8)))
+    catalog_path = tmp_path / "catalog.sqlite"
+    catalog_path.write_bytes(b"this is not a database" * 100)
+    assert scan(folder, catalog=Catalog(catalog_path)).files_read == 2
+    assert scan(folder, catalog=Catalog(catalog_path)).files_read == 0
+
+
+def test_catalog_keys_are_exact_paths(tmp_path: Path) -> None:
+    """A folder's entries do not include a sibling whose name merely starts the same."""
+    write_series(tmp_path / "scan", phantom((2, 8, 8)))
+    write_series(tmp_path / "scan2", phantom((3, 8, 8)))
+    catalog = Catalog(tmp_path / "catalog.sqlite")
+    scan(tmp_path, catalog=catalog)
+    assert len(catalog.entries_under((tmp_path / "scan").resolve())) == 2
+    assert scan(tmp_path / "scan", catalog=catalog).files_read == 0
+    assert len(catalog.entries_under(tmp_path.resolve())) == 5  # scanning the sub-folder forgot nothing else
+
+
+def test_reader_thread_while_scanning(tmp_path: Path) -> None:
+    folder = tmp_path / "data"
+    for index in range(20):  # some non-DICOM too
+        (folder / "text" / f"note{index}.txt").parent.mkdir(parents=True, exist_ok=True)
+        (folder / "text" / f"note{index}.txt").write_text(f"note {index}")
+    write_series(folder / "ct", phantom((30, 8, 8)))
+    catalog = Catalog(tmp_path / "catalog.sqlite")
+    seen: list[int] = []
+    errors: list[BaseException] = []
+
+    def read_while_scanning() -> None:
+        try:
+            for _ in range(20):
+                seen.append(len(catalog.entries_under(folder.resolve())))
+        except BaseException as error:  # reported to the test thread
+            errors.append(error)
+
+    reader = threading.Thread(target=read_while_scanning)
+    reader.start()
+    result = scan(folder, catalog=catalog, workers=1)
+    reader.join()
+    assert not errors and len(seen) == 20
+    assert len(catalog.entries_under(folder.resolve())) == result.files_seen
+
+
+def test_default_location(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("MEDTL_CATALOG", str(tmp_path / "mine.sqlite"))
+    assert default_catalog_path() == tmp_path / "mine.sqlite"
+    monkeypatch.delenv("MEDTL_CATALOG")
+    import platformdirs
+
+    assert default_catalog_path().parent == Path(platformdirs.user_cache_dir("medtl"))
