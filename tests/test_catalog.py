@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
+import shutil
 import sqlite3
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
+import pydicom
 import pytest
 
 from medtl.dicom import header as header_module
@@ -15,7 +21,7 @@ from medtl.dicom.records import ScanResult
 from medtl.dicom.scan import scan
 from medtl.progress import CancelToken, Cancelled
 from tests.dicomgen import SeriesSpec, phantom, write_series
-from tests.test_scan import messy_folder
+from tests.test_scan import messy_folder, series_named
 
 
 def summary(result: ScanResult) -> tuple:
@@ -42,6 +48,94 @@ def test_unchanged_rescan_reads_nothing(tmp_path: Path) -> None:
     assert warm.files_read == 0
     assert summary(warm) == summary(cold)
     assert {problem.path.name for problem in warm.errors} == {"empty.dcm", "truncated.dcm", "nopixels.dcm"}
+
+
+def folder_with_everything(root: Path, sample_dir: Path) -> None:
+    """The messy folder, a DICOMDIR export, and a series whose orientations differ only by the sign of a zero."""
+    messy_folder(root / "messy")
+    shutil.copytree(sample_dir, root / "export")
+    paths = write_series(root / "zeros", phantom((3, 8, 8)), SeriesSpec(series_description="signed zeros"))
+    ds = pydicom.dcmread(paths[1])
+    ds.ImageOrientationPatient = ["1", "-0", "0", "0", "1", "-0.0"]
+    ds.save_as(paths[1])
+
+
+def test_warm_rescan_in_a_new_catalog_equals_the_cold_scan(tmp_path: Path, sample_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As after a restart: a new Catalog object reads no file, and gives back exactly what the cold scan gave."""
+    folder = tmp_path / "data"
+    folder_with_everything(folder, sample_dir)
+    cold = scan(folder, catalog=Catalog(tmp_path / "catalog.sqlite"))
+    assert cold.files_read == cold.files_seen > 100
+    monkeypatch.setattr(Catalog, "entries_under", lambda self, root: pytest.fail("the remembered result was rebuilt file by file"))
+    warm = scan(folder, catalog=Catalog(tmp_path / "catalog.sqlite"))
+    assert warm.files_read == 0
+    assert dataclasses.replace(warm, files_read=cold.files_read) == cold
+    assert repr(warm) == repr(cold).replace(f"files_read={cold.files_read}", "files_read=0")  # -0.0 stays -0.0, tuples tuples
+    zeros = [instance.image_orientation for instance in series_named(warm, "signed zeros").instances]
+    assert sorted(str(orientation[1]) for orientation in zeros) == ["-0.0", "0.0", "0.0"]
+
+
+def test_touching_one_file_rereads_only_that_file(tmp_path: Path, sample_dir: Path) -> None:
+    folder = tmp_path / "data"
+    folder_with_everything(folder, sample_dir)
+    cold = scan(folder, catalog=Catalog(tmp_path / "catalog.sqlite"))
+    touched = series_named(cold, "nested ct").instances[2].path
+    bump(touched)  # mtime only: the same content
+    again = scan(folder, catalog=Catalog(tmp_path / "catalog.sqlite"))
+    assert again.files_read == 1
+    before, after = series_named(cold, "nested ct").instances[2].mtime_ns, touched.stat().st_mtime_ns
+    assert series_named(again, "nested ct").instances[2].mtime_ns == after
+    expected = repr(cold).replace(f"mtime_ns={before}", f"mtime_ns={after}").replace(f"files_read={cold.files_read}", "files_read=1")
+    assert repr(again) == expected
+    assert scan(folder, catalog=Catalog(tmp_path / "catalog.sqlite")).files_read == 0
+
+
+def test_added_and_deleted_files_are_seen_by_a_new_catalog(tmp_path: Path) -> None:
+    folder = tmp_path / "data"
+    paths = write_series(folder / "ct", phantom((4, 8, 8)))
+    scan(folder, catalog=Catalog(tmp_path / "catalog.sqlite"))
+    paths[0].unlink()
+    added = write_series(folder / "mr", phantom((2, 8, 8)), SeriesSpec(modality="MR"))
+    result = scan(folder, catalog=Catalog(tmp_path / "catalog.sqlite"))
+    assert result.files_read == 2 and result.files_seen == 5
+    assert sorted(len(series.instances) for series in result.all_series()) == [2, 3]
+    assert {path.resolve() for path in added} | {path.resolve() for path in paths[1:]} == {
+        path for series in result.all_series() for path in series.files
+    }
+
+
+def test_damaged_remembered_result_is_rebuilt_from_the_files(tmp_path: Path) -> None:
+    """The results table is a cache inside a cache: an edited or cut document is not trusted, nor fatal."""
+    folder = tmp_path / "data"
+    messy_folder(folder)
+    cold = scan(folder, catalog=Catalog(tmp_path / "catalog.sqlite"))
+    with sqlite3.connect(tmp_path / "catalog.sqlite") as connection:
+        document = json.loads(connection.execute("SELECT result FROM results").fetchone()[0])
+    columns = next(series[6] for patient in document["patients"] for study in patient[2] for series in study[3] if len(series[6]["name"]) > 1)
+    columns["name"].pop()  # one instance fewer in one column
+    for damage in ("not json", '{"patients": [[1]]}', '{"patients": 3}', json.dumps(document)):
+        with sqlite3.connect(tmp_path / "catalog.sqlite") as connection:
+            assert connection.execute("UPDATE results SET result = ?", (damage,)).rowcount == 1
+        warm = scan(folder, catalog=Catalog(tmp_path / "catalog.sqlite"))
+        assert warm.files_read == 0 and summary(warm) == summary(cold)
+
+
+def test_warm_rescan_does_not_import_pydicom(tmp_path: Path) -> None:
+    """`medtl scan` of an unchanged folder needs neither pydicom (0.3-0.5 s to import) nor any header reading."""
+    folder = tmp_path / "data"
+    write_series(folder, phantom((3, 8, 8)))
+    scan(folder, catalog=Catalog(tmp_path / "catalog.sqlite"))
+    code = (
+        "import sys\n"
+        "from medtl.dicom.catalog import Catalog\n"
+        "from medtl.dicom.scan import scan\n"
+        f"result = scan({str(folder)!r}, catalog=Catalog({str(tmp_path / 'catalog.sqlite')!r}))\n"
+        "print(result.files_read, len(result.all_series()[0].instances), 'pydicom' in sys.modules)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0", "3", "False"]
 
 
 def test_changed_added_and_deleted_files_are_read_again(tmp_path: Path) -> None:

@@ -4,6 +4,12 @@ Each file is keyed by its absolute path and remembered with the (size, mtime_ns)
 was read, and what reading it gave: an :class:`InstanceHeader`, a :class:`ScanProblem` (broken
 DICOM), or nothing (not DICOM). A file whose size and mtime are unchanged is not read again.
 
+The last result of scanning a folder is remembered too, as one JSON document keyed by the folder
+and a digest of its listing (every file's path, size and mtime): a re-scan of an unchanged folder
+(the common case: reopening the app, re-running `medtl scan`) then restores the result in one
+query, without rebuilding it file by file. JSON, not pickle: the database is a file that anyone
+could edit, and loading it must never run code.
+
 The database is in WAL mode and every thread gets its own connection, so the GUI thread can read
 while a worker thread scans. A catalog written by another schema version is rebuilt; one that is
 not a database at all (corrupt, truncated) is replaced: it is only a cache.
@@ -11,19 +17,23 @@ not a database at all (corrupt, truncated) is replaced: it is only a cache.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import operator
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable
+from array import array
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from medtl.dicom.records import InstanceHeader, ScanProblem
+from medtl.dicom.records import InstanceHeader, PatientInfo, ScanProblem, ScanResult, SeriesInfo, StudyInfo
 from medtl.errors import MedtlError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the results table
 ENV_VARIABLE = "MEDTL_CATALOG"
 
 log = logging.getLogger(__name__)
@@ -33,6 +43,7 @@ Outcome = InstanceHeader | ScanProblem | None  # None: the file is not a DICOM i
 _TUPLE_WIDTHS = {"image_position": 3, "image_orientation": 6, "pixel_spacing": 2}  # one column per number
 _ALL_FIELDS = [f.name for f in fields(InstanceHeader)]
 _FIELDS = _ALL_FIELDS[3:]  # stored as columns after path, size, mtime_ns (which the table has anyway)
+_field_values = operator.attrgetter(*_ALL_FIELDS)
 
 
 def _columns(name: str) -> list[str]:
@@ -67,6 +78,18 @@ class CatalogEntry(NamedTuple):
     size: int
     mtime_ns: int
     outcome: Outcome
+
+
+def listing_digest(files: Mapping[str, tuple[int, int]], version: str) -> str:
+    """A digest of a folder's listing (every file's path, size and mtime_ns, in path order) and ``version``.
+
+    ``version`` names the code that makes results from files: results of other versions are not used.
+    """
+    paths = sorted(files)
+    digest = hashlib.sha256(f"{version}\0{len(paths)}\0".encode())
+    digest.update("\0".join(paths).encode(errors="surrogatepass"))  # no path holds a NUL; some are not UTF-8
+    digest.update(array("q", [number for path in paths for number in files[path]]).tobytes())
+    return digest.hexdigest()
 
 
 def default_catalog_path() -> Path:
@@ -128,6 +151,29 @@ class Catalog:
             for path in forget:
                 memo.entries.pop(path, None)
 
+    def result(self, root: Path, listing: str) -> ScanResult | None:
+        """The result last remembered for ``root`` with this :func:`listing_digest`; None if there is none.
+
+        ``files_seen`` and ``files_read`` are left at 0, for the caller to fill in.
+        """
+        row = self._connection().execute("SELECT result FROM results WHERE root = ? AND listing = ?", (str(root), listing)).fetchone()
+        if row is None:
+            return None
+        try:
+            return _decode_result(json.loads(row[0]))
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as error:  # edited or damaged: it is only a cache
+            log.warning("catalog %s: the remembered scan of %s is unusable (%s); scanning it file by file", self.path, root, error)
+            return None
+
+    def remember_result(self, root: Path, listing: str, result: ScanResult) -> None:
+        """Remember ``result``, the scan of ``root`` when its :func:`listing_digest` was ``listing``."""
+        document = json.dumps(_encode_result(result))
+        try:
+            with self._connection() as connection:
+                connection.execute("INSERT OR REPLACE INTO results VALUES (?, ?, ?)", (str(root), listing, document))
+        except sqlite3.OperationalError as error:  # locked, disk full: the next scan rebuilds it from the files table
+            log.warning("catalog %s: the scan of %s was not remembered (%s)", self.path, root, error)
+
     @staticmethod
     def _load(connection: sqlite3.Connection, root: Path) -> dict[str, CatalogEntry]:
         select = f"SELECT path, size, mtime_ns, kind, reason, {', '.join(_HEADER_COLUMNS)} FROM files WHERE "
@@ -135,8 +181,8 @@ class Catalog:
             rows = connection.execute(select + "path >= ? AND path < ?", _path_range(root))
         else:
             rows = connection.execute(select + "path = ?", (str(root),))
-        folders: dict[str, Path] = {}
-        return {row[0]: CatalogEntry(row[1], row[2], _outcome(row, folders)) for row in rows}
+        paths = _PathMaker()
+        return {row[0]: CatalogEntry(row[1], row[2], _outcome(row, paths)) for row in rows}
 
     def own_files(self) -> set[str]:
         """The paths of the database and its WAL files, which a scan of a folder holding them must skip."""
@@ -178,7 +224,7 @@ def _unusable(path: Path, error: sqlite3.Error) -> MedtlError:
 
 
 def _prepare(connection: sqlite3.Connection) -> sqlite3.Connection:
-    """WAL mode, and the table of this schema version (a catalog of another version is rebuilt)."""
+    """WAL mode, and the tables of this schema version (a catalog of another version is rebuilt)."""
     try:
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")
@@ -186,10 +232,13 @@ def _prepare(connection: sqlite3.Connection) -> sqlite3.Connection:
             columns = ", ".join(_HEADER_COLUMNS)
             with connection:
                 connection.execute("DROP TABLE IF EXISTS files")
+                connection.execute("DROP TABLE IF EXISTS results")
                 connection.execute(
                     f"CREATE TABLE files (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, kind INTEGER, reason TEXT, {columns})"
                     " WITHOUT ROWID"
                 )
+                # a rowid table: its rows are large (SQLite advises WITHOUT ROWID for small ones only)
+                connection.execute("CREATE TABLE results (root TEXT PRIMARY KEY, listing TEXT NOT NULL, result TEXT NOT NULL)")
                 connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
     except sqlite3.DatabaseError:
         connection.close()
@@ -220,14 +269,27 @@ def _row(path: str, entry: CatalogEntry) -> tuple:
     return (path, entry.size, entry.mtime_ns, _KIND_OTHER, None, *empty)
 
 
-def _outcome(row: tuple, folders: dict[str, Path]) -> Outcome:
-    """What a catalog row says; ``folders`` caches Path objects of parent folders (much cheaper than Path(str))."""
+class _PathMaker:
+    """Path objects for many files in few folders: ``folder / name`` costs a third of ``Path(text)``."""
+
+    def __init__(self) -> None:
+        self._folders: dict[str, Path] = {}
+
+    def __call__(self, text: str) -> Path:
+        folder, name = os.path.split(text)
+        return self.folder(folder) / name
+
+    def folder(self, text: str) -> Path:
+        path = self._folders.get(text)
+        if path is None:
+            path = self._folders[text] = Path(text)
+        return path
+
+
+def _outcome(row: tuple, paths: _PathMaker) -> Outcome:
+    """What a catalog row says."""
     path_text, size, mtime_ns, kind, reason = row[:_FIRST_HEADER_COLUMN]
-    folder, name = os.path.split(path_text)
-    parent = folders.get(folder)
-    if parent is None:
-        parent = folders[folder] = Path(folder)
-    path = parent / name
+    path = paths(path_text)
     if kind == _KIND_PROBLEM:
         return ScanProblem(path, reason)
     if kind != _KIND_INSTANCE:
@@ -239,15 +301,100 @@ def _outcome(row: tuple, folders: dict[str, Path]) -> Outcome:
         else:
             values.extend(row[start:stop])
     values[_HAS_PIXELS] = bool(values[_HAS_PIXELS])
-    return _restore_header(values)
+    return _restore_header(zip(_ALL_FIELDS, values))
 
 
-def _restore_header(values: list) -> InstanceHeader:
-    """An InstanceHeader from stored values, without the frozen dataclass ``__init__`` (4 µs per call).
+def _restore_header(*values: Iterable[tuple[str, Any]]) -> InstanceHeader:
+    """An InstanceHeader from stored (field, value) pairs, the later ones overriding, without the frozen
+    dataclass ``__init__`` (4 µs per call). The first pairs must name every field, in field order.
 
     The values were checked when the header was first made, and a warm scan restores thousands.
     Valid while InstanceHeader is a plain frozen dataclass (no ``__post_init__``, no slots).
     """
     header = object.__new__(InstanceHeader)
-    header.__dict__.update(zip(_ALL_FIELDS, values))
+    for pairs in values:
+        header.__dict__.update(pairs)
     return header
+
+
+def _encode_result(result: ScanResult) -> dict[str, Any]:
+    """``result`` (less ``files_seen`` and ``files_read``) as plain JSON values; :func:`_decode_result` inverts it."""
+    return {
+        "patients": [
+            [patient.patient_id, patient.patient_name, [_encode_study(study) for study in patient.studies]] for patient in result.patients
+        ],
+        "errors": [[str(problem.path), problem.reason] for problem in result.errors],
+        "skipped_non_dicom": result.skipped_non_dicom,
+        "duplicates": result.duplicates,
+    }
+
+
+def _encode_study(study: StudyInfo) -> list:
+    series = [
+        [s.series_uid, s.modality, s.description, s.series_number, s.warnings, *_encode_instances(s.instances)] for s in study.series
+    ]
+    return [study.study_uid, study.study_date, study.description, series]
+
+
+def _encode_instances(instances: list[InstanceHeader]) -> tuple[dict[str, Any], dict[str, list]]:
+    """The instances' fields by column: those with one value in every instance once, the others listed.
+
+    Instances of a series share most fields (UIDs, patient, sizes, orientation, folder), so this
+    is a fraction of the text, and of the time to decode it, of one record per instance. Paths
+    are split into "folder" and "name" columns (the field "path" is not stored).
+    """
+    columns = dict(zip(_ALL_FIELDS, map(list, zip(*map(_field_values, instances)))))  # rows to columns
+    paths = columns.pop("path")
+    columns = {"folder": [os.path.dirname(path) for path in paths], "name": [path.name for path in paths], **columns}
+    same: dict[str, Any] = {}
+    listed: dict[str, list] = {}
+    for name, values in columns.items():
+        if name != "name" and _all_the_same(name, values):
+            same[name] = values[0]
+        else:
+            listed[name] = values  # "name" always: it tells how many instances there are
+    return same, listed
+
+
+def _all_the_same(name: str, values: list) -> bool:
+    """Whether every value of the field ``name`` is the first one, to the sign of a zero (0.0 == -0.0)."""
+    if values.count(values[0]) != len(values):
+        return False
+    return name not in _TUPLE_WIDTHS or json.dumps(values) == json.dumps(values[:1] * len(values))  # the numbers are there
+
+
+def _decode_result(document: dict[str, Any]) -> ScanResult:
+    """The result :func:`_encode_result` encoded (``files_seen`` and ``files_read`` left at 0)."""
+    paths = _PathMaker()
+    result = ScanResult(skipped_non_dicom=document["skipped_non_dicom"], duplicates=document["duplicates"])
+    result.errors = [ScanProblem(paths(path), reason) for path, reason in document["errors"]]
+    for patient_id, patient_name, studies in document["patients"]:
+        patient = PatientInfo(patient_id, patient_name)
+        for study_uid, study_date, description, series in studies:
+            study = StudyInfo(study_uid, study_date, description)
+            for uid, modality, series_description, number, warnings, same, listed in series:
+                instances = _decode_instances(same, listed, paths)
+                study.series.append(SeriesInfo(uid, modality, series_description, number, instances, warnings))
+            patient.studies.append(study)
+        result.patients.append(patient)
+    return result
+
+
+def _decode_instances(same: dict[str, Any], listed: dict[str, list], paths: _PathMaker) -> list[InstanceHeader]:
+    """The headers :func:`_encode_instances` encoded."""
+    names = listed.pop("name")
+    if "folder" in listed:
+        listed["path"] = [paths.folder(folder) / name for folder, name in zip(listed.pop("folder"), names, strict=True)]
+    else:
+        folder = paths.folder(same.pop("folder"))
+        listed["path"] = [folder / name for name in names]
+    for name in _TUPLE_WIDTHS:  # JSON has lists
+        if same.get(name) is not None:
+            same[name] = tuple(same[name])
+        elif name in listed:
+            listed[name] = [None if value is None else tuple(value) for value in listed[name]]
+    template = {name: same.get(name) for name in _ALL_FIELDS}  # every field, in order; the listed ones are overridden
+    fields_listed = list(listed)
+    columns = zip(*listed.values(), strict=True)  # columns of unequal lengths: a damaged document (ValueError)
+    return [_restore_header(template, zip(fields_listed, values)) for values in columns]
+
