@@ -271,3 +271,15 @@ def test_default_location(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     import platformdirs
 
     assert default_catalog_path().parent == Path(platformdirs.user_cache_dir("medtl"))
+
+
+def test_names_that_are_not_utf8_are_scanned_with_a_catalog(tmp_path: Path) -> None:
+    """A folder or file name in another encoding (copied from an old CD) must not break a catalogued scan."""
+    folder = Path(os.fsdecode(bytes(tmp_path) + b"/\xe9tude"))
+    paths = write_series(folder, phantom((3, 8, 8)))
+    os.rename(paths[0], Path(os.fsdecode(bytes(folder) + b"/\xffslice.dcm")))
+    catalog = Catalog(tmp_path / "catalog.sqlite")
+    for _ in range(2):
+        result = scan(folder, catalog=catalog)
+        assert not result.errors
+        assert [len(series.instances) for series in result.all_series()] == [3]

@@ -102,6 +102,15 @@ def default_catalog_path() -> Path:
     return Path(platformdirs.user_cache_dir("medtl")) / "catalog.sqlite"
 
 
+def storable(path: str) -> bool:
+    """Whether SQLite can hold ``path``: names that are not valid UTF-8 (surrogate-escaped) are read every time."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 @dataclass
 class _Memo:
     """The last ``entries_under`` answer of one thread's connection, valid at that ``data_version``."""
@@ -125,6 +134,8 @@ class Catalog:
         The last answer is kept in memory (per thread) while the database is unchanged by any other
         connection, so that re-scanning a folder in the same process does not reload it.
         """
+        if not storable(str(root)):
+            return {}
         connection = self._connection()
         version = connection.execute("PRAGMA data_version").fetchone()[0]
         memo: _Memo | None = getattr(self._local, "memo", None)
@@ -134,7 +145,8 @@ class Catalog:
 
     def update(self, entries: Iterable[tuple[str, CatalogEntry]], forget: Iterable[str] = ()) -> None:
         """Remember ``entries`` (path, entry) and forget the files at ``forget`` (deleted ones)."""
-        entries, forget = list(entries), list(forget)
+        entries = [(path, entry) for path, entry in entries if storable(path)]
+        forget = [path for path in forget if storable(path)]
         placeholders = ", ".join("?" * (5 + len(_HEADER_COLUMNS)))
         try:
             with self._connection() as connection:
@@ -156,6 +168,8 @@ class Catalog:
 
         ``files_seen`` and ``files_read`` are left at 0, for the caller to fill in.
         """
+        if not storable(str(root)):
+            return None
         row = self._connection().execute("SELECT result FROM results WHERE root = ? AND listing = ?", (str(root), listing)).fetchone()
         if row is None:
             return None
@@ -167,6 +181,8 @@ class Catalog:
 
     def remember_result(self, root: Path, listing: str, result: ScanResult) -> None:
         """Remember ``result``, the scan of ``root`` when its :func:`listing_digest` was ``listing``."""
+        if not storable(str(root)):
+            return
         document = json.dumps(_encode_result(result))
         try:
             with self._connection() as connection:
