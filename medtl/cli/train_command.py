@@ -1,0 +1,169 @@
+"""`medtl train`: fine-tune a network on a datalist into a run folder, with a progress bar; Ctrl-C checkpoints."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import shlex
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from medtl.data.datalist import TASKS
+from medtl.models.strategy import STRATEGIES
+from medtl.training.config import DEVICES
+
+if TYPE_CHECKING:
+    from medtl.progress import CancelToken
+    from medtl.training.events import StepProgress, TrainEvent
+
+HELP = "fine-tune a pretrained network on a datalist (classification or segmentation) into a run folder"
+INTERRUPTED = 130
+PLAIN_STEP_INTERVAL_S = 10.0
+_BAR_WIDTH = 20
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--datalist", type=Path, required=True, metavar="DL.json", help="MSD-style datalist JSON (training, optional validation)")
+    parser.add_argument("--task", choices=TASKS, required=True, help="what the labels are: class names or mask files")
+    parser.add_argument("--out", type=Path, required=True, metavar="RUN", help="the run folder to write (config, metrics, best model, model card)")
+    parser.add_argument("--model", metavar="NAME", help="architecture (see `medtl models`); default: chosen for the task and the data")
+    parser.add_argument("--weights", metavar="SOURCE", help="pretrained weights: FILE, BUNDLE, a packaged name, run:RUN, URL#sha256=HEX, or none")
+    parser.add_argument("--strategy", choices=tuple(STRATEGIES), help="what trains: linear_probe, last_k, full (default) or gradual")
+    parser.add_argument("--epochs", type=int, metavar="N", help="number of epochs (with --time-limit: at most N)")
+    parser.add_argument("--time-limit", type=float, metavar="MIN", dest="time_limit", help="training budget in minutes; the schedule is planned to fill it")
+    parser.add_argument("--device", choices=DEVICES, default="auto", help="where to train (default: CUDA, then Apple MPS, then CPU)")
+    parser.add_argument("--compare-scratch", action="store_true", help="also train the same architecture from scratch on the same budget and compare")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run in RUN with its stored settings")
+    parser.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the split, the initialisation and the augmentation (default 0)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from medtl.progress import Cancelled, CancelToken
+    from medtl.training import distributed
+    from medtl.workflow.train import CANCELLED, train
+
+    is_main = distributed.init_from_env().is_main
+    console = TrainConsole(sys.stderr if is_main else None)
+    cancel = CancelToken()
+    try:
+        with interrupt_cancels(cancel, console):
+            summary = train(
+                args.datalist, args.task, args.out,
+                model=args.model, weights=args.weights, strategy=args.strategy, epochs=args.epochs,
+                time_limit_minutes=args.time_limit, device=args.device, compare_scratch=args.compare_scratch,
+                resume=args.resume, seed=args.seed, on_event=console, cancel=cancel,
+            )
+    except Cancelled:
+        console.line("medtl train: interrupted before training started; nothing to resume")
+        return INTERRUPTED
+    if summary["stopped_because"] == CANCELLED:
+        console.line(f"medtl train: interrupted; the run is checkpointed in {args.out}. Continue it with:\n  {resume_command(args)}")
+        return INTERRUPTED
+    if is_main:
+        print(final_summary(summary))
+    return 0
+
+
+def resume_command(args: argparse.Namespace) -> str:
+    words = ["medtl", "train", "--datalist", str(args.datalist), "--task", args.task, "--out", str(args.out), "--resume"]
+    return " ".join(shlex.quote(word) for word in words + (["--compare-scratch"] if args.compare_scratch else []))
+
+
+@contextlib.contextmanager
+def interrupt_cancels(cancel: CancelToken, console: TrainConsole) -> Iterator[None]:
+    """Ctrl-C cancels (training stops after the current step and checkpoints); a second Ctrl-C quits at once."""
+
+    def on_interrupt(signum: int, frame: Any) -> None:
+        if cancel.cancelled:
+            raise KeyboardInterrupt
+        cancel.cancel()
+        console.line("medtl train: stopping after this step and saving a checkpoint (Ctrl-C again to quit at once)")
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _duration(seconds: float) -> str:
+    hours, rest = divmod(round(seconds), 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def _metrics_text(metrics: dict[str, Any]) -> str:
+    return "  ".join(f"{name} {value:.4f}" for name, value in metrics.items() if isinstance(value, float))
+
+
+class TrainConsole:
+    """Turns training events into terminal output: a redrawn progress bar on a TTY, a plain line every
+    :data:`PLAIN_STEP_INTERVAL_S` seconds otherwise; log lines, one line per epoch and one per finished run."""
+
+    def __init__(self, stream: TextIO | None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.stream = stream
+        self.tty = bool(stream is not None and stream.isatty())
+        self.clock = clock
+        self._bar_shown = False
+        self._last_plain: float | None = None
+
+    def __call__(self, event: TrainEvent) -> None:
+        from medtl.training.events import EpochEnd, Finished, LogLine, StepProgress
+
+        if isinstance(event, StepProgress):
+            self._step(event)
+        elif isinstance(event, EpochEnd):
+            best = "  (best)" if event.is_best else ""
+            self.line(f"epoch {event.epoch}: train loss {event.train_loss:.4f}  {_metrics_text(event.metrics)}{best}  [{event.seconds:.1f} s]")
+        elif isinstance(event, LogLine):
+            self.line(event.message)
+        elif isinstance(event, Finished):
+            s = event.summary
+            best = "none" if s["best_metric"] is None else f"{s['best_metric']:.4f} at epoch {s['best_epoch']}"
+            self.line(f"finished ({s['stopped_because']}): {s['epochs']} epoch(s) in {_duration(s['seconds'])}, best {s['best_metric_name']} {best}")
+
+    def line(self, text: str) -> None:
+        if self.stream is None:
+            return
+        if self._bar_shown:
+            self.stream.write("\r\033[K")
+            self._bar_shown = False
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def _step(self, event: StepProgress) -> None:
+        if self.stream is None:
+            return
+        eta = "--:--" if event.eta_seconds is None else _duration(event.eta_seconds)
+        text = f"epoch {event.epoch} step {event.step}/{event.steps_per_epoch}  loss {event.loss:.4f}  {event.images_per_second:.1f} img/s  ETA {eta}"
+        if self.tty:
+            filled = round(_BAR_WIDTH * event.step / max(1, event.steps_per_epoch))
+            self.stream.write(f"\r\033[K[{'#' * filled}{'.' * (_BAR_WIDTH - filled)}] {text}")
+            self.stream.flush()
+            self._bar_shown = True
+            return
+        now = self.clock()
+        if self._last_plain is None or now - self._last_plain >= PLAIN_STEP_INTERVAL_S:
+            self._last_plain = now
+            self.line(text)
+
+
+def final_summary(summary: dict[str, Any]) -> str:
+    """The lines printed on stdout when training ends: where, how good, and (with a comparison) whether transfer helped."""
+    name, best = summary["best_metric_name"], summary["best_metric"]
+    when = f"epoch {summary['best_epoch']} of {summary['epochs']}, {_duration(summary['seconds'])} on {summary['device']}"
+    lines = [
+        f"run folder: {summary['run_dir']}",
+        f"best {name}: {'none' if best is None else f'{best:.4f}'} ({when}, stopped: {summary['stopped_because']})",
+        f"pretrained weights: {summary['pretrained_source'] or 'none (trained from scratch)'}",
+    ]
+    comparison = summary.get("comparison")
+    if comparison is not None:
+        scratch = comparison["scratch"]["best_metric"]
+        delta = comparison["delta"]
+        verdict = "no verdict" if delta is None else f"transfer {'helped' if delta > 0 else 'did not help'} ({name} {delta:+.4f})"
+        lines.append(f"from scratch: best {name} {'none' if scratch is None else f'{scratch:.4f}'}; {verdict}; see comparison.md")
+    return "\n".join(lines)

@@ -1,0 +1,167 @@
+"""What medtl chooses when the user does not: the network, the preprocessing and the training settings.
+
+The choices depend on the data (task, modality, 2D or 3D, grey or colour) and the device, and are
+tuned so that ``medtl train --datalist DL --task T --out RUN --time-limit 3`` gives a strong model on
+a 2-core CPU (see ``benchmarks/bench_targets.py``):
+
+- classification: ImageNet EfficientNet-Lite0 (when its package is installed), fully fine-tuned with
+  the backbone at a tenth of the head's learning rate; no flips (a flip changes laterality or
+  orientation, which a medical label may depend on); 2D inputs 160 × 160 on a CPU, 224 × 224 on a GPU;
+- segmentation: a U-Net from scratch (no offline pretrained segmentation weights fit; 2D: a BasicUNet with
+  batch norm, half width on a CPU), trained on random patches half centred on foreground with Dice +
+  cross-entropy over the batch, validated on whole images (3D: sliding window); for CT no intensity
+  augmentation (HU are calibrated);
+- AdamW with warm-up and a cosine schedule fitted to the time budget; with a budget the whole budget is
+  spent (no early stopping), and the best validation epoch is kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from medtl.data.datalist import Datalist
+from medtl.data.preprocessing import Preprocessing, default_for
+from medtl.errors import MedtlError
+from medtl.models.spec import ModelSpec, default_spec
+from medtl.training.config import TrainConfig
+
+if TYPE_CHECKING:
+    import torch
+
+MIN_TRAIN_ITEMS_PER_EPOCH = 32
+"""Small training sets are repeated (with fresh random crops and augmentation) up to this many items an
+epoch, so that an epoch is several optimiser steps and validation does not dominate the time."""
+
+CPU_CLASSIFICATION_SIZE = 160
+SEGMENTATION_2D_PARAMS = {"basicunet": {"norm": "batch"}}
+"""Constructor arguments of the default 2D segmentation network. Batch norm, not the default instance
+norm: instance norm removes the absolute intensity (HU) and makes whole-image validation depend on the
+field of view, since training sees patches; 2D batches are large enough for batch statistics."""
+CPU_SEGMENTATION_2D_PARAMS = {"basicunet": {"features": (16, 16, 32, 64, 128, 16)}}
+"""On a CPU, a half-width BasicUNet: a third of the compute, so three times the epochs in a budget,
+which was worth more than the width in the 3-minute bone segmentation target."""
+BATCHNORM_MIN_MOMENTUM = 0.1
+"""Pretrained batch-norm layers ported from TensorFlow update their running statistics by 1 % a step,
+too slowly to follow new data in a short fine-tuning; they follow at this rate at least."""
+_LR = {"classification": 1e-3, "segmentation": 2e-3}
+_BATCH = {"classification": 8, "segmentation": 8}
+
+
+@dataclass(frozen=True)
+class DataProfile:
+    """What the images say about the network they need (read from the first training image)."""
+
+    modality: str | None
+    spatial_dims: int
+    in_channels: int
+
+
+def profile_data(datalist: Datalist) -> DataProfile:
+    """Modality (the datalist's, else the image's), 2D (one slice) or 3D, and grey (1) or colour (3) channels."""
+    from medtl.data.images import read_image
+
+    volume = read_image(datalist.training[0].image)
+    modality = datalist.modality or volume.metadata.get("modality") or None
+    return DataProfile(modality, 2 if volume.shape[0] == 1 else 3, 3 if volume.is_rgb else 1)
+
+
+def packaged_weights_for(architecture: str, spatial_dims: int) -> str | None:
+    """The name of installed packaged weights trained for ``architecture`` in ``spatial_dims``, if any."""
+    from medtl.models.weights import available_sources
+
+    return next((w.name for w in available_sources() if (w.architecture, w.spatial_dims) == (architecture, spatial_dims)), None)
+
+
+def choose_spec(
+    task: str,
+    profile: DataProfile,
+    num_outputs: int,
+    model: str | None = None,
+    weights: str | None = None,
+    strategy: str | None = None,
+    on_gpu: bool = False,
+) -> ModelSpec:
+    """The network to train. Without ``model``, the default for the task (2D segmentation: see
+    :data:`SEGMENTATION_2D_PARAMS`); with it, that architecture with its packaged weights when installed. ``weights="none"`` trains from random initialisation. Without
+    pretrained weights the whole network trains at one learning rate."""
+    if model is None:
+        spec = default_spec(task, profile.spatial_dims, profile.in_channels, num_outputs)
+        if task == "segmentation" and profile.spatial_dims == 2:
+            params = {**SEGMENTATION_2D_PARAMS.get(spec.architecture, {}), **({} if on_gpu else CPU_SEGMENTATION_2D_PARAMS.get(spec.architecture, {}))}
+            spec = dataclasses.replace(spec, arch_params={**spec.arch_params, **params})
+    else:
+        spec = ModelSpec(task, model, profile.spatial_dims, profile.in_channels, num_outputs, packaged_weights_for(model, profile.spatial_dims))
+    changes: dict[str, object] = {}
+    if weights is not None:
+        changes["weights"] = None if weights.lower() == "none" else weights
+    if strategy is not None:
+        changes["strategy"], changes["strategy_params"] = strategy, {}
+    spec = dataclasses.replace(spec, **changes)
+    return from_scratch(spec) if spec.weights is None and spec.strategy == "full" else spec
+
+
+def segmentation_loss() -> torch.nn.Module:
+    """Dice + cross-entropy with the Dice over the whole batch: half the training patches are centred on
+    background and may hold no foreground, where a per-patch Dice is undefined and only adds noise."""
+    from monai.losses import DiceCELoss
+
+    return DiceCELoss(to_onehot_y=True, softmax=True, batch=True)
+
+
+def follow_new_statistics(model: torch.nn.Module) -> None:
+    """Raise slow batch-norm momenta to :data:`BATCHNORM_MIN_MOMENTUM` (a training setting, not stored in the weights)."""
+    from torch.nn.modules.batchnorm import _BatchNorm
+
+    for module in model.modules():
+        if isinstance(module, _BatchNorm) and module.momentum is not None and module.momentum < BATCHNORM_MIN_MOMENTUM:
+            module.momentum = BATCHNORM_MIN_MOMENTUM
+
+
+def from_scratch(spec: ModelSpec) -> ModelSpec:
+    """``spec`` without pretrained weights, the whole network trained at the base learning rate."""
+    return dataclasses.replace(spec, weights=None, strategy="full", strategy_params={"backbone_lr_factor": 1.0})
+
+
+def choose_preprocessing(task: str, profile: DataProfile, spec: ModelSpec, on_gpu: bool) -> Preprocessing:
+    """:func:`~medtl.data.preprocessing.default_for` the data, without flips for classification and with
+    smaller 2D classification inputs on a CPU."""
+    preprocessing = default_for(task, profile.modality, profile.spatial_dims, spec.in_channels, orientation_sensitive=task == "classification")
+    if preprocessing.augmentation is not None and (profile.modality or "").upper() == "CT":
+        # Hounsfield units are calibrated: a shifted or scaled HU value is another tissue, not the same one.
+        calibrated = dataclasses.replace(preprocessing.augmentation, intensity_scale=0.0, intensity_shift=0.0)
+        preprocessing = dataclasses.replace(preprocessing, augmentation=calibrated)
+    if task == "classification" and profile.spatial_dims == 2 and not on_gpu:
+        preprocessing = dataclasses.replace(preprocessing, spatial_size=(CPU_CLASSIFICATION_SIZE,) * 2)
+    return preprocessing
+
+
+def choose_train_config(
+    task: str,
+    preprocessing: Preprocessing,
+    *,
+    epochs: int | None,
+    time_limit_minutes: float | None,
+    device: str,
+    seed: int,
+) -> TrainConfig:
+    """Training settings: the task's learning rate and batch; with a time budget, epochs are planned from it."""
+    if epochs is not None and epochs < 1:
+        raise MedtlError(f"--epochs must be at least 1, not {epochs}")
+    if time_limit_minutes is not None and time_limit_minutes <= 0:
+        raise MedtlError(f"--time-limit must be a positive number of minutes, not {time_limit_minutes:g}")
+    budgeted = time_limit_minutes is not None
+    defaults = TrainConfig()
+    three_d_segmentation = task == "segmentation" and preprocessing.spatial_dims == 3
+    return TrainConfig(
+        task=task,
+        epochs=epochs if epochs is not None else (10_000 if budgeted else defaults.epochs),
+        time_limit_minutes=time_limit_minutes,
+        lr=_LR[task],
+        batch_size=2 if three_d_segmentation else _BATCH[task],
+        seed=seed,
+        device=device,
+        early_stopping_patience=None if budgeted else defaults.early_stopping_patience,
+        val_roi_size=preprocessing.spatial_size if three_d_segmentation else None,
+    )

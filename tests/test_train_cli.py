@@ -1,0 +1,102 @@
+"""`medtl train` end to end on tiny real tasks: run folder, progress, comparison, Ctrl-C and resume, bad input."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from medtl.cli import main, train_command
+from tests.test_workflow_train import bone_task, orientation_task  # noqa: F401 - fixtures
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+SUMMARY_KEYS = {"task", "best_metric_name", "best_metric", "epochs", "seconds", "pretrained_source"}
+RUN_FILES = ("config.json", "metrics.jsonl", "best_model.safetensors", "summary.json", "model_card.md", "checkpoint.pt", "load_report.json")
+
+
+def test_help_lists_the_options(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for option in ("--datalist", "--task", "--out", "--model", "--weights", "--strategy", "--epochs", "--time-limit", "--device", "--compare-scratch", "--resume", "--seed"):
+        assert option in out
+
+
+def test_ctrl_c_checkpoints_then_resume_finishes_the_run_folder(bone_task: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+    run = tmp_path / "run"
+    args = ["train", "--datalist", str(bone_task), "--task", "segmentation", "--out", str(run), "--model", "unet", "--epochs", "2"]
+    step = train_command.TrainConsole._step
+
+    def press_ctrl_c_in_epoch_2(self: train_command.TrainConsole, event: Any) -> None:
+        step(self, event)
+        if (event.epoch, event.step) == (2, 1):
+            signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(train_command.TrainConsole, "_step", press_ctrl_c_in_epoch_2)
+    assert main(args) == 130
+    err = capsys.readouterr().err
+    assert "epoch 1: train loss" in err and "mean_dice" in err
+    assert f"medtl train --datalist {bone_task} --task segmentation --out {run} --resume" in err
+    assert "Traceback" not in err
+    monkeypatch.undo()
+
+    assert main([*args[:-2], "--resume"]) == 0
+    out, err = capsys.readouterr()
+    assert "resumed after epoch 1, step 1" in err and "epoch 2: train loss" in err and "epoch 1: train loss" not in err
+    assert f"run folder: {run}" in out and "best mean_dice:" in out
+    for name in RUN_FILES:
+        assert (run / name).is_file(), name
+    config = json.loads((run / "config.json").read_text())
+    assert {"train", "model", "preprocessing", "data"} <= config.keys()
+    assert config["model"]["architecture"] == "unet" and config["data"]["datalist"] == str(bone_task)
+    summary = json.loads((run / "summary.json").read_text())
+    assert SUMMARY_KEYS <= summary.keys() and summary["epochs"] == 2 and summary["stopped_because"] == "completed"
+    assert [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+    assert "not be used for diagnosis" in (run / "model_card.md").read_text()
+
+    assert main(args) == 2  # a finished run is never overwritten
+    assert "already holds a training run" in capsys.readouterr().err
+
+
+def test_defaults_with_compare_scratch_write_both_runs_and_the_comparison(orientation_task: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+    code = main(["train", "--datalist", str(orientation_task), "--task", "classification", "--out", str(tmp_path), "--epochs", "1", "--compare-scratch"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "weights: efficientnet-lite0" in err and "of the backbone pretrained" in err
+    assert "from scratch: best balanced_accuracy" in out
+    comparison = json.loads((tmp_path / "comparison.json").read_text())
+    assert comparison["metric"] == "balanced_accuracy" and {"pretrained", "scratch", "delta"} <= comparison.keys()
+    assert (tmp_path / "comparison.md").read_text().startswith("# Pretrained vs from scratch")
+    pretrained = json.loads((tmp_path / "pretrained" / "summary.json").read_text())
+    scratch = json.loads((tmp_path / "scratch" / "summary.json").read_text())
+    assert pretrained["pretrained_source"] == "efficientnet-lite0" and scratch["pretrained_source"] is None
+    assert "Apache-2.0" in (tmp_path / "pretrained" / "model_card.md").read_text()
+    assert json.loads((tmp_path / "scratch" / "config.json").read_text())["model"]["architecture"] == "efficientnet-lite0"
+
+
+@pytest.mark.parametrize("problem", ["missing file", "class labels for segmentation"])
+def test_bad_datalist_gives_a_one_line_error(problem: str, orientation_task: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+    datalist = tmp_path / "missing.json" if problem == "missing file" else orientation_task
+    assert main(["train", "--datalist", str(datalist), "--task", "segmentation", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("medtl train: error: ") and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_plain_progress_lines_when_stderr_is_not_a_tty() -> None:
+    import io
+
+    from medtl.training.events import StepProgress
+
+    now = [0.0]
+    stream = io.StringIO()
+    console = train_command.TrainConsole(stream, clock=lambda: now[0])
+    for step in range(1, 4):
+        console(StepProgress(1, step, 3, 0.5, 10.0, 75.0))
+        now[0] += 6.0
+    lines = stream.getvalue().splitlines()
+    assert lines == ["epoch 1 step 1/3  loss 0.5000  10.0 img/s  ETA 1:15", "epoch 1 step 3/3  loss 0.5000  10.0 img/s  ETA 1:15"]

@@ -1,0 +1,136 @@
+"""The fine-tune panel: events folded into curves and status, a tiny run started in the worker and cancelled."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skimage.io
+from PySide6.QtCore import QSettings, QThreadPool
+
+from medtl.training.events import EpochEnd, Finished, LogLine, StepProgress
+from medtl.training.run_folder import RunFolder
+from ui.main_window import MainWindow
+from ui.settings import AppSettings
+from ui.training_panel import TrainingPanel
+from ui.training_progress import TrainingProgress, TrainingRequest, progress_of_run, run_arms
+
+TIMEOUT_MS = 120_000
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> AppSettings:
+    return AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+
+
+@pytest.fixture(scope="module")
+def datalist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Eight 32 x 32 pictures of a bar, upright or lying, as a two-class datalist."""
+    folder = tmp_path_factory.mktemp("bars")
+    entries = []
+    for index in range(8):
+        picture = np.zeros((32, 32), np.uint8)
+        rotated = index % 2 == 1
+        picture[4:28, 14 + index % 3 : 18 + index % 3] = 255
+        picture = picture.T.copy() if rotated else picture
+        skimage.io.imsave(folder / f"bar{index}.png", picture, check_contrast=False)
+        entries.append({"image": f"bar{index}.png", "label": "rotated" if rotated else "upright", "patient_id": f"P{index}"})
+    path = folder / "datalist.json"
+    path.write_text(json.dumps({"training": entries, "classes": ["upright", "rotated"], "modality": "OT"}))
+    return path
+
+
+def fill_form(panel: TrainingPanel, datalist: Path, out_dir: Path) -> None:
+    """A small network from scratch (nothing to fetch) on the CPU, with more epochs than a test waits for."""
+    panel.datalist.setText(str(datalist))
+    panel.out_dir.setText(str(out_dir))
+    panel.model_box.setCurrentText("resnet10")
+    panel.weights_box.setCurrentIndex(1)
+    panel.epochs.setValue(50)
+    panel.device_box.setCurrentText("cpu")
+
+
+def test_progress_folds_events_into_curves_and_a_status_line() -> None:
+    progress = TrainingProgress()
+    assert progress.status() == "preparing data and model…" and progress.fraction(10) is None
+    assert progress.add(LogLine("data: 8 cases")) == "data: 8 cases"
+    assert progress.add(StepProgress(1, 2, 4, 0.7, 12.5, 30.0)) is None
+    assert progress.fraction(10.0) == pytest.approx(0.25)
+    line = progress.add(EpochEnd(1, 0.65, {"auc": 0.8, "confusion": [[1, 0], [0, 1]]}, is_best=True, seconds=2.0))
+    assert line == "epoch 1: loss 0.6500, auc 0.8000 (best so far), 2.0 s"
+    assert progress.step_loss == [(0.5, 0.7)] and progress.epoch_loss == [(1.0, 0.65)] and progress.metrics == {"auc": [(1.0, 0.8)]}
+    assert progress.status() == "epoch 1, step 2/4, loss 0.7000, 12.5 images/s, 30 s left; best auc 0.8000 (epoch 1)"
+    assert progress.add(Finished({"stopped_because": "epochs"})) == "finished: epochs"
+
+
+def test_an_incomplete_form_does_not_start(tmp_path: Path) -> None:
+    request = TrainingRequest(tmp_path / "missing.json", "classification", Path(""))
+    assert [problem.split(" ")[1] for problem in request.problems()] == ["datalist", "an"]
+
+
+def test_a_tiny_run_starts_in_the_worker_and_cancels(qtbot, settings: AppSettings, datalist: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    panel = TrainingPanel(settings)
+    qtbot.addWidget(panel)
+    fill_form(panel, datalist, tmp_path / "run")
+    with qtbot.waitSignal(panel.event_received, timeout=TIMEOUT_MS, check_params_cb=lambda event: isinstance(event, StepProgress)):
+        assert panel.start()
+    assert panel.running and not panel.start_button.isEnabled() and panel.cancel_button.isEnabled()
+    assert panel.progress.step_loss and "epoch 1" in panel.status.text()
+    with qtbot.waitSignal(panel.task.finished, timeout=TIMEOUT_MS):  # type: ignore[union-attr]
+        panel.cancel()
+    assert not panel.running and panel.start_button.isEnabled()
+    assert "cancelled" in panel.log.toPlainText()
+    assert (tmp_path / "run" / "checkpoint.pt").is_file()  # what a resumed run continues from
+
+
+def test_closing_during_training_asks_then_stops_it(
+    qtbot, settings: AppSettings, datalist: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    window = MainWindow(settings)
+    qtbot.addWidget(window)
+    window.show()
+    panel = window.training
+    fill_form(panel, datalist, tmp_path / "run")
+    with qtbot.waitSignal(panel.event_received, timeout=TIMEOUT_MS, check_params_cb=lambda event: isinstance(event, StepProgress)):
+        panel.start()
+    monkeypatch.setattr(window, "confirm_stop_training", lambda: False)
+    assert not window.close() and window.isVisible() and panel.running
+    monkeypatch.setattr(window, "confirm_stop_training", lambda: True)
+    assert window.close()
+    assert QThreadPool.globalInstance().activeThreadCount() == 0  # no orphan worker
+
+
+def test_past_runs_are_compared_curve_by_curve(qtbot, settings: AppSettings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    comparison = tmp_path / "cmp"
+    for arm, auc in (("pretrained", 0.9), ("scratch", 0.7)):
+        folder = RunFolder(comparison / arm)
+        (comparison / arm).mkdir(parents=True)
+        (comparison / arm / "config.json").write_text("{}")
+        for epoch in (1, 2, 3):
+            folder.append_metrics({"epoch": epoch, "train_loss": 1 / epoch, "lr": 0.1, "seconds": 1.0, "auc": auc * epoch / 3})
+        folder.write_summary({"best_metric_name": "auc", "best_metric": auc})
+    assert [name for name, _ in run_arms(comparison)] == ["cmp pretrained", "cmp from scratch"]
+    panel = TrainingPanel(settings)
+    qtbot.addWidget(panel)
+    panel.show_runs([comparison])
+    assert [name for name, _ in panel.history] == ["cmp pretrained", "cmp from scratch"]
+    scratch = progress_of_run(comparison / "scratch")
+    assert [epoch for epoch, _ in scratch.metrics["auc"]] == [1.0, 2.0, 3.0] and scratch.metrics["auc"][-1][1] == pytest.approx(0.7)
+    assert list(scratch.metrics) == ["auc"] and scratch.epoch_loss[0] == (1.0, 1.0)  # lr and seconds are not metrics
+    assert [curve.name for curve in panel.plot.curves] == [
+        "cmp pretrained loss",
+        "cmp pretrained auc",
+        "cmp from scratch loss",
+        "cmp from scratch auc",
+    ]
+    assert "cmp from scratch: 3 epochs, best auc 0.7" in panel.log.toPlainText()
+
+
+def test_the_panel_names_the_device_auto_picks(qtbot, settings: AppSettings) -> None:  # type: ignore[no-untyped-def]
+    panel = TrainingPanel(settings)
+    qtbot.addWidget(panel)
+    panel.show()
+    qtbot.waitUntil(lambda: panel.device_label.text().startswith("auto uses: "), timeout=TIMEOUT_MS)
+    assert len(panel.device_label.text()) > len("auto uses: ")

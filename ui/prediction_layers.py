@@ -1,0 +1,44 @@
+"""Overlay layers and a one-line summary for an engine `Prediction` (mask, Grad-CAM heatmap, uncertainty map)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ui.overlays import HeatmapLayer, LabelLayer, OverlayLayer
+
+if TYPE_CHECKING:  # pragma: no cover - importing the predictor imports torch
+    from medtl.inference.predictor import Prediction
+
+GRADCAM_FLOOR = 0.2  # Grad-CAM below this (of its case maximum) stays transparent: only the evidence is coloured
+UNCERTAINTY_FLOOR = 0.05
+
+
+def prediction_layers(prediction: Prediction, run_name: str) -> list[OverlayLayer]:
+    """The layers to show for ``prediction`` (on its source volume's grid), bottom first."""
+    layers: list[OverlayLayer] = []
+    if prediction.mask is not None:
+        names = ", ".join(name for value, name in sorted(prediction.labels.items()) if value != 0)
+        layers.append(LabelLayer(f"{run_name}: {names or 'mask'}", prediction.mask.array.astype(np.uint8, copy=False)))
+    if prediction.heatmap is not None:
+        heatmap = HeatmapLayer(f"{run_name}: Grad-CAM ({prediction.predicted})", prediction.heatmap.array, vmin=GRADCAM_FLOOR, vmax=1.0)
+        layers.append(heatmap)
+    if prediction.uncertainty_map is not None:
+        uncertainty = prediction.uncertainty_map.array
+        layers.append(
+            HeatmapLayer(f"{run_name}: uncertainty", uncertainty, vmin=UNCERTAINTY_FLOOR, vmax=1.0, colormap="viridis", visible=False)
+        )
+    return layers
+
+
+def prediction_summary(prediction: Prediction) -> str:
+    """What the prediction says, in one line (class probabilities, or label volumes)."""
+    if prediction.probabilities is not None:
+        ranked = sorted(zip(prediction.classes, prediction.probabilities), key=lambda item: -item[1])
+        text = f"Predicted {prediction.predicted}: " + ", ".join(f"{name} {p:.0%}" for name, p in ranked)
+    else:
+        text = "Segmented: " + (", ".join(f"{name} {mm3 / 1000:.1f} ml" for name, mm3 in prediction.volumes_mm3.items()) or "nothing")
+    if prediction.uncertainty is not None:
+        text += f" (uncertainty {prediction.uncertainty:.2f})"
+    return text

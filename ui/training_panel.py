@@ -1,0 +1,350 @@
+"""`TrainingPanel`: fine-tune a model on a datalist in a worker, with live progress, curves and log.
+
+The engine's :func:`medtl.workflow.train.train` runs in an :class:`EngineTask`; its events are
+relayed to this panel as a queued signal (step events at most ten times a second) and folded into
+a :class:`TrainingProgress`. Cancel stops the engine within one step; it leaves a checkpoint.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtGui import QColor, QPaintEvent
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from medtl.data.datalist import TASKS
+from medtl.models.registry import ARCHITECTURES
+from medtl.models.strategy import STRATEGIES
+from medtl.models.weights import PACKAGED
+from medtl.progress import CancelToken, ProgressCallback
+from medtl.training.events import StepProgress, TrainEvent
+from ui.curve_plot import Curve, CurvePlot
+from ui.tasks import EngineTask
+from ui.training_progress import TrainingProgress, TrainingRequest, progress_of_run, run_arms
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ui.settings import AppSettings
+
+DEFAULT = "(default for the data)"
+FROM_SCRATCH = "none (random initialisation)"
+_STEP_INTERVAL_S = 0.1
+_PROBE_DELAY_MS = 300
+_METRIC_COLOURS = ("#59a14f", "#edc948", "#b07aa1", "#76b7b2")
+_RUN_COLOURS = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#edc948")
+
+
+class TrainingPanel(QWidget):
+    """The form, Start / Cancel, a progress bar with the time left, loss and metric curves, and the log."""
+
+    event_received = Signal(object)  # TrainEvent, relayed from the worker thread
+    run_finished = Signal(object)  # the run's summary (dict), also after a cancel-free early stop
+    predict_requested = Signal(object)  # Path of the run to predict with
+
+    def __init__(self, settings: AppSettings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self.task: EngineTask | None = None
+        self.progress = TrainingProgress()
+        self._started = 0.0
+        self._last_step_relay = 0.0
+        self._run_dir: Path | None = None
+        self._device_probe: EngineTask | None = None
+        self._build_form()
+        self._build_progress()
+        self.event_received.connect(self._on_event)
+        self._task_changed(TASKS[0])
+        self._set_running(False)
+
+    # --- form --------------------------------------------------------------------------------
+
+    def _build_form(self) -> None:
+        self.datalist = QLineEdit(str(self.settings.store.value("training/datalist", "")), self)
+        self.datalist.setPlaceholderText("datalist .json (MSD style: images and labels)")
+        self.task_box = QComboBox(self)
+        self.task_box.addItems(list(TASKS))
+        self.out_dir = QLineEdit(str(self.settings.store.value("training/out_dir", "")), self)
+        self.out_dir.setPlaceholderText("a new folder for the run")
+        self.model_box = QComboBox(self)
+        self.weights_box = QComboBox(self)
+        self.weights_box.setEditable(True)
+        self.weights_box.addItems([DEFAULT, FROM_SCRATCH, *PACKAGED])
+        self.weights_box.setToolTip("pretrained weights: a packaged name, a file, a MONAI bundle, a URL or an earlier run")
+        self.strategy_box = QComboBox(self)
+        self.strategy_box.addItems([DEFAULT, *STRATEGIES])
+        self.epochs = QSpinBox(self)
+        self.epochs.setRange(0, 10_000)
+        self.epochs.setSpecialValueText("automatic")
+        self.minutes = QDoubleSpinBox(self)
+        self.minutes.setRange(0, 10_000)
+        self.minutes.setSpecialValueText("no limit")
+        self.minutes.setSuffix(" min")
+        self.device_box = QComboBox(self)
+        self.device_box.addItems(["auto", "cuda", "cpu"])
+        self.device_box.setToolTip("auto: the GPU if there is one, else the CPU")
+        self.device_label = QLabel("auto: looking for a GPU…", self)
+        self.compare = QCheckBox("compare with training from scratch", self)
+        for box in (self.task_box, self.model_box, self.weights_box, self.strategy_box, self.device_box):
+            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            box.setMinimumContentsLength(10)
+        form = QFormLayout()
+        form.addRow("Datalist", _with_browse(self.datalist, self._choose_datalist))
+        form.addRow("Task", self.task_box)
+        form.addRow("Run folder", _with_browse(self.out_dir, self._choose_out_dir))
+        form.addRow("Model", self.model_box)
+        form.addRow("Weights", self.weights_box)
+        form.addRow("Strategy", self.strategy_box)
+        form.addRow("Epochs", self.epochs)
+        form.addRow("Time budget", self.minutes)
+        form.addRow("Device", self.device_box)
+        form.addRow("", self.device_label)
+        form.addRow("", self.compare)
+        self.start_button = QPushButton("Start", self)
+        self.cancel_button = QPushButton("Cancel", self)
+        self.open_button = QPushButton("Open runs…", self)
+        self.open_button.setToolTip("show the curves of a past run (a comparison folder shows both of its runs)")
+        self.add_button = QPushButton("Compare with…", self)
+        self.add_button.setToolTip("add another run's curves to the ones shown")
+        self.predict_button = QPushButton("Predict", self)
+        self.predict_button.setToolTip("predict on the shown series with the run just trained")
+        self._layout = QVBoxLayout(self)
+        self._layout.setContentsMargins(4, 4, 4, 4)
+        self._layout.addLayout(form)
+        for row in ((self.start_button, self.cancel_button, self.predict_button), (self.open_button, self.add_button)):
+            buttons = QHBoxLayout()
+            for button in row:
+                buttons.addWidget(button)
+            self._layout.addLayout(buttons)
+        self.task_box.currentTextChanged.connect(self._task_changed)
+        self.start_button.clicked.connect(self.start)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.predict_button.clicked.connect(lambda: self.predict_requested.emit(self.predictable_run()))
+        self.predict_button.setEnabled(False)
+        self.open_button.clicked.connect(lambda: self._choose_runs(replace=True))
+        self.add_button.clicked.connect(lambda: self._choose_runs(replace=False))
+        self.history: list[tuple[str, TrainingProgress]] = []  # past runs shown instead of the live one
+
+    def _build_progress(self) -> None:
+        self.bar = QProgressBar(self)
+        self.bar.setRange(0, 1000)
+        self.status = QLabel("Not started", self)
+        self.status.setWordWrap(True)
+        self.plot = CurvePlot(self)
+        self.log = QPlainTextEdit(self)
+        self.log.setReadOnly(True)
+        self.log.setMaximumBlockCount(2000)
+        for widget in (self.bar, self.status, self.plot, self.log):
+            self._layout.addWidget(widget)
+
+    def _task_changed(self, task: str) -> None:
+        self.model_box.clear()
+        self.model_box.addItems([DEFAULT, *(name for name, architecture in ARCHITECTURES.items() if architecture.task == task)])
+
+    def _choose_datalist(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Datalist", self.datalist.text(), "Datalist (*.json)")
+        if path:
+            self.datalist.setText(path)
+
+    def _choose_runs(self, replace: bool) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Run folder", self.out_dir.text())
+        if folder:
+            self.show_runs([Path(folder)], replace)
+
+    def show_runs(self, folders: list[Path], replace: bool = True) -> None:
+        """Show the curves of the runs in ``folders`` (added to those shown unless ``replace``) and their summaries."""
+        if replace:
+            self.history = []
+        for folder in folders:
+            for name, run_dir in run_arms(folder):
+                progress = progress_of_run(run_dir)
+                self.history.append((name, progress))
+                summary = progress.summary or {}
+                self._log(
+                    f"{name}: {len(progress.epoch_loss)} epochs, best {summary.get('best_metric_name', 'metric')} {summary.get('best_metric')}"
+                )
+        self._redraw()
+
+    def _choose_out_dir(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Run folder", self.out_dir.text())
+        if folder:
+            self.out_dir.setText(folder)
+
+    def request(self) -> TrainingRequest:
+        """The form as a request (empty choices left to the engine)."""
+
+        def choice(box: QComboBox) -> str | None:
+            text = box.currentText().strip()
+            return None if text in ("", DEFAULT) else "none" if text == FROM_SCRATCH else text
+
+        return TrainingRequest(
+            Path(self.datalist.text().strip()), self.task_box.currentText(), Path(self.out_dir.text().strip()),
+            model=choice(self.model_box), weights=choice(self.weights_box), strategy=choice(self.strategy_box),
+            epochs=self.epochs.value() or None, time_limit_minutes=self.minutes.value() or None,
+            device=self.device_box.currentText(), compare_scratch=self.compare.isChecked(),
+        )  # fmt: skip
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt API
+        """The first time the panel is drawn (not merely shown: tabbed docks are shown behind others), name the
+        device ``auto`` picks, in a worker (it imports torch)."""
+        super().paintEvent(event)
+        if self._device_probe is None:
+            QTimer.singleShot(_PROBE_DELAY_MS, self._probe_device)
+
+    def _probe_device(self) -> None:
+        if self._device_probe is not None:
+            return
+        self._device_probe = EngineTask(lambda _progress, _cancel: _auto_device_name(), self)
+        self._device_probe.done.connect(lambda name: self.device_label.setText(f"auto uses: {name}"))
+        self._device_probe.failed.connect(lambda message: self.device_label.setText(f"no device found: {message}"))
+        self._device_probe.start()
+
+    # --- running -----------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self.task is not None
+
+    def start(self) -> bool:
+        """Start training from the form; False (with the reasons in the log) if the form is incomplete."""
+        if self.running:
+            return False
+        request = self.request()
+        problems = request.problems()
+        if problems:
+            self._log(*(f"cannot start: {problem}" for problem in problems))
+            return False
+        self.settings.store.setValue("training/datalist", str(request.datalist))
+        self.settings.store.setValue("training/out_dir", str(request.out_dir))
+        self.progress, self._run_dir, self.history = TrainingProgress(), request.out_dir, []
+        self._started = time.monotonic()
+        self.log.clear()
+        self._log(f"training a {request.task} model on {request.datalist} into {request.out_dir}")
+
+        def call(_progress: ProgressCallback, cancel: CancelToken) -> dict[str, Any]:
+            from medtl.workflow.train import train  # imports torch: only now, in the worker
+
+            return train(request.datalist, request.task, request.out_dir, on_event=self._relay, cancel=cancel, **request.train_kwargs())
+
+        self.task = EngineTask(call, self)
+        self.task.done.connect(self._done)
+        self.task.failed.connect(lambda message: self._log(f"failed: {message}"))
+        self.task.cancelled.connect(lambda: self._log(f"cancelled; the checkpoint in {request.out_dir} lets a new run resume it"))
+        self.task.finished.connect(lambda: self._set_running(False))
+        self._set_running(True)
+        self._redraw()
+        self.task.start()
+        return True
+
+    def cancel(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            self.status.setText("cancelling: stopping after the current step…")
+
+    def predictable_run(self) -> Path | None:
+        """The run folder the last successful training left (its pretrained arm when compared)."""
+        if self._run_dir is None:
+            return None
+        pretrained = self._run_dir / "pretrained"
+        return pretrained if (pretrained / "config.json").is_file() else self._run_dir
+
+    def _relay(self, event: TrainEvent) -> None:
+        """``on_event`` (worker thread): every event, except step events beyond ten a second."""
+        if isinstance(event, StepProgress):
+            now = time.monotonic()
+            if now - self._last_step_relay < _STEP_INTERVAL_S:
+                return
+            self._last_step_relay = now
+        self.event_received.emit(event)
+
+    def _on_event(self, event: TrainEvent) -> None:
+        line = self.progress.add(event)
+        if line:
+            self._log(line)
+        fraction = self.progress.fraction(time.monotonic() - self._started)
+        if fraction is not None:
+            self.bar.setRange(0, 1000)
+            self.bar.setValue(round(fraction * 1000))
+        self.status.setText(self.progress.status())
+        if not isinstance(event, StepProgress) or len(self.progress.step_loss) % 10 == 0:
+            self._redraw()
+
+    def _done(self, summary: dict[str, Any]) -> None:
+        self.bar.setValue(1000)
+        best = summary.get("best_metric")
+        self._log(f"done: {summary.get('stopped_because', 'finished')}; best {summary.get('best_metric_name', 'metric')} {best}")
+        self.predict_button.setEnabled(True)
+        if "comparison" in summary:
+            self.show_runs([Path(summary["run_dir"])])
+        self.run_finished.emit(summary)
+
+    def _set_running(self, running: bool) -> None:
+        if not running:
+            self.task = None
+            self.bar.setRange(0, 1000)
+        else:
+            self.bar.setRange(0, 0)  # busy until the engine estimates the time left
+            self.predict_button.setEnabled(False)
+        self.open_button.clicked.connect(lambda: self._choose_runs(replace=True))
+        self.add_button.clicked.connect(lambda: self._choose_runs(replace=False))
+        self.history: list[tuple[str, TrainingProgress]] = []  # past runs shown instead of the live one
+        self.start_button.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+
+    def _redraw(self) -> None:
+        """The live run's curves, or, when past runs are open, each run's loss and first metric in its own colour."""
+        if not self.history:
+            progress = self.progress
+            curves = [
+                Curve("loss (steps)", progress.step_loss, QColor(78, 121, 167, 140), width=1.0),
+                Curve("loss (epochs)", progress.epoch_loss, QColor("#4e79a7"), width=2.0),
+            ]
+            for colour, (name, points) in zip(_METRIC_COLOURS, progress.metrics.items()):
+                curves.append(Curve(name, points, QColor(colour), right_axis=True, width=2.0))
+        else:
+            curves = []
+            for colour, (run, progress) in zip(_RUN_COLOURS, self.history):
+                curves.append(Curve(f"{run} loss", progress.epoch_loss, QColor(colour), width=1.5))
+                for name, points in list(progress.metrics.items())[:1]:
+                    curves.append(Curve(f"{run} {name}", points, QColor(colour), right_axis=True, width=2.5))
+        self.plot.set_curves(curves)
+
+    def _log(self, *lines: str) -> None:
+        for line in lines:
+            self.log.appendPlainText(line)
+
+
+def _auto_device_name() -> str:
+    from medtl.training.device import device_name, select_device
+
+    return device_name(select_device("auto"))
+
+
+def _with_browse(field: QLineEdit, choose: Callable[[], None]) -> QWidget:
+    row = QWidget()
+    layout = QHBoxLayout(row)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.addWidget(field)
+    button = QToolButton(row)
+    button.setText("…")
+    button.clicked.connect(choose)
+    layout.addWidget(button)
+    return row

@@ -1,0 +1,142 @@
+"""`TrainingRequest` (what the training panel asks the engine for) and `TrainingProgress` (what it has heard back).
+
+Both are pure Python: the panel fills the first from its fields and feeds the engine's events
+(:mod:`medtl.training.events`) to the second, which keeps the curves and the status line.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from medtl.training.events import EpochEnd, Finished, LogLine, StepProgress, TrainEvent
+
+
+@dataclass(frozen=True)
+class TrainingRequest:
+    """Arguments of :func:`medtl.workflow.train.train`; None leaves a choice to the engine's defaults."""
+
+    datalist: Path
+    task: str
+    out_dir: Path
+    model: str | None = None
+    weights: str | None = None
+    strategy: str | None = None
+    epochs: int | None = None
+    time_limit_minutes: float | None = None
+    device: str = "auto"
+    compare_scratch: bool = False
+
+    def problems(self) -> list[str]:
+        """What stops this request from starting, in words a user can act on."""
+        found = []
+        if not self.datalist.is_file():
+            found.append(f"the datalist {self.datalist} does not exist (choose a datalist .json)")
+        if not str(self.out_dir).strip() or str(self.out_dir) == ".":
+            found.append("choose an output folder for the run")
+        return found
+
+    def train_kwargs(self) -> dict[str, Any]:
+        return {
+            "model": self.model, "weights": self.weights, "strategy": self.strategy, "epochs": self.epochs,
+            "time_limit_minutes": self.time_limit_minutes, "device": self.device, "compare_scratch": self.compare_scratch,
+        }  # fmt: skip
+
+
+@dataclass
+class TrainingProgress:
+    """Curves and status of one run, built from its events."""
+
+    step_loss: list[tuple[float, float]] = field(default_factory=list)  # (epoch as a fraction, loss)
+    epoch_loss: list[tuple[float, float]] = field(default_factory=list)  # (epoch, mean training loss)
+    metrics: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # name -> (epoch, value)
+    best: tuple[str, float, int] | None = None  # metric name, value, epoch
+    last_step: StepProgress | None = None
+    summary: dict[str, Any] | None = None
+
+    def add(self, event: TrainEvent) -> str | None:
+        """Take in ``event``; returns a line for the log, if it deserves one."""
+        if isinstance(event, StepProgress):
+            self.last_step = event
+            if math.isfinite(event.loss):
+                self.step_loss.append((event.epoch - 1 + event.step / max(event.steps_per_epoch, 1), event.loss))
+            return None
+        if isinstance(event, EpochEnd):
+            return self._epoch(event)
+        if isinstance(event, LogLine):
+            return event.message
+        if isinstance(event, Finished):
+            self.summary = event.summary
+            return f"finished: {event.summary.get('stopped_because', 'done')}"
+        return None
+
+    def fraction(self, elapsed_seconds: float) -> float | None:
+        """How much of the run is done, from the engine's time estimate (None before it has one)."""
+        step = self.last_step
+        if step is None or step.eta_seconds is None:
+            return None
+        return elapsed_seconds / max(elapsed_seconds + step.eta_seconds, 1e-9)
+
+    def status(self) -> str:
+        step = self.last_step
+        if step is None:
+            return "preparing data and model…"
+        text = f"epoch {step.epoch}, step {step.step}/{step.steps_per_epoch}, loss {step.loss:.4f}, {step.images_per_second:.1f} images/s"
+        if step.eta_seconds is not None:
+            text += f", {_duration(step.eta_seconds)} left"
+        if self.best is not None:
+            name, value, epoch = self.best
+            text += f"; best {name} {value:.4f} (epoch {epoch})"
+        return text
+
+    def _epoch(self, event: EpochEnd) -> str:
+        self.epoch_loss.append((float(event.epoch), event.train_loss))
+        shown = []
+        for name, value in event.metrics.items():
+            if isinstance(value, (int, float)) and math.isfinite(value):
+                self.metrics.setdefault(name, []).append((float(event.epoch), float(value)))
+                shown.append(f"{name} {value:.4f}")
+        if event.is_best and shown:
+            name, value = next((n, float(v)) for n, v in event.metrics.items() if isinstance(v, (int, float)))
+            self.best = (name, value, event.epoch)
+        best = " (best so far)" if event.is_best else ""
+        return (
+            f"epoch {event.epoch}: loss {event.train_loss:.4f}" + "".join(f", {text}" for text in shown) + f"{best}, {event.seconds:.1f} s"
+        )
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+_NOT_METRICS = {"epoch", "train_loss", "lr", "seconds", "elapsed_seconds"}
+
+
+def run_arms(folder: Path) -> list[tuple[str, Path]]:
+    """The runs a folder holds, named: a pretrained-vs-scratch comparison holds two, a plain run one."""
+    arms = [(name, folder / sub) for name, sub in (("pretrained", "pretrained"), ("from scratch", "scratch"))]
+    present = [(name, path) for name, path in arms if (path / "config.json").is_file()]
+    return [(f"{folder.name} {name}", path) for name, path in present] or [(folder.name, folder)]
+
+
+def progress_of_run(run_dir: Path) -> TrainingProgress:
+    """The curves and summary a finished (or stopped) run left in its folder."""
+    from medtl.training.run_folder import RunFolder
+
+    folder = RunFolder(run_dir)
+    progress = TrainingProgress()
+    for record in folder.read_metrics():
+        epoch = float(record["epoch"])
+        progress.epoch_loss.append((epoch, float(record["train_loss"])))
+        for name, value in record.items():
+            if name not in _NOT_METRICS and isinstance(value, (int, float)) and math.isfinite(value):
+                progress.metrics.setdefault(name, []).append((epoch, float(value)))
+    if folder.summary_path.is_file():
+        progress.summary = folder.read_summary()
+    return progress
