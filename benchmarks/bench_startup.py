@@ -38,7 +38,7 @@ def main() -> None:
     }
     results = {name: best_of(command) for name, command in cases.items()}
     reference = results["reference: import torch, monai"][0]
-    print(f"| command | best s | median s | best / import torch+monai |\n|---|---|---|---|")
+    print("| command | best s | median s | best / import torch+monai |\n|---|---|---|---|")
     for name, (best, median) in results.items():
         print(f"| {name} | {best:.3f} | {median:.3f} | {best / reference:.2f} |")
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from medtl.data.datalist import TASKS
+from medtl.learning_task import TASKS
 from medtl.models.strategy import STRATEGIES
 from medtl.training.config import DEVICES
 

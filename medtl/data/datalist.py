@@ -22,8 +22,8 @@ from typing import Any
 
 from medtl.data.images import NIFTI_SUFFIXES, PICTURE_SUFFIXES
 from medtl.errors import MedtlError
+from medtl.learning_task import TASKS
 
-TASKS = ("classification", "segmentation")
 SECTIONS = ("training", "validation")
 _MASK_SUFFIXES = NIFTI_SUFFIXES + PICTURE_SUFFIXES + (".dcm",)
 
@@ -68,7 +68,7 @@ def load_datalist(path: Path | str, task: str | None = None) -> Datalist:
     """Parse and validate the datalist at ``path``; ``task`` (if given) must match its labels."""
     path = Path(path).resolve()
     if task is not None and task not in TASKS:
-        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+        raise MedtlError(f"task must be one of {', '.join(TASKS)}, not {task!r}")
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

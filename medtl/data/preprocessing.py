@@ -33,7 +33,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
-from medtl.data.datalist import TASKS
+from medtl.learning_task import TASKS
 from medtl.errors import MedtlError
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -20,8 +20,6 @@ from medtl.errors import MedtlError
 if TYPE_CHECKING:
     import torch
 
-TASKS = ("classification", "segmentation")
-
 StageOf = Callable[[str], "int | None"]
 Builder = Callable[[int, int, int, dict[str, Any]], "torch.nn.Module"]
 KeyRenamer = Callable[[str], str]

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medtl.errors import MedtlError
-from medtl.models.registry import TASKS, get_architecture
+from medtl.learning_task import TASKS
+from medtl.models.registry import get_architecture
 from medtl.models.strategy import PARAM_MINIMA, STRATEGIES
 from medtl.progress import CancelToken, ProgressCallback
 

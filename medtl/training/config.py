@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from medtl.errors import MedtlError
+from medtl.learning_task import TASKS
 
-TASKS = ("classification", "segmentation")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 

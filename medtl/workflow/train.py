@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from medtl.data.datalist import TASKS, Datalist, load_datalist
+from medtl.data.datalist import Datalist, load_datalist
+from medtl.learning_task import TASKS
 from medtl.data.preprocessing import Preprocessing
 from medtl.errors import MedtlError
 from medtl.models.spec import ModelSpec
