@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 MEDTL  := $(VENV)/bin/medtl
 OUT    ?= out
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo app test bench clean
 
 setup: $(VENV)/.installed
 
@@ -21,7 +21,9 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(MEDTL) scan "$$($(MEDTL) sample --path)"
 	$(MEDTL) convert "$$($(MEDTL) sample --path)/98892001/CT5N" -o $(OUT)/sample_ct.nii.gz
-	$(MEDTL) info $(OUT)/sample_ct.nii.gz
+
+app: setup
+	$(MEDTL) app
 
 test: setup
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
