@@ -15,6 +15,7 @@ from pathlib import Path
 import pydicom
 import pytest
 
+from medtl.dicom import catalog as catalog_module
 from medtl.dicom import header as header_module
 from medtl.dicom.catalog import Catalog, default_catalog_path
 from medtl.dicom.records import ScanResult
@@ -112,12 +113,36 @@ def test_damaged_remembered_result_is_rebuilt_from_the_files(tmp_path: Path) -> 
     with sqlite3.connect(tmp_path / "catalog.sqlite") as connection:
         document = json.loads(connection.execute("SELECT result FROM results").fetchone()[0])
     columns = next(series[6] for patient in document["patients"] for study in patient[2] for series in study[3] if len(series[6]["name"]) > 1)
-    columns["name"].pop()  # one instance fewer in one column
-    for damage in ("not json", '{"patients": [[1]]}', '{"patients": 3}', json.dumps(document)):
+    last = columns["name"].pop()  # one instance fewer in one column
+    unequal_columns = json.dumps(document)
+    columns["name"] = [5, *columns["name"][1:], last]  # all there, but one file name is not text
+    for damage in ("not json", '{"patients": [[1]]}', '{"patients": 3}', unequal_columns, json.dumps(document)):
         with sqlite3.connect(tmp_path / "catalog.sqlite") as connection:
             assert connection.execute("UPDATE results SET result = ?", (damage,)).rowcount == 1
         warm = scan(folder, catalog=Catalog(tmp_path / "catalog.sqlite"))
         assert warm.files_read == 0 and summary(warm) == summary(cold)
+
+
+def test_warm_rescan_makes_each_series_instances_when_first_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A restored result makes no header until a series' instances are used, then keeps them."""
+    folder = tmp_path / "data"
+    write_series(folder / "ct", phantom((3, 8, 8)))
+    write_series(folder / "mr", phantom((2, 8, 8)), SeriesSpec(modality="MR"))
+    cold = scan(folder, catalog=Catalog(tmp_path / "catalog.sqlite"))
+    made: list[int] = []
+
+    def counted(*parts):
+        made.append(len(headers := make_headers(*parts)))
+        return headers
+
+    make_headers = catalog_module._make_headers
+    monkeypatch.setattr(catalog_module, "_make_headers", counted)
+    warm = scan(folder, catalog=Catalog(tmp_path / "catalog.sqlite"))
+    assert warm.files_read == 0 and made == []
+    ct, cold_ct = (next(series for series in result.all_series() if series.modality == "CT") for result in (warm, cold))
+    assert (ct.files, ct.rows, ct.columns) == (cold_ct.files, 8, 8) and made == [3]
+    assert ct.instances is ct.instances and made == [3]
+    assert warm == dataclasses.replace(cold, files_read=0) and made == [3, 2]
 
 
 def test_warm_rescan_does_not_import_pydicom(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ These are plain data; `medtl.dicom.scan` fills them and `medtl.dicom.catalog` st
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,13 +47,43 @@ class ScanProblem:
     reason: str
 
 
+class _ListMadeOnFirstUse:
+    """A dataclass field holding a list, given as the list or as a function that makes it: the
+    function is called on first access, once (the list is kept). Given nothing: an empty list.
+
+    Reading the field (``repr``, ``==``, :func:`dataclasses.replace`) makes the list; threads that
+    race on a first access each make an equal list, and the last one is kept.
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._attribute = f"_{name}"
+
+    def __get__(self, instance: object | None, owner: type | None = None) -> list | None:
+        if instance is None:
+            return None  # the field's default, which __set__ makes an empty list
+        value = instance.__dict__[self._attribute]
+        if callable(value):
+            value = instance.__dict__[self._attribute] = value()
+        return value
+
+    def __set__(self, instance: object, value: list | Callable[[], list] | None) -> None:
+        instance.__dict__[self._attribute] = [] if value is None else value
+
+
 @dataclass
 class SeriesInfo:
+    """One series: its instances (sorted by instance number) and warnings about them.
+
+    ``instances`` may be given as a function that makes the list: the catalog restores a
+    remembered scan that way, so that a re-scan of an unchanged folder makes no object per file
+    until a series' instances are used.
+    """
+
     series_uid: str
     modality: str
     description: str
     series_number: int | None
-    instances: list[InstanceHeader] = field(default_factory=list)
+    instances: list[InstanceHeader] = _ListMadeOnFirstUse()  # type: ignore[assignment]
     warnings: list[str] = field(default_factory=list)
 
     @property
