@@ -75,6 +75,15 @@ def budgeted_loop(seconds: float, epoch: Callable[[], None], validate: Callable[
     return best, epochs
 
 
+def plain_epoch(model: Any, loader: Any, loss_function: Callable[..., Any], optimizer: Any) -> None:
+    """One epoch of the plain MONAI tutorial loop: forward, loss, backward, step."""
+    model.train()
+    for batch in loader:
+        optimizer.zero_grad()
+        loss_function(model(batch["image"]), batch["label"]).backward()
+        optimizer.step()
+
+
 def plain_segmentation(datalist: Path, seconds: float) -> tuple[float, int]:
     import torch
     from monai.data import CacheDataset, DataLoader
@@ -107,11 +116,7 @@ def plain_segmentation(datalist: Path, seconds: float) -> tuple[float, int]:
     to_pred, to_label = AsDiscrete(argmax=True, to_onehot=2), AsDiscrete(to_onehot=2)
 
     def epoch() -> None:
-        model.train()
-        for batch in train_loader:
-            optimizer.zero_grad()
-            loss_function(model(batch["image"]), batch["label"]).backward()
-            optimizer.step()
+        plain_epoch(model, train_loader, loss_function, optimizer)
 
     def validate() -> float:
         model.eval()
@@ -152,11 +157,7 @@ def plain_classification(datalist: Path, seconds: float) -> tuple[float, int]:
     optimizer = torch.optim.Adam(model.parameters(), 1e-4)
 
     def epoch() -> None:
-        model.train()
-        for batch in train_loader:
-            optimizer.zero_grad()
-            loss_function(model(batch["image"]), batch["label"]).backward()
-            optimizer.step()
+        plain_epoch(model, train_loader, loss_function, optimizer)
 
     def validate() -> float:
         model.eval()
