@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Never touch the user's own catalog, settings or built sample: every test run (and the
+# subprocesses it starts) gets throwaway per-user folders.
+_user_dirs = Path(tempfile.mkdtemp(prefix="medtl-tests-"))
+for _variable in ("XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME"):
+    os.environ[_variable] = str(_user_dirs / _variable.lower())
+os.environ["MEDTL_CATALOG"] = str(_user_dirs / "catalog.sqlite")
 
 
 @pytest.fixture

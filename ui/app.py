@@ -16,7 +16,6 @@ from PySide6.QtWidgets import QApplication
 
 from medtl.dicom.catalog import Catalog
 from medtl.errors import MedtlError
-from medtl.sample import sample_dicom_dir
 from ui.main_window import MainWindow
 from ui.settings import AppSettings
 from ui.theme import apply_dark_theme
@@ -48,8 +47,9 @@ def open_catalog() -> Catalog | None:
 
 
 def run_app(path: Path | None = None, screenshot: Path | None = None) -> int:
-    """Show the window on ``path`` (default: the bundled sample); with ``screenshot``, save a PNG of it once the
-    first image series is shown, and exit (1 if nothing could be shown within a minute).
+    """Show the window on ``path`` (default: the real-anatomy sample study, built in the background on first use);
+    with ``screenshot``, save a PNG of it once the first image series is shown, and exit (1 if nothing could be
+    shown within a minute).
 
     A screenshot run uses fresh settings, kept nowhere: it always shows the default layout, and it leaves
     the user's window layout and recent folders as they were.
@@ -62,7 +62,10 @@ def run_app(path: Path | None = None, screenshot: Path | None = None) -> int:
             window.resize(*SCREENSHOT_SIZE)
             _exit_after_screenshot(app, window, screenshot)
         window.show()
-        window.open_path(path if path is not None else sample_dicom_dir())
+        if path is None:
+            window.open_sample()
+        else:
+            window.open_path(path)
         return app.exec()
 
 

@@ -31,9 +31,8 @@ from medtl.dicom.catalog import Catalog
 from medtl.dicom.records import ScanResult, SeriesInfo
 from medtl.dicom.scan import scan
 from medtl.dicom.series import load_series
-from medtl.errors import MedtlError
 from medtl.progress import CancelToken, ProgressCallback
-from medtl.sample import sample_dicom_dir
+from medtl.sample_study import sample_study_dir
 from ui.layers_panel import LayersPanel
 from ui.prediction_layers import prediction_layers, prediction_summary
 from ui.problems_panel import ProblemsPanel
@@ -182,10 +181,14 @@ class MainWindow(QMainWindow):
             self.open_path(folder)
 
     def open_sample(self) -> None:
-        try:
-            self.open_path(sample_dicom_dir())
-        except MedtlError as error:
-            self._failed("sample", str(error))
+        """Open the real-anatomy sample study; on its first use it is built first, in the background (a few seconds)."""
+        task = EngineTask(lambda progress, cancel: sample_study_dir(progress, cancel), self)
+        task.progress.connect(self._show_progress)
+        task.done.connect(self.open_path)
+        task.failed.connect(lambda message: self._failed("the sample study", message))
+        task.cancelled.connect(self._cancelled)
+        self._start("sample", task)
+        self._show_progress(0, 0, "preparing the sample study")
 
     def cancel_tasks(self) -> None:
         for task in self._tasks.values():

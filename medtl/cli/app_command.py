@@ -6,11 +6,11 @@ import argparse
 import logging
 from pathlib import Path
 
-HELP = "open the desktop viewer on a DICOM folder or series (default: the bundled sample)"
+HELP = "open the desktop viewer on a DICOM folder or series (default: the sample study)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("path", type=Path, nargs="?", metavar="PATH", help="a DICOM folder or series (default: the bundled sample)")
+    parser.add_argument("path", type=Path, nargs="?", metavar="PATH", help="a DICOM folder or series (default: the sample study)")
     parser.add_argument(
         "--screenshot", type=Path, metavar="FILE", help="save a PNG of the window once the first image series is shown, then exit"
     )
