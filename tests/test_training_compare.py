@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from medtl.training.compare import compare_runs, compare_scratch, comparison_markdown
+from medtl.training.compare import ARMS, compare_runs, comparison_markdown, write_comparison
 from medtl.training.run_folder import RunFolder
 from tests.test_training_synthetic import (
     build_classifier,
@@ -37,7 +37,7 @@ def test_comparison_figures(tmp_path: Path) -> None:
     assert "Transfer helped: balanced_accuracy +0.1500" in text and "after 20.0 s" in text
 
 
-def test_compare_scratch_runs_both_arms_and_writes_the_verdict(tmp_path: Path) -> None:
+def test_two_arms_on_the_same_budget_give_a_written_verdict(tmp_path: Path) -> None:
     donor = make_trainer(tmp_path / "donor", epochs=6)
     donor.fit()
     pretrained_weights = RunFolder(tmp_path / "donor").load_best_model()
@@ -48,7 +48,9 @@ def test_compare_scratch_runs_both_arms_and_writes_the_verdict(tmp_path: Path) -
             model.load_state_dict(pretrained_weights)
         return make_trainer(folder, model=model, epochs=2, model_spec_dict={"weights": "run:donor" if pretrained else None})
 
-    comparison = compare_scratch(arm, tmp_path / "cmp")
+    for name in ARMS:
+        arm(name == "pretrained", tmp_path / "cmp" / name).fit()
+    comparison = write_comparison(tmp_path / "cmp")
     assert json.loads((tmp_path / "cmp" / "comparison.json").read_text()) == comparison
     assert comparison["scratch"]["epochs"] == comparison["pretrained"]["epochs"] == 2
     assert comparison["transfer_helped"] is True and comparison["delta"] > 0

@@ -1,5 +1,5 @@
-"""``--compare-scratch``: train the pretrained model and the same architecture from scratch on the same
-budget, and say in figures whether transfer helped.
+"""``--compare-scratch``: compare a pretrained run with the same architecture trained from scratch on
+the same budget (the two arms are run by `medtl.workflow.train`), and say in figures whether transfer helped.
 
 Writes ``comparison.json`` and ``comparison.md`` beside the two run folders ``pretrained/`` and ``scratch/``.
 """
@@ -7,15 +7,11 @@ Writes ``comparison.json`` and ``comparison.md`` beside the two run folders ``pr
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from medtl.atomic import write_text_atomic
 from medtl.training.run_folder import RunFolder, jsonable
-
-if TYPE_CHECKING:
-    from medtl.training.trainer import Trainer
 
 ARMS = ("pretrained", "scratch")
 
@@ -73,18 +69,6 @@ def comparison_markdown(comparison: dict[str, Any]) -> str:
         verdict = f"Transfer {'helped' if delta > 0 else 'did not help'}: {name} {delta:+.4f} over training from scratch"
         verdict += f"; the pretrained model reached the scratch model's best after {reach:.1f} s." if reach is not None else "; the pretrained model never reached the scratch model's best."
     return "# Pretrained vs from scratch\n\n" + "\n".join(rows) + f"\n\n{verdict}\n"
-
-
-def compare_scratch(make_trainer: Callable[[bool, Path], Trainer], run_dir: Path | str) -> dict[str, Any]:
-    """Fit ``make_trainer(True, run_dir/"pretrained")`` and ``make_trainer(False, run_dir/"scratch")``, then compare.
-
-    ``make_trainer(pretrained, folder)`` builds the model (with or without its pretrained weights)
-    and returns a Trainer with the same config, hence the same seed and budget, for both arms.
-    """
-    run_dir = Path(run_dir)
-    for arm in ARMS:
-        make_trainer(arm == "pretrained", run_dir / arm).fit()
-    return write_comparison(run_dir)
 
 
 def write_comparison(run_dir: Path | str) -> dict[str, Any]:

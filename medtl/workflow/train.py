@@ -119,7 +119,9 @@ def train(
             return {**summaries[-1], "run_dir": str(out_dir)}
     summary = {**summaries[0], "run_dir": str(out_dir)}
     if compare:
-        summary["comparison"] = _write_comparison(out_dir)
+        from medtl.training.compare import write_comparison
+
+        summary["comparison"] = write_comparison(out_dir)
     return summary
 
 
@@ -280,18 +282,3 @@ def _add_licence_to_model_card(run: RunFolder, spec: ModelSpec) -> None:
     summary = run.read_summary()
     best = next((r for r in run.read_metrics() if r["epoch"] == summary.get("best_epoch")), {})
     run.write_model_card(render_model_card(dataclasses.replace(config, model=model), summary, best))
-
-
-def _write_comparison(out_dir: Path) -> dict[str, Any]:
-    """Compare the two finished arms and write ``comparison.json`` and ``comparison.md``."""
-    from medtl.atomic import write_text_atomic
-    from medtl.training import distributed
-    from medtl.training.compare import compare_runs, comparison_markdown
-    from medtl.training.run_folder import RunFolder, jsonable
-
-    distributed.current().barrier()  # rank 0 has written both summaries
-    comparison = compare_runs(RunFolder(out_dir / "pretrained"), RunFolder(out_dir / "scratch"))
-    if distributed.current().is_main:
-        write_text_atomic(out_dir / "comparison.json", json.dumps(jsonable(comparison), indent=2, allow_nan=False))
-        write_text_atomic(out_dir / "comparison.md", comparison_markdown(comparison))
-    return comparison
