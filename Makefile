@@ -1,4 +1,4 @@
-# Quick start:  `make demo`  (set up, then run the main job on the bundled sample)
+# Quick start:  `make demo`  (set up, then run the main job on the bundled samples)
 #               `make test`  (set up, then run the whole test suite)
 PYTHON ?= python3
 VENV   ?= .venv
@@ -21,6 +21,8 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(MEDTL) scan "$$($(MEDTL) sample --path)"
 	$(MEDTL) convert "$$($(MEDTL) sample --path)/98892001/CT5N" -o $(OUT)/sample_ct.nii.gz
+	QT_QPA_PLATFORM=offscreen $(MEDTL) app --screenshot $(OUT)/app.png
+	@echo "The app on the sample study: $(OUT)/app.png (run 'make app' for a real window)"
 
 app: setup
 	$(MEDTL) app
