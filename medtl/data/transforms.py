@@ -96,7 +96,7 @@ class ToChannelsd(MapTransform):
         return d
 
 
-def _take_slice(tensor: torch.Tensor, index: int) -> torch.Tensor:
+def take_slice(tensor: torch.Tensor, index: int) -> torch.Tensor:
     """``tensor[..., index]`` with a MetaTensor's affine moved to that slice."""
     out = tensor[..., index]
     if isinstance(tensor, MetaTensor):
@@ -112,7 +112,7 @@ class AxialSliced(MapTransform):
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         for key in self.key_iterator(d):
-            d[key] = _take_slice(d[key], d[key].shape[-1] // 2)
+            d[key] = take_slice(d[key], d[key].shape[-1] // 2)
         return d
 
 
@@ -146,5 +146,5 @@ class RandAxialSliced(Randomizable, MapTransform):
             foreground = np.flatnonzero(torch.as_tensor(label).reshape(-1, depth).any(dim=0).cpu().numpy())
         self.randomize((depth, foreground))
         for key in self.key_iterator(d):
-            d[key] = _take_slice(d[key], self._index)
+            d[key] = take_slice(d[key], self._index)
         return d

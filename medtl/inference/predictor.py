@@ -180,7 +180,7 @@ class Predictor:
         """Volume-level preprocessing once; for a 2D model, each slice's own steps on demand."""
         from monai.transforms import Compose
 
-        from medtl.data.transforms import AxialSliced, LoadVolumed, _take_slice
+        from medtl.data.transforms import AxialSliced, LoadVolumed, take_slice
 
         steps = [step for step in self.preprocessing.eval_transforms().transforms if not isinstance(step, LoadVolumed)]
         cut = next((i for i, step in enumerate(steps) if isinstance(step, AxialSliced)), len(steps))
@@ -190,9 +190,9 @@ class Predictor:
         per_slice = Compose(steps[cut + 1 :])
 
         def batch(start: int, stop: int) -> torch.Tensor:
-            return torch.stack([per_slice({"image": _take_slice(image, z)})["image"].as_subclass(torch.Tensor) for z in range(start, stop)])
+            return torch.stack([per_slice({"image": take_slice(image, z)})["image"].as_subclass(torch.Tensor) for z in range(start, stop)])
 
-        first = per_slice({"image": _take_slice(image, 0)})["image"]
+        first = per_slice({"image": take_slice(image, 0)})["image"]
         return _NetworkInput(batch, int(image.shape[-1]), first.affine.numpy())  # slice steps keep the k column
 
     def _batches(self, network_input: _NetworkInput, message: str, progress: ProgressCallback | None, cancel: CancelToken | None) -> Iterator[torch.Tensor]:
