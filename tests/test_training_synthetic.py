@@ -98,7 +98,7 @@ def make_trainer(run_dir: Path, model: nn.Module | None = None, task: str = "cla
     from medtl.training.config import TrainConfig
     from medtl.training.trainer import Trainer
 
-    trainer_keys = {"loss_fn", "param_groups", "epoch_hook", "on_event", "cancel", "model_spec_dict", "preprocessing_dict", "data_summary_dict", "clock"}
+    trainer_keys = {"loss_fn", "param_groups", "epoch_hook", "on_event", "cancel", "model_spec_dict", "preprocessing_dict", "data_summary_dict", "weights_licence", "clock"}
     trainer_kwargs = {key: kwargs.pop(key) for key in list(kwargs) if key in trainer_keys}
     batch_size = kwargs.pop("batch_size", 8)
     config = TrainConfig(**{"task": task, "epochs": 4, "lr": 3e-3, "warmup_epochs": 0.5, "batch_size": batch_size, "early_stopping_patience": None, **kwargs})

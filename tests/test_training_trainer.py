@@ -287,3 +287,17 @@ def test_sliding_window_validation_scores_like_whole_images(tmp_path: Path) -> N
         for name, roi in (("whole", None), ("windows", (8, 8)))
     }
     assert scores["windows"] == pytest.approx(scores["whole"], abs=0.05)
+
+
+def test_the_weights_licence_reaches_the_model_card_and_survives_a_resume(tmp_path: Path) -> None:
+    def crash_after_epoch_two(event: TrainEvent) -> None:
+        if isinstance(event, EpochEnd) and event.epoch == 2:
+            raise KeyboardInterrupt
+
+    spec = {"architecture": "mlp", "weights": "efficientnet-lite0"}
+    with pytest.raises(KeyboardInterrupt):
+        make_trainer(tmp_path, model_spec_dict=spec, weights_licence="Apache-2.0 (test)", on_event=crash_after_epoch_two).fit()
+    assert RunFolder(tmp_path).read_config().weights_licence == "Apache-2.0 (test)"
+    make_trainer(tmp_path, model_spec_dict=spec).fit(resume=True)  # rebuilt without the source weights
+    card = (tmp_path / "model_card.md").read_text()
+    assert "- source: efficientnet-lite0" in card and "- licence: Apache-2.0 (test)" in card

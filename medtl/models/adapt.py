@@ -45,6 +45,8 @@ class LoadReport:
     """Fraction of the backbone's parameter values that came from the source."""
     arch_params: dict[str, Any] = field(default_factory=dict)
     """Constructor arguments the model was built with (set by ``build_model``)."""
+    licence: str | None = None
+    """The source weights' licence (set by ``build_model``; ``None`` for random initialisation)."""
 
     def summary(self) -> str:
         """One line for a log or a status bar."""

@@ -166,5 +166,5 @@ def build_model(spec: ModelSpec, progress: ProgressCallback | None = None, cance
         params.update({k: v for k, v in architecture.infer_params(renamed, spec.spatial_dims).items() if k not in params})
     model = architecture.build(*build_args, params)
     report = load_weights(model, architecture, state, spec.in_channels, source.describe())
-    report.arch_params = params
+    report.arch_params, report.licence = params, source.licence
     return model, report

@@ -29,6 +29,7 @@ def _table(rows: dict[str, Any]) -> str:
 def render_model_card(config: RunConfig, summary: dict[str, Any], best_epoch_metrics: dict[str, Any]) -> str:
     """Markdown for ``model_card.md``; ``best_epoch_metrics`` is the metrics line of the best epoch (may be empty)."""
     source, licence = weight_provenance(config.model)
+    licence = licence or config.weights_licence
     data = dict(config.data)
     split = data.pop("split", None)
     metrics = {key: value for key, value in best_epoch_metrics.items() if key not in NOT_METRICS}

@@ -60,13 +60,21 @@ class RunConfig:
     model: dict[str, Any] = field(default_factory=dict)
     preprocessing: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
+    weights_licence: str | None = None
+    """The licence of the pretrained weights the run started from (``None``: from scratch or unknown)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"train": self.train.to_dict(), "model": self.model, "preprocessing": self.preprocessing, "data": self.data}
+        return {
+            "train": self.train.to_dict(), "model": self.model, "preprocessing": self.preprocessing, "data": self.data,
+            "weights_licence": self.weights_licence,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
-        return cls(TrainConfig.from_dict(data["train"]), data.get("model") or {}, data.get("preprocessing") or {}, data.get("data") or {})
+        return cls(
+            TrainConfig.from_dict(data["train"]), data.get("model") or {}, data.get("preprocessing") or {}, data.get("data") or {},
+            data.get("weights_licence"),
+        )
 
 
 class RunFolder:

@@ -92,12 +92,15 @@ class Trainer:
         model_spec_dict: dict[str, Any] | None = None,
         preprocessing_dict: dict[str, Any] | None = None,
         data_summary_dict: dict[str, Any] | None = None,
+        weights_licence: str | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self.model = model
         self.run = RunFolder(run_dir)
-        self.run_config = RunConfig(config, model_spec_dict or {}, preprocessing_dict or {}, data_summary_dict or {})
+        self.run_config = RunConfig(
+            config, model_spec_dict or {}, preprocessing_dict or {}, data_summary_dict or {}, weights_licence
+        )
         self.on_event = on_event
         self.cancel = cancel or CancelToken()
         self.clock = clock
@@ -138,6 +141,8 @@ class Trainer:
                 self.run.start_fresh(self.run_config)
         else:
             self.progress = _Progress(**checkpoint["progress"])
+            if self.run_config.weights_licence is None:  # a resumed run is rebuilt without its source weights
+                self.run_config = dataclasses.replace(self.run_config, weights_licence=self.run.read_config().weights_licence)
             if self.progress.stopped_because not in (None, CANCELLED):
                 return self._finish()  # already finished; rewrite its summary in case the crash came before it
             self.progress.stopped_because = None

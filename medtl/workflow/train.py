@@ -252,11 +252,9 @@ def _fit(
         model_spec_dict=spec.to_dict(),
         preprocessing_dict=plan.preprocessing.to_dict(),
         data_summary_dict=data_dict,
+        weights_licence=report.licence,
     )
-    summary = trainer.fit(resume=resume)
-    if summary["stopped_because"] != CANCELLED:
-        _add_licence_to_model_card(trainer.run, spec)
-    return summary
+    return trainer.fit(resume=resume)
 
 
 def _write_load_report(run_dir: Path, report: LoadReport) -> None:
@@ -267,18 +265,3 @@ def _write_load_report(run_dir: Path, report: LoadReport) -> None:
     if distributed.current().is_main:
         fields = ("source", "loaded", "adapted", "new", "dropped", "backbone_fraction")
         write_text_atomic(run_dir / "load_report.json", json.dumps({name: getattr(report, name) for name in fields}, indent=1))
-
-
-def _add_licence_to_model_card(run: RunFolder, spec: ModelSpec) -> None:
-    """Rewrite ``model_card.md`` naming the source weights' licence (the stored spec has only the source)."""
-    from medtl.models.weights import parse_source
-    from medtl.training import distributed
-    from medtl.training.model_card import render_model_card
-
-    if spec.weights is None or not distributed.current().is_main:
-        return
-    config = run.read_config()
-    model = {**config.model, "weights": {"source": spec.weights, "licence": parse_source(spec.weights).licence}}
-    summary = run.read_summary()
-    best = next((r for r in run.read_metrics() if r["epoch"] == summary.get("best_epoch")), {})
-    run.write_model_card(render_model_card(dataclasses.replace(config, model=model), summary, best))
