@@ -6,7 +6,7 @@ Builds the offline real tasks of :mod:`medtl.data.tasks` under benchmarks/_work/
   medtl  `medtl train --datalist DL --task T --out RUN --time-limit MIN` (nothing else: the defaults),
          in a fresh process; the figure is summary.json's best validation metric.
   plain  a hand-written loop after the MONAI tutorials, from scratch, on the same training and
-         validation cases (medtl's patient-level split, seed 0) and the same budget of training time
+         validation cases (the datalist's validation list, else medtl's patient-level split, seed 0) and the same budget of training time
          (the clock starts after the data are cached, as medtl's does):
          - ct_bone (segmentation): the spleen tutorial in 2D: UNet (16-256 channels, 2 residual units,
            batch norm), DiceLoss, Adam 1e-4, HU [-1000, 2000] -> [0, 1], 4 random 96x96 patches per image
@@ -55,7 +55,7 @@ def split(datalist: Path, task: str) -> tuple[list[dict[str, Any]], list[dict[st
     from medtl.data.split import split_cases
 
     parsed = load_datalist(datalist, task)
-    train, val = split_cases(parsed.training, task, 0.2, SEED)
+    train, val = (parsed.training, parsed.validation) if parsed.validation else split_cases(parsed.training, task, 0.2, SEED)
 
     def item(case: Any) -> dict[str, Any]:
         label = parsed.classes.index(str(case.label)) if task == "classification" else str(case.label)

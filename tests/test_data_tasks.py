@@ -11,7 +11,7 @@ import pytest
 
 from medtl.data.datalist import load_datalist
 from medtl.data.images import read_image
-from medtl.data.tasks import build_task, task_names
+from medtl.data.tasks import ORIENTATION_VALIDATION, build_task, task_names
 from medtl.errors import MedtlError
 
 
@@ -24,10 +24,13 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_orientation_task(built: dict[str, Path]) -> None:
     datalist = load_datalist(built["orientation"], task="classification")
     assert datalist.classes == ["upright", "rotated"] and datalist.modality == "OT"
-    assert Counter(c.label for c in datalist.training) == {"upright": 16, "rotated": 16}
-    assert len({c.patient_id for c in datalist.training}) == 8
+    assert Counter(c.label for c in datalist.training) == {"upright": 32, "rotated": 32}
+    assert Counter(c.label for c in datalist.validation) == {"upright": 12, "rotated": 12}
+    held_out = {c.patient_id for c in datalist.validation}
+    assert held_out == set(ORIENTATION_VALIDATION) and not held_out & {c.patient_id for c in datalist.training}
+    assert len({c.patient_id for c in datalist.training}) == 6
     pairs = {}
-    for case in datalist.training:
+    for case in datalist.cases:
         pairs.setdefault(case.image.name.rsplit("_", 1)[0], {})[case.label] = read_image(case.image).array[0]
     for pictures in pairs.values():
         assert pictures["upright"].dtype == np.uint8 and pictures["upright"].std() > 10
@@ -36,7 +39,7 @@ def test_orientation_task(built: dict[str, Path]) -> None:
 
 def test_explicit_vr_un_abdomen_is_turned_upright(built: dict[str, Path]) -> None:
     """That CT is stored with rows running anterior; upright puts the spine (dense, posterior) at the bottom."""
-    image = next(c.image for c in load_datalist(built["orientation"]).training if c.image.name == "explicit_VR-UN_abdomen-axial_upright.png")
+    image = next(c.image for c in load_datalist(built["orientation"]).cases if c.image.name == "explicit_VR-UN_abdomen-axial_upright.png")
     picture = read_image(image).array[0].astype(float)
     rows = np.flatnonzero((picture > 200).any(axis=1))  # bone in the display window
     assert np.median(rows) > picture.shape[0] / 2

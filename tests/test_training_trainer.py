@@ -301,3 +301,51 @@ def test_the_weights_licence_reaches_the_model_card_and_survives_a_resume(tmp_pa
     make_trainer(tmp_path, model_spec_dict=spec).fit(resume=True)  # rebuilt without the source weights
     card = (tmp_path / "model_card.md").read_text()
     assert "- source: efficientnet-lite0" in card and "- licence: Apache-2.0 (test)" in card
+
+
+def test_a_full_disk_while_checkpointing_names_the_file_and_keeps_the_previous_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    real_save = torch.save
+    saves = []
+
+    def save_until_the_disk_fills(obj: object, f: object, *args: object, **kwargs: object) -> None:
+        saves.append(obj["epoch"])  # type: ignore[index]
+        if len(saves) >= 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save_until_the_disk_fills)
+    with pytest.raises(MedtlError, match=r"checkpoint\.pt: cannot write the checkpoint \(No space left on device\); the previous one is kept"):
+        make_trainer(tmp_path, epochs=6).fit()
+    monkeypatch.setattr(torch, "save", real_save)
+    kept = RunFolder(tmp_path).load_checkpoint()
+    assert kept["epoch"] == 2 and not list(tmp_path.glob(".checkpoint*"))  # no temporary file left behind
+
+
+def test_the_checkpoint_is_a_snapshot_of_its_epoch_although_training_goes_on_while_it_is_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    real_save = torch.save
+    release = threading.Event()
+    live: dict[int, dict[str, torch.Tensor]] = {}
+    written: dict[int, dict[str, torch.Tensor]] = {}
+
+    def slow_save(obj: dict, f: object, *args: object, **kwargs: object) -> None:
+        if obj["epoch"] == 1:
+            assert release.wait(30)  # epoch 2 trains meanwhile and changes the live weights
+        written[obj["epoch"]] = obj["model"]
+        real_save(obj, f, *args, **kwargs)
+
+    def on_event(event: TrainEvent) -> None:
+        if isinstance(event, EpochEnd):
+            live[event.epoch] = {k: v.clone() for k, v in trainer.module.state_dict().items()}
+            if event.epoch == 2:
+                release.set()
+
+    monkeypatch.setattr(torch, "save", slow_save)
+    trainer = make_trainer(tmp_path, epochs=2, on_event=on_event)
+    trainer.fit()
+    assert_same_weights(written[1], live[1])
+    assert not all(torch.equal(written[1][k], live[2][k]) for k in live[2])
+    assert RunFolder(tmp_path).load_checkpoint()["epoch"] == 2

@@ -9,13 +9,17 @@ Tasks
 ``orientation`` (classification, PNG): is a 2D slice shown upright or rotated 180 degrees?
     Each source slice, turned to the radiological display convention from its geometry
     (axial: anterior up, patient's right on the left; coronal/sagittal: superior up) and scaled
-    to 8 bits (CT: window [-450, 1050] HU; MR: 0.5-99.5 percentiles), is written twice:
-    ``upright`` and ``rotated``. Sources: 5 CT slices (2 head, neck, spine, abdomen), 2 MR
-    slices (shoulder, abdomen) and 9 MNI152 T1 slices (3 axial, 3 coronal, 3 sagittal, chosen
-    by ``seed``): 32 pictures, 8 patients. (pydicom's ``MR_small`` and ``emri_small`` are left
-    out: their small crops show no anatomy that makes "upright" checkable.) Orientation-
-    sensitive: train it without flips (``default_for(..., orientation_sensitive=True)``);
-    pictures have identity geometry, so ``orientation="LPS"`` or ``None`` keeps them as written.
+    to 8 bits (CT: window [-450, 1050] HU; MR: 0.5-99.5 percentiles), is shown whole and as
+    ``ORIENTATION_CROPS`` seeded crops (55-85 % of each side, as a user zooms in), and each
+    picture is written twice: ``upright`` and ``rotated``. Sources: 6 CT slices (3 head, neck,
+    spine, abdomen), 2 MR slices (shoulder, abdomen) and 12 MNI152 T1 slices (4 per plane, chosen
+    by ``seed``). The validation list is fixed and holds whole patients whose anatomy or scanner
+    training never sees: a head CT from another scanner, the abdominal CT and the abdominal MR
+    (:data:`ORIENTATION_VALIDATION`): 24 items; training: 64 items. (pydicom's ``MR_small`` and
+    ``emri_small`` are left out: their small crops show no anatomy that makes "upright"
+    checkable.) Orientation-sensitive: train it without flips (``default_for(...,
+    orientation_sensitive=True)``); pictures have identity geometry, so ``orientation="LPS"`` or
+    ``None`` keeps them as written.
 ``ct_bone`` (segmentation, NIfTI, CT in HU, labels background/bone): bone in real CT slices,
     two head CTs (skull vertex; skull base) plus neck, spine and abdomen. The mask is
     ``HU > 300``, cleaned with scikit-image (components under 3 mm^2 removed, holes under
@@ -34,7 +38,8 @@ Sources and licences
   issue 1149), ``bad_sequence.dcm`` (neck CT, anonymised, issue 1067), ``explicit_VR-UN.dcm``
   (abdominal CT from The Cancer Imaging Archive, Pancreas-CT, CC BY 3.0),
   ``examples_overlay.dcm`` (Siemens abdominal MR sample).
-- pydicom-data (MIT licence): ``693_UNCI.dcm`` (head CT from the CQ500 data set, qure.ai,
+- pydicom-data (MIT licence): ``eCT_Supplemental.dcm`` (enhanced CT of a head, 2 frames),
+  ``693_UNCI.dcm`` (head CT from the CQ500 data set, qure.ai,
   **CC BY-NC-SA 4.0: non-commercial**), ``MR2_UNCI.dcm`` (shoulder MR, NEMA WG04).
 - nilearn (BSD-3) bundled ICBM 2009a nonlinear symmetric MNI152 template and masks,
   © 1993-2009 Louis Collins, McConnell Brain Imaging Centre, Montreal Neurological Institute,
@@ -62,6 +67,11 @@ BONE_MIN_AREA_MM2 = 3.0
 BONE_MAX_HOLE_MM2 = 10.0
 MNI_SLAB_SLICES = 10
 MNI_MIN_BRAIN_FRACTION = 0.02
+ORIENTATION_CROPS = 3
+ORIENTATION_CROP_FRACTION = (0.55, 0.85)
+ORIENTATION_MNI_SLICES_PER_PLANE = 4
+ORIENTATION_VALIDATION = ("J2K_pixelrep_mismatch", "explicit_VR-UN", "examples_overlay")
+"""Patients of the orientation task's fixed validation list (see the module docstring)."""
 _PLANES = ("axial", "coronal", "sagittal")  # the fixed axis of a [S, P, L] array
 
 
@@ -84,6 +94,7 @@ CT_SOURCES = (
     Source("CT_small.dcm", "spine"),
     Source("explicit_VR-UN.dcm", "abdomen"),
 )
+ORIENTATION_CT_SOURCES = CT_SOURCES + (Source("eCT_Supplemental.dcm", "head"),)
 MR_SOURCES = (
     Source("MR2_UNCI.dcm", "shoulder"),
     Source("examples_overlay.dcm", "abdomen"),
@@ -106,27 +117,40 @@ def build_task(name: str, out_dir: Path | str, seed: int = 0) -> Path:
 
 
 def _build_orientation(out_dir: Path, seed: int) -> dict[str, Any]:
-    entries = []
-    for patient, anatomy, picture in _orientation_pictures(seed):
+    lists: dict[str, list[dict[str, str]]] = {"training": [], "validation": []}
+    for patient, description, picture in _orientation_pictures(seed):
         for label, image in zip(ORIENTATION_CLASSES, (picture, np.rot90(picture, 2))):
-            relative = f"images/{patient}_{anatomy}_{label}.png"
+            relative = f"images/{patient}_{description}_{label}.png"
             _write_png(out_dir / relative, image)
-            entries.append({"image": relative, "label": label, "patient_id": patient})
-    return {"name": "orientation", "modality": "OT", "classes": list(ORIENTATION_CLASSES), "training": entries}
+            part = "validation" if patient in ORIENTATION_VALIDATION else "training"
+            lists[part].append({"image": relative, "label": label, "patient_id": patient})
+    return {"name": "orientation", "modality": "OT", "classes": list(ORIENTATION_CLASSES), **lists}
 
 
 def _orientation_pictures(seed: int) -> Iterator[tuple[str, str, np.ndarray]]:
     """``(patient_id, description, uint8 picture [rows, columns] upright)``."""
-    for source in CT_SOURCES + MR_SOURCES:
+    rng = np.random.default_rng(seed)
+    for source in ORIENTATION_CT_SOURCES + MR_SOURCES:
         canonical = canonical_lps(_read_source(source.file))
         axis = int(np.argmin(canonical.shape))  # the one-slice axis names the plane
-        picture = _to_uint8(_plane(canonical, axis, 0), CT_DISPLAY_HU if source in CT_SOURCES else None)
+        picture = _to_uint8(_plane(canonical, axis, 0), CT_DISPLAY_HU if source in ORIENTATION_CT_SOURCES else None)
         yield source.patient_id, f"{source.anatomy}-{_PLANES[axis]}", picture
+        for crop in range(ORIENTATION_CROPS):
+            yield source.patient_id, f"{source.anatomy}-{_PLANES[axis]}-crop{crop}", _random_crop(picture, rng)
     template = canonical_lps(_mni_volume("template"))
-    rng = np.random.default_rng(seed)
     for axis, size in enumerate(template.shape):
-        for index in sorted(rng.choice(np.arange(size // 4, 3 * size // 4), 3, replace=False)):
+        chosen = rng.choice(np.arange(size // 4, 3 * size // 4), ORIENTATION_MNI_SLICES_PER_PLANE, replace=False)
+        for index in sorted(chosen):
             yield "mni152", f"brain-{_PLANES[axis]}{index}", _to_uint8(_plane(template, axis, int(index)), None)
+
+
+def _random_crop(picture: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A crop of ``ORIENTATION_CROP_FRACTION`` of each side at a random place."""
+    fraction = rng.uniform(*ORIENTATION_CROP_FRACTION)
+    rows, columns = (max(1, int(round(side * fraction))) for side in picture.shape)
+    top = int(rng.integers(0, picture.shape[0] - rows + 1))
+    left = int(rng.integers(0, picture.shape[1] - columns + 1))
+    return picture[top : top + rows, left : left + columns]
 
 
 def _build_ct_bone(out_dir: Path, seed: int) -> dict[str, Any]:

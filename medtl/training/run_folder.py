@@ -156,11 +156,17 @@ class RunFolder:
         write_text_atomic(self.metrics_path, kept)
 
     def save_checkpoint(self, state: dict[str, Any]) -> None:
-        """``state`` must hold only tensors and plain Python types, so that it loads with ``weights_only=True``."""
+        """``state`` must hold only tensors and plain Python types, so that it loads with ``weights_only=True``.
+
+        A failed write (a full disk) raises :class:`MedtlError` naming the file; the previous checkpoint is kept.
+        """
         import torch
 
-        with atomic_path(self.checkpoint_path) as tmp:
-            torch.save(state, tmp)
+        try:
+            with atomic_path(self.checkpoint_path) as tmp:
+                torch.save(state, tmp)
+        except OSError as error:
+            raise MedtlError(f"{self.checkpoint_path}: cannot write the checkpoint ({error.strerror or error}); the previous one is kept") from None
 
     def load_checkpoint(self) -> dict[str, Any]:
         import torch

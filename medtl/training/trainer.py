@@ -33,6 +33,7 @@ from medtl.training.losses import default_loss
 from medtl.training.metrics import MetricAccumulator, label_spacing, primary_metric
 from medtl.training.model_card import render_model_card
 from medtl.training.reproducibility import capture_rng, restore_rng, seed_everything
+from medtl.training.background_writer import BackgroundWriter, snapshot
 from medtl.training.run_folder import RunConfig, RunFolder, weight_provenance
 from medtl.training.schedule import WarmupCosine
 
@@ -161,9 +162,13 @@ class Trainer:
         self._log(f"training on {self.setup.name}, mixed precision {self.setup.amp_label}, batch {batch_size} in steps of {self.progress.micro_batch}")
         self._fit_started, self._elapsed_before = self.clock(), self.progress.elapsed_seconds
         self._steps_this_fit, self._step_seconds_this_fit = 0, 0.0
-        while self.progress.stopped_because is None:
-            self._run_epoch()
-            self._save_checkpoint()
+        self._writer = BackgroundWriter()
+        try:
+            while self.progress.stopped_because is None:
+                self._run_epoch()
+                self._save_checkpoint()
+        finally:
+            self._writer.close()  # the last checkpoint is on disk before the summary says the run ended
         return self._finish()
 
     # ------------------------------------------------------------------ epochs
@@ -366,26 +371,26 @@ class Trainer:
     # --------------------------------------------------------- state and output
 
     def _save_checkpoint(self) -> None:
-        """Write the whole training state (every rank's RNG included) atomically; rank 0 writes."""
+        """Write the whole training state (every rank's RNG included) atomically, in the background while the
+        next epoch trains (see :mod:`medtl.training.background_writer`); rank 0 writes."""
         p = self.progress
         p.elapsed_seconds = self._elapsed()
         rngs = self._ctx.gather({"rng": capture_rng(), "epoch_rng": self._epoch_rng})
         if not self._ctx.is_main:
             return
-        self.run.save_checkpoint(
-            {
-                "format": 1,
-                "model": self.module.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.schedule.state_dict(),
-                "scaler": self.scaler.state_dict(),
-                "epoch": p.epoch,
-                "best_metric": p.best_metric,
-                "progress": dataclasses.asdict(p),
-                "ranks": rngs,
-                "config": self.config.to_dict(),
-            }
-        )
+        state = {
+            "format": 1,
+            "model": self.module.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.schedule.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "epoch": p.epoch,
+            "best_metric": p.best_metric,
+            "progress": dataclasses.asdict(p),
+            "ranks": rngs,
+            "config": self.config.to_dict(),
+        }
+        self._writer.submit(self.run.save_checkpoint, snapshot(state))
 
     def _restore(self, checkpoint: dict[str, Any]) -> None:
         """Load a checkpoint's state; epoch hooks of past epochs are replayed so freezing is as it was."""
