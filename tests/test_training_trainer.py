@@ -349,3 +349,23 @@ def test_the_checkpoint_is_a_snapshot_of_its_epoch_although_training_goes_on_whi
     assert_same_weights(written[1], live[1])
     assert not all(torch.equal(written[1][k], live[2][k]) for k in live[2])
     assert RunFolder(tmp_path).load_checkpoint()["epoch"] == 2
+
+
+def test_time_budget_is_re_planned_when_later_epochs_are_faster_than_the_first(tmp_path: Path) -> None:
+    clock = FakeClock()
+    model = ticking_classifier(clock)
+    first_epoch_extra = {"seconds": 20.0}  # e.g. the first epoch fills the cache
+
+    def slow_first_epoch(event: TrainEvent) -> None:
+        events.append(event)
+        if isinstance(event, StepProgress) and (event.epoch, event.step) == (1, 1):
+            clock.now += first_epoch_extra["seconds"]
+
+    events: list[TrainEvent] = []
+    summary = make_trainer(tmp_path, model=model, clock=clock, epochs=50, time_limit_minutes=1.0, on_event=slow_first_epoch).fit()
+    # Epoch 1 takes 29 s (2 fit in 60 s); later epochs 9 s: after epoch 2 (38 s) two more fit.
+    messages = [e.message for e in events if isinstance(e, LogLine)]
+    assert any(m.startswith("time budget: 2 epoch(s)") for m in messages)
+    assert any(m.startswith("time budget: re-planned to 4 epoch(s)") for m in messages)
+    assert summary["epochs"] == 4 and summary["seconds"] <= 60
+    assert RunFolder(tmp_path).read_metrics()[-1]["lr"] == 0.0  # the cosine still ends with the budget

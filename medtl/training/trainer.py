@@ -187,8 +187,8 @@ class Trainer:
         if metrics is None:
             p.stopped_because = CANCELLED
             return
-        if number == 1 and budget is not None:
-            self._plan_for_budget(budget)
+        if budget is not None:
+            self._plan_for_budget(budget, number, self._elapsed() - p.epoch_start_seconds)
         is_best = self._track_best(metrics, number)
         loss_count = self._ctx.sum([p.loss_sum, float(p.loss_count)])
         seconds = self._elapsed() - p.epoch_start_seconds
@@ -257,13 +257,25 @@ class Trainer:
             if self._ctx.enabled:
                 self.net = distributed.wrap_model(self.module, self._ctx, self.setup.device)
 
-    def _plan_for_budget(self, budget: float) -> None:
-        """Fit the cosine schedule to as many epochs as the budget holds at the first epoch's pace."""
+    def _plan_for_budget(self, budget: float, epochs_done: int, last_epoch_seconds: float) -> None:
+        """Fit the cosine schedule to the epochs the budget holds. After the first epoch: at its pace; after each
+        later one, re-planned from the time left at the last epoch's pace (the first epoch also caches data and
+        warms up, and a busy machine changes the pace)."""
         p = self.progress
-        per_epoch = max(self._elapsed(), 1e-9)
-        p.planned_epochs = max(1, min(self.config.epochs, math.floor(budget / per_epoch)))
-        self.schedule.replan(p.planned_epochs * self.steps_per_epoch)
-        self._log(f"time budget: {p.planned_epochs} epoch(s) of about {per_epoch:.0f} s fit in {self.config.time_limit_minutes:g} min")
+        elapsed = max(self._elapsed(), 1e-9)
+        if epochs_done == 1:
+            fit = math.floor(budget / elapsed)
+        else:
+            fit = epochs_done + math.floor(max(0.0, budget - elapsed) / max(last_epoch_seconds, 1e-9))
+        planned = max(epochs_done, min(self.config.epochs, fit))
+        if planned == p.planned_epochs and epochs_done > 1:
+            return
+        p.planned_epochs = planned
+        self.schedule.replan(planned * self.steps_per_epoch)
+        if epochs_done == 1:
+            self._log(f"time budget: {planned} epoch(s) of about {elapsed:.0f} s fit in {self.config.time_limit_minutes:g} min")
+        else:
+            self._log(f"time budget: re-planned to {planned} epoch(s) at {last_epoch_seconds:.1f} s an epoch")
 
     def _track_best(self, metrics: dict[str, Any], epoch: int) -> bool:
         if not metrics:
