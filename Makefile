@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 MEDTL  := $(VENV)/bin/medtl
 OUT    ?= out
 
-.PHONY: setup demo app test bench clean
+.PHONY: setup demo app test bench package clean
 
 setup: $(VENV)/.installed
 
@@ -29,6 +29,12 @@ app: setup
 
 test: setup
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+
+# The installer payload (dist/medtl/, see packaging/README.md) and its smoke test.
+package: setup
+	$(PY) -m pip install -q "pyinstaller>=6.10,<7"
+	$(VENV)/bin/pyinstaller --noconfirm --log-level WARN packaging/medtl.spec
+	bash packaging/smoke_test.sh dist/medtl/medtl
 
 bench: setup
 	$(PY) benchmarks/run_all.py

@@ -159,7 +159,7 @@ class Preprocessing:
         from monai.transforms import Compose, EnsureTyped
 
         keys = ["image", "label"] if self.task == "segmentation" else ["image"]
-        steps = [*self._geometry(keys), *self._intensity(), *self._slicing(keys, train), *self._size(keys, train)]
+        steps = [*self._geometry(keys), *self.intensity_transforms(), *self._slicing(keys, train), *self._size(keys, train)]
         if train and self.augmentation is not None:
             steps += self._augment(keys)
         steps.append(EnsureTyped(keys=keys, dtype="float32", allow_missing_keys=True))
@@ -181,7 +181,9 @@ class Preprocessing:
             steps.append(Spacingd(keys, pixdim=pixdim, mode=self._modes(keys), allow_missing_keys=True))
         return steps
 
-    def _intensity(self) -> list[Transform]:
+    def intensity_transforms(self) -> list[Transform]:
+        """The ``image`` key's intensity steps (CT windows, MR normalisation, channels) alone, for other pipelines
+        (self-supervised pretraining) that must scale images exactly as training does."""
         from monai.transforms import EnsureTyped, NormalizeIntensityd, ScaleIntensityRanged, ScaleIntensityRangePercentilesd
 
         from medtl.data.transforms import CTWindowsd, ToChannelsd

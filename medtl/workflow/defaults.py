@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from medtl.data.datalist import Datalist
@@ -84,9 +85,12 @@ def choose_spec(
     on_gpu: bool = False,
 ) -> ModelSpec:
     """The network to train. Without ``model``, the default for the task (2D segmentation: see
-    :data:`SEGMENTATION_2D_PARAMS`); with it, that architecture with its packaged weights when installed. ``weights="none"`` trains from random initialisation. Without
+    :data:`SEGMENTATION_2D_PARAMS`); with it, that architecture with its packaged weights when installed; with
+    only ``weights="run:RUN"``, the run's architecture and settings. ``weights="none"`` trains from random initialisation. Without
     pretrained weights the whole network trains at one learning rate."""
-    if model is None:
+    if model is None and weights is not None and weights.startswith("run:"):
+        spec = _spec_of_run(task, profile, num_outputs, weights)
+    elif model is None:
         spec = default_spec(task, profile.spatial_dims, profile.in_channels, num_outputs)
         if task == "segmentation" and profile.spatial_dims == 2:
             params = {**SEGMENTATION_2D_PARAMS.get(spec.architecture, {}), **({} if on_gpu else CPU_SEGMENTATION_2D_PARAMS.get(spec.architecture, {}))}
@@ -100,6 +104,18 @@ def choose_spec(
         changes["strategy"], changes["strategy_params"] = strategy, {}
     spec = dataclasses.replace(spec, **changes)
     return from_scratch(spec) if spec.weights is None and spec.strategy == "full" else spec
+
+
+def _spec_of_run(task: str, profile: DataProfile, num_outputs: int, weights: str) -> ModelSpec:
+    """Fine-tuning from a previous run (``run:RUN``, e.g. a ``medtl pretrain`` backbone) without ``--model``: the
+    run's architecture with its constructor settings, a new head for this task's outputs, the default strategy."""
+    from medtl.models.spec import spec_from_run
+
+    run_dir = Path(weights.removeprefix("run:")).expanduser()
+    return spec_from_run(
+        run_dir, task=task, spatial_dims=profile.spatial_dims, in_channels=profile.in_channels, num_outputs=num_outputs,
+        weights=weights, strategy="full", strategy_params={},
+    )
 
 
 def segmentation_loss() -> torch.nn.Module:

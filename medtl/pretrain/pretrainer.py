@@ -1,0 +1,482 @@
+"""Self-supervised pretraining from unlabelled images into a run folder that ``--weights run:RUN`` accepts.
+
+:func:`pretrain` is the one entry point of ``medtl pretrain`` and of the app's pretraining panel: it
+collects the slices (:mod:`medtl.pretrain.unlabelled`), chooses the network (:func:`pretrain_spec`)
+and runs the :class:`Pretrainer`. The loop reuses the training engine's pieces: the run folder
+(:class:`~medtl.training.run_folder.RunFolder`: atomic ``checkpoint.pt`` after every epoch and on
+cancel, ``metrics.jsonl``, ``summary.json``), its events (:mod:`medtl.training.events`, so the CLI's
+progress bar and the app's curves work unchanged), device and mixed-precision setup, the warm-up +
+cosine schedule, and the :class:`~medtl.progress.CancelToken`.
+
+Reproducible and resumable: the slice order of an epoch and the views of a step are drawn from
+generators seeded by ``(seed, epoch, step)``, so ``resume=True`` after a cancel, a kill or a crash
+continues exactly where the checkpoint left off.
+
+The run folder::
+
+    config.json              "model": the ModelSpec (architecture, arch_params) fine-tuning rebuilds;
+                             "train": the loop's settings; "data": counts; "pretraining": views and objective
+    best_model.safetensors   the backbone after the last finished epoch, under the architecture's own names
+                             (only registry stages: no head, no projector, no decoder)
+    checkpoint.pt            everything needed to resume (backbone, projector, decoder, optimiser, schedule)
+    metrics.jsonl            per epoch: train_loss, contrastive, reconstruction, lr, seconds
+    summary.json, model_card.md
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import shlex
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from medtl.atomic import write_text_atomic
+from medtl.errors import MedtlError
+from medtl.models.registry import get_architecture
+from medtl.models.spec import ModelSpec
+from medtl.pretrain.objective import (
+    ObjectiveSettings,
+    PretrainingNetwork,
+    pretraining_loss,
+)
+from medtl.pretrain.unlabelled import (
+    UnlabelledSlices,
+    collect_unlabelled,
+    counts_text,
+    problem_lines,
+)
+from medtl.pretrain.views import ViewSettings, foreground_box, make_views
+from medtl.progress import CancelToken
+from medtl.training.config import TrainConfig
+from medtl.training.events import (
+    EpochEnd,
+    EventCallback,
+    Finished,
+    LogLine,
+    StepProgress,
+    TrainEvent,
+)
+from medtl.training.run_folder import RunConfig, RunFolder
+
+if TYPE_CHECKING:
+    from medtl.dicom.catalog import Catalog
+    from medtl.training.device import DeviceSetup
+
+COMPLETED, TIME_LIMIT, CANCELLED = "completed", "time_limit", "cancelled"
+DEFAULT_MODEL = "basicunet"
+"""The 2D segmentation default (:func:`medtl.workflow.defaults.choose_spec`): no pretrained weights fit it
+offline, so it is where pretraining on one's own images has the most to give; its encoder is small and fast on a CPU."""
+DEFAULT_EPOCHS = 50
+BUDGET_PLAN_STEPS = 10
+"""With a time budget, the schedule is planned to fill it from the pace of the first this-many steps (of any epochs)."""
+OBJECTIVE_TEXT = "NT-Xent contrastive loss on pooled backbone features + masked L1 reconstruction through a light decoder"
+INTENDED_USE = (
+    "A starting point for fine-tuning (`medtl train --weights run:RUN --model ARCHITECTURE`), where a new head is "
+    "trained on labelled data. It predicts nothing by itself. Research use only: not a medical device, not for "
+    "diagnosis. Features learned from these inputs may not transfer to other scanners, sites or populations."
+)
+
+
+@dataclass(frozen=True)
+class PretrainSettings:
+    """What pretraining does beyond the usual training settings: views, objective and how many slices to take."""
+
+    views: ViewSettings = field(default_factory=ViewSettings)
+    objective: ObjectiveSettings = field(default_factory=ObjectiveSettings)
+    slices_per_series: int = 32
+    max_slices: int = 4000
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PretrainSettings:
+        try:
+            return cls(ViewSettings(**data["views"]), ObjectiveSettings(**data["objective"]), data["slices_per_series"], data["max_slices"])
+        except (KeyError, TypeError) as error:
+            raise MedtlError(f"pretraining settings: missing or unknown field ({error})") from None
+
+
+@dataclass
+class _State:
+    """Where pretraining stands; saved in every checkpoint."""
+
+    planned_steps: int
+    epoch: int = 0  # epochs finished
+    step_in_epoch: int = 0
+    global_step: int = 0
+    elapsed_seconds: float = 0.0
+    epoch_start_seconds: float = 0.0
+    loss_sum: float = 0.0  # over the steps of the unfinished epoch
+    contrastive_sum: float = 0.0
+    reconstruction_sum: float = 0.0
+    last_loss: float | None = None
+    stopped_because: str | None = None
+
+
+def pretrain_spec(model: str | None = None, on_gpu: bool = False) -> ModelSpec:
+    """The 2D, one-channel network to pretrain: ``model`` (default :data:`DEFAULT_MODEL`) with the constructor
+    arguments fine-tuning's default for its task would use on this device, so ``run:RUN`` fits that default."""
+    from medtl.workflow import defaults
+
+    name = model or DEFAULT_MODEL
+    architecture = get_architecture(name)
+    if 2 not in architecture.dims:
+        raise MedtlError(f"{name} is not a 2D network; pretraining learns 2D backbones from slices")
+    usual = defaults.choose_spec(architecture.task, defaults.DataProfile(None, 2, 1), 2, None, "none", None, on_gpu)
+    spec = usual if usual.architecture == name else ModelSpec(architecture.task, name, 2)
+    return defaults.from_scratch(spec)
+
+
+def pretrain(
+    paths: Sequence[Path | str],
+    out_dir: Path | str,
+    *,
+    model: str | None = None,
+    epochs: int | None = None,
+    time_limit_minutes: float | None = None,
+    device: str = "auto",
+    resume: bool = False,
+    seed: int = 0,
+    batch_size: int = 32,
+    lr: float = 1e-3,
+    settings: PretrainSettings | None = None,
+    catalog: Catalog | None = None,
+    on_event: EventCallback | None = None,
+    cancel: CancelToken | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> dict[str, Any]:
+    """Pretrain a backbone on the images under ``paths`` into ``out_dir``; returns the summary plus ``run_dir``.
+
+    ``resume`` continues a cancelled or interrupted run with the settings stored in ``out_dir`` (the
+    inputs must be given again; they are not stored, since paths may name patients). Without a time
+    budget and ``epochs``, :data:`DEFAULT_EPOCHS`. Bad input raises :class:`~medtl.errors.MedtlError`;
+    a cancel before training starts raises :class:`~medtl.progress.Cancelled`.
+    """
+    from medtl.models.spec import build_model
+    from medtl.training.device import select_device
+    from medtl.training.reproducibility import seed_everything
+
+    out_dir = Path(out_dir)
+    cancel = cancel or CancelToken()
+
+    def emit(message: str) -> None:
+        if on_event is not None:
+            on_event(LogLine(message))
+
+    if resume:
+        spec, config, settings = _stored(out_dir)
+        ignored = [name for name, value in (("--model", model), ("--epochs", epochs), ("--time-limit", time_limit_minutes)) if value is not None]
+        if ignored:
+            emit(f"resuming with the settings stored in {out_dir / 'config.json'}; {', '.join(ignored)} ignored")
+    else:
+        if (out_dir / "checkpoint.pt").exists() or (out_dir / "summary.json").exists():
+            raise MedtlError(f"{out_dir}: already holds a run; continue it with --resume, or choose another --out folder")
+        if time_limit_minutes is not None and time_limit_minutes <= 0:
+            raise MedtlError(f"--time-limit must be a positive number of minutes, not {time_limit_minutes:g}")
+        if epochs is not None and epochs < 1:
+            raise MedtlError(f"--epochs must be at least 1, not {epochs}")
+        spec = pretrain_spec(model, on_gpu=select_device(device).type != "cpu")
+        budgeted = time_limit_minutes is not None
+        config = TrainConfig(
+            task=spec.task, epochs=epochs or (10_000 if budgeted else DEFAULT_EPOCHS), time_limit_minutes=time_limit_minutes,
+            lr=lr, batch_size=batch_size, seed=seed, device=device, early_stopping_patience=None,
+        )  # fmt: skip
+        settings = settings or PretrainSettings()
+    data = collect_unlabelled(paths, slices_per_series=settings.slices_per_series, max_slices=settings.max_slices, catalog=catalog, cancel=cancel)
+    emit(f"data: {counts_text(data)}")
+    for line in problem_lines(data.problems):
+        emit(line)
+    cancel.raise_if_cancelled()
+    seed_everything(config.seed)
+    backbone, _ = build_model(spec)
+    emit(f"model: {spec.architecture} backbone, {sum(p.numel() for p in backbone.parameters()) / 1e6:.1f} M parameters with its head; views {settings.views.crop_size} px")
+    pretrainer = Pretrainer(data, spec, config, settings, out_dir, backbone=backbone, on_event=on_event, cancel=cancel, clock=clock)
+    return {**pretrainer.fit(resume=resume), "run_dir": str(out_dir)}
+
+
+def _stored(out_dir: Path) -> tuple[ModelSpec, TrainConfig, PretrainSettings]:
+    folder = RunFolder(out_dir)
+    if not folder.config_path.is_file():
+        raise MedtlError(f"{out_dir}: nothing to resume (no config.json); start the run without --resume")
+    config = folder.read_config()
+    document = json.loads(folder.config_path.read_text(encoding="utf-8"))
+    if "pretraining" not in document:
+        raise MedtlError(f"{out_dir}: a fine-tuning run, not a pretraining run; resume it with `medtl train --resume`")
+    return ModelSpec.from_dict(config.model), config.train, PretrainSettings.from_dict(document["pretraining"])
+
+
+class Pretrainer:
+    """The self-supervised loop over ``data``'s slices (see the module docstring).
+
+    ``backbone`` is the registry network built from ``spec`` (built here when not given). ``clock``
+    (seconds) is injectable so that tests of the time budget need not sleep.
+    """
+
+    def __init__(
+        self,
+        data: UnlabelledSlices,
+        spec: ModelSpec,
+        config: TrainConfig,
+        settings: PretrainSettings,
+        run_dir: Path | str,
+        *,
+        backbone: torch.nn.Module | None = None,
+        on_event: EventCallback | None = None,
+        cancel: CancelToken | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        from medtl.models.spec import build_model
+
+        if len(data) < 2:
+            raise MedtlError("self-supervised pretraining needs at least two slices")
+        self.data, self.spec, self.config, self.settings = data, spec, config, settings
+        self.run = RunFolder(run_dir)
+        self.on_event, self.cancel, self.clock = on_event, cancel or CancelToken(), clock
+        backbone = backbone if backbone is not None else build_model(dataclasses.replace(spec, weights=None))[0]
+        self.network = PretrainingNetwork(backbone, get_architecture(spec.architecture), settings.views.crop_size, settings.objective.projection_dim)
+        self.images = [torch.from_numpy(image.astype(np.float32)) for image in data.slices]
+        self.boxes = [foreground_box(image) for image in data.slices]
+        self.batch = min(config.batch_size, len(data))
+        self.steps_per_epoch = len(data) // self.batch
+
+    # ----------------------------------------------------------------- public
+
+    def fit(self, resume: bool = False) -> dict[str, Any]:
+        """Pretrain until the epochs, the time budget or a cancel end it; returns the summary."""
+        from medtl.training.device import setup_device
+        from medtl.training.schedule import WarmupCosine
+
+        config = self.config
+        self.setup: DeviceSetup = setup_device(self.network, config.device, config.amp)
+        self.network.to(self.setup.device)
+        checkpoint = self.run.load_checkpoint() if resume else None
+        self.state = _State(**checkpoint["state"]) if checkpoint is not None else _State(planned_steps=config.epochs * self.steps_per_epoch)
+        if self.state.stopped_because not in (None, CANCELLED):
+            return self._finish()  # already finished: rewrite its summary in case a crash came before it
+        self.state.stopped_because = None
+        self.optimizer = torch.optim.AdamW(self.network.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.schedule = WarmupCosine(self.optimizer, round(config.warmup_epochs * self.steps_per_epoch), self.state.planned_steps)
+        self.scaler = torch.amp.GradScaler(self.setup.device.type, enabled=self.setup.uses_grad_scaler)
+        if checkpoint is not None:
+            self.network.load_state_dict(checkpoint["network"])
+            self.optimizer.load_state_dict(checkpoint["optimizer"])
+            self.schedule.load_state_dict(checkpoint["scheduler"])
+            self.scaler.load_state_dict(checkpoint["scaler"])
+            self.run.keep_metrics_through(self.state.epoch)
+            self._log(f"resumed after epoch {self.state.epoch}" + (f", step {self.state.step_in_epoch}" if self.state.step_in_epoch else ""))
+        else:
+            self._start_run_folder()
+        self._log(f"pretraining on {self.setup.name}, mixed precision {self.setup.amp_label}, {self.steps_per_epoch} step(s) of {self.batch} slice pairs an epoch")
+        self._fit_started, self._elapsed_before = self.clock(), self.state.elapsed_seconds
+        self._step_seconds: list[float] = []
+        self._needs_plan = checkpoint is None and config.time_limit_seconds is not None  # a resumed run keeps its plan
+        while self.state.stopped_because is None:
+            self._run_epoch()
+            self._save_checkpoint()
+        return self._finish()
+
+    # ------------------------------------------------------------------ loop
+
+    def _run_epoch(self) -> None:
+        state, budget = self.state, self.config.time_limit_seconds
+        if state.step_in_epoch == 0:
+            state.epoch_start_seconds = self._elapsed()
+        order = torch.randperm(len(self.images), generator=torch.Generator().manual_seed(_seed(self.config.seed, state.epoch)))
+        self.network.train()
+        while state.step_in_epoch < self.steps_per_epoch:
+            if self.cancel.cancelled:
+                state.stopped_because = CANCELLED
+                return
+            self._step(order[state.step_in_epoch * self.batch : (state.step_in_epoch + 1) * self.batch].tolist())
+            if self._needs_plan and budget is not None and len(self._step_seconds) >= BUDGET_PLAN_STEPS:
+                self._plan_for_budget(budget)
+            if budget is not None and self._elapsed() >= budget:
+                state.stopped_because = TIME_LIMIT
+                self._log(f"time limit of {self.config.time_limit_minutes:g} min reached")
+                break
+            if state.global_step >= state.planned_steps:
+                break
+        self._end_epoch()
+
+    def _step(self, indices: list[int]) -> None:
+        state, device = self.state, self.setup.device
+        started = self.clock()
+        generator = torch.Generator().manual_seed(_seed(self.config.seed, state.epoch, state.step_in_epoch))
+        views = make_views([self.images[i] for i in indices], [self.boxes[i] for i in indices], self.settings.views, generator)
+        views = dataclasses.replace(views, **{name: getattr(views, name).to(device, non_blocking=True) for name in ("masked_a", "clean_a", "mask_a", "view_b")})
+        self.optimizer.zero_grad(set_to_none=True)
+        with self.setup.autocast():
+            loss, parts = pretraining_loss(self.network, views, self.settings.objective)
+        if not math.isfinite(float(loss.detach())):
+            raise MedtlError(f"the pretraining loss became {float(loss.detach())} at epoch {state.epoch + 1}, step {state.step_in_epoch + 1}; try a lower learning rate")
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.schedule.step()
+        seconds = self.clock() - started
+        self._step_seconds.append(seconds)
+        state.step_in_epoch += 1
+        state.global_step += 1
+        state.loss_sum += float(loss.detach())
+        state.contrastive_sum += parts["contrastive"]
+        state.reconstruction_sum += parts["reconstruction"]
+        state.last_loss = float(loss.detach())
+        pairs_per_second = len(indices) / seconds if seconds > 0 else 0.0
+        self._emit(StepProgress(state.epoch + 1, state.step_in_epoch, self.steps_per_epoch, state.last_loss, pairs_per_second, self._eta()))
+
+    def _end_epoch(self) -> None:
+        """Record the epoch (a budget may cut the last one short), keep its backbone, and decide whether to go on."""
+        state = self.state
+        steps = max(1, state.step_in_epoch)
+        number = state.epoch + 1
+        seconds = self._elapsed() - state.epoch_start_seconds
+        parts = {"contrastive": state.contrastive_sum / steps, "reconstruction": state.reconstruction_sum / steps}
+        record = {"epoch": number, "train_loss": state.loss_sum / steps, **parts, "lr": self.schedule.lr, "seconds": seconds, "elapsed_seconds": self._elapsed()}
+        self.run.append_metrics(record)
+        self.run.save_best_model(self.network.backbone_state(), {"epoch": str(number), "objective": "self-supervised: " + OBJECTIVE_TEXT})
+        self._emit(EpochEnd(number, record["train_loss"], parts, False, seconds))
+        state.epoch, state.step_in_epoch = number, 0
+        state.loss_sum = state.contrastive_sum = state.reconstruction_sum = 0.0
+        if state.stopped_because is None and state.global_step >= state.planned_steps:
+            budget_cut = state.planned_steps < self.config.epochs * self.steps_per_epoch
+            state.stopped_because = TIME_LIMIT if budget_cut else COMPLETED
+
+    def _plan_for_budget(self, budget: float) -> None:
+        """Fit the cosine schedule to the steps the budget holds at the pace of the first steps (all included:
+        views, checkpoints, metrics), leaving out the first step's one-time warm-up."""
+        self._needs_plan = False
+        state = self.state
+        per_step = max((self._elapsed() - self._step_seconds[0]) / max(1, len(self._step_seconds) - 1), 1e-9)
+        state.planned_steps = max(state.global_step, min(self.config.epochs * self.steps_per_epoch, math.floor(budget / per_step)))
+        self.schedule.replan(state.planned_steps)
+        self._log(f"time budget: about {state.planned_steps} steps ({state.planned_steps / self.steps_per_epoch:.1f} epochs) of {per_step:.2f} s fit in {self.config.time_limit_minutes:g} min")
+
+    # --------------------------------------------------------- state and output
+
+    def _start_run_folder(self) -> None:
+        preprocessing = {
+            "intensity": "per volume, as fine-tuning's default for its modality (CT: HU window [-1000, 2000]; others: 0.5-99.5 percentiles), to [0, 1]",
+            "slices": f"2D, along the stored slice axis, up to {self.settings.slices_per_series} per series",
+            "channels": 1,
+        }
+        run_config = RunConfig(self.config, self.spec.to_dict(), preprocessing, self.data.summary())
+        self.run.start_fresh(run_config)
+        document = {**run_config.to_dict(), "pretraining": {**self.settings.to_dict(), "objective_text": OBJECTIVE_TEXT}}
+        write_text_atomic(self.run.config_path, json.dumps(document, indent=2))
+
+    def _save_checkpoint(self) -> None:
+        self.state.elapsed_seconds = self._elapsed()
+        self.run.save_checkpoint(
+            {
+                "format": 1,
+                "network": self.network.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.schedule.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "state": dataclasses.asdict(self.state),
+            }
+        )
+
+    def _finish(self) -> dict[str, Any]:
+        state = self.state
+        last = self.run.read_metrics()[-1:] or [{}]
+        summary = {
+            "task": "self-supervised pretraining",
+            "architecture": self.spec.architecture,
+            "objective": OBJECTIVE_TEXT,
+            "epochs": state.epoch,
+            "steps": state.global_step,
+            "seconds": state.elapsed_seconds,
+            "stopped_because": state.stopped_because,
+            "device": self.setup.name,
+            "final_loss": last[0].get("train_loss"),
+            "contrastive": last[0].get("contrastive"),
+            "reconstruction": last[0].get("reconstruction"),
+            "data": self.data.summary(),
+            "weights": f"run:{self.run.path}" if self.run.best_model_path.is_file() else None,
+        }
+        self.run.write_summary(summary)
+        self.run.write_model_card(render_pretraining_card(self.spec, self.config, self.settings, summary))
+        self._emit(Finished(summary))
+        return summary
+
+    def _elapsed(self) -> float:
+        return self._elapsed_before + self.clock() - self._fit_started
+
+    def _eta(self) -> float | None:
+        if not self._step_seconds:
+            return None
+        remaining = max(0, self.state.planned_steps - self.state.global_step) * sum(self._step_seconds) / len(self._step_seconds)
+        budget = self.config.time_limit_seconds
+        return remaining if budget is None else min(remaining, max(0.0, budget - self._elapsed()))
+
+    def _emit(self, event: TrainEvent) -> None:
+        if self.on_event is not None:
+            self.on_event(event)
+
+    def _log(self, message: str) -> None:
+        self._emit(LogLine(message))
+
+
+def _seed(*numbers: int) -> int:
+    """A 63-bit seed for a generator, from the run's seed and where in the run it is."""
+    return int(np.random.SeedSequence([abs(n) for n in numbers]).generate_state(2, np.uint64)[0] >> np.uint64(1))
+
+
+def fine_tune_command(spec: ModelSpec, weights: str) -> str:
+    """The ``medtl train`` line that fine-tunes from these weights (a datalist and an output folder to fill in)."""
+    return f"medtl train --datalist DL.json --task {spec.task} --model {spec.architecture} --weights {shlex.quote(weights)} --out FINE_TUNED"
+
+
+def render_pretraining_card(spec: ModelSpec, config: TrainConfig, settings: PretrainSettings, summary: dict[str, Any]) -> str:
+    """``model_card.md`` of a pretraining run: what it is, from which inputs (counts only), how, and for what."""
+    data = summary["data"]
+    modalities = ", ".join(f"{name}: {count}" for name, count in data["modalities"].items()) or "none"
+    views, objective = settings.views, settings.objective
+
+    def number(value: Any) -> str:
+        return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+    what = (
+        "Backbone weights learned **without labels** (self-supervised) from the images listed below by count. "
+        "`best_model.safetensors` holds only the backbone (the architecture's encoder stages, under its own tensor names); "
+        "its head, the projector and the reconstruction decoder are not kept, so a fine-tuning run starts its head from random.\n"
+    )
+    inputs = (
+        f"- patients: {data['patients']}\n- volumes / series / pictures: {data['volumes']}\n- 2D slices used: {data['slices']}\n"
+        f"- modalities (volumes): {modalities}\n- inputs skipped as unreadable or empty: {data['skipped_inputs']}\n"
+    )
+    how = (
+        f"{OBJECTIVE_TEXT}. Total loss = {objective.contrastive_weight:g} × NT-Xent (temperature {objective.temperature:g}, "
+        f"projection {objective.projection_dim}) + {objective.reconstruction_weight:g} × L1 (cut-out pixels weight 1, visible {objective.visible_weight:g}).\n\n"
+        f"Views: random {views.crop_size} px crops (zoom {views.zoom_range[0]:g}-{views.zoom_range[1]:g}, rotation ±{views.rotate_degrees:g}°, no flips), "
+        f"intensity ×(1 ± {views.intensity_scale:g}) ± {views.intensity_shift:g}, noise σ ≤ {views.noise_std:g}; about {views.mask_fraction:.0%} of one view cut out.\n"
+    )
+    training = (
+        f"- epochs: {summary['epochs']} ({summary['steps']} steps; stopped: {summary['stopped_because']})\n- seconds: {number(summary['seconds'])} on {summary['device']}\n"
+        f"- batch: {config.batch_size} slice pairs, AdamW lr {config.lr:g}, weight decay {config.weight_decay:g}, seed {config.seed}\n"
+        f"- final epoch loss: {number(summary['final_loss'])} (contrastive {number(summary['contrastive'])}, reconstruction {number(summary['reconstruction'])})\n"
+    )
+    model = (
+        f"- architecture: {spec.architecture} ({spec.spatial_dims}D, {spec.in_channels} channel(s))\n- constructor arguments: `{json.dumps(spec.arch_params)}`\n"
+        f"- use: `{fine_tune_command(spec, summary.get('weights') or 'run:RUN')}`\n"
+    )
+    sections = (
+        ("", f"# Model card: self-supervised {spec.spatial_dims}D {spec.architecture} backbone\n"),
+        ("What this is", what),
+        ("Intended use", INTENDED_USE + "\n"),
+        ("Inputs (counts only; no names or identifiers are recorded)", inputs),
+        ("Objective", how),
+        ("Training", training),
+        ("Model", model),
+    )
+    return "\n".join(f"## {title}\n\n{text}" if title else text for title, text in sections)

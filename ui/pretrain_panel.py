@@ -1,0 +1,322 @@
+"""`PretrainPanel`: self-supervised pretraining of a backbone on unlabelled folders, in a worker.
+
+The engine's :func:`medtl.pretrain.pretrainer.pretrain` runs in an :class:`~ui.tasks.EngineTask`; its
+events (the training engine's own: steps, epochs, log lines) are relayed as a queued signal (step events
+at most ten times a second) and folded into a :class:`~ui.training_progress.TrainingProgress`, which
+drives the progress bar with the time left, the status line and the loss curves. Cancel stops within one
+step and leaves a checkpoint. When the run ends the panel shows its folder and offers it as pretrained
+weights (:attr:`PretrainPanel.weights_chosen` carries ``"run:FOLDER"`` for the fine-tune panel).
+
+Docked by the main window with ``PretrainPanel(parent)``; :meth:`PretrainPanel.set_input_folder` gives it
+the folder the user opened.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from medtl.models.registry import ARCHITECTURES
+from medtl.progress import CancelToken, ProgressCallback
+from medtl.training.events import StepProgress, TrainEvent
+from ui.curve_plot import Curve, CurvePlot
+from ui.tasks import EngineTask
+from ui.training_progress import TrainingProgress
+
+DEFAULT_MODEL = "basicunet"  # medtl.pretrain.pretrainer.DEFAULT_MODEL, named here without importing torch
+DEFAULT_MINUTES = 3.0
+_STEP_INTERVAL_S = 0.1
+_PART_COLOURS = {"contrastive": "#f28e2b", "reconstruction": "#59a14f"}
+
+
+@dataclass(frozen=True)
+class PretrainRequest:
+    """Arguments of :func:`medtl.pretrain.pretrainer.pretrain`; ``epochs``/``time_limit_minutes`` None: automatic / no limit."""
+
+    inputs: tuple[Path, ...]
+    out_dir: Path
+    model: str = DEFAULT_MODEL
+    epochs: int | None = None
+    time_limit_minutes: float | None = DEFAULT_MINUTES
+    device: str = "auto"
+
+    def problems(self) -> list[str]:
+        """What stops this request from starting, in words a user can act on."""
+        found = []
+        if not self.inputs:
+            found.append("add at least one folder (or image file) of unlabelled images")
+        found += [f"the input {path} does not exist" for path in self.inputs if not path.exists()]
+        if not str(self.out_dir).strip() or str(self.out_dir) == ".":
+            found.append("choose an output folder for the run")
+        return found
+
+    def pretrain_kwargs(self) -> dict[str, Any]:
+        return {"model": self.model, "epochs": self.epochs, "time_limit_minutes": self.time_limit_minutes, "device": self.device}
+
+
+class PretrainPanel(QWidget):
+    """Inputs, model, budget and device; Start / Cancel; a progress bar with the time left, loss curves, the log and the result."""
+
+    event_received = Signal(object)  # TrainEvent, relayed from the worker thread
+    run_finished = Signal(object)  # the run's summary (dict), when it ends other than by a cancel
+    weights_chosen = Signal(str)  # "run:FOLDER": the user wants to fine-tune from this run
+
+    def __init__(self, parent: QWidget | None = None, folder: Path | None = None) -> None:
+        super().__init__(parent)
+        self.task: EngineTask | None = None
+        self.progress = TrainingProgress()
+        self.run_dir: Path | None = None
+        self._started = 0.0
+        self._last_step_relay = 0.0
+        self._default_input = False  # the input list holds only the folder set_input_folder proposed
+        self._build_form()
+        self._build_progress()
+        self.event_received.connect(self._on_event)
+        if folder is not None:
+            self.set_input_folder(folder)
+        self._set_running(False)
+
+    # --- form --------------------------------------------------------------------------------
+
+    def _build_form(self) -> None:
+        self.inputs = QListWidget(self)
+        self.inputs.setToolTip("DICOM folders (every image series under them), NIfTI or picture files; no labels needed")
+        self.inputs.setMaximumHeight(90)
+        self.add_button = QPushButton("Add folder…", self)
+        self.remove_button = QPushButton("Remove", self)
+        self.out_dir = QLineEdit(self)
+        self.out_dir.setPlaceholderText("a new folder for the run")
+        self.model_box = QComboBox(self)
+        self.model_box.addItems([name for name, architecture in ARCHITECTURES.items() if 2 in architecture.dims])
+        self.model_box.setCurrentText(DEFAULT_MODEL)
+        self.model_box.setToolTip("the 2D network whose backbone to learn; fine-tune later with the same architecture")
+        self.epochs = QSpinBox(self)
+        self.epochs.setRange(0, 10_000)
+        self.epochs.setSpecialValueText("automatic")
+        self.minutes = QDoubleSpinBox(self)
+        self.minutes.setRange(0, 10_000)
+        self.minutes.setValue(DEFAULT_MINUTES)
+        self.minutes.setSpecialValueText("no limit")
+        self.minutes.setSuffix(" min")
+        self.device_box = QComboBox(self)
+        self.device_box.addItems(["auto", "cuda", "cpu"])
+        self.device_box.setToolTip("auto: the GPU if there is one, else the CPU")
+        input_buttons = QHBoxLayout()
+        input_buttons.addWidget(self.add_button)
+        input_buttons.addWidget(self.remove_button)
+        out_row = QHBoxLayout()
+        out_row.addWidget(self.out_dir)
+        browse = QPushButton("…", self)
+        browse.setMaximumWidth(30)
+        out_row.addWidget(browse)
+        form = QFormLayout()
+        form.addRow("Unlabelled images", self.inputs)
+        form.addRow("", input_buttons)
+        form.addRow("Run folder", out_row)
+        form.addRow("Model", self.model_box)
+        form.addRow("Epochs", self.epochs)
+        form.addRow("Time budget", self.minutes)
+        form.addRow("Device", self.device_box)
+        self.start_button = QPushButton("Start pretraining", self)
+        self.cancel_button = QPushButton("Cancel", self)
+        self._layout = QVBoxLayout(self)
+        self._layout.setContentsMargins(4, 4, 4, 4)
+        self._layout.addLayout(form)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.start_button)
+        buttons.addWidget(self.cancel_button)
+        self._layout.addLayout(buttons)
+        self.add_button.clicked.connect(self._choose_input)
+        self.remove_button.clicked.connect(lambda: [self.inputs.takeItem(self.inputs.row(item)) for item in self.inputs.selectedItems()])
+        browse.clicked.connect(self._choose_out_dir)
+        self.start_button.clicked.connect(self.start)
+        self.cancel_button.clicked.connect(self.cancel)
+
+    def _build_progress(self) -> None:
+        self.bar = QProgressBar(self)
+        self.bar.setRange(0, 1000)
+        self.status = QLabel("Not started", self)
+        self.status.setWordWrap(True)
+        self.plot = CurvePlot(self)
+        self.log = QPlainTextEdit(self)
+        self.log.setReadOnly(True)
+        self.log.setMaximumBlockCount(2000)
+        self.result = QLabel("", self)
+        self.result.setWordWrap(True)
+        self.result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.use_button = QPushButton("Use as pretrained weights", self)
+        self.use_button.setToolTip("fine-tune from this run: its backbone is loaded, the new head starts from random")
+        self.use_button.setEnabled(False)
+        self.use_button.clicked.connect(lambda: self.run_dir is not None and self.weights_chosen.emit(f"run:{self.run_dir}"))
+        for widget in (self.bar, self.status, self.plot, self.log, self.result, self.use_button):
+            self._layout.addWidget(widget)
+
+    def set_input_folder(self, folder: Path | str) -> None:
+        """Make ``folder`` (e.g. the one just opened in the viewer) the input, unless the user already chose inputs;
+        also proposes ``<folder>-pretrained`` as the run folder when none is set."""
+        folder = Path(folder)
+        if self.running:
+            return
+        if self.inputs.count() == 0 or self._default_input:
+            self.inputs.clear()
+            self.inputs.addItem(str(folder))
+            self._default_input = True
+        if not self.out_dir.text().strip():
+            self.out_dir.setText(str(folder.parent / f"{folder.name}-pretrained"))
+
+    def input_paths(self) -> tuple[Path, ...]:
+        return tuple(Path(self.inputs.item(row).text()) for row in range(self.inputs.count()))
+
+    def _choose_input(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder of unlabelled images")
+        if folder:
+            self._default_input = False
+            self.inputs.addItem(folder)
+
+    def _choose_out_dir(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Run folder", self.out_dir.text())
+        if folder:
+            self.out_dir.setText(folder)
+
+    def request(self) -> PretrainRequest:
+        return PretrainRequest(
+            self.input_paths(), Path(self.out_dir.text().strip()), self.model_box.currentText(),
+            epochs=self.epochs.value() or None, time_limit_minutes=self.minutes.value() or None, device=self.device_box.currentText(),
+        )  # fmt: skip
+
+    # --- running -----------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self.task is not None
+
+    def start(self) -> bool:
+        """Start pretraining from the form; False (with the reasons in the log) if the form is incomplete."""
+        if self.running:
+            return False
+        request = self.request()
+        problems = request.problems()
+        if problems:
+            self._log(*(f"cannot start: {problem}" for problem in problems))
+            return False
+        self.progress, self.run_dir = TrainingProgress(), request.out_dir
+        self._started = time.monotonic()
+        self.log.clear()
+        self.result.setText("")
+        self.use_button.setEnabled(False)
+        self._log(f"pretraining a {request.model} backbone on {len(request.inputs)} input(s) into {request.out_dir}")
+
+        def call(_progress: ProgressCallback, cancel: CancelToken) -> dict[str, Any]:
+            from medtl.dicom.catalog import Catalog
+            from medtl.pretrain.pretrainer import (
+                pretrain,  # imports torch: only now, in the worker
+            )
+
+            catalog = Catalog()
+            try:
+                return pretrain(request.inputs, request.out_dir, catalog=catalog, on_event=self._relay, cancel=cancel, **request.pretrain_kwargs())
+            finally:
+                catalog.close()
+
+        self.task = EngineTask(call, self)
+        self.task.done.connect(self._done)
+        self.task.failed.connect(lambda message: self._log(f"failed: {message}"))
+        self.task.cancelled.connect(lambda: self._cancelled(request.out_dir))
+        self.task.finished.connect(lambda: self._set_running(False))
+        self._set_running(True)
+        self._redraw()
+        self.task.start()
+        return True
+
+    def cancel(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            self.status.setText("cancelling: stopping after the current step…")
+
+    def _relay(self, event: TrainEvent) -> None:
+        """``on_event`` (worker thread): every event, except step events beyond ten a second."""
+        if isinstance(event, StepProgress):
+            now = time.monotonic()
+            if now - self._last_step_relay < _STEP_INTERVAL_S:
+                return
+            self._last_step_relay = now
+        self.event_received.emit(event)
+
+    def _on_event(self, event: TrainEvent) -> None:
+        line = self.progress.add(event)
+        if line:
+            self._log(line)
+        fraction = self.progress.fraction(time.monotonic() - self._started)
+        if fraction is not None:
+            self.bar.setRange(0, 1000)
+            self.bar.setValue(round(fraction * 1000))
+        self.status.setText(self.progress.status())
+        if not isinstance(event, StepProgress) or len(self.progress.step_loss) % 10 == 0:
+            self._redraw()
+
+    def _done(self, summary: dict[str, Any]) -> None:
+        self.bar.setValue(1000)
+        if summary.get("stopped_because") == "cancelled":  # cancelled between the engine's last poll and its return
+            self._cancelled(Path(summary["run_dir"]))
+            return
+        data = summary.get("data", {})
+        self._log(f"done: {summary.get('stopped_because')}; {summary.get('epochs')} epoch(s), final loss {summary.get('final_loss')}")
+        if summary.get("weights"):
+            self.result.setText(
+                f"Run folder: {summary['run_dir']}\nLearned from {data.get('slices')} slices of {data.get('volumes')} volume(s), "
+                f"{data.get('patients')} patient(s).\nUse as pretrained weights: in Fine-tune choose Model {summary.get('architecture')} "
+                f"and Weights {summary['weights']}"
+            )
+            self.use_button.setEnabled(True)
+        self.run_finished.emit(summary)
+
+    def _cancelled(self, run_dir: Path) -> None:
+        if (run_dir / "checkpoint.pt").is_file():
+            self._log(f"cancelled; the checkpoint in {run_dir} lets `medtl pretrain … --out {run_dir} --resume` continue it")
+        else:
+            self._log("cancelled before pretraining started; nothing was written")
+
+    def _set_running(self, running: bool) -> None:
+        if not running:
+            self.task = None
+            self.bar.setRange(0, 1000)
+        else:
+            self.bar.setRange(0, 0)  # busy until the engine estimates the time left
+        for widget in (self.start_button, self.add_button, self.remove_button, self.model_box, self.epochs, self.minutes, self.device_box, self.out_dir):
+            widget.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+
+    def _redraw(self) -> None:
+        progress = self.progress
+        curves = [
+            Curve("loss (steps)", progress.step_loss, QColor(78, 121, 167, 140), width=1.0),
+            Curve("loss (epochs)", progress.epoch_loss, QColor("#4e79a7"), width=2.0),
+        ]
+        for name, points in progress.metrics.items():
+            curves.append(Curve(name, points, QColor(_PART_COLOURS.get(name, "#b07aa1")), right_axis=True, width=2.0))
+        self.plot.set_curves(curves)
+
+    def _log(self, *lines: str) -> None:
+        for line in lines:
+            self.log.appendPlainText(line)
