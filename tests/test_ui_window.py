@@ -149,9 +149,9 @@ def test_1x3_layout_shares_a_crosshair(qtbot, window: MainWindow, ct_folder: Pat
     window.viewer.set_layout_mode(Layout.MPR)
     model = window.viewer.model
     assert model is not None
-    axial, coronal, sagittal = window.viewer.views
+    axial, coronal, sagittal = window.viewer.views[:3]
     assert [view.plane.kind for view in window.viewer.views if view.plane] == list(PlaneKind)
-    assert all(view.isVisible() and view.show_crosshair for view in window.viewer.views)
+    assert all(view.isVisible() and view.show_crosshair for view in window.viewer.views[:3])
     coronal_before, sagittal_before = model.slice_index(coronal.plane), model.slice_index(sagittal.plane)
     rect = axial.image_rect()
     corner = QPointF(rect.left() + rect.width() * 0.2, rect.top() + rect.height() * 0.8)
@@ -299,3 +299,12 @@ def test_series_get_thumbnails_in_the_background(qtbot, window: MainWindow, samp
     ct_series = patient.child(0).child(0)  # Routine Brain: it does not load as a volume, but its middle image does
     qtbot.waitUntil(lambda: not ct_series.icon().isNull(), timeout=TIMEOUT_MS)
     assert image_array(ct_series.icon().pixmap(48, 48).toImage(), grey=True).std() > 5
+
+
+def test_the_pretrain_panel_takes_the_opened_folder_and_hands_its_run_to_the_fine_tune_panel(qtbot, window: MainWindow, ct_folder: Path) -> None:  # type: ignore[no-untyped-def]
+    open_and_show(qtbot, window, ct_folder)
+    assert [window.pretrain.inputs.item(i).text() for i in range(window.pretrain.inputs.count())] == [str(ct_folder)]
+    window.pretrain.weights_chosen.emit("run:/runs/pretrained")
+    assert window.training.weights_box.currentText() == "run:/runs/pretrained"
+    assert not window.training_dock.visibleRegion().isEmpty()  # the fine-tune tab is in front
+    assert "P&retrain on unlabelled images…" in [a.text() for a in window.menuBar().actions()[1].menu().actions()]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QComboBox, QFormLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QSlider, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QFormLayout, QLabel, QListWidget, QListWidgetItem, QMessageBox, QPushButton, QSlider, QVBoxLayout, QWidget
 
 from ui.overlays import LabelLayer, LabelStyle, OverlayLayer
 from ui.viewer_model import ViewerModel
@@ -111,8 +111,17 @@ class LayersPanel(QWidget):
 
     def _remove(self) -> None:
         layer = self.selected()
-        if layer is not None and self.model is not None:
-            self.model.remove_layer(layer)
+        if layer is None or self.model is None:
+            return
+        editor = self.model.editor
+        if editor is not None and editor.layer is layer and editor.dirty and not self.confirm_discard_label():
+            return
+        self.model.remove_layer(layer)
+
+    def confirm_discard_label(self) -> bool:
+        """Ask before removing the label being edited while it has unsaved edits."""
+        answer = QMessageBox.question(self, "Remove the label?", "The label has unsaved edits. Remove it and lose them?")
+        return answer == QMessageBox.StandardButton.Yes
 
     def _changed(self) -> None:
         if self.model is not None:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
@@ -31,10 +32,17 @@ from medtl.dicom.catalog import Catalog
 from medtl.dicom.records import ScanResult, SeriesInfo
 from medtl.dicom.scan import scan
 from medtl.dicom.series import load_series
+from medtl.errors import MedtlError
+from medtl.labels.store import LabelStore, SavedLabel
 from medtl.progress import CancelToken, ProgressCallback
 from medtl.sample_study import sample_study_dir
+from ui.label_editor import LabelEditor
+from ui.label_session import attach_saved_label, save_call
+from ui.label_tools import LabelTools
 from ui.layers_panel import LayersPanel
+from ui.overlays import LabelLayer
 from ui.prediction_layers import prediction_layers, prediction_summary
+from ui.pretrain_panel import PretrainPanel
 from ui.problems_panel import ProblemsPanel
 from ui.resources import icon
 from ui.settings import AppSettings
@@ -61,12 +69,14 @@ class MainWindow(QMainWindow):
     scan_finished = Signal(object)  # ScanResult
     series_shown = Signal(object)  # ViewerModel, once its first slice can be painted
     task_failed = Signal(str)
+    label_saved = Signal(object)  # SavedLabel
     prediction_shown = Signal(object)  # Prediction, once its layers are on the series it was made for
 
-    def __init__(self, settings: AppSettings | None = None, catalog: Catalog | None = None) -> None:
+    def __init__(self, settings: AppSettings | None = None, catalog: Catalog | None = None, label_store: LabelStore | None = None) -> None:
         super().__init__()
         self.settings = settings or AppSettings()
         self.catalog = catalog
+        self.label_store = label_store or LabelStore()
         self.folder: Path | None = None
         self._tasks: dict[str, EngineTask] = {}  # running tasks by kind ("scan", "load"); a new one cancels the old
         self._fallbacks: list[SeriesPath] = []
@@ -82,20 +92,28 @@ class MainWindow(QMainWindow):
         self.problems = ProblemsPanel(self)
         self.problems_dock = self._dock("Problems", "problems", self.problems, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.layers = LayersPanel(self)
-        self.layers_dock = self._dock("Layers", "layers", self.layers, Qt.DockWidgetArea.RightDockWidgetArea)
-        self.training = TrainingPanel(self.settings, self)
-        scroller = QScrollArea(self)  # the form is tall: never let it set the window's minimum height
-        scroller.setWidget(self.training)
-        scroller.setWidgetResizable(True)
-        scroller.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.training_dock = self._dock("Fine-tune", "fine_tune", scroller, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.layers_dock = self._dock("Layers", "layers", _scrolled(self.layers), Qt.DockWidgetArea.RightDockWidgetArea)
+        self.label_tools = LabelTools(self.viewer, self.layers, self.layers)
+        self.layers.layout().addWidget(self.label_tools)
+        self.label_tools.accept_requested.connect(self.accept_as_label)
+        self.label_tools.new_requested.connect(self.new_label)
+        self.label_tools.save_requested.connect(self.save_label)
+        self.viewer.stroke_ended.connect(self.label_tools.refresh)
+        self.training = TrainingPanel(self.settings, self, self.label_store)
+        self.training_dock = self._dock("Fine-tune", "fine_tune", _scrolled(self.training), Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.layers_dock, self.training_dock)
+        self.pretrain = PretrainPanel(self)
+        self.pretrain_dock = self._dock("Pretrain", "pretrain", _scrolled(self.pretrain), Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.training_dock, self.pretrain_dock)
+        self.pretrain.weights_chosen.connect(self.fine_tune_from)
         self.layers_dock.raise_()
         self.training.predict_requested.connect(self.predict_with_run)
         self.problems.count_changed.connect(lambda n: self.problems_dock.setWindowTitle(f"Problems ({n})" if n else "Problems"))
         self._build_status_bar()
         self._build_menus_and_toolbar()
         self.viewer.hovered.connect(self._show_pixel)
+        self.viewer.set_layout_mode(self.settings.viewer_layout())
+        self.viewer.layout_changed.connect(self.settings.set_viewer_layout)
         self.viewer.actions_by_name["anonymise"].toggled.connect(self.browser.set_anonymised)
         self.resize(1440, 900)
         if not self.settings.restore_window(self):
@@ -110,6 +128,7 @@ class MainWindow(QMainWindow):
         self.folder = path
         self.settings.add_recent(path)
         self.setWindowTitle(f"{APP_TITLE} — {path}")
+        self.pretrain.set_input_folder(path)
         catalog = self.catalog
         task = EngineTask(lambda progress, cancel: scan(path, catalog, progress, cancel), self)
         started = time.perf_counter()
@@ -121,11 +140,20 @@ class MainWindow(QMainWindow):
         self._show_progress(0, 0, f"scanning {path.name or path}")
 
     def show_series(self, series_path: SeriesPath) -> None:
-        """Load the series in the background and show it."""
+        """Load the series (and the label saved for it, if any) in the background and show it."""
+        if not self.resolve_unsaved_label():
+            return
         self._fallbacks = [path for path in self._fallbacks if path is not series_path]
         patient, study, series = series_path
-        files, label = series.files, SeriesLabel.of(patient, study, series)
-        task = EngineTask(lambda progress, cancel: ViewerModel(load_series(files, progress, cancel), label), self)
+        files, label, store = series.files, SeriesLabel.of(patient, study, series), self.label_store
+
+        def load(progress: ProgressCallback, cancel: CancelToken) -> ViewerModel:
+            model = ViewerModel(load_series(files, progress, cancel), label, files)
+            model.patient_planes()  # resampled planes of an oblique series take a moment to set up: here, not in the GUI
+            attach_saved_label(model, store)
+            return model
+
+        task = EngineTask(load, self)
         task.progress.connect(self._show_progress)
         task.done.connect(self._loaded)
         task.failed.connect(lambda message: self._load_failed(f"series {series.description or series.series_uid}", message))
@@ -170,9 +198,92 @@ class MainWindow(QMainWindow):
         self.status_message.setText(prediction_summary(prediction))
         self.prediction_shown.emit(prediction)
 
+    # --- labels ------------------------------------------------------------------------------
+
+    def accept_as_label(self, layer: LabelLayer) -> None:
+        """Copy ``layer`` (a prediction) into the editable label of the shown series, ready for correction."""
+        model = self.viewer.model
+        if model is None or layer not in model.layers:
+            return
+        if model.editor is not None and model.editor.dirty and not self.confirm_replace_label():
+            return
+        model.edit_label(layer.mask, layer.names, f"label (from {layer.name})")
+        self.status_message.setText(f"Accepted {layer.name} as the label: correct it with the brush (B) and eraser (E), save with Ctrl+S")
+
+    def new_label(self) -> None:
+        """An empty editable label for the shown series."""
+        model = self.viewer.model
+        if model is None or (model.editor is not None and model.editor.dirty and not self.confirm_replace_label()):
+            return
+        model.edit_label(np.zeros(model.volume.shape, np.uint8), {1: "label 1"}, "label (new)", dirty=False)
+
+    def save_label(self) -> None:
+        """Save the editable label into the label store, in the background."""
+        model = self.viewer.model
+        if model is None or model.editor is None:
+            return
+        call, edits = save_call(model, self.label_store)
+        editor = model.editor
+        task = EngineTask(call, self)
+        task.progress.connect(self._show_progress)
+        task.done.connect(lambda saved: self._label_saved(editor, edits, saved))
+        task.failed.connect(self._label_not_saved)
+        task.cancelled.connect(self._cancelled)
+        self._start("save_label", task)
+
+    def _label_not_saved(self, message: str) -> None:
+        self._idle()
+        self.problems.add("saving the label", message)
+        self.problems_dock.show()
+        self.status_message.setText("The label was NOT saved (its edits are kept): see Problems")
+
+    def _label_saved(self, editor: LabelEditor, edits: int, saved: SavedLabel) -> None:
+        self._idle()
+        editor.saved(edits)
+        self.label_tools.refresh()
+        self.status_message.setText(f"Label saved to {saved.mask}")
+        self.label_saved.emit(saved)
+
+    def resolve_unsaved_label(self) -> bool:
+        """Before the shown label goes away: ask to save, discard or cancel its unsaved edits. False: cancel."""
+        model = self.viewer.model
+        if model is None or model.editor is None or not model.editor.dirty:
+            return True
+        answer = self.ask_unsaved_label()
+        if answer == QMessageBox.StandardButton.Cancel:
+            return False
+        if answer == QMessageBox.StandardButton.Save:
+            try:  # the window is going away or changing series: save now, and stay if it fails
+                call, edits = save_call(model, self.label_store)
+                call(lambda *_: None, CancelToken())
+            except (MedtlError, OSError) as error:
+                QMessageBox.warning(self, "Label not saved", str(error))
+                return False
+            model.editor.saved(edits)
+        return True
+
+    def ask_unsaved_label(self) -> QMessageBox.StandardButton:
+        buttons = QMessageBox.StandardButton
+        return QMessageBox.question(
+            self, "Unsaved label", "The label has unsaved edits. Save them?", buttons.Save | buttons.Discard | buttons.Cancel, buttons.Save
+        )
+
+    def confirm_replace_label(self) -> bool:
+        answer = QMessageBox.question(self, "Replace the label?", "The label being edited has unsaved edits. Replace it anyway?")
+        return answer == QMessageBox.StandardButton.Yes
+
     def show_training(self) -> None:
         self.training_dock.show()
         self.training_dock.raise_()
+
+    def show_pretrain(self) -> None:
+        self.pretrain_dock.show()
+        self.pretrain_dock.raise_()
+
+    def fine_tune_from(self, weights: str) -> None:
+        """Show the fine-tune panel with ``weights`` (e.g. ``run:FOLDER`` of a pretraining run) chosen."""
+        self.training.weights_box.setCurrentText(weights)
+        self.show_training()
 
     def choose_folder(self) -> None:
         start = str(self.folder.parent if self.folder else Path.home())
@@ -246,6 +357,7 @@ class MainWindow(QMainWindow):
             self.problems.add(f"series {model.label.series_description or model.volume.metadata.get('series_uid', '')}", warning)
         self.viewer.set_model(model)
         self.layers.set_model(model)
+        self.label_tools.set_model(model)
         z, y, x = model.volume.shape
         self.status_message.setText(f"{model.label.modality} {x}×{y}×{z}, {model.volume.array.dtype}")
         self.series_shown.emit(model)
@@ -307,6 +419,7 @@ class MainWindow(QMainWindow):
         cancel_action = self._action("Cancel scan, load or prediction", "Esc", self.cancel_tasks)
         predict_action = self._action("&Predict with a trained run…", "Ctrl+P", self.choose_run, "predict")
         train_action = self._action("&Fine-tune a model…", "Ctrl+T", self.show_training, "train")
+        pretrain_action = self._action("P&retrain on unlabelled images…", "Ctrl+Shift+T", self.show_pretrain)
         self.help_action = self._action("&Keyboard shortcuts", "F1", self.show_shortcuts, "help")
         file_menu = self.menuBar().addMenu("&File")
         file_menu.addActions([open_action, sample_action])
@@ -314,9 +427,15 @@ class MainWindow(QMainWindow):
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         file_menu.addSeparator()
         file_menu.addActions([cancel_action, quit_action])
-        self.menuBar().addMenu("&Model").addActions([train_action, predict_action])
+        self.menuBar().addMenu("&Model").addActions([train_action, pretrain_action, predict_action])
+        labels = self.label_tools.actions_by_name
+        label_menu = self.menuBar().addMenu("&Label")
+        for names in (("accept", "new_label"), ("brush", "eraser", "smaller", "larger"), ("undo", "redo", "save")):
+            label_menu.addActions([labels[name] for name in names])
+            label_menu.addSeparator()
+        self.addActions(list(labels.values()))
         view_menu = self.menuBar().addMenu("&View")
-        view_menu.addActions([views["layout_single"], views["layout_mpr"]])
+        view_menu.addActions([views["layout_single"], views["layout_mpr"], views["layout_grid"]])
         view_menu.addSeparator()
         view_menu.addActions([views[name] for name in ("zoom_in", "zoom_out", "fit", "reset", "invert", "anonymise")])
         self.presets_menu = view_menu.addMenu("&Window presets")
@@ -337,7 +456,7 @@ class MainWindow(QMainWindow):
         toolbar.setMovable(False)
         toolbar.addAction(open_action)
         toolbar.addSeparator()
-        toolbar.addActions([views["layout_single"], views["layout_mpr"]])
+        toolbar.addActions([views["layout_single"], views["layout_mpr"], views["layout_grid"]])
         toolbar.addSeparator()
         presets = QToolButton(self)
         presets.setIcon(icon("auto-window"))
@@ -406,12 +525,23 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API
         """Ask before stopping a training run; stop all background work, wait for it, remember the window layout."""
-        if self.training.running and not self.confirm_stop_training():
+        training = self.training.running or self.pretrain.running
+        if (training and not self.confirm_stop_training()) or not self.resolve_unsaved_label():
             event.ignore()
             return
         self.training.cancel()
+        self.pretrain.cancel()
         self.cancel_tasks()
         if not wait_for_tasks(STOP_TIMEOUT_MS):
             log.warning("background tasks did not stop within the time allowed")
         self.settings.save_window(self)
         super().closeEvent(event)
+
+
+def _scrolled(widget: QWidget) -> QScrollArea:
+    """``widget`` in a vertical scroll area: a tall panel never sets the window's minimum height."""
+    scroller = QScrollArea(widget.parentWidget())
+    scroller.setWidget(widget)
+    scroller.setWidgetResizable(True)
+    scroller.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    return scroller

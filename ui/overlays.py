@@ -44,11 +44,12 @@ class LabelStyle(Enum):
 
 @dataclass(eq=False)
 class LabelLayer:
-    """An integer mask ``[z, y, x]`` on the volume's grid (0 = background), one colour per label."""
+    """An integer mask ``[z, y, x]`` on the volume's grid (0 = background), one colour and name per label."""
 
     name: str
     mask: np.ndarray
     colors: dict[int, tuple[int, int, int]] = field(default_factory=dict)
+    names: dict[int, str] = field(default_factory=dict)
     opacity: float = 0.5
     style: LabelStyle = LabelStyle.FILL
     visible: bool = True

@@ -19,8 +19,9 @@ def prediction_layers(prediction: Prediction, run_name: str) -> list[OverlayLaye
     """The layers to show for ``prediction`` (on its source volume's grid), bottom first."""
     layers: list[OverlayLayer] = []
     if prediction.mask is not None:
-        names = ", ".join(name for value, name in sorted(prediction.labels.items()) if value != 0)
-        layers.append(LabelLayer(f"{run_name}: {names or 'mask'}", prediction.mask.array.astype(np.uint8, copy=False)))
+        names = {value: name for value, name in sorted(prediction.labels.items()) if value != 0}
+        mask = prediction.mask.array.astype(np.uint8, copy=False)
+        layers.append(LabelLayer(f"{run_name}: {', '.join(names.values()) or 'mask'}", mask, names=names))
     if prediction.heatmap is not None:
         heatmap = HeatmapLayer(f"{run_name}: Grad-CAM ({prediction.predicted})", prediction.heatmap.array, vmin=GRADCAM_FLOOR, vmax=1.0)
         layers.append(heatmap)

@@ -1,4 +1,4 @@
-"""`AppSettings`: what the app remembers between sessions (QSettings): window geometry and recent folders."""
+"""`AppSettings`: what the app remembers between sessions (QSettings): window geometry, recent folders, the viewer layout."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings
 from PySide6.QtWidgets import QMainWindow
+
+from ui.viewer_widget import Layout
 
 MAX_RECENT = 10
 
@@ -42,3 +44,11 @@ class AppSettings:
         if isinstance(state, QByteArray):
             window.restoreState(state)
         return isinstance(geometry, QByteArray) and window.restoreGeometry(geometry)
+
+    def viewer_layout(self) -> Layout:
+        """The viewer layout last chosen (single view at first, or if the stored value is unknown)."""
+        value = self.store.value("viewer/layout", Layout.SINGLE.value)
+        return next((layout for layout in Layout if layout.value == value), Layout.SINGLE)
+
+    def set_viewer_layout(self, layout: Layout) -> None:
+        self.store.setValue("viewer/layout", layout.value)

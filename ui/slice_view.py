@@ -14,6 +14,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QMouseEvent, QPainter, QPaintEvent, QPen, QWheelEvent
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from ui.label_editor import Tool
 from ui.overlays import HeatmapLayer, colormap_table
 from ui.view_plane import ViewPlane
 from ui.viewer_model import PixelInfo, ViewerModel
@@ -25,7 +26,7 @@ MOUSE_GESTURES = (
     ("Ctrl + wheel", "zoom about the pointer"),
     ("Right drag", "window / level (horizontal: width, vertical: level)"),
     ("Middle drag, Shift + left drag", "pan"),
-    ("Left click / drag", "move the crosshair (1×3 layout) and read the pixel"),
+    ("Left click / drag", "move the crosshair (1×3, 2×2 layouts) and read the pixel; with the brush or eraser: paint"),
     ("Double click", "fit the image to the view"),
 )
 
@@ -42,6 +43,7 @@ class SliceView(QWidget):
 
     hovered = Signal(object)  # PixelInfo | None under the pointer
     activated = Signal()  # the user clicked or scrolled in this view
+    stroke_ended = Signal()  # a brush or eraser stroke changed the editable label
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -50,6 +52,8 @@ class SliceView(QWidget):
         self.zoom = 1.0
         self.pan = QPointF(0, 0)
         self.show_crosshair = False
+        self.tool = Tool.NAVIGATE
+        self._pointer: QPointF | None = None  # where the brush outline is drawn
         self._pixels: np.ndarray | None = None  # keeps the QImage's buffer alive
         self._image: QImage | None = None
         self._dirty = True
@@ -141,6 +145,7 @@ class SliceView(QWidget):
         self._paint_corner_text(painter)
         self._paint_scale_bar(painter, rect)
         self._paint_colour_bars(painter)
+        self._paint_brush(painter, rect)
         if self.hasFocus() and self.show_crosshair:
             painter.setPen(QPen(CROSSHAIR_COLOUR, 2))
             painter.drawRect(self.rect().adjusted(1, 1, -1, -1))
@@ -160,6 +165,19 @@ class SliceView(QWidget):
             (QPointF(x, y + _CROSSHAIR_GAP), QPointF(x, rect.bottom())),
         ):
             painter.drawLine(start, end)
+
+    def _paint_brush(self, painter: QPainter, rect: QRectF) -> None:
+        """The brush or eraser outline under the pointer, at its true size in mm."""
+        if not self._painting() or self._pointer is None:
+            return
+        editor = self.model.editor  # type: ignore[union-attr]
+        assert editor is not None and self.plane is not None
+        rows, columns, _ = self.plane.size(self.model.volume.shape)  # type: ignore[union-attr]
+        width_mm, height_mm = self.plane.pixel_spacing(self.model.volume.spacing)  # type: ignore[union-attr]
+        radius_x = editor.radius_mm * rect.width() / (columns * width_mm)
+        radius_y = editor.radius_mm * rect.height() / (rows * height_mm)
+        painter.setPen(QPen(TEXT_COLOUR if self.tool is Tool.BRUSH else MARKER_COLOUR, 1, Qt.PenStyle.DashLine))
+        painter.drawEllipse(self._pointer, radius_x, radius_y)
 
     def _paint_orientation(self, painter: QPainter) -> None:
         assert self.model is not None and self.plane is not None
@@ -250,6 +268,11 @@ class SliceView(QWidget):
             self._drag = (Qt.MouseButton.MiddleButton, event.position(), QPointF(self.pan))
         elif button == Qt.MouseButton.RightButton:
             self._drag = (button, event.position(), self.model.window)
+        elif button == Qt.MouseButton.LeftButton and self._painting():
+            assert self.model.editor is not None
+            self._drag = (button, event.position(), QPointF())
+            self.model.editor.begin(self.plane, self.model.slice_index(self.plane))
+            self._paint_at(event.position())
         elif button == Qt.MouseButton.LeftButton:
             self._drag = (button, event.position(), QPointF())
             self._move_cursor(event.position())
@@ -266,11 +289,20 @@ class SliceView(QWidget):
             elif button == Qt.MouseButton.RightButton and isinstance(initial, WindowLevel):
                 sensitivity = max(self.model.initial_window.width, 10.0) / 256
                 self.model.set_window(initial.dragged(delta.x(), delta.y(), sensitivity))
+            elif button == Qt.MouseButton.LeftButton and self._painting():
+                self._paint_at(event.position())
             elif button == Qt.MouseButton.LeftButton:
                 self._move_cursor(event.position())
+        if self.tool is not Tool.NAVIGATE:
+            self._pointer = event.position()
+            self.update()
         self.hovered.emit(self.pixel_under(event.position()))
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt API
+        if self._drag is not None and self._drag[0] == Qt.MouseButton.LeftButton and self._painting():
+            assert self.model is not None and self.model.editor is not None
+            if self.model.editor.end() is not None:
+                self.stroke_ended.emit()
         self._drag = None
 
     def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt API
@@ -278,7 +310,20 @@ class SliceView(QWidget):
             self.fit()
 
     def leaveEvent(self, event: object) -> None:  # noqa: N802 - Qt API
+        self._pointer = None
+        self.update()
         self.hovered.emit(None)
+
+    def _painting(self) -> bool:
+        editable = self.model is not None and self.model.editor is not None and self.plane is not None and not self.plane.projection
+        return self.tool is not Tool.NAVIGATE and editable
+
+    def _paint_at(self, point: QPointF) -> None:
+        """Paint the open stroke at ``point`` (erasing with the eraser) and show the result."""
+        assert self.model is not None and self.model.editor is not None
+        row, column = self.image_position(point)
+        self.model.editor.paint(row, column, self.model.volume.spacing, erase=self.tool is Tool.ERASER)
+        self.model.layer_changed()
 
     def _move_cursor(self, point: QPointF) -> None:
         """Put the crosshair on the voxel under ``point`` (within this plane's current slice)."""

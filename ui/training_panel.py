@@ -7,12 +7,13 @@ a :class:`TrainingProgress`. Cancel stops the engine within one step; it leaves 
 
 from __future__ import annotations
 
+import html
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPaintEvent
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -33,14 +34,17 @@ from PySide6.QtWidgets import (
 )
 
 from medtl.data.datalist import TASKS
+from medtl.labels.store import LabelStore
 from medtl.models.registry import ARCHITECTURES
 from medtl.models.strategy import STRATEGIES
 from medtl.models.weights import PACKAGED
 from medtl.progress import CancelToken, ProgressCallback
 from medtl.training.events import StepProgress, TrainEvent
 from ui.curve_plot import Curve, CurvePlot
+from ui.datalist_summary import DatalistSummary, summarise_datalist
 from ui.tasks import EngineTask
 from ui.training_progress import TrainingProgress, TrainingRequest, progress_of_run, run_arms
+from ui.weights_licence import licence_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from ui.settings import AppSettings
@@ -49,6 +53,7 @@ DEFAULT = "(default for the data)"
 FROM_SCRATCH = "none (random initialisation)"
 _STEP_INTERVAL_S = 0.1
 _PROBE_DELAY_MS = 300
+_SUMMARY_DELAY_MS = 300  # typing a path: summarise once it stops changing
 _METRIC_COLOURS = ("#59a14f", "#edc948", "#b07aa1", "#76b7b2")
 _RUN_COLOURS = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#edc948")
 
@@ -59,10 +64,13 @@ class TrainingPanel(QWidget):
     event_received = Signal(object)  # TrainEvent, relayed from the worker thread
     run_finished = Signal(object)  # the run's summary (dict), also after a cancel-free early stop
     predict_requested = Signal(object)  # Path of the run to predict with
+    datalist_chosen = Signal(object)  # Path of the datalist put in the form
+    summary_shown = Signal(object)  # DatalistSummary of the chosen datalist
 
-    def __init__(self, settings: AppSettings, parent: QWidget | None = None) -> None:
+    def __init__(self, settings: AppSettings, parent: QWidget | None = None, label_store: LabelStore | None = None) -> None:
         super().__init__(parent)
         self.settings = settings
+        self.label_store = label_store or LabelStore()
         self.task: EngineTask | None = None
         self.progress = TrainingProgress()
         self._started = 0.0
@@ -89,6 +97,19 @@ class TrainingPanel(QWidget):
         self.weights_box.setEditable(True)
         self.weights_box.addItems([DEFAULT, FROM_SCRATCH, *PACKAGED])
         self.weights_box.setToolTip("pretrained weights: a packaged name, a file, a MONAI bundle, a URL or an earlier run")
+        for index in range(self.weights_box.count()):
+            text = licence_text(self.weights_box.itemText(index), DEFAULT, FROM_SCRATCH)
+            self.weights_box.setItemData(index, text, Qt.ItemDataRole.ToolTipRole)
+        self.licence = QLabel(self)
+        self.licence.setWordWrap(True)
+        self.licence.setObjectName("licence")
+        self.data_summary = QLabel("Choose a datalist to see its cases and split.", self)
+        self.data_summary.setWordWrap(True)
+        self._summary_task: EngineTask | None = None
+        self._summary_timer = QTimer(self)
+        self._summary_timer.setSingleShot(True)
+        self._summary_timer.setInterval(_SUMMARY_DELAY_MS)
+        self._summary_timer.timeout.connect(self.summarise_datalist)
         self.strategy_box = QComboBox(self)
         self.strategy_box.addItems([DEFAULT, *STRATEGIES])
         self.epochs = QSpinBox(self)
@@ -108,10 +129,16 @@ class TrainingPanel(QWidget):
             box.setMinimumContentsLength(10)
         form = QFormLayout()
         form.addRow("Datalist", _with_browse(self.datalist, self._choose_datalist))
+        self.from_labels_button = QPushButton("Use my saved labels", self)
+        self.from_labels_button.setToolTip("write a segmentation datalist of every series with a saved label, and use it")
+        self.from_labels_button.clicked.connect(self.use_saved_labels)
+        form.addRow("", self.from_labels_button)
+        form.addRow("Data", self.data_summary)
         form.addRow("Task", self.task_box)
         form.addRow("Run folder", _with_browse(self.out_dir, self._choose_out_dir))
         form.addRow("Model", self.model_box)
         form.addRow("Weights", self.weights_box)
+        form.addRow("", self.licence)
         form.addRow("Strategy", self.strategy_box)
         form.addRow("Epochs", self.epochs)
         form.addRow("Time budget", self.minutes)
@@ -135,6 +162,12 @@ class TrainingPanel(QWidget):
                 buttons.addWidget(button)
             self._layout.addLayout(buttons)
         self.task_box.currentTextChanged.connect(self._task_changed)
+        self.task_box.currentTextChanged.connect(lambda _text: self._summary_timer.start())
+        self.datalist.textChanged.connect(lambda _text: self._summary_timer.start())
+        self.weights_box.currentTextChanged.connect(self._show_licence)
+        self._show_licence(self.weights_box.currentText())
+        if self.datalist.text():
+            self._summary_timer.start()
         self.start_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self.cancel)
         self.predict_button.clicked.connect(lambda: self.predict_requested.emit(self.predictable_run()))
@@ -163,6 +196,47 @@ class TrainingPanel(QWidget):
         path, _ = QFileDialog.getOpenFileName(self, "Datalist", self.datalist.text(), "Datalist (*.json)")
         if path:
             self.datalist.setText(path)
+
+    def summarise_datalist(self) -> None:
+        """Read the chosen datalist in a worker and show its cases per class or label and its split."""
+        if self._summary_task is not None:
+            self._summary_task.cancel()
+        path = self.datalist.text().strip()
+        if not path:
+            self.data_summary.setText("Choose a datalist to see its cases and split.")
+            return
+        task_name = self.task_box.currentText()
+        task = EngineTask(lambda progress, cancel: summarise_datalist(path, task_name, progress, cancel), self)
+        task.progress.connect(lambda done, total, _message: self.data_summary.setText(f"reading the datalist… {done}/{total}"))
+        task.done.connect(self._show_summary)
+        task.failed.connect(lambda message: self.data_summary.setText(f"<span style='color:#e15759'>{html.escape(message)}</span>"))
+        task.finished.connect(lambda: setattr(self, "_summary_task", None) if self._summary_task is task else None)
+        self._summary_task = task
+        self.data_summary.setText("reading the datalist…")
+        task.start()
+
+    def _show_summary(self, summary: DatalistSummary) -> None:
+        lines = [html.escape(line) for line in summary.lines()]
+        lines += [f"<span style='color:#edc948'>{html.escape(warning)}</span>" for warning in summary.warnings]
+        self.data_summary.setText("<br>".join(lines))
+        self.summary_shown.emit(summary)
+
+    def _show_licence(self, choice: str) -> None:
+        self.licence.setText(licence_text(choice, DEFAULT, FROM_SCRATCH))
+
+    def use_saved_labels(self) -> None:
+        """Write the label store's datalist (in a worker: it reads every saved label's record) and choose it."""
+        store = self.label_store
+        task = EngineTask(lambda _progress, _cancel: store.write_datalist(), self)
+        task.done.connect(self._use_datalist)
+        task.failed.connect(lambda message: self._log(f"no datalist from saved labels: {message}"))
+        task.start()
+
+    def _use_datalist(self, path: Path) -> None:
+        self.task_box.setCurrentText("segmentation")
+        self.datalist.setText(str(path))
+        self._log(f"datalist of the saved labels: {path}")
+        self.datalist_chosen.emit(path)
 
     def _choose_runs(self, replace: bool) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Run folder", self.out_dir.text())

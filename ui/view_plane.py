@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from enum import Enum
+from typing import ClassVar
 
 import numpy as np
 
@@ -49,6 +50,13 @@ class ViewPlane:
     down: int
     flip_right: bool
     flip_down: bool
+    projection: ClassVar[bool] = False  # a projection through the whole volume, not one slice
+    computed: ClassVar[bool] = False  # cuts are computed (cache them), not views of the array
+
+    @property
+    def title(self) -> str:
+        """What the corner text calls this plane."""
+        return f"{self.kind.value} MIP" if self.projection else self.kind.value
 
     @classmethod
     def of_kind(cls, kind: PlaneKind, direction: np.ndarray) -> ViewPlane:
@@ -78,8 +86,9 @@ class ViewPlane:
         xyz = (shape_zyx[2], shape_zyx[1], shape_zyx[0])
         return xyz[self.down], xyz[self.right], xyz[self.normal]
 
-    def extract(self, array: np.ndarray, index: int) -> np.ndarray:
-        """The 2D view (no copy) of slice ``index`` of ``array`` ([z, y, x] or [z, y, x, c]), as ``[row, column(, c)]``."""
+    def extract(self, array: np.ndarray, index: int, nearest: bool = False) -> np.ndarray:
+        """The 2D view (no copy) of slice ``index`` of ``array`` ([z, y, x] or [z, y, x, c]), as ``[row, column(, c)]``.
+        (``nearest`` asks resampling planes for nearest-neighbour values, as labels need; a grid plane is exact.)"""
         cut: list[int | slice] = [slice(None)] * array.ndim
         cut[2 - self.normal] = index
         image = array[tuple(cut)]
@@ -103,6 +112,25 @@ class ViewPlane:
         column = columns - 1 - xyz[self.right] if self.flip_right else xyz[self.right]
         row = rows - 1 - xyz[self.down] if self.flip_down else xyz[self.down]
         return float(row), float(column), float(xyz[self.normal])
+
+    def voxel_indices(self, rows: np.ndarray, columns: np.ndarray, index: int, shape_zyx: tuple[int, ...]) -> np.ndarray:
+        """Flat indices into a ``[z, y, x]`` array of shape ``shape_zyx`` of the voxels at (``rows``, ``columns``) of slice
+        ``index`` (pixels inside the slice)."""
+        n_rows, n_columns, _ = self.size(shape_zyx)
+        xyz: list[np.ndarray] = [np.full(len(rows), index)] * 3
+        xyz[self.right] = n_columns - 1 - columns if self.flip_right else columns
+        xyz[self.down] = n_rows - 1 - rows if self.flip_down else rows
+        return np.ravel_multi_index((xyz[2], xyz[1], xyz[0]), tuple(shape_zyx[:3]))
+
+    def slice_of(self, xyz: np.ndarray, shape_zyx: tuple[int, ...]) -> int:
+        """The slice through the volume index ``xyz``."""
+        return int(xyz[self.normal])
+
+    def at_slice(self, xyz: np.ndarray, index: int, shape_zyx: tuple[int, ...]) -> np.ndarray:
+        """The volume index ``xyz`` moved to slice ``index`` (same place in the plane)."""
+        moved = np.array(xyz, dtype=float)
+        moved[self.normal] = index
+        return moved
 
     def pixel_spacing(self, spacing_xyz: tuple[float, float, float]) -> tuple[float, float]:
         """(column width, row height) in mm of a screen pixel of this plane."""

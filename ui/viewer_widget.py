@@ -1,4 +1,5 @@
-"""`ViewerWidget`: one series in a single view or a 1×3 axial / coronal / sagittal layout, with its commands.
+"""`ViewerWidget`: one series in a single view, a 1×3 axial / coronal / sagittal layout, or a 2×2 layout that adds a
+coronal maximum intensity projection (:mod:`ui.projection`), with its commands.
 
 The view commands are ``QAction`` s with shortcuts active while the viewer has focus (so arrow
 keys still move through the study browser when it has focus); the main window puts the same
@@ -11,11 +12,14 @@ from collections.abc import Callable
 from enum import Enum
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction, QIcon, QKeySequence, QPixmap
 from PySide6.QtWidgets import QGridLayout, QLabel, QStackedLayout, QWidget
 
+from ui.label_editor import Tool
+from ui.projection import ProjectionPlane
 from ui.resources import icon
 from ui.slice_view import SliceView
+from ui.tasks import EngineTask
 from ui.view_plane import PlaneKind, ViewPlane
 from ui.viewer_model import ViewerModel
 from ui.window_level import PRESETS
@@ -26,28 +30,45 @@ _PAGE = 10  # slices per Page Up / Page Down
 class Layout(Enum):
     SINGLE = "1×1"
     MPR = "1×3"
+    GRID = "2×2"
+
+
+# Where each view sits in each layout (row, column); None: hidden.
+_CELLS: dict[Layout, tuple[tuple[int, int] | None, ...]] = {
+    Layout.SINGLE: ((0, 0), None, None, None),
+    Layout.MPR: ((0, 0), (0, 1), (0, 2), None),
+    Layout.GRID: ((0, 0), (0, 1), (1, 0), (1, 1)),
+}
+_ACTION_OF = {Layout.SINGLE: "layout_single", Layout.MPR: "layout_mpr", Layout.GRID: "layout_grid"}
+_GRID_ICON = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" width="24" height="24" viewBox="0 0 24 24" fill="none" stroke="#d5dbe3" '
+    b'stroke-width="1.8" stroke-linejoin="round"><rect x="3" y="3" width="8" height="8" rx="1"/><rect x="13" y="3" width="8" '
+    b'height="8" rx="1"/><rect x="3" y="13" width="8" height="8" rx="1"/><rect x="13" y="13" width="8" height="8" rx="1"/></svg>'
+)
 
 
 class ViewerWidget(QWidget):
-    """The image area: a hint when nothing is loaded, else one or three :class:`SliceView` s."""
+    """The image area: a hint when nothing is loaded, else one, three or four :class:`SliceView` s."""
 
     hovered = Signal(object)  # PixelInfo | None, from whichever view the pointer is over
+    stroke_ended = Signal()  # a brush or eraser stroke changed the editable label
+    layout_changed = Signal(object)  # Layout
+    projection_ready = Signal()  # the 2×2 layout's projection has been made
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.model: ViewerModel | None = None
         self.layout_mode = Layout.SINGLE
-        self.views = [SliceView(self) for _ in range(3)]
+        self.views = [SliceView(self) for _ in range(4)]
         self.active_view = self.views[0]
         for view in self.views:
             view.hovered.connect(self.hovered)
+            view.stroke_ended.connect(self.stroke_ended)
             view.activated.connect(lambda view=view: self._activate(view))
         self._grid = QWidget(self)
-        grid = QGridLayout(self._grid)
-        grid.setContentsMargins(0, 0, 0, 0)
-        grid.setSpacing(2)
-        for column, view in enumerate(self.views):
-            grid.addWidget(view, 0, column)
+        self._cells = QGridLayout(self._grid)
+        self._cells.setContentsMargins(0, 0, 0, 0)
+        self._cells.setSpacing(2)
         self._hint = QLabel("Open a DICOM folder (Ctrl+O), drop one here, or pick a series in the study browser.", self)
         self._hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self._hint.setWordWrap(True)
@@ -58,6 +79,7 @@ class ViewerWidget(QWidget):
         self.actions_by_name: dict[str, QAction] = {}
         self._create_actions()
         self._update_enabled()
+        self.set_layout_mode(Layout.SINGLE)
 
     # --- model and layout --------------------------------------------------------------------
 
@@ -73,9 +95,20 @@ class ViewerWidget(QWidget):
 
     def set_layout_mode(self, mode: Layout) -> None:
         self.layout_mode = mode
-        self.actions_by_name["layout_single"].setChecked(mode is Layout.SINGLE)
-        self.actions_by_name["layout_mpr"].setChecked(mode is Layout.MPR)
+        for layout, name in _ACTION_OF.items():
+            self.actions_by_name[name].setChecked(mode is layout)
+        for view, cell in zip(self.views, _CELLS[mode]):
+            self._cells.removeWidget(view)
+            if cell is not None:
+                self._cells.addWidget(view, *cell)
         self._apply_layout()
+        self.layout_changed.emit(mode)
+
+    def set_tool(self, tool: Tool) -> None:
+        """What a left drag does in every view: move the crosshair, or paint / erase the editable label."""
+        for view in self.views:
+            view.tool = tool
+            view.setCursor(Qt.CursorShape.ArrowCursor if tool is Tool.NAVIGATE else Qt.CursorShape.CrossCursor)
 
     def _apply_layout(self) -> None:
         model = self.model
@@ -84,15 +117,27 @@ class ViewerWidget(QWidget):
                 view.set_model(None, None)
             return
         direction = model.volume.direction
-        if self.layout_mode is Layout.SINGLE:
-            planes: list[ViewPlane | None] = [ViewPlane.acquired(direction), None, None]
-        else:
-            planes = [ViewPlane.of_kind(kind, direction) for kind in PlaneKind]
+        planes: list[ViewPlane | None] = [ViewPlane.acquired(direction), None, None, None]
+        if self.layout_mode is not Layout.SINGLE:
+            planes[:3] = model.patient_planes()
+        if self.layout_mode is Layout.GRID:
+            planes[3] = ProjectionPlane.of_kind(PlaneKind.CORONAL, direction)
+            self._prepare_projection(model, planes[3])  # type: ignore[arg-type]
+        model.forget_cuts([plane for plane in planes if plane is not None])
         for view, plane in zip(self.views, planes):
             view.set_model(model if plane is not None else None, plane)
-            view.show_crosshair = self.layout_mode is Layout.MPR
+            view.show_crosshair = self.layout_mode is not Layout.SINGLE
             view.setVisible(plane is not None)
         self._activate(self.views[0])
+
+    def _prepare_projection(self, model: ViewerModel, plane: ProjectionPlane) -> None:
+        """Make the image's projection in a worker (its view is black meanwhile), then repaint."""
+        if model.cuts.cached(plane, model.volume.array, 0) is not None:
+            return
+        task = EngineTask(lambda _progress, _cancel: model.prepare_projection(plane), self)
+        task.done.connect(lambda _none: model.layer_changed())
+        task.done.connect(lambda _none: self.projection_ready.emit())
+        task.start()
 
     def _activate(self, view: SliceView) -> None:
         """Make ``view`` the one the slice keys act on (keyboard focus stays where the user put it)."""
@@ -140,7 +185,11 @@ class ViewerWidget(QWidget):
             lambda: self.set_layout_mode(Layout.MPR),
             "layout-mpr",
         )
-        for action in (single, mpr):
+        grid = add(
+            "layout_grid", "2×2 layout: axial, coronal, sagittal and a coronal MIP", ["Ctrl+4"], lambda: self.set_layout_mode(Layout.GRID)
+        )
+        grid.setIcon(_svg_icon(_GRID_ICON))
+        for action in (single, mpr, grid):
             action.setCheckable(True)
         single.setChecked(True)
 
@@ -177,5 +226,11 @@ class ViewerWidget(QWidget):
 
     def _update_enabled(self) -> None:
         for name, action in self.actions_by_name.items():
-            if name not in ("anonymise", "layout_single", "layout_mpr"):
+            if name not in ("anonymise", *_ACTION_OF.values()):
                 action.setEnabled(self.model is not None)
+
+
+def _svg_icon(svg: bytes) -> QIcon:
+    pixmap = QPixmap()
+    pixmap.loadFromData(svg, "SVG")
+    return QIcon(pixmap)

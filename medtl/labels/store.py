@@ -1,0 +1,154 @@
+"""`LabelStore`: segmentation masks a user drew or corrected, one per series, kept as training labels.
+
+Layout (the root defaults to ``labels/`` in the per-user data folder, ``$MEDTL_LABELS`` overrides)::
+
+    <root>/<StudyInstanceUID>/<SeriesInstanceUID>/mask.nii.gz    the mask on the series' own world grid
+                                                 /label.json     image reference, label names, patient
+                                                 /image.nii.gz   the image, only when no folder holds just the series
+    <root>/datalist.json                                         written by :meth:`LabelStore.write_datalist`
+
+The image a label belongs to is the DICOM folder of the series when that folder holds nothing
+else, so the datalist points at the user's own files; otherwise the image is written beside the
+mask, on the same grid. Every write is atomic.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from medtl.atomic import write_text_atomic
+from medtl.dicom.volume import Volume
+from medtl.errors import MedtlError
+
+ENV_VARIABLE = "MEDTL_LABELS"
+MASK_NAME, INFO_NAME, IMAGE_NAME, DATALIST_NAME = "mask.nii.gz", "label.json", "image.nii.gz", "datalist.json"
+_IGNORED_FILES = {"DICOMDIR"}
+_UNSAFE = re.compile(r"[^0-9A-Za-z._-]")
+
+
+def default_labels_dir() -> Path:
+    """``$MEDTL_LABELS`` if set, else ``labels`` in the per-user data folder."""
+    override = os.environ.get(ENV_VARIABLE)
+    if override:
+        return Path(override).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("medtl")) / "labels"
+
+
+@dataclass(frozen=True)
+class SavedLabel:
+    """One stored mask: the image it labels (DICOM folder or NIfTI), the mask file, names of its values."""
+
+    series_uid: str
+    study_uid: str
+    patient_id: str | None
+    image: Path
+    mask: Path
+    labels: dict[int, str]
+    description: str = ""
+
+
+class LabelStore:
+    """Masks by study and series under ``root``."""
+
+    def __init__(self, root: Path | str | None = None) -> None:
+        self.root = Path(root) if root is not None else default_labels_dir()
+
+    def folder(self, study_uid: str, series_uid: str) -> Path:
+        if not series_uid:
+            raise MedtlError("this image has no series UID, so its label cannot be stored; convert it to DICOM or NIfTI first")
+        return self.root / _safe(study_uid or "unknown-study") / _safe(series_uid)
+
+    def save(
+        self, mask: np.ndarray, image: Volume, files: Sequence[Path], labels: dict[int, str], description: str = ""
+    ) -> SavedLabel:
+        """Store ``mask`` (``[z, y, x]`` integers 0..255 on ``image`` 's grid) for the series ``image`` was loaded from
+        (``files``: its DICOM files). Returns where it went."""
+        from medtl.export.nifti import write_nifti
+
+        if mask.shape != image.shape:
+            raise MedtlError(f"the label has shape {mask.shape}, but the image {image.shape}")
+        meta = image.metadata
+        series_uid, study_uid = str(meta.get("series_uid", "")), str(meta.get("study_uid", ""))
+        folder = self.folder(study_uid, series_uid)
+        mask_volume = Volume(np.ascontiguousarray(mask, dtype=np.uint8), image.spacing, image.origin, image.direction)
+        write_nifti(mask_volume, folder / MASK_NAME)
+        source = sole_series_folder(files)
+        if source is None:
+            source = write_nifti(image, folder / IMAGE_NAME)
+        patient = str(meta.get("patient_id", "")) or None
+        names = {0: "background", **{int(k): str(v) for k, v in labels.items() if int(k) != 0}}
+        saved = SavedLabel(series_uid, study_uid, patient, source, folder / MASK_NAME, names, description)
+        info = {
+            "series_uid": series_uid, "study_uid": study_uid, "patient_id": patient, "image": str(source),
+            "labels": {str(k): v for k, v in sorted(names.items())}, "description": description,
+        }  # fmt: skip
+        write_text_atomic(folder / INFO_NAME, json.dumps(info, indent=2))
+        return saved
+
+    def find(self, study_uid: str, series_uid: str) -> SavedLabel | None:
+        """The label stored for this series, if any."""
+        try:
+            return _read_info(self.folder(study_uid, series_uid) / INFO_NAME)
+        except MedtlError:
+            return None
+
+    def saved(self) -> list[SavedLabel]:
+        """Every stored label whose mask and image are still there, ordered by study and series."""
+        found = (_read_info(path) for path in sorted(self.root.glob(f"*/*/{INFO_NAME}")))
+        return [label for label in found if label is not None and label.mask.is_file() and label.image.exists()]
+
+    def write_datalist(self, destination: Path | str | None = None) -> Path:
+        """An MSD-style segmentation datalist of every stored label (default ``<root>/datalist.json``)."""
+        labels = self.saved()
+        if not labels:
+            raise MedtlError(f"no saved labels in {self.root}; draw or accept a label and save it first")
+        names: dict[int, str] = {}
+        for label in labels:
+            for value, name in label.labels.items():
+                names.setdefault(value, name)
+        names = {value: names.get(value, f"label {value}") for value in range(max(names) + 1)}
+        training = [
+            {"image": str(label.image), "label": str(label.mask), **({"patient_id": label.patient_id} if label.patient_id else {})}
+            for label in labels
+        ]
+        document = {"training": training, "labels": {str(k): v for k, v in names.items()}}
+        destination = Path(destination) if destination is not None else self.root / DATALIST_NAME
+        write_text_atomic(destination, json.dumps(document, indent=2))
+        return destination
+
+
+def sole_series_folder(files: Sequence[Path]) -> Path | None:
+    """The folder holding all of ``files`` and no other file (hidden files and DICOMDIR aside), else None."""
+    if not files:
+        return None
+    folders = {Path(f).resolve().parent for f in files}
+    if len(folders) != 1:
+        return None
+    folder = folders.pop()
+    wanted = {Path(f).resolve() for f in files}
+    present = {p.resolve() for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.name not in _IGNORED_FILES}
+    return folder if present == wanted and not any(p.is_dir() for p in folder.iterdir()) else None
+
+
+def _read_info(path: Path) -> SavedLabel | None:
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+        return SavedLabel(
+            str(info["series_uid"]), str(info["study_uid"]), info.get("patient_id") or None, Path(info["image"]),
+            path.parent / MASK_NAME, {int(k): str(v) for k, v in info.get("labels", {}).items()}, str(info.get("description", "")),
+        )  # fmt: skip
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _safe(name: str) -> str:
+    return _UNSAFE.sub("_", name)

@@ -1,0 +1,80 @@
+"""The label store: masks saved on the series' world grid, found again, and turned into a training datalist."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medtl.data.datalist import load_datalist
+from medtl.data.images import read_image
+from medtl.dicom.series import load_series
+from medtl.dicom.volume import Volume
+from medtl.errors import MedtlError
+from medtl.labels.store import IMAGE_NAME, LabelStore, default_labels_dir, sole_series_folder
+from tests.dicomgen import SeriesSpec, phantom, rotation, write_series
+
+
+@pytest.fixture
+def series(tmp_path: Path) -> tuple[Volume, list[Path]]:
+    spec = SeriesSpec(direction=rotation("x", 20) @ rotation("z", 10), patient_id="P7")
+    files = write_series(tmp_path / "dicom", phantom((6, 20, 24)), spec)
+    return load_series(files), files
+
+
+def lesion(volume: Volume) -> np.ndarray:
+    mask = np.zeros(volume.shape, np.uint8)
+    mask[2:4, 5:9, 3:12] = 1
+    mask[4, 10:12, 14:20] = 2
+    return mask
+
+
+def test_a_saved_mask_reads_back_on_the_same_grid(series: tuple[Volume, list[Path]], tmp_path: Path) -> None:
+    volume, files = series
+    store = LabelStore(tmp_path / "labels")
+    saved = store.save(lesion(volume), volume, files, {1: "lesion", 2: "oedema"}, "generated")
+    assert saved.image == files[0].parent.resolve()  # the folder holds only this series: the datalist points at it
+    mask = read_image(saved.mask)
+    assert np.array_equal(mask.array, lesion(volume))
+    assert np.allclose(mask.affine_lps(), volume.affine_lps(), atol=1e-4)
+    found = store.find(volume.metadata["study_uid"], volume.metadata["series_uid"])
+    assert found == saved and found.labels == {0: "background", 1: "lesion", 2: "oedema"} and found.patient_id == "P7"
+    assert store.find("1.2", "3.4") is None
+
+
+def test_a_series_sharing_its_folder_gets_its_image_written_beside_the_mask(series: tuple[Volume, list[Path]], tmp_path: Path) -> None:
+    volume, files = series
+    shutil.copy(files[0], files[0].parent / "other.dcm")
+    assert sole_series_folder(files) is None
+    saved = LabelStore(tmp_path / "labels").save(lesion(volume), volume, files, {1: "lesion"})
+    assert saved.image.name == IMAGE_NAME and np.allclose(read_image(saved.image).array, volume.array)
+
+
+def test_saved_labels_make_a_segmentation_datalist(series: tuple[Volume, list[Path]], tmp_path: Path) -> None:
+    volume, files = series
+    store = LabelStore(tmp_path / "labels")
+    with pytest.raises(MedtlError, match="no saved labels"):
+        store.write_datalist()
+    store.save(lesion(volume), volume, files, {2: "oedema"})
+    path = store.write_datalist()
+    document = json.loads(path.read_text())
+    assert document["labels"] == {"0": "background", "1": "label 1", "2": "oedema"}
+    datalist = load_datalist(path, "segmentation")
+    assert [case.image for case in datalist.training] == [files[0].parent.resolve()]
+    assert datalist.training[0].patient_id == "P7"
+
+
+def test_a_series_without_uid_cannot_be_stored(tmp_path: Path) -> None:
+    volume = Volume(np.zeros((2, 3, 4), np.int16), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0))
+    with pytest.raises(MedtlError, match="no series UID"):
+        LabelStore(tmp_path).save(np.zeros((2, 3, 4), np.uint8), volume, [], {1: "x"})
+
+
+def test_the_default_store_is_per_user_and_overridable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("MEDTL_LABELS", str(tmp_path / "mine"))
+    assert default_labels_dir() == tmp_path / "mine"
+    monkeypatch.delenv("MEDTL_LABELS")
+    assert default_labels_dir().name == "labels"
