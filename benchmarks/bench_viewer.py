@@ -244,7 +244,7 @@ def training_latency(seconds: float) -> tuple[list[float], list[float], int]:
         panel.epochs.setValue(1000)
         panel.device_box.setCurrentText("cpu")
         steps = []
-        panel.event_received.connect(lambda event: isinstance(event, StepProgress) and steps.append(event))
+        panel.monitor.event_received.connect(lambda event: isinstance(event, StepProgress) and steps.append(event))
         training = probe_lateness(seconds, during=panel.start)
         panel.cancel()
         wait_for_tasks(120_000)

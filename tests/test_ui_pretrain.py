@@ -27,7 +27,7 @@ def dicom_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_opened_folder_is_the_default_input_and_an_empty_form_does_not_start(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     panel = PretrainPanel()
     qtbot.addWidget(panel)
-    assert not panel.start() and "cannot start: add at least one folder" in panel.log.toPlainText()
+    assert not panel.start() and "cannot start: add at least one folder" in panel.monitor.log.toPlainText()
     panel.set_input_folder(tmp_path / "study")
     panel.set_input_folder(tmp_path / "other")  # a newly opened folder replaces the proposed one
     assert panel.input_paths() == (tmp_path / "other",) and panel.out_dir.text() == str(tmp_path / "study-pretrained")
@@ -43,14 +43,14 @@ def test_a_tiny_run_starts_in_the_worker_and_cancels(qtbot, dicom_folder: Path, 
     panel.out_dir.setText(str(tmp_path / "run"))
     panel.device_box.setCurrentText("cpu")
     assert panel.request().time_limit_minutes == 3.0 and panel.request().model == "basicunet"
-    with qtbot.waitSignal(panel.event_received, timeout=TIMEOUT_MS, check_params_cb=lambda event: isinstance(event, StepProgress)):
+    with qtbot.waitSignal(panel.monitor.event_received, timeout=TIMEOUT_MS, check_params_cb=lambda event: isinstance(event, StepProgress)):
         assert panel.start()
     assert panel.running and not panel.start_button.isEnabled() and panel.cancel_button.isEnabled()
-    assert panel.progress.step_loss and "epoch 1" in panel.status.text()
-    with qtbot.waitSignal(panel.task.finished, timeout=TIMEOUT_MS):  # type: ignore[union-attr]
+    assert panel.monitor.progress.step_loss and "epoch 1" in panel.monitor.status.text()
+    with qtbot.waitSignal(panel.monitor.task.finished, timeout=TIMEOUT_MS):  # type: ignore[union-attr]
         panel.cancel()
     assert not panel.running and panel.start_button.isEnabled()
-    assert "cancelled; the checkpoint" in panel.log.toPlainText()
+    assert "cancelled; the checkpoint" in panel.monitor.log.toPlainText()
     assert (tmp_path / "run" / "checkpoint.pt").is_file()  # what `--resume` continues from
 
 
@@ -64,7 +64,7 @@ def test_a_finished_run_is_offered_as_pretrained_weights(qtbot, dicom_folder: Pa
     with qtbot.waitSignal(panel.run_finished, timeout=TIMEOUT_MS) as finished:
         assert panel.start()
     assert finished.args[0]["stopped_because"] == "completed" and finished.args[0]["data"]["volumes"] == 2
-    assert [epoch for epoch, _ in panel.progress.epoch_loss] == [1.0, 2.0] and set(panel.progress.metrics) == {"contrastive", "reconstruction"}
+    assert [epoch for epoch, _ in panel.monitor.progress.epoch_loss] == [1.0, 2.0] and set(panel.monitor.progress.metrics) == {"contrastive", "reconstruction"}
     assert str(tmp_path / "run") in panel.result.text() and panel.use_button.isEnabled()
     with qtbot.waitSignal(panel.weights_chosen) as chosen:
         panel.use_button.click()

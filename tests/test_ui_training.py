@@ -74,14 +74,14 @@ def test_a_tiny_run_starts_in_the_worker_and_cancels(qtbot, settings: AppSetting
     panel = TrainingPanel(settings)
     qtbot.addWidget(panel)
     fill_form(panel, datalist, tmp_path / "run")
-    with qtbot.waitSignal(panel.event_received, timeout=TIMEOUT_MS, check_params_cb=lambda event: isinstance(event, StepProgress)):
+    with qtbot.waitSignal(panel.monitor.event_received, timeout=TIMEOUT_MS, check_params_cb=lambda event: isinstance(event, StepProgress)):
         assert panel.start()
     assert panel.running and not panel.start_button.isEnabled() and panel.cancel_button.isEnabled()
-    assert panel.progress.step_loss and "epoch 1" in panel.status.text()
-    with qtbot.waitSignal(panel.task.finished, timeout=TIMEOUT_MS):  # type: ignore[union-attr]
+    assert panel.monitor.progress.step_loss and "epoch 1" in panel.monitor.status.text()
+    with qtbot.waitSignal(panel.monitor.task.finished, timeout=TIMEOUT_MS):  # type: ignore[union-attr]
         panel.cancel()
     assert not panel.running and panel.start_button.isEnabled()
-    assert "cancelled" in panel.log.toPlainText()
+    assert "cancelled" in panel.monitor.log.toPlainText()
     assert (tmp_path / "run" / "checkpoint.pt").is_file()  # what a resumed run continues from
 
 
@@ -93,7 +93,7 @@ def test_closing_during_training_asks_then_stops_it(
     window.show()
     panel = window.training
     fill_form(panel, datalist, tmp_path / "run")
-    with qtbot.waitSignal(panel.event_received, timeout=TIMEOUT_MS, check_params_cb=lambda event: isinstance(event, StepProgress)):
+    with qtbot.waitSignal(panel.monitor.event_received, timeout=TIMEOUT_MS, check_params_cb=lambda event: isinstance(event, StepProgress)):
         panel.start()
     monkeypatch.setattr(window, "confirm_stop_training", lambda: False)
     assert not window.close() and window.isVisible() and panel.running
@@ -119,13 +119,13 @@ def test_past_runs_are_compared_curve_by_curve(qtbot, settings: AppSettings, tmp
     scratch = progress_of_run(comparison / "scratch")
     assert [epoch for epoch, _ in scratch.metrics["auc"]] == [1.0, 2.0, 3.0] and scratch.metrics["auc"][-1][1] == pytest.approx(0.7)
     assert list(scratch.metrics) == ["auc"] and scratch.epoch_loss[0] == (1.0, 1.0)  # lr and seconds are not metrics
-    assert [curve.name for curve in panel.plot.curves] == [
+    assert [curve.name for curve in panel.monitor.plot.curves] == [
         "cmp pretrained loss",
         "cmp pretrained auc",
         "cmp from scratch loss",
         "cmp from scratch auc",
     ]
-    assert "cmp from scratch: 3 epochs, best auc 0.7" in panel.log.toPlainText()
+    assert "cmp from scratch: 3 epochs, best auc 0.7" in panel.monitor.log.toPlainText()
 
 
 def test_the_panel_names_the_device_auto_picks(qtbot, settings: AppSettings) -> None:  # type: ignore[no-untyped-def]

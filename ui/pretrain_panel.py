@@ -13,7 +13,6 @@ the folder the user opened.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,8 +28,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QListWidget,
-    QPlainTextEdit,
-    QProgressBar,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -39,14 +36,12 @@ from PySide6.QtWidgets import (
 
 from medtl.models.registry import ARCHITECTURES
 from medtl.progress import CancelToken, ProgressCallback
-from medtl.training.events import StepProgress, TrainEvent
-from ui.curve_plot import Curve, CurvePlot
-from ui.tasks import EngineTask
+from ui.curve_plot import Curve
+from ui.run_monitor import RunMonitor, loss_curves
 from ui.training_progress import TrainingProgress
 
 DEFAULT_MODEL = "basicunet"  # medtl.pretrain.pretrainer.DEFAULT_MODEL, named here without importing torch
 DEFAULT_MINUTES = 3.0
-_STEP_INTERVAL_S = 0.1
 _PART_COLOURS = {"contrastive": "#f28e2b", "reconstruction": "#59a14f"}
 
 
@@ -78,23 +73,18 @@ class PretrainRequest:
 class PretrainPanel(QWidget):
     """Inputs, model, budget and device; Start / Cancel; a progress bar with the time left, loss curves, the log and the result."""
 
-    event_received = Signal(object)  # TrainEvent, relayed from the worker thread
     run_finished = Signal(object)  # the run's summary (dict), when it ends other than by a cancel
     weights_chosen = Signal(str)  # "run:FOLDER": the user wants to fine-tune from this run
 
     def __init__(self, parent: QWidget | None = None, folder: Path | None = None) -> None:
         super().__init__(parent)
-        self.task: EngineTask | None = None
-        self.progress = TrainingProgress()
         self.run_dir: Path | None = None
-        self._started = 0.0
-        self._last_step_relay = 0.0
         self._default_input = False  # the input list holds only the folder set_input_folder proposed
         self._build_form()
         self._build_progress()
-        self.event_received.connect(self._on_event)
         if folder is not None:
             self.set_input_folder(folder)
+        self.monitor.running_changed.connect(self._set_running)
         self._set_running(False)
 
     # --- form --------------------------------------------------------------------------------
@@ -154,14 +144,7 @@ class PretrainPanel(QWidget):
         self.cancel_button.clicked.connect(self.cancel)
 
     def _build_progress(self) -> None:
-        self.bar = QProgressBar(self)
-        self.bar.setRange(0, 1000)
-        self.status = QLabel("Not started", self)
-        self.status.setWordWrap(True)
-        self.plot = CurvePlot(self)
-        self.log = QPlainTextEdit(self)
-        self.log.setReadOnly(True)
-        self.log.setMaximumBlockCount(2000)
+        self.monitor = RunMonitor(_curves, self)
         self.result = QLabel("", self)
         self.result.setWordWrap(True)
         self.result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -169,7 +152,7 @@ class PretrainPanel(QWidget):
         self.use_button.setToolTip("fine-tune from this run: its backbone is loaded, the new head starts from random")
         self.use_button.setEnabled(False)
         self.use_button.clicked.connect(lambda: self.run_dir is not None and self.weights_chosen.emit(f"run:{self.run_dir}"))
-        for widget in (self.bar, self.status, self.plot, self.log, self.result, self.use_button):
+        for widget in (self.monitor, self.result, self.use_button):
             self._layout.addWidget(widget)
 
     def set_input_folder(self, folder: Path | str) -> None:
@@ -209,23 +192,18 @@ class PretrainPanel(QWidget):
 
     @property
     def running(self) -> bool:
-        return self.task is not None
+        return self.monitor.running
 
     def start(self) -> bool:
         """Start pretraining from the form; False (with the reasons in the log) if the form is incomplete."""
-        if self.running:
-            return False
         request = self.request()
-        problems = request.problems()
-        if problems:
-            self._log(*(f"cannot start: {problem}" for problem in problems))
+        if self.running or self.monitor.refused(request.problems()):
             return False
-        self.progress, self.run_dir = TrainingProgress(), request.out_dir
-        self._started = time.monotonic()
-        self.log.clear()
+        self.run_dir = request.out_dir
+        self.monitor.begin()
         self.result.setText("")
         self.use_button.setEnabled(False)
-        self._log(f"pretraining a {request.model} backbone on {len(request.inputs)} input(s) into {request.out_dir}")
+        self.monitor.add_log(f"pretraining a {request.model} backbone on {len(request.inputs)} input(s) into {request.out_dir}")
 
         def call(_progress: ProgressCallback, cancel: CancelToken) -> dict[str, Any]:
             from medtl.dicom.catalog import Catalog
@@ -235,53 +213,23 @@ class PretrainPanel(QWidget):
 
             catalog = Catalog()
             try:
-                return pretrain(request.inputs, request.out_dir, catalog=catalog, on_event=self._relay, cancel=cancel, **request.pretrain_kwargs())
+                return pretrain(request.inputs, request.out_dir, catalog=catalog, on_event=self.monitor.relay, cancel=cancel, **request.pretrain_kwargs())
             finally:
                 catalog.close()
 
-        self.task = EngineTask(call, self)
-        self.task.done.connect(self._done)
-        self.task.failed.connect(lambda message: self._log(f"failed: {message}"))
-        self.task.cancelled.connect(lambda: self._cancelled(request.out_dir))
-        self.task.finished.connect(lambda: self._set_running(False))
-        self._set_running(True)
-        self._redraw()
-        self.task.start()
+        self.monitor.run(call, self._done, lambda: self._cancelled(request.out_dir))
         return True
 
     def cancel(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            self.status.setText("cancelling: stopping after the current step…")
-
-    def _relay(self, event: TrainEvent) -> None:
-        """``on_event`` (worker thread): every event, except step events beyond ten a second."""
-        if isinstance(event, StepProgress):
-            now = time.monotonic()
-            if now - self._last_step_relay < _STEP_INTERVAL_S:
-                return
-            self._last_step_relay = now
-        self.event_received.emit(event)
-
-    def _on_event(self, event: TrainEvent) -> None:
-        line = self.progress.add(event)
-        if line:
-            self._log(line)
-        fraction = self.progress.fraction(time.monotonic() - self._started)
-        if fraction is not None:
-            self.bar.setRange(0, 1000)
-            self.bar.setValue(round(fraction * 1000))
-        self.status.setText(self.progress.status())
-        if not isinstance(event, StepProgress) or len(self.progress.step_loss) % 10 == 0:
-            self._redraw()
+        self.monitor.cancel()
 
     def _done(self, summary: dict[str, Any]) -> None:
-        self.bar.setValue(1000)
+        self.monitor.finished()
         if summary.get("stopped_because") == "cancelled":  # cancelled between the engine's last poll and its return
             self._cancelled(Path(summary["run_dir"]))
             return
         data = summary.get("data", {})
-        self._log(f"done: {summary.get('stopped_because')}; {summary.get('epochs')} epoch(s), final loss {summary.get('final_loss')}")
+        self.monitor.add_log(f"done: {summary.get('stopped_because')}; {summary.get('epochs')} epoch(s), final loss {summary.get('final_loss')}")
         if summary.get("weights"):
             self.result.setText(
                 f"Run folder: {summary['run_dir']}\nLearned from {data.get('slices')} slices of {data.get('volumes')} volume(s), "
@@ -293,30 +241,17 @@ class PretrainPanel(QWidget):
 
     def _cancelled(self, run_dir: Path) -> None:
         if (run_dir / "checkpoint.pt").is_file():
-            self._log(f"cancelled; the checkpoint in {run_dir} lets `medtl pretrain … --out {run_dir} --resume` continue it")
+            self.monitor.add_log(f"cancelled; the checkpoint in {run_dir} lets `medtl pretrain … --out {run_dir} --resume` continue it")
         else:
-            self._log("cancelled before pretraining started; nothing was written")
+            self.monitor.add_log("cancelled before pretraining started; nothing was written")
 
     def _set_running(self, running: bool) -> None:
-        if not running:
-            self.task = None
-            self.bar.setRange(0, 1000)
-        else:
-            self.bar.setRange(0, 0)  # busy until the engine estimates the time left
         for widget in (self.start_button, self.add_button, self.remove_button, self.model_box, self.epochs, self.minutes, self.device_box, self.out_dir):
             widget.setEnabled(not running)
         self.cancel_button.setEnabled(running)
 
-    def _redraw(self) -> None:
-        progress = self.progress
-        curves = [
-            Curve("loss (steps)", progress.step_loss, QColor(78, 121, 167, 140), width=1.0),
-            Curve("loss (epochs)", progress.epoch_loss, QColor("#4e79a7"), width=2.0),
-        ]
-        for name, points in progress.metrics.items():
-            curves.append(Curve(name, points, QColor(_PART_COLOURS.get(name, "#b07aa1")), right_axis=True, width=2.0))
-        self.plot.set_curves(curves)
 
-    def _log(self, *lines: str) -> None:
-        for line in lines:
-            self.log.appendPlainText(line)
+def _curves(progress: TrainingProgress) -> list[Curve]:
+    """The loss, and its contrastive and reconstruction parts on the right axis."""
+    parts = [Curve(name, points, QColor(_PART_COLOURS.get(name, "#b07aa1")), right_axis=True, width=2.0) for name, points in progress.metrics.items()]
+    return loss_curves(progress) + parts

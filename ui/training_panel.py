@@ -8,7 +8,6 @@ a :class:`TrainingProgress`. Cancel stops the engine within one step; it leaves 
 from __future__ import annotations
 
 import html
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,8 +23,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QPlainTextEdit,
-    QProgressBar,
     QPushButton,
     QSpinBox,
     QToolButton,
@@ -39,9 +36,9 @@ from medtl.models.registry import ARCHITECTURES
 from medtl.models.strategy import STRATEGIES
 from medtl.models.weights import PACKAGED
 from medtl.progress import CancelToken, ProgressCallback
-from medtl.training.events import StepProgress, TrainEvent
-from ui.curve_plot import Curve, CurvePlot
+from ui.curve_plot import Curve
 from ui.datalist_summary import DatalistSummary, summarise_datalist
+from ui.run_monitor import RunMonitor, loss_curves
 from ui.tasks import EngineTask
 from ui.training_progress import TrainingProgress, TrainingRequest, progress_of_run, run_arms
 from ui.weights_licence import licence_text
@@ -51,7 +48,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 DEFAULT = "(default for the data)"
 FROM_SCRATCH = "none (random initialisation)"
-_STEP_INTERVAL_S = 0.1
 _PROBE_DELAY_MS = 300
 _SUMMARY_DELAY_MS = 300  # typing a path: summarise once it stops changing
 _METRIC_COLOURS = ("#59a14f", "#edc948", "#b07aa1", "#76b7b2")
@@ -61,7 +57,6 @@ _RUN_COLOURS = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#edc948"
 class TrainingPanel(QWidget):
     """The form, Start / Cancel, a progress bar with the time left, loss and metric curves, and the log."""
 
-    event_received = Signal(object)  # TrainEvent, relayed from the worker thread
     run_finished = Signal(object)  # the run's summary (dict), also after a cancel-free early stop
     predict_requested = Signal(object)  # Path of the run to predict with
     datalist_chosen = Signal(object)  # Path of the datalist put in the form
@@ -71,16 +66,12 @@ class TrainingPanel(QWidget):
         super().__init__(parent)
         self.settings = settings
         self.label_store = label_store or LabelStore()
-        self.task: EngineTask | None = None
-        self.progress = TrainingProgress()
-        self._started = 0.0
-        self._last_step_relay = 0.0
         self._run_dir: Path | None = None
         self._device_probe: EngineTask | None = None
         self._build_form()
         self._build_progress()
-        self.event_received.connect(self._on_event)
         self._task_changed(TASKS[0])
+        self.monitor.running_changed.connect(self._set_running)
         self._set_running(False)
 
     # --- form --------------------------------------------------------------------------------
@@ -177,16 +168,8 @@ class TrainingPanel(QWidget):
         self.history: list[tuple[str, TrainingProgress]] = []  # past runs shown instead of the live one
 
     def _build_progress(self) -> None:
-        self.bar = QProgressBar(self)
-        self.bar.setRange(0, 1000)
-        self.status = QLabel("Not started", self)
-        self.status.setWordWrap(True)
-        self.plot = CurvePlot(self)
-        self.log = QPlainTextEdit(self)
-        self.log.setReadOnly(True)
-        self.log.setMaximumBlockCount(2000)
-        for widget in (self.bar, self.status, self.plot, self.log):
-            self._layout.addWidget(widget)
+        self.monitor = RunMonitor(self._curves, self)
+        self._layout.addWidget(self.monitor)
 
     def _task_changed(self, task: str) -> None:
         self.model_box.clear()
@@ -229,13 +212,13 @@ class TrainingPanel(QWidget):
         store = self.label_store
         task = EngineTask(lambda _progress, _cancel: store.write_datalist(), self)
         task.done.connect(self._use_datalist)
-        task.failed.connect(lambda message: self._log(f"no datalist from saved labels: {message}"))
+        task.failed.connect(lambda message: self.monitor.add_log(f"no datalist from saved labels: {message}"))
         task.start()
 
     def _use_datalist(self, path: Path) -> None:
         self.task_box.setCurrentText("segmentation")
         self.datalist.setText(str(path))
-        self._log(f"datalist of the saved labels: {path}")
+        self.monitor.add_log(f"datalist of the saved labels: {path}")
         self.datalist_chosen.emit(path)
 
     def _choose_runs(self, replace: bool) -> None:
@@ -252,10 +235,10 @@ class TrainingPanel(QWidget):
                 progress = progress_of_run(run_dir)
                 self.history.append((name, progress))
                 summary = progress.summary or {}
-                self._log(
+                self.monitor.add_log(
                     f"{name}: {len(progress.epoch_loss)} epochs, best {summary.get('best_metric_name', 'metric')} {summary.get('best_metric')}"
                 )
-        self._redraw()
+        self.monitor.redraw()
 
     def _choose_out_dir(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Run folder", self.out_dir.text())
@@ -295,43 +278,29 @@ class TrainingPanel(QWidget):
 
     @property
     def running(self) -> bool:
-        return self.task is not None
+        return self.monitor.running
 
     def start(self) -> bool:
         """Start training from the form; False (with the reasons in the log) if the form is incomplete."""
-        if self.running:
-            return False
         request = self.request()
-        problems = request.problems()
-        if problems:
-            self._log(*(f"cannot start: {problem}" for problem in problems))
+        if self.running or self.monitor.refused(request.problems()):
             return False
         self.settings.store.setValue("training/datalist", str(request.datalist))
         self.settings.store.setValue("training/out_dir", str(request.out_dir))
-        self.progress, self._run_dir, self.history = TrainingProgress(), request.out_dir, []
-        self._started = time.monotonic()
-        self.log.clear()
-        self._log(f"training a {request.task} model on {request.datalist} into {request.out_dir}")
+        self._run_dir, self.history = request.out_dir, []
+        self.monitor.begin()
+        self.monitor.add_log(f"training a {request.task} model on {request.datalist} into {request.out_dir}")
 
         def call(_progress: ProgressCallback, cancel: CancelToken) -> dict[str, Any]:
             from medtl.workflow.train import train  # imports torch: only now, in the worker
 
-            return train(request.datalist, request.task, request.out_dir, on_event=self._relay, cancel=cancel, **request.train_kwargs())
+            return train(request.datalist, request.task, request.out_dir, on_event=self.monitor.relay, cancel=cancel, **request.train_kwargs())
 
-        self.task = EngineTask(call, self)
-        self.task.done.connect(self._done)
-        self.task.failed.connect(lambda message: self._log(f"failed: {message}"))
-        self.task.cancelled.connect(lambda: self._log(f"cancelled; the checkpoint in {request.out_dir} lets a new run resume it"))
-        self.task.finished.connect(lambda: self._set_running(False))
-        self._set_running(True)
-        self._redraw()
-        self.task.start()
+        self.monitor.run(call, self._done, lambda: self.monitor.add_log(f"cancelled; the checkpoint in {request.out_dir} lets a new run resume it"))
         return True
 
     def cancel(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            self.status.setText("cancelling: stopping after the current step…")
+        self.monitor.cancel()
 
     def predictable_run(self) -> Path | None:
         """The run folder the last successful training left (its pretrained arm when compared)."""
@@ -340,70 +309,34 @@ class TrainingPanel(QWidget):
         pretrained = self._run_dir / "pretrained"
         return pretrained if (pretrained / "config.json").is_file() else self._run_dir
 
-    def _relay(self, event: TrainEvent) -> None:
-        """``on_event`` (worker thread): every event, except step events beyond ten a second."""
-        if isinstance(event, StepProgress):
-            now = time.monotonic()
-            if now - self._last_step_relay < _STEP_INTERVAL_S:
-                return
-            self._last_step_relay = now
-        self.event_received.emit(event)
-
-    def _on_event(self, event: TrainEvent) -> None:
-        line = self.progress.add(event)
-        if line:
-            self._log(line)
-        fraction = self.progress.fraction(time.monotonic() - self._started)
-        if fraction is not None:
-            self.bar.setRange(0, 1000)
-            self.bar.setValue(round(fraction * 1000))
-        self.status.setText(self.progress.status())
-        if not isinstance(event, StepProgress) or len(self.progress.step_loss) % 10 == 0:
-            self._redraw()
-
     def _done(self, summary: dict[str, Any]) -> None:
-        self.bar.setValue(1000)
+        self.monitor.finished()
         best = summary.get("best_metric")
-        self._log(f"done: {summary.get('stopped_because', 'finished')}; best {summary.get('best_metric_name', 'metric')} {best}")
+        self.monitor.add_log(f"done: {summary.get('stopped_because', 'finished')}; best {summary.get('best_metric_name', 'metric')} {best}")
         self.predict_button.setEnabled(True)
         if "comparison" in summary:
             self.show_runs([Path(summary["run_dir"])])
         self.run_finished.emit(summary)
 
     def _set_running(self, running: bool) -> None:
-        if not running:
-            self.task = None
-            self.bar.setRange(0, 1000)
-        else:
-            self.bar.setRange(0, 0)  # busy until the engine estimates the time left
+        if running:
             self.predict_button.setEnabled(False)
-        self.open_button.clicked.connect(lambda: self._choose_runs(replace=True))
-        self.add_button.clicked.connect(lambda: self._choose_runs(replace=False))
-        self.history: list[tuple[str, TrainingProgress]] = []  # past runs shown instead of the live one
         self.start_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
 
-    def _redraw(self) -> None:
+    def _curves(self, progress: TrainingProgress) -> list[Curve]:
         """The live run's curves, or, when past runs are open, each run's loss and first metric in its own colour."""
         if not self.history:
-            progress = self.progress
-            curves = [
-                Curve("loss (steps)", progress.step_loss, QColor(78, 121, 167, 140), width=1.0),
-                Curve("loss (epochs)", progress.epoch_loss, QColor("#4e79a7"), width=2.0),
-            ]
+            curves = loss_curves(progress)
             for colour, (name, points) in zip(_METRIC_COLOURS, progress.metrics.items()):
                 curves.append(Curve(name, points, QColor(colour), right_axis=True, width=2.0))
         else:
             curves = []
-            for colour, (run, progress) in zip(_RUN_COLOURS, self.history):
-                curves.append(Curve(f"{run} loss", progress.epoch_loss, QColor(colour), width=1.5))
-                for name, points in list(progress.metrics.items())[:1]:
+            for colour, (run, past) in zip(_RUN_COLOURS, self.history):
+                curves.append(Curve(f"{run} loss", past.epoch_loss, QColor(colour), width=1.5))
+                for name, points in list(past.metrics.items())[:1]:
                     curves.append(Curve(f"{run} {name}", points, QColor(colour), right_axis=True, width=2.5))
-        self.plot.set_curves(curves)
-
-    def _log(self, *lines: str) -> None:
-        for line in lines:
-            self.log.appendPlainText(line)
+        return curves
 
 
 def _auto_device_name() -> str:
