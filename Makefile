@@ -23,6 +23,7 @@ demo: setup
 	$(MEDTL) convert "$$($(MEDTL) sample --path)/98892001/CT5N" -o $(OUT)/sample_ct.nii.gz
 	QT_QPA_PLATFORM=offscreen $(MEDTL) app --screenshot $(OUT)/app.png
 	@echo "The app on the sample study: $(OUT)/app.png (run 'make app' for a real window)"
+	$(MEDTL) demo --out $(OUT)/demo
 
 app: setup
 	$(MEDTL) app

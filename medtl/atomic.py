@@ -9,6 +9,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_NEW_FILE_MODE = 0o666 & ~_umask()
+"""What ``open(path, "w")`` would give a new file under the process's umask (read once, at import)."""
+
+
 @contextlib.contextmanager
 def atomic_path(destination: Path | str) -> Iterator[Path]:
     """Yield a temporary path beside ``destination``; on success fsync it and rename it into place.
@@ -22,6 +32,7 @@ def atomic_path(destination: Path | str) -> Iterator[Path]:
     suffix = "".join(destination.suffixes)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{destination.stem}.", suffix=f".tmp{suffix}", dir=destination.parent)
     os.close(fd)
+    os.chmod(tmp_name, _NEW_FILE_MODE)  # mkstemp makes it owner-only; a written file gets the usual permissions
     tmp = Path(tmp_name)
     try:
         yield tmp

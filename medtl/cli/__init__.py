@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from medtl import __version__
 from medtl.errors import MedtlError
 
-SUBCOMMANDS = ("scan", "convert", "sample", "models", "train", "pretrain", "predict", "export", "app")
+SUBCOMMANDS = ("scan", "convert", "sample", "models", "train", "pretrain", "predict", "export", "app", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

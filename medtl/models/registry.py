@@ -246,6 +246,30 @@ def _lite0_block_stage(name: str) -> int | None:
     return BLOCK_STAGES[int(match.group(1))] if match else None
 
 
+def _build_lite0_unet(dims: int, channels: int, outputs: int, params: dict[str, Any]) -> torch.nn.Module:
+    from medtl.models.lite0_unet import Lite0UNet
+
+    return Lite0UNet(spatial_dims=dims, in_channels=channels, out_channels=outputs, **params)
+
+
+_LITE0_CLASSIFIER_KEY = re.compile(r"^(_conv_stem|_bn0|_blocks|_conv_head|_bn1|_fc)\.")
+
+
+def _lite0_unet_stage(name: str) -> int | None:
+    """The encoder's stages as in the EfficientNet-Lite0 classifier (stem 0, block stages 1-7); the decoder is head."""
+    return _LITE0_STAGES(name[len("encoder.") :]) if name.startswith("encoder.") else None
+
+
+def _lite0_unet_renamer(model: torch.nn.Module) -> KeyRenamer:
+    """EfficientNet-Lite0 classifier names (the ImageNet weights) under ``encoder.``; its head then matches nothing and is dropped."""
+
+    def rename(key: str) -> str:
+        return "encoder." + key if _LITE0_CLASSIFIER_KEY.match(key) else key
+
+    return rename
+
+
+_LITE0_STAGES = _efficientnet_stages(_lite0_block_stage)
 _RESNET_STAGES = _prefix_stages(("conv1", "bn1"), ("layer1",), ("layer2",), ("layer3",), ("layer4",))
 # torchvision-compatible by default: stride-2 stem, 1x1-conv shortcuts without bias.
 _RESNET_DEFAULTS = {"conv1_t_size": 7, "conv1_t_stride": 2, "shortcut_type": "B", "bias_downsample": False}
@@ -310,6 +334,11 @@ def _entries() -> list[Architecture]:
         Architecture(
             "attentionunet", "segmentation", (2, 3), "MONAI Attention U-Net: attention gates on the skip connections",
             _attention_unet_stage, _segmentation_builder("AttentionUnet"), _UNET_SHAPE,
+        ),
+        Architecture(
+            "lite0-unet", "segmentation", (2, 3),
+            "U-Net with an EfficientNet-Lite0 encoder (ImageNet weights load into the encoder; 3.8 M parameters 2D); any image size",
+            _lite0_unet_stage, _build_lite0_unet, renamer=_lite0_unet_renamer,
         ),
     ]
     return entries

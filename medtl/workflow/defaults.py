@@ -72,7 +72,7 @@ def packaged_weights_for(architecture: str, spatial_dims: int) -> str | None:
     """The name of installed packaged weights trained for ``architecture`` in ``spatial_dims``, if any."""
     from medtl.models.weights import available_sources
 
-    return next((w.name for w in available_sources() if (w.architecture, w.spatial_dims) == (architecture, spatial_dims)), None)
+    return next((w.name for w in available_sources() if w.fits(architecture, spatial_dims)), None)
 
 
 def choose_spec(
