@@ -24,11 +24,11 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_orientation_task(built: dict[str, Path]) -> None:
     datalist = load_datalist(built["orientation"], task="classification")
     assert datalist.classes == ["upright", "rotated"] and datalist.modality == "OT"
-    assert Counter(c.label for c in datalist.training) == {"upright": 32, "rotated": 32}
-    assert Counter(c.label for c in datalist.validation) == {"upright": 12, "rotated": 12}
+    assert Counter(c.label for c in datalist.training) == {"upright": 36, "rotated": 36}
+    assert Counter(c.label for c in datalist.validation) == {"upright": 8, "rotated": 8}
     held_out = {c.patient_id for c in datalist.validation}
     assert held_out == set(ORIENTATION_VALIDATION) and not held_out & {c.patient_id for c in datalist.training}
-    assert len({c.patient_id for c in datalist.training}) == 6
+    assert len({c.patient_id for c in datalist.training}) == 7
     pairs = {}
     for case in datalist.cases:
         pairs.setdefault(case.image.name.rsplit("_", 1)[0], {})[case.label] = read_image(case.image).array[0]
