@@ -194,6 +194,7 @@ def test_verdict_says_when_the_pretrained_network_got_there_sooner() -> None:
 def test_uneven_training_gets_a_caveat() -> None:
     even = {"pretrained": {"epochs": 12, "seconds": 170.0, "stopped_because": "time_limit"}, "scratch": {"epochs": 12, "seconds": 180.0, "stopped_because": "time_limit"}}
     assert caveats(even) == []
+    assert caveats({**even, "scratch": {"epochs": 11, "seconds": 171.0, "stopped_because": "time_limit"}}) == []  # one epoch apart: alike
     uneven = {**even, "scratch": {"epochs": 4, "seconds": 105.0, "stopped_because": "time_limit"}}
     assert "4 epochs in 105 s (from scratch)" in caveats(uneven)[0]
 

@@ -71,8 +71,8 @@ def verdict(
     return sentence + "."
 
 
-UNEVEN_TIME_FRACTION = 0.25
-"""Arms whose training times differ by more than this fraction (of the longer) get a caveat."""
+UNEVEN_FRACTION = 0.25
+"""Arms whose training times or epoch counts differ by more than this fraction (of the larger) get a caveat."""
 
 
 def caveats(arms: dict[str, dict[str, Any]]) -> list[str]:
@@ -80,8 +80,8 @@ def caveats(arms: dict[str, dict[str, Any]]) -> list[str]:
     pretrained, scratch = arms["pretrained"], arms["scratch"]
     notes = []
     seconds = [pretrained.get("seconds") or 0.0, scratch.get("seconds") or 0.0]
-    uneven_time = max(seconds) > 0 and abs(seconds[0] - seconds[1]) > UNEVEN_TIME_FRACTION * max(seconds)
-    if pretrained.get("epochs") != scratch.get("epochs") or uneven_time:
+    epochs = [pretrained.get("epochs") or 0, scratch.get("epochs") or 0]
+    if any(max(pair) > 0 and abs(pair[0] - pair[1]) > UNEVEN_FRACTION * max(pair) for pair in (seconds, epochs)):
         notes.append(
             f"The two networks did not train alike: {pretrained.get('epochs')} epochs in {seconds[0]:.0f} s (pretrained) vs "
             f"{scratch.get('epochs')} epochs in {seconds[1]:.0f} s (from scratch). Each run fits its epochs to the budget at the pace "
