@@ -369,3 +369,18 @@ def test_time_budget_is_re_planned_when_later_epochs_are_faster_than_the_first(t
     assert any(m.startswith("time budget: re-planned to 4 epoch(s)") for m in messages)
     assert summary["epochs"] == 4 and summary["seconds"] <= 60
     assert RunFolder(tmp_path).read_metrics()[-1]["lr"] == 0.0  # the cosine still ends with the budget
+
+
+def test_an_epoch_that_a_re_plan_makes_the_last_is_validated(tmp_path: Path) -> None:
+    clock = FakeClock()
+
+    def slow_third_epoch(event: TrainEvent) -> None:
+        if isinstance(event, StepProgress) and (event.epoch, event.step) == (3, 1):
+            clock.now += 5.0  # epoch 3 takes 11 s: with 4 s left no fourth epoch fits
+
+    summary = make_trainer(
+        tmp_path, model=ticking_classifier(clock), clock=clock, epochs=50, time_limit_minutes=0.5, validate_every=5, on_event=slow_third_epoch
+    ).fit()
+    records = RunFolder(tmp_path).read_metrics()
+    assert summary["epochs"] == 3 and [r["epoch"] for r in records] == [1, 2, 3]
+    assert "balanced_accuracy" not in records[1] and "balanced_accuracy" in records[2]  # the last epoch is scored

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QMessageBox
 from medtl.data.datalist import load_datalist
 from medtl.data.images import read_image
 from medtl.labels.store import LabelStore
+from medtl.progress import CancelToken
 from tests.dicomgen import SeriesSpec, phantom, rotation, write_series
 from tests.test_ui_window import TIMEOUT_MS, open_and_show, pixels, send_mouse
 from ui.label_editor import LabelEditor, Tool, disc
@@ -254,3 +255,35 @@ def test_a_failed_save_keeps_the_edits_and_says_so(qtbot, tmp_path: Path, ct_fol
     qtbot.waitUntil(lambda: "NOT saved" in window.status_message.text(), timeout=TIMEOUT_MS)
     assert editor.dirty and window.problems.topLevelItemCount() == 1
     editor.saved(editor.edits)  # let the window close without asking
+
+
+def test_a_damaged_saved_label_is_reported_and_the_series_still_opens(qtbot, window: MainWindow, ct_folder: Path, store: LabelStore) -> None:  # type: ignore[no-untyped-def]
+    open_and_show(qtbot, window, ct_folder)
+    model = window.viewer.model
+    assert model is not None
+    model.edit_label(fake_prediction(model.volume.shape).mask.array, {1: "bone"})
+    with qtbot.waitSignal(window.label_saved, timeout=TIMEOUT_MS) as saved:
+        window.save_label()
+    saved.args[0].mask.write_bytes(b"not a NIfTI file")
+    open_and_show(qtbot, window, ct_folder)
+    again = window.viewer.model
+    assert again is not None and again.editor is None  # shown without the label
+    assert any("the saved label was not loaded" in w for w in again.volume.warnings)
+
+
+def test_an_older_snapshot_never_overwrites_a_newer_saved_label(qtbot, window: MainWindow, ct_folder: Path, store: LabelStore) -> None:  # type: ignore[no-untyped-def]
+    from ui.label_session import save_call
+
+    open_and_show(qtbot, window, ct_folder)
+    model = window.viewer.model
+    assert model is not None
+    model.edit_label(np.zeros(model.volume.shape, np.uint8), {1: "bone"})
+    older, _ = save_call(model, store)  # snapshot of the empty label
+    view = window.viewer.active_view
+    window.label_tools.actions_by_name["brush"].trigger()
+    drag(view, [screen_point(view, 20, 20)])
+    newer, edits = save_call(model, store)
+    written = newer(lambda *_: None, CancelToken())
+    older(lambda *_: None, CancelToken())  # finishes last, as a slow first save would
+    model.editor.saved(edits)  # type: ignore[union-attr]  # as the window does when the save reports back
+    assert read_image(written.mask).array.any()  # the painted stroke is what stays on disk

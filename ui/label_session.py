@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+
+import numpy as np
 
 from medtl.data.images import read_image
 from medtl.errors import MedtlError
@@ -12,6 +15,11 @@ from ui.viewer_model import ViewerModel
 
 SaveCall = Callable[[ProgressCallback, CancelToken], SavedLabel]
 
+_SAVING = threading.Lock()
+"""One label save at a time (a background save and the save on closing may overlap)."""
+_NEWEST_WRITTEN: dict[int, tuple[int, SavedLabel]] = {}
+"""Per editor (``id``): the edit count of the newest snapshot on disk, and where it went."""
+
 
 def attach_saved_label(model: ViewerModel, store: LabelStore) -> None:
     """Make the label saved for ``model`` 's series (if any) its editable label. Runs in the loading worker."""
@@ -19,9 +27,18 @@ def attach_saved_label(model: ViewerModel, store: LabelStore) -> None:
     saved = store.find(str(metadata.get("study_uid", "")), str(metadata.get("series_uid", "")))
     if saved is None or not saved.mask.is_file():
         return
-    mask = read_image(saved.mask)
-    if mask.shape != model.volume.shape:
-        raise MedtlError(f"{saved.mask}: the saved label has shape {mask.shape}, but the series {model.volume.shape}; it was not loaded")
+    try:
+        mask = read_image(saved.mask)
+    except MedtlError as error:
+        model.volume.warnings.append(f"the saved label was not loaded: {error}")
+        return
+    volume = model.volume
+    same_grid = mask.shape == volume.shape and all(
+        np.allclose(a, b, atol=1e-3) for a, b in ((mask.spacing, volume.spacing), (mask.origin, volume.origin), (mask.direction, volume.direction))
+    )
+    if not same_grid:
+        model.volume.warnings.append(f"{saved.mask}: the saved label is not on this series' grid (the series changed since?); it was not loaded")
+        return
     model.edit_label(mask.array, saved.labels, "label (saved)", dirty=False)
 
 
@@ -36,6 +53,12 @@ def save_call(model: ViewerModel, store: LabelStore) -> tuple[SaveCall, int]:
 
     def call(progress: ProgressCallback, cancel: CancelToken) -> SavedLabel:
         progress(0, 0, "saving the label")
-        return store.save(mask, volume, files, names, description)
+        with _SAVING:  # an older snapshot that waited here never overwrites a newer one
+            newest = _NEWEST_WRITTEN.get(id(editor))
+            if newest is not None and newest[0] > edits:
+                return newest[1]
+            saved = store.save(mask, volume, files, names, description)
+            _NEWEST_WRITTEN[id(editor)] = (edits, saved)
+            return saved
 
     return call, edits

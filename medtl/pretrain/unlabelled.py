@@ -137,8 +137,8 @@ def collect_unlabelled(
     report(progress, len(sources), len(sources), "images read")
     result.patients = len(per_patient)
     result.slices = _take_in_turn(list(per_patient.values()), max_slices)
-    for problem in result.problems:
-        log.info("pretraining input skipped: %s", problem)
+    if result.problems:  # counts only: paths may hold patient names (the caller shows the problems list)
+        log.info("%d pretraining input(s) skipped", len(result.problems))
     if len(result.slices) < 2:
         found = "; ".join(map(str, result.problems[:3])) or "no DICOM series, NIfTI or picture files found"
         raise MedtlError(f"no usable images to pretrain on under {', '.join(map(str, paths))} ({found}); self-supervised pretraining needs at least two slices")

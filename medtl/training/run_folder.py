@@ -165,8 +165,9 @@ class RunFolder:
         try:
             with atomic_path(self.checkpoint_path) as tmp:
                 torch.save(state, tmp)
-        except OSError as error:
-            raise MedtlError(f"{self.checkpoint_path}: cannot write the checkpoint ({error.strerror or error}); the previous one is kept") from None
+        except (OSError, RuntimeError) as error:  # torch's zip writer reports a full disk as a RuntimeError
+            reason = getattr(error, "strerror", None) or error
+            raise MedtlError(f"{self.checkpoint_path}: cannot write the checkpoint ({reason}); the previous one is kept") from None
 
     def load_checkpoint(self) -> dict[str, Any]:
         import torch

@@ -167,8 +167,11 @@ class Trainer:
             while self.progress.stopped_because is None:
                 self._run_epoch()
                 self._save_checkpoint()
-        finally:
-            self._writer.close()  # the last checkpoint is on disk before the summary says the run ended
+        except BaseException:
+            with contextlib.suppress(Exception):  # a failed write must not hide what stopped training
+                self._writer.close()
+            raise
+        self._writer.close()  # the last checkpoint is on disk before the summary says the run ended
         return self._finish()
 
     # ------------------------------------------------------------------ epochs
@@ -189,6 +192,11 @@ class Trainer:
             return
         if budget is not None:
             self._plan_for_budget(budget, number, self._elapsed() - p.epoch_start_seconds)
+            if not metrics and number >= p.planned_epochs:  # the re-plan made this the last epoch: it is scored too
+                metrics = self._validate()
+                if metrics is None:
+                    p.stopped_because = CANCELLED
+                    return
         is_best = self._track_best(metrics, number)
         loss_count = self._ctx.sum([p.loss_sum, float(p.loss_count)])
         seconds = self._elapsed() - p.epoch_start_seconds

@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 
     from medtl.data.dataset import DataSummary
     from medtl.models.adapt import LoadReport
-    from medtl.training.run_folder import RunFolder
 
 CANCELLED = "cancelled"
 Emit = Callable[[str], None]
