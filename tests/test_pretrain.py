@@ -126,6 +126,8 @@ def test_the_loss_decreases_on_fixed_data(study: Path) -> None:
 
 def test_the_run_is_a_weight_source_for_a_new_head(run: Path, study: Path) -> None:
     config = json.loads((run / "config.json").read_text())
+    assert "contrastive" in config["pretraining"]["objective_text"]  # how it was pretrained, beside the run's settings
+    assert RunFolder(run).read_config().model == config["model"]
     spec = ModelSpec.from_dict(config["model"])
     assert (spec.architecture, spec.spatial_dims, spec.weights) == ("basicunet", 2, None)
     assert spec.arch_params == json.loads(json.dumps(pretrain_spec("basicunet").arch_params))  # the CPU default for 2D segmentation

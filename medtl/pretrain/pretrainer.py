@@ -38,7 +38,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from medtl.atomic import write_text_atomic
 from medtl.errors import MedtlError
 from medtl.models.registry import get_architecture
 from medtl.models.spec import ModelSpec
@@ -65,12 +64,12 @@ from medtl.training.events import (
     TrainEvent,
 )
 from medtl.training.run_folder import RunConfig, RunFolder
+from medtl.training.trainer import CANCELLED, COMPLETED, TIME_LIMIT
 
 if TYPE_CHECKING:
     from medtl.dicom.catalog import Catalog
     from medtl.training.device import DeviceSetup
 
-COMPLETED, TIME_LIMIT, CANCELLED = "completed", "time_limit", "cancelled"
 DEFAULT_MODEL = "basicunet"
 """The 2D segmentation default (:func:`medtl.workflow.defaults.choose_spec`): no pretrained weights fit it
 offline, so it is where pretraining on one's own images has the most to give; its encoder is small and fast on a CPU."""
@@ -369,9 +368,7 @@ class Pretrainer:
             "channels": 1,
         }
         run_config = RunConfig(self.config, self.spec.to_dict(), preprocessing, self.data.summary())
-        self.run.start_fresh(run_config)
-        document = {**run_config.to_dict(), "pretraining": {**self.settings.to_dict(), "objective_text": OBJECTIVE_TEXT}}
-        write_text_atomic(self.run.config_path, json.dumps(document, indent=2))
+        self.run.start_fresh(run_config, {"pretraining": {**self.settings.to_dict(), "objective_text": OBJECTIVE_TEXT}})
 
     def _save_checkpoint(self) -> None:
         self.state.elapsed_seconds = self._elapsed()

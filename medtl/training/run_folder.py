@@ -115,14 +115,15 @@ class RunFolder:
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise MedtlError(f"{path}: not valid JSON ({error})") from None
 
-    def start_fresh(self, config: RunConfig) -> None:
+    def start_fresh(self, config: RunConfig, extra: dict[str, Any] | None = None) -> None:
         """Write ``config.json`` and remove what an earlier run in this folder left (metrics, models, summary)."""
         for stale in (self.checkpoint_path, self.best_model_path, self.summary_path, self.model_card_path, self.metrics_path):
             stale.unlink(missing_ok=True)
-        self.write_config(config)
+        self.write_config(config, extra)
 
-    def write_config(self, config: RunConfig) -> None:
-        write_text_atomic(self.config_path, _dumps(config.to_dict(), indent=2))
+    def write_config(self, config: RunConfig, extra: dict[str, Any] | None = None) -> None:
+        """``config`` plus ``extra`` top-level entries a kind of run adds (e.g. ``"pretraining"``); readers ignore them."""
+        write_text_atomic(self.config_path, _dumps({**config.to_dict(), **(extra or {})}, indent=2))
 
     def read_config(self) -> RunConfig:
         try:
