@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 MEDTL  := $(VENV)/bin/medtl
 OUT    ?= out
 
-.PHONY: setup demo app test bench package clean
+.PHONY: setup test-data demo app test bench package clean
 
 setup: $(VENV)/.installed
 
@@ -28,8 +28,15 @@ demo: setup
 app: setup
 	$(MEDTL) app
 
-test: setup
+test: setup test-data
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+
+# Test data from Debian: the Colin27 head (package mricron-data) for the orientation task (medtl/data/tasks.py).
+COLIN27 := $(or $(MEDTL_COLIN27),/usr/share/mricron/templates/ch2.nii.gz)
+test-data:
+	@test -f "$(COLIN27)" || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq >/dev/null \
+	    && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mricron-data >/dev/null; } \
+	    || echo "warning: $(COLIN27) is missing: install Debian's mricron-data (sudo apt-get install mricron-data) or set MEDTL_COLIN27; the orientation-task tests will fail"
 
 # The installer payload (dist/medtl/, see packaging/README.md) and its smoke test.
 package: setup

@@ -34,8 +34,8 @@ def test_classification_batches(tasks: dict[str, Path], tmp_path: Path) -> None:
     images = torch.cat([b["image"] for b in val])
     assert 0.0 <= float(images.min()) and float(images.max()) <= 1.0
     assert summary.cache == "memory" and 0 < summary.cache_bytes_estimate < summary.ram_budget_bytes
-    assert (summary.train_cases, summary.val_cases) == (72, 16) and (summary.train_patients, summary.val_patients) == (7, 2)
-    assert summary.val_class_counts == {"upright": 8, "rotated": 8} and summary.split == "datalist"
+    assert (summary.train_cases, summary.val_cases) == (200, 56) and (summary.train_patients, summary.val_patients) == (10, 2)
+    assert summary.val_class_counts == {"upright": 28, "rotated": 28} and summary.split == "datalist"
     assert summary.class_weights == [1.0, 1.0] and not summary.warnings
     json.dumps(summary.to_dict())
 

@@ -24,11 +24,13 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_orientation_task(built: dict[str, Path]) -> None:
     datalist = load_datalist(built["orientation"], task="classification")
     assert datalist.classes == ["upright", "rotated"] and datalist.modality == "OT"
-    assert Counter(c.label for c in datalist.training) == {"upright": 36, "rotated": 36}
-    assert Counter(c.label for c in datalist.validation) == {"upright": 8, "rotated": 8}
+    assert Counter(c.label for c in datalist.training) == {"upright": 100, "rotated": 100}
+    assert Counter(c.label for c in datalist.validation) == {"upright": 28, "rotated": 28}
     held_out = {c.patient_id for c in datalist.validation}
     assert held_out == set(ORIENTATION_VALIDATION) and not held_out & {c.patient_id for c in datalist.training}
-    assert len({c.patient_id for c in datalist.training}) == 7
+    assert len({c.patient_id for c in datalist.training}) == 10
+    brain_planes = Counter(c.patient_id for c in datalist.cases if "_brain-" in c.image.name and c.label == "upright")
+    assert brain_planes == {"mni152": 24, "colin27": 24, "nibabel-anatomical": 24, "nibabel-example4d": 24}
     pairs = {}
     for case in datalist.cases:
         pairs.setdefault(case.image.name.rsplit("_", 1)[0], {})[case.label] = read_image(case.image).array[0]
@@ -70,6 +72,12 @@ def test_ct_bone_image_is_hu(built: dict[str, Path]) -> None:
     assert np.median(image.array[mask.array > 0]) > 600
     document = json.loads(built["ct_bone"].read_text())
     assert document["modality"] == "CT"
+
+
+def test_orientation_task_without_the_colin27_head_names_the_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEDTL_COLIN27", str(tmp_path / "ch2.nii.gz"))
+    with pytest.raises(MedtlError, match=r"ch2\.nii\.gz is not there: .*mricron-data"):
+        build_task("orientation", tmp_path / "task")
 
 
 def test_unknown_task(tmp_path: Path) -> None:

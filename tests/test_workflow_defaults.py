@@ -15,6 +15,7 @@ PICTURES = DataProfile("OT", 2, 1)
 def test_classification_fine_tunes_pretrained_weights_without_flips() -> None:
     spec = defaults.choose_spec("classification", PICTURES, 2)
     assert (spec.architecture, spec.weights, spec.strategy) == ("efficientnet-lite0", "efficientnet-lite0", "full")
+    assert spec.strategy_params == {"backbone_lr_factor": 1.0}  # the whole network adapts to grey slices at one rate
     preprocessing = defaults.choose_preprocessing("classification", PICTURES, spec, on_gpu=False)
     assert preprocessing.augmentation is not None and not preprocessing.augmentation.flips
     assert preprocessing.spatial_size == (defaults.CPU_CLASSIFICATION_SIZE,) * 2
@@ -32,7 +33,8 @@ def test_2d_ct_segmentation_keeps_hounsfield_units_meaningful() -> None:
 
 
 def test_explicit_model_gets_its_packaged_weights_and_none_trains_from_scratch() -> None:
-    assert defaults.choose_spec("classification", PICTURES, 3, model="efficientnet-lite0").weights == "efficientnet-lite0"
+    named = defaults.choose_spec("classification", PICTURES, 3, model="efficientnet-lite0", weights="efficientnet-lite0")
+    assert named == defaults.choose_spec("classification", PICTURES, 3)  # naming the default network changes nothing
     assert defaults.choose_spec("classification", PICTURES, 3, model="densenet121").weights is None
     scratch = defaults.choose_spec("classification", PICTURES, 2, weights="none")
     assert scratch.weights is None and scratch.strategy_params == {"backbone_lr_factor": 1.0}

@@ -26,7 +26,7 @@ def bone_task(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def orientation_task(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Upright vs rotated CT and MR slices (72 training, 16 validation items)."""
+    """Upright vs rotated CT and MR slices (200 training, 56 validation items)."""
     from medtl.data.tasks import build_task
 
     return build_task("orientation", tmp_path_factory.mktemp("orientation"))

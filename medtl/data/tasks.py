@@ -9,17 +9,22 @@ Tasks
 ``orientation`` (classification, PNG): is a 2D slice shown upright or rotated 180 degrees?
     Each source slice, turned to the radiological display convention from its geometry
     (axial: anterior up, patient's right on the left; coronal/sagittal: superior up) and scaled
-    to 8 bits (CT: window [-450, 1050] HU; MR: 0.5-99.5 percentiles), is shown whole and as
-    ``ORIENTATION_CROPS`` seeded crops (55-85 % of each side, as a user zooms in), and each
-    picture is written twice: ``upright`` and ``rotated``. Sources: 6 CT slices (3 head, neck,
-    spine, abdomen), 2 MR slices (shoulder, abdomen) and 12 MNI152 T1 slices (4 per plane, chosen
-    by ``seed``). The validation list is fixed and holds two whole patients, one CT and one MR, whose
-    anatomy training shows in other patients: a head CT from another scanner and the abdominal MR
-    (:data:`ORIENTATION_VALIDATION`): 16 items; training: 72 items of 7 patients. (pydicom's ``MR_small`` and
-    ``emri_small`` are left out: their small crops show no anatomy that makes "upright"
-    checkable.) Orientation-sensitive: train it without flips (``default_for(...,
-    orientation_sensitive=True)``); pictures have identity geometry, so ``orientation="LPS"`` or
-    ``None`` keeps them as written.
+    to 8 bits (CT: window [-450, 1050] HU; MR: 0.5-99.5 percentiles), is written twice:
+    ``upright`` and ``rotated``. Sources, one patient each: 6 one-slice CTs (3 head, neck, spine,
+    abdomen) and 2 one-slice MRs (shoulder, abdomen), each shown whole and as
+    ``ORIENTATION_CROPS`` seeded crops (55-85 % of each side, as a user zooms in); and 4 brain MR
+    volumes (the MNI152 template, the Colin27 head, nibabel's ``anatomical.nii`` T1 and the first
+    volume of its ``example4d.nii.gz`` EPI), ``ORIENTATION_SLICES_PER_PLANE`` slices of each plane
+    from the middle half, chosen by ``seed``. The validation list is fixed
+    (:data:`ORIENTATION_VALIDATION`): a head CT and the Colin27 head, two whole patients whose
+    anatomy and modality training shows in other patients (two more head CTs; three other brain
+    MRs): 56 items; training: 200 items of 10 patients. Held-out patients whose anatomy training
+    never shows are not "which way is up" but guesswork: with the abdominal MR and a skull-base CT
+    held out (the previous list), every network scored 0.4-0.7. (pydicom's ``MR_small``
+    and ``emri_small`` are left out: their small crops show no anatomy that makes "upright"
+    checkable, and ``emri_small`` has no geometry.) Orientation-sensitive: train it without flips
+    (``default_for(..., orientation_sensitive=True)``); pictures have identity geometry, so
+    ``orientation="LPS"`` or ``None`` keeps them as written.
 ``ct_bone`` (segmentation, NIfTI, CT in HU, labels background/bone): bone in real CT slices,
     two head CTs (skull vertex; skull base) plus neck, spine and abdomen. The mask is
     ``HU > 300``, cleaned with scikit-image (components under 3 mm^2 removed, holes under
@@ -41,6 +46,12 @@ Sources and licences
 - pydicom-data (MIT licence): ``eCT_Supplemental.dcm`` (enhanced CT of a head, 2 frames),
   ``693_UNCI.dcm`` (head CT from the CQ500 data set, qure.ai,
   **CC BY-NC-SA 4.0: non-commercial**), ``MR2_UNCI.dcm`` (shoulder MR, NEMA WG04).
+- Debian's ``mricron-data`` package (BSD-3-Clause per its copyright file): ``ch2.nii.gz``, the
+  Colin27 single-subject T1 head (Holmes et al. 1998, Montreal Neurological Institute), at
+  ``/usr/share/mricron/templates`` (``$MEDTL_COLIN27`` names another copy). Test and benchmark use
+  only; medtl does not ship it.
+- nibabel's test data (MIT licence): ``anatomical.nii`` (a 2 mm T1 head) and ``example4d.nii.gz``
+  (an EPI series), in ``nibabel.testing.data_path``.
 - nilearn (BSD-3) bundled ICBM 2009a nonlinear symmetric MNI152 template and masks,
   © 1993-2009 Louis Collins, McConnell Brain Imaging Centre, Montreal Neurological Institute,
   McGill University; use, copy and distribution permitted with the copyright notice.
@@ -49,6 +60,7 @@ Sources and licences
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,8 +81,8 @@ MNI_SLAB_SLICES = 10
 MNI_MIN_BRAIN_FRACTION = 0.02
 ORIENTATION_CROPS = 3
 ORIENTATION_CROP_FRACTION = (0.55, 0.85)
-ORIENTATION_MNI_SLICES_PER_PLANE = 4
-ORIENTATION_VALIDATION = ("J2K_pixelrep_mismatch", "examples_overlay")
+ORIENTATION_SLICES_PER_PLANE = 8
+ORIENTATION_VALIDATION = ("693_UNCI", "colin27")
 """Patients of the orientation task's fixed validation list (see the module docstring)."""
 _PLANES = ("axial", "coronal", "sagittal")  # the fixed axis of a [S, P, L] array
 
@@ -99,6 +111,8 @@ MR_SOURCES = (
     Source("MR2_UNCI.dcm", "shoulder"),
     Source("examples_overlay.dcm", "abdomen"),
 )
+COLIN27_FILE = Path("/usr/share/mricron/templates/ch2.nii.gz")
+"""Where Debian's ``mricron-data`` package puts the Colin27 head; ``$MEDTL_COLIN27`` overrides it."""
 
 
 def task_names() -> tuple[str, ...]:
@@ -137,11 +151,29 @@ def _orientation_pictures(seed: int) -> Iterator[tuple[str, str, np.ndarray]]:
         yield source.patient_id, f"{source.anatomy}-{_PLANES[axis]}", picture
         for crop in range(ORIENTATION_CROPS):
             yield source.patient_id, f"{source.anatomy}-{_PLANES[axis]}-crop{crop}", _random_crop(picture, rng)
-    template = canonical_lps(_mni_volume("template"))
-    for axis, size in enumerate(template.shape):
-        chosen = rng.choice(np.arange(size // 4, 3 * size // 4), ORIENTATION_MNI_SLICES_PER_PLANE, replace=False)
-        for index in sorted(chosen):
-            yield "mni152", f"brain-{_PLANES[axis]}{index}", _to_uint8(_plane(template, axis, int(index)), None)
+    for patient, volume in _brain_mr_volumes():
+        canonical = canonical_lps(volume)
+        for axis, size in enumerate(canonical.shape):
+            middle = np.arange(size // 4, 3 * size // 4)
+            for index in sorted(rng.choice(middle, min(ORIENTATION_SLICES_PER_PLANE, middle.size), replace=False)):
+                yield patient, f"brain-{_PLANES[axis]}{index}", _to_uint8(_plane(canonical, axis, int(index)), None)
+
+
+def _brain_mr_volumes() -> Iterator[tuple[str, Volume]]:
+    """``(patient_id, volume)`` of the orientation task's brain MR volumes (see the module docstring)."""
+    import nibabel
+    from nibabel.testing import data_path
+
+    from medtl.data.images import nifti_to_volume
+
+    yield "mni152", _mni_volume("template")
+    colin27 = Path(os.environ.get("MEDTL_COLIN27") or COLIN27_FILE)
+    if not colin27.is_file():
+        raise MedtlError(f"{colin27} is not there: the Colin27 head comes with Debian's mricron-data package (apt-get install mricron-data), or set MEDTL_COLIN27 to a copy of ch2.nii.gz")
+    yield "colin27", nifti_to_volume(nibabel.load(colin27), colin27)
+    anatomical, epi = Path(data_path) / "anatomical.nii", Path(data_path) / "example4d.nii.gz"
+    yield "nibabel-anatomical", nifti_to_volume(nibabel.load(anatomical), anatomical)
+    yield "nibabel-example4d", nifti_to_volume(nibabel.load(epi).slicer[..., 0], epi)
 
 
 def _random_crop(picture: np.ndarray, rng: np.random.Generator) -> np.ndarray:

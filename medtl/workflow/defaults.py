@@ -5,8 +5,9 @@ tuned so that ``medtl train --datalist DL --task T --out RUN --time-limit 3`` gi
 a 2-core CPU (see ``benchmarks/bench_targets.py``):
 
 - classification: ImageNet EfficientNet-Lite0 (when its package is installed), fully fine-tuned with
-  the backbone at a tenth of the head's learning rate; no flips (a flip changes laterality or
-  orientation, which a medical label may depend on); 2D inputs 160 × 160 on a CPU, 224 × 224 on a GPU;
+  the backbone at the head's learning rate (grey CT/MR slices are far from ImageNet photographs, and
+  the features must change: at a tenth, the orientation target stayed at 0.5-0.6); no flips (a flip
+  changes laterality or orientation, which a medical label may depend on); 2D inputs 160 × 160 on a CPU, 224 × 224 on a GPU;
 - segmentation: a U-Net from scratch (no offline pretrained segmentation weights fit; 2D: a BasicUNet with
   batch norm, half width on a CPU), trained on random patches half centred on foreground with Dice +
   cross-entropy over the batch, validated on whole images (3D: sliding window); for CT no intensity
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING
 from medtl.data.datalist import Datalist
 from medtl.data.preprocessing import Preprocessing, default_for
 from medtl.errors import MedtlError
-from medtl.models.spec import ModelSpec, default_spec
+from medtl.models.spec import DEFAULT_CHOICES, ModelSpec, default_spec
 from medtl.training.config import TrainConfig
 
 if TYPE_CHECKING:
@@ -85,7 +86,8 @@ def choose_spec(
     on_gpu: bool = False,
 ) -> ModelSpec:
     """The network to train. Without ``model``, the default for the task (2D segmentation: see
-    :data:`SEGMENTATION_2D_PARAMS`); with it, that architecture with its packaged weights when installed; with
+    :data:`SEGMENTATION_2D_PARAMS`); with it, that architecture with its packaged weights when installed (and, if
+    that is a default choice, its strategy); with
     only ``weights="run:RUN"``, the run's architecture and settings. ``weights="none"`` trains from random initialisation. Without
     pretrained weights the whole network trains at one learning rate."""
     if model is None and weights is not None and weights.startswith("run:"):
@@ -103,7 +105,18 @@ def choose_spec(
     if strategy is not None:
         changes["strategy"], changes["strategy_params"] = strategy, {}
     spec = dataclasses.replace(spec, **changes)
+    if model is not None and strategy is None:
+        spec = _default_strategy(spec)
     return from_scratch(spec) if spec.weights is None and spec.strategy == "full" else spec
+
+
+def _default_strategy(spec: ModelSpec) -> ModelSpec:
+    """``spec`` with the strategy of the default choice of the same network and weights, if there is one, so that
+    naming the default network (``--model efficientnet-lite0``) trains it as choosing nothing does."""
+    for architecture, weights, strategy, params in DEFAULT_CHOICES.get((spec.task, spec.spatial_dims), ()):
+        if (architecture, weights) == (spec.architecture, spec.weights):
+            return dataclasses.replace(spec, strategy=strategy, strategy_params=dict(params))
+    return spec
 
 
 def _spec_of_run(task: str, profile: DataProfile, num_outputs: int, weights: str) -> ModelSpec:
