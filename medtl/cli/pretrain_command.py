@@ -60,9 +60,10 @@ class PretrainConsole(TrainConsole):
 def run(args: argparse.Namespace) -> int:
     from medtl.dicom.catalog import Catalog
     from medtl.errors import MedtlError
-    from medtl.pretrain.pretrainer import CANCELLED, PretrainSettings, pretrain
+    from medtl.pretrain.pretrainer import PretrainSettings, pretrain
     from medtl.pretrain.views import ViewSettings
     from medtl.progress import Cancelled, CancelToken
+    from medtl.training.events import CANCELLED
 
     for name in ("batch_size", "slices_per_series"):
         if getattr(args, name) < 1:

@@ -44,7 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from medtl.progress import Cancelled, CancelToken
     from medtl.training import distributed
-    from medtl.workflow.train import CANCELLED, train
+    from medtl.training.events import CANCELLED
+    from medtl.workflow.train import train
 
     is_main = distributed.init_from_env().is_main
     console = TrainConsole(sys.stderr if is_main else None)

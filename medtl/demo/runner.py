@@ -137,7 +137,8 @@ def run_demo(
     """
     from medtl.demo.task import GRID, build_demo_task
     from medtl.sample_study import sample_study_dir
-    from medtl.workflow.train import CANCELLED, train
+    from medtl.training.events import CANCELLED
+    from medtl.workflow.train import train
 
     if minutes is None and epochs is None:
         raise MedtlError("give the demo a time budget (minutes) or a number of epochs")

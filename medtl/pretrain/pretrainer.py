@@ -56,6 +56,9 @@ from medtl.pretrain.views import ViewSettings, foreground_box, make_views
 from medtl.progress import CancelToken
 from medtl.training.config import TrainConfig
 from medtl.training.events import (
+    CANCELLED,
+    COMPLETED,
+    TIME_LIMIT,
     EpochEnd,
     EventCallback,
     Finished,
@@ -64,7 +67,6 @@ from medtl.training.events import (
     TrainEvent,
 )
 from medtl.training.run_folder import RunConfig, RunFolder
-from medtl.training.trainer import CANCELLED, COMPLETED, TIME_LIMIT
 
 if TYPE_CHECKING:
     from medtl.dicom.catalog import Catalog

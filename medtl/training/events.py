@@ -10,6 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+COMPLETED, TIME_LIMIT, EARLY_STOPPING, CANCELLED = "completed", "time_limit", "early_stopping", "cancelled"
+"""Why a run stopped (a summary's ``stopped_because``)."""
+
 
 @dataclass(frozen=True)
 class StepProgress:

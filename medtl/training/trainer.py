@@ -28,7 +28,7 @@ from medtl.progress import CancelToken
 from medtl.training import distributed
 from medtl.training.config import TrainConfig
 from medtl.training.device import is_out_of_memory, probe_micro_batch, release_memory, setup_device
-from medtl.training.events import EpochEnd, EventCallback, Finished, LogLine, StepProgress, TrainEvent
+from medtl.training.events import CANCELLED, COMPLETED, EARLY_STOPPING, TIME_LIMIT, EpochEnd, EventCallback, Finished, LogLine, StepProgress, TrainEvent
 from medtl.training.losses import default_loss
 from medtl.training.metrics import MetricAccumulator, label_spacing, primary_metric
 from medtl.training.model_card import render_model_card
@@ -43,7 +43,6 @@ T = TypeVar("T")
 Batch = dict[str, torch.Tensor]
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
-COMPLETED, TIME_LIMIT, EARLY_STOPPING, CANCELLED = "completed", "time_limit", "early_stopping", "cancelled"
 
 
 @dataclass

@@ -28,7 +28,7 @@ from medtl.errors import MedtlError
 from medtl.models.spec import ModelSpec
 from medtl.progress import CancelToken
 from medtl.training.config import TrainConfig
-from medtl.training.events import EventCallback, LogLine
+from medtl.training.events import CANCELLED, EventCallback, LogLine
 from medtl.workflow import defaults
 
 if TYPE_CHECKING:
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
     from medtl.data.dataset import DataSummary
     from medtl.models.adapt import LoadReport
 
-CANCELLED = "cancelled"
 Emit = Callable[[str], None]
 
 
