@@ -31,12 +31,14 @@ app: setup
 test: setup test-data
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
 
-# Test data from Debian: the Colin27 head (package mricron-data) for the orientation task (medtl/data/tasks.py).
+# Test data from Debian for the orientation task (medtl/data/tasks.py): the Colin27 head (package mricron-data)
+# and ITK's whole-head T1 example (package insighttoolkit5-examples, 1.7 MB, no dependencies).
 COLIN27 := $(or $(MEDTL_COLIN27),/usr/share/mricron/templates/ch2.nii.gz)
+ITK_T1 := $(or $(MEDTL_ITK_T1),/usr/share/doc/insighttoolkit5-examples/examples/Data/KmeansTest_T1UCharRaw.nii.gz)
 test-data:
-	@test -f "$(COLIN27)" || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq >/dev/null \
-	    && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mricron-data >/dev/null; } \
-	    || echo "warning: $(COLIN27) is missing: install Debian's mricron-data (sudo apt-get install mricron-data) or set MEDTL_COLIN27; the orientation-task tests will fail"
+	@{ test -f "$(COLIN27)" && test -f "$(ITK_T1)"; } || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq >/dev/null \
+	    && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mricron-data insighttoolkit5-examples >/dev/null; } \
+	    || echo "warning: $(COLIN27) or $(ITK_T1) is missing: install Debian's mricron-data and insighttoolkit5-examples (sudo apt-get install mricron-data insighttoolkit5-examples) or set MEDTL_COLIN27 and MEDTL_ITK_T1; the orientation-task tests will fail"
 
 # The installer payload (dist/medtl/, see packaging/README.md) and its smoke test.
 package: setup

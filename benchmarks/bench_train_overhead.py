@@ -77,8 +77,11 @@ def plain(spec: Any, config: Any, loader: Any, epochs: int) -> float:
     import torch
 
     from medtl.models.strategy import param_groups
+    from medtl.training.device import wants_channels_last
 
     model = fresh_model(spec)
+    memory_format = torch.channels_last if wants_channels_last(model, torch.device("cpu")) else torch.contiguous_format
+    model.to(memory_format=memory_format)
     optimizer = torch.optim.AdamW(param_groups(model, spec, config.lr), lr=config.lr, weight_decay=config.weight_decay)
     loss_function = loss_for(config.task)
     model.train()
@@ -86,7 +89,8 @@ def plain(spec: Any, config: Any, loader: Any, epochs: int) -> float:
     for _ in range(epochs):
         for batch in loader:
             optimizer.zero_grad(set_to_none=True)
-            loss_function(model(batch["image"].as_subclass(torch.Tensor)), batch["label"].as_subclass(torch.Tensor)).backward()
+            images = batch["image"].as_subclass(torch.Tensor).contiguous(memory_format=memory_format)
+            loss_function(model(images), batch["label"].as_subclass(torch.Tensor)).backward()
             optimizer.step()
         ends.append(time.perf_counter())
     return epoch_seconds(ends)

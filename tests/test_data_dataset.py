@@ -34,7 +34,7 @@ def test_classification_batches(tasks: dict[str, Path], tmp_path: Path) -> None:
     images = torch.cat([b["image"] for b in val])
     assert 0.0 <= float(images.min()) and float(images.max()) <= 1.0
     assert summary.cache == "memory" and 0 < summary.cache_bytes_estimate < summary.ram_budget_bytes
-    assert (summary.train_cases, summary.val_cases) == (200, 56) and (summary.train_patients, summary.val_patients) == (10, 2)
+    assert (summary.train_cases, summary.val_cases) == (424, 56) and (summary.train_patients, summary.val_patients) == (11, 2)
     assert summary.val_class_counts == {"upright": 28, "rotated": 28} and summary.split == "datalist"
     assert summary.class_weights == [1.0, 1.0] and not summary.warnings
     json.dumps(summary.to_dict())
@@ -94,7 +94,7 @@ def test_spawn_worker(tasks: dict[str, Path], tmp_path: Path) -> None:
 
 def test_imbalance_weights_and_sampler(tasks: dict[str, Path], tmp_path: Path) -> None:
     source = load_datalist(tasks["orientation"])
-    entries = [{"image": str(c.image), "label": c.label if i % 4 == 1 else "upright", "patient_id": f"P{i}"} for i, c in enumerate(source.training)]
+    entries = [{"image": str(c.image), "label": c.label if i % 8 == 1 else "upright", "patient_id": f"P{i}"} for i, c in enumerate(source.training)]
     path = tmp_path / "imbalanced.json"
     path.write_text(json.dumps({"training": entries, "classes": ["upright", "rotated"]}))
     datalist = load_datalist(path)

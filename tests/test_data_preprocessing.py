@@ -47,7 +47,8 @@ def test_defaults_by_modality() -> None:
     assert default_for("segmentation", "MR", 3).intensity.kind == "zscore"
     assert default_for("segmentation", "MR", 3).spacing == (1.5, 1.5, 2.0)
     assert default_for("classification", "XR", 2).intensity.kind == "percentiles"
-    assert default_for("classification", "OT", 2, orientation_sensitive=True).augmentation == Augmentation(flips=False)
+    assert default_for("classification", "OT", 2, orientation_sensitive=True).augmentation == Augmentation(flips=False, translate=0.1)
+    assert default_for("segmentation", "CT", 2).augmentation == Augmentation(flips=True, translate=0.0)
 
 
 @pytest.mark.parametrize(
@@ -135,6 +136,24 @@ def test_orientation_sensitive_training_has_no_flips() -> None:
     sensitive = default_for("classification", "OT", 2, orientation_sensitive=True).train_transforms()
     assert not any(isinstance(t, RandFlipd) for t in sensitive.transforms)
     assert any(isinstance(t, RandFlipd) for t in default_for("classification", "OT", 2).train_transforms().transforms)
+
+
+def test_classification_training_shifts_the_image_by_up_to_a_tenth(tmp_path: Path) -> None:
+    """A bright square in the middle of a 64 x 64 picture lands up to 6.4 px away (10 %), in both directions."""
+    picture = np.zeros((64, 64), np.uint8)
+    picture[28:36, 28:36] = 255
+    skimage.io.imsave(tmp_path / "square.png", picture, check_contrast=False)
+    augmentation = Augmentation(flips=False, rotate_degrees=0.0, scale=0.0, translate=0.1, intensity_scale=0.0, intensity_shift=0.0, probability=1.0)
+    preprocessing = Preprocessing("classification", 2, 1, Intensity("range", a_min=0, a_max=255), (64, 64), "crop_pad", orientation="LPS", augmentation=augmentation)
+    transforms = preprocessing.train_transforms()
+    transforms.set_random_state(seed=0)
+    offsets = []
+    for _ in range(30):
+        image = transforms({"image": str(tmp_path / "square.png"), "label": 0})["image"][0].numpy()
+        x, y = np.nonzero(image > 0.5)
+        offsets.append((x.mean() - 31.5, y.mean() - 31.5))
+    offsets = np.array(offsets)
+    assert np.abs(offsets).max() <= 6.4 + 0.5 and offsets.min(axis=0).max() < -2 and offsets.max(axis=0).min() > 2
 
 
 def test_orientation_reorders_axes_by_world_direction(tmp_path: Path) -> None:

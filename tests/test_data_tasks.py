@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -24,19 +25,30 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_orientation_task(built: dict[str, Path]) -> None:
     datalist = load_datalist(built["orientation"], task="classification")
     assert datalist.classes == ["upright", "rotated"] and datalist.modality == "OT"
-    assert Counter(c.label for c in datalist.training) == {"upright": 100, "rotated": 100}
+    assert Counter(c.label for c in datalist.training) == {"upright": 212, "rotated": 212}
     assert Counter(c.label for c in datalist.validation) == {"upright": 28, "rotated": 28}
     held_out = {c.patient_id for c in datalist.validation}
     assert held_out == set(ORIENTATION_VALIDATION) and not held_out & {c.patient_id for c in datalist.training}
-    assert len({c.patient_id for c in datalist.training}) == 10
+    assert len({c.patient_id for c in datalist.training}) == 11
     brain_planes = Counter(c.patient_id for c in datalist.cases if "_brain-" in c.image.name and c.label == "upright")
-    assert brain_planes == {"mni152": 24, "colin27": 24, "nibabel-anatomical": 24, "nibabel-example4d": 24}
+    # 16 slices of each plane of a training volume (nibabel's have only 12 axial slices in their middle half), 8 held out
+    assert brain_planes == {"mni152": 48, "colin27": 24, "itk-t1": 48, "nibabel-anatomical": 44, "nibabel-example4d": 44}
     pairs = {}
     for case in datalist.cases:
         pairs.setdefault(case.image.name.rsplit("_", 1)[0], {})[case.label] = read_image(case.image).array[0]
     for pictures in pairs.values():
         assert pictures["upright"].dtype == np.uint8 and pictures["upright"].std() > 10
         np.testing.assert_array_equal(np.rot90(pictures["upright"], 2), pictures["rotated"])
+
+
+def test_orientation_pictures_have_square_pixels(built: dict[str, Path]) -> None:
+    """ITK's T1 has 3 mm between its coronal slices and 2 mm pixels in them (128 S x 62 P x 128 L): axial and
+    sagittal pictures show the 62 slices as 93 rows or columns of 2 mm, as a viewer does, not squashed to 62."""
+    shapes = {}
+    for case in load_datalist(built["orientation"]).cases:
+        if match := re.match(r"itk-t1_brain-([a-z]+)\d+_", case.image.name):
+            shapes.setdefault(match.group(1), set()).add(read_image(case.image).shape[1:])
+    assert shapes == {"axial": {(93, 128)}, "coronal": {(128, 128)}, "sagittal": {(128, 93)}}
 
 
 def test_explicit_vr_un_abdomen_is_turned_upright(built: dict[str, Path]) -> None:
@@ -74,9 +86,13 @@ def test_ct_bone_image_is_hu(built: dict[str, Path]) -> None:
     assert document["modality"] == "CT"
 
 
-def test_orientation_task_without_the_colin27_head_names_the_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MEDTL_COLIN27", str(tmp_path / "ch2.nii.gz"))
-    with pytest.raises(MedtlError, match=r"ch2\.nii\.gz is not there: .*mricron-data"):
+@pytest.mark.parametrize(
+    ("variable", "file", "package"),
+    [("MEDTL_COLIN27", "ch2.nii.gz", "mricron-data"), ("MEDTL_ITK_T1", "KmeansTest_T1UCharRaw.nii.gz", "insighttoolkit5-examples")],
+)
+def test_orientation_task_without_a_debian_file_names_the_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, file: str, package: str) -> None:
+    monkeypatch.setenv(variable, str(tmp_path / file))
+    with pytest.raises(MedtlError, match=rf"{re.escape(file)} is not there: .*{package}"):
         build_task("orientation", tmp_path / "task")
 
 

@@ -180,3 +180,21 @@ def test_predict_cli_reports_bad_input_in_one_line(ct: Path, tmp_path: Path, cap
     assert (tmp_path / "out" / "ct.nii.gz").exists()
     assert main(["predict", "--run", str(run), str(tmp_path / "missing"), "--out", str(tmp_path / "out")]) == 2
     assert "missing: no such file or folder" in capsys.readouterr().err
+
+
+def test_predict_cli_chooses_a_series_of_a_folder_that_holds_two(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A study folder with an axial and a smaller oblique series: without --series the error lists both UIDs;
+    with one, the mask and the DICOM SEG are of that series; --series on a NIfTI input is refused by name."""
+    run, study, out = segmentation_run(tmp_path / "run"), tmp_path / "study", tmp_path / "out"
+    write_series(study / "1", phantom((10, 32, 36)), SeriesSpec(series_uid="1.2.826.0.1.3680043.8.498.1", series_description="axial"))
+    oblique_ct(study / "2", series_uid="1.2.826.0.1.3680043.8.498.2", series_description="oblique")
+    assert main(["predict", "--run", str(run), str(study), "--out", str(out), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "holds 2 image series" in err and "--series" in err and "1.2.826.0.1.3680043.8.498.2" in err
+    assert main(["predict", "--run", str(run), str(study), "--series", "1.2.826.0.1.3680043.8.498.2", "--out", str(out), "--device", "cpu"]) == 0
+    assert nibabel.load(out / "study.nii.gz").shape == (48, 40, 12)
+    assert pydicom.dcmread(out / "study.seg.dcm").ReferencedSeriesSequence[0].SeriesInstanceUID == "1.2.826.0.1.3680043.8.498.2"
+    nifti = tmp_path / "phantom.nii.gz"
+    nibabel.save(read_image(study, "1.2.826.0.1.3680043.8.498.1").to_nifti(), nifti)
+    assert main(["predict", "--run", str(run), str(nifti), "--series", "1.2.826.0.1.3680043.8.498.1", "--out", str(out), "--device", "cpu"]) == 2
+    assert "phantom.nii.gz: a series UID chooses among DICOM series; this is a nifti file" in capsys.readouterr().err

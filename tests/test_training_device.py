@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from medtl.training.schedule import WarmupCosine
 
 
 def test_cpu_setup_has_no_mixed_precision_and_a_display_name() -> None:
-    setup = setup_device(nn.Conv2d(1, 1, 3), "cpu", "auto")
+    setup = setup_device(nn.Conv3d(1, 1, 3), "cpu", "auto")
     assert setup.device == torch.device("cpu") and setup.name.startswith("CPU (")
     assert setup.amp_dtype is None and not setup.uses_grad_scaler and not setup.channels_last
     assert select_amp(torch.device("cpu"), "fp16") is None
@@ -30,11 +31,26 @@ def test_asking_for_a_missing_gpu_is_a_clear_error() -> None:
         select_device("cuda")
 
 
-def test_channels_last_only_for_2d_convnets_on_cuda() -> None:
-    cuda = torch.device("cuda", 0)
-    assert wants_channels_last(nn.Sequential(nn.Conv2d(1, 2, 3)), cuda)
-    assert not wants_channels_last(nn.Sequential(nn.Conv3d(1, 2, 3)), cuda)
-    assert not wants_channels_last(nn.Sequential(nn.Conv2d(1, 2, 3)), torch.device("cpu"))
+def test_channels_last_for_2d_convnets_on_cuda_and_cpu() -> None:
+    for device in (torch.device("cuda", 0), torch.device("cpu")):
+        assert wants_channels_last(nn.Sequential(nn.Conv2d(1, 2, 3)), device)
+        assert not wants_channels_last(nn.Sequential(nn.Conv3d(1, 2, 3)), device)
+        assert not wants_channels_last(nn.Sequential(nn.Conv2d(1, 2, 3), nn.Conv3d(2, 2, 1)), device)
+    assert not wants_channels_last(nn.Sequential(nn.Conv2d(1, 2, 3)), torch.device("mps"))
+
+
+def test_a_2d_network_trains_channels_last_on_the_cpu_and_saves_plain_weights(tmp_path: Path) -> None:
+    """The CPU step runs in channels-last (faster for 2D convolutions); the saved weights are ordinary tensors."""
+    from medtl.training.run_folder import RunFolder
+
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    setup = setup_device(model, "cpu", "auto")
+    assert setup.channels_last
+    model.to(memory_format=torch.channels_last)
+    assert model[3].weight.is_contiguous(memory_format=torch.channels_last) and not model[3].weight.is_contiguous()
+    RunFolder(tmp_path).save_best_model(model.state_dict(), {})
+    saved = RunFolder(tmp_path).load_best_model()
+    assert all(torch.equal(saved[name], tensor) for name, tensor in model.state_dict().items())
 
 
 def test_fit_batch_size_to_free_memory() -> None:

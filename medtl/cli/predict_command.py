@@ -28,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="DICOM series folders or files, NIfTI, PNG/JPEG/TIFF images")
     parser.add_argument("--run", type=Path, required=True, metavar="RUN", help="the run folder of a finished training")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="the folder to write the results into")
+    parser.add_argument("--series", metavar="SERIES_UID", help="the series to use when a DICOM INPUT folder holds several (DICOM inputs only)")
     parser.add_argument("--uncertainty", choices=("tta", "mc"), help="also estimate uncertainty: test-time flips (tta) or MC dropout (mc)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto", help="where the network runs (default: auto)")
     parser.add_argument("--batch-size", type=int, default=8, metavar="N", help="slices or windows per forward pass (default: 8)")
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     failures = 0
     for path, name in zip(args.inputs, output_names(args.inputs)):
         try:
-            prediction = predictor.predict(path, progress=progress, uncertainty=args.uncertainty)
+            prediction = predictor.predict(path, progress=progress, uncertainty=args.uncertainty, series_uid=args.series)
             if progress is not None:
                 progress.clear()
             if prediction.task == "segmentation":

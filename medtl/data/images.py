@@ -51,19 +51,22 @@ def image_format(path: Path | str) -> str:
     return "dicom"
 
 
-def read_image(path: Path | str) -> Volume:
-    """Read an image or mask (DICOM series folder or file, NIfTI, PNG/JPEG/TIFF) as a Volume."""
+def read_image(path: Path | str, series_uid: str | None = None) -> Volume:
+    """Read an image or mask (DICOM series folder or file, NIfTI, PNG/JPEG/TIFF) as a Volume; ``series_uid``
+    chooses the series of a DICOM folder that holds several (and is refused for other formats)."""
     path = Path(path)
     if not path.exists():
         raise ImageReadError(path, "file not found")
     kind = image_format(path)
+    if series_uid is not None and kind != "dicom":
+        raise ImageReadError(path, f"a series UID chooses among DICOM series; this is a {kind} file")
     if kind == "nifti":
         return _read_nifti(path)
     if kind == "picture":
         return _read_picture(path)
     from medtl.dicom.series import load_path
 
-    return load_path(path, series_uid=None)
+    return load_path(path, series_uid=series_uid)
 
 
 def _read_nifti(path: Path) -> Volume:

@@ -8,22 +8,25 @@ Tasks
 -----
 ``orientation`` (classification, PNG): is a 2D slice shown upright or rotated 180 degrees?
     Each source slice, turned to the radiological display convention from its geometry
-    (axial: anterior up, patient's right on the left; coronal/sagittal: superior up) and scaled
-    to 8 bits (CT: window [-450, 1050] HU; MR: 0.5-99.5 percentiles), is written twice:
-    ``upright`` and ``rotated``. Sources, one patient each: 6 one-slice CTs (3 head, neck, spine,
-    abdomen) and 2 one-slice MRs (shoulder, abdomen), each shown whole and as
-    ``ORIENTATION_CROPS`` seeded crops (55-85 % of each side, as a user zooms in); and 4 brain MR
-    volumes (the MNI152 template, the Colin27 head, nibabel's ``anatomical.nii`` T1 and the first
-    volume of its ``example4d.nii.gz`` EPI), ``ORIENTATION_SLICES_PER_PLANE`` slices of each plane
-    from the middle half, chosen by ``seed``. The validation list is fixed
-    (:data:`ORIENTATION_VALIDATION`): a head CT and the Colin27 head, two whole patients whose
-    anatomy and modality training shows in other patients (two more head CTs; three other brain
-    MRs): 56 items; training: 200 items of 10 patients. Held-out patients whose anatomy training
-    never shows are not "which way is up" but guesswork: with the abdominal MR and a skull-base CT
-    held out (the previous list), every network scored 0.4-0.7. (pydicom's ``MR_small``
-    and ``emri_small`` are left out: their small crops show no anatomy that makes "upright"
-    checkable, and ``emri_small`` has no geometry.) Orientation-sensitive: train it without flips
-    (``default_for(..., orientation_sensitive=True)``); pictures have identity geometry, so
+    (axial: anterior up, patient's right on the left; coronal/sagittal: superior up), given square
+    pixels as a viewer shows it, and scaled to 8 bits (CT: window [-450, 1050] HU; MR: 0.5-99.5
+    percentiles), is written twice: ``upright`` and ``rotated``. Sources, one patient each: 6
+    one-slice CTs (3 head, neck, spine, abdomen) and 2 one-slice MRs (shoulder, abdomen), each shown
+    whole and as ``ORIENTATION_CROPS`` seeded crops (55-85 % of each side, as a user zooms in); and 5
+    brain MR volumes (the MNI152 template, the Colin27 head, ITK's whole-head T1 example, nibabel's
+    ``anatomical.nii`` T1 and the first volume of its ``example4d.nii.gz`` EPI),
+    ``ORIENTATION_SLICES_PER_PLANE`` slices of each plane from the middle half, chosen by ``seed``
+    (``ORIENTATION_VALIDATION_SLICES_PER_PLANE`` of the held-out one).
+    The validation list is fixed (:data:`ORIENTATION_VALIDATION`): a head CT and the Colin27 head,
+    two whole patients whose anatomy and modality training shows in other patients (two more head
+    CTs; another whole-head T1, ITK's, and three brain MRs without scalp): 56 items; training: 424
+    items of 11 patients. Held-out patients whose anatomy training never shows are not "which way is
+    up" but guesswork: with the abdominal MR and a skull-base CT held out (an earlier list), every
+    network scored 0.4-0.7, and without ITK's T1 (no whole-head T1 in training: the MNI152 template
+    is skull-stripped) the default network scored 0.875-0.98 on Colin27 from seed to seed. (pydicom's
+    ``MR_small`` and ``emri_small`` are left out: their small crops show no anatomy that makes
+    "upright" checkable, and ``emri_small`` has no geometry.) Orientation-sensitive: train it without
+    flips (``default_for(..., orientation_sensitive=True)``); pictures have identity geometry, so
     ``orientation="LPS"`` or ``None`` keeps them as written.
 ``ct_bone`` (segmentation, NIfTI, CT in HU, labels background/bone): bone in real CT slices,
     two head CTs (skull vertex; skull base) plus neck, spine and abdomen. The mask is
@@ -50,6 +53,10 @@ Sources and licences
   Colin27 single-subject T1 head (Holmes et al. 1998, Montreal Neurological Institute), at
   ``/usr/share/mricron/templates`` (``$MEDTL_COLIN27`` names another copy). Test and benchmark use
   only; medtl does not ship it.
+- Debian's ``insighttoolkit5-examples`` package (Apache-2.0): ``KmeansTest_T1UCharRaw.nii.gz``, a
+  whole-head T1 (2 x 3 x 2 mm) of ITK's examples, at ``ITK_T1_FILE`` (``$MEDTL_ITK_T1`` names another
+  copy). Test and benchmark use only. (ITK's BrainWeb slices are left out: BrainWeb is simulated
+  from the Colin27 head, which the task holds out.)
 - nibabel's test data (MIT licence): ``anatomical.nii`` (a 2 mm T1 head) and ``example4d.nii.gz``
   (an EPI series), in ``nibabel.testing.data_path``.
 - nilearn (BSD-3) bundled ICBM 2009a nonlinear symmetric MNI152 template and masks,
@@ -81,7 +88,9 @@ MNI_SLAB_SLICES = 10
 MNI_MIN_BRAIN_FRACTION = 0.02
 ORIENTATION_CROPS = 3
 ORIENTATION_CROP_FRACTION = (0.55, 0.85)
-ORIENTATION_SLICES_PER_PLANE = 8
+ORIENTATION_SLICES_PER_PLANE = 16
+"""Slices of each plane of a training brain volume; a held-out one gives ``ORIENTATION_VALIDATION_SLICES_PER_PLANE``."""
+ORIENTATION_VALIDATION_SLICES_PER_PLANE = 8
 ORIENTATION_VALIDATION = ("693_UNCI", "colin27")
 """Patients of the orientation task's fixed validation list (see the module docstring)."""
 _PLANES = ("axial", "coronal", "sagittal")  # the fixed axis of a [S, P, L] array
@@ -113,6 +122,8 @@ MR_SOURCES = (
 )
 COLIN27_FILE = Path("/usr/share/mricron/templates/ch2.nii.gz")
 """Where Debian's ``mricron-data`` package puts the Colin27 head; ``$MEDTL_COLIN27`` overrides it."""
+ITK_T1_FILE = Path("/usr/share/doc/insighttoolkit5-examples/examples/Data/KmeansTest_T1UCharRaw.nii.gz")
+"""Where Debian's ``insighttoolkit5-examples`` package puts ITK's whole-head T1 example; ``$MEDTL_ITK_T1`` overrides it."""
 
 
 def task_names() -> tuple[str, ...]:
@@ -145,18 +156,20 @@ def _orientation_pictures(seed: int) -> Iterator[tuple[str, str, np.ndarray]]:
     """``(patient_id, description, uint8 picture [rows, columns] upright)``."""
     rng = np.random.default_rng(seed)
     for source in ORIENTATION_CT_SOURCES + MR_SOURCES:
-        canonical = canonical_lps(_read_source(source.file))
+        volume = _read_source(source.file)
+        canonical = canonical_lps(volume)
         axis = int(np.argmin(canonical.shape))  # the one-slice axis names the plane
-        picture = _to_uint8(_plane(canonical, axis, 0), CT_DISPLAY_HU if source in ORIENTATION_CT_SOURCES else None)
+        picture = _to_uint8(_plane(canonical, canonical_spacing(volume), axis, 0), CT_DISPLAY_HU if source in ORIENTATION_CT_SOURCES else None)
         yield source.patient_id, f"{source.anatomy}-{_PLANES[axis]}", picture
         for crop in range(ORIENTATION_CROPS):
             yield source.patient_id, f"{source.anatomy}-{_PLANES[axis]}-crop{crop}", _random_crop(picture, rng)
     for patient, volume in _brain_mr_volumes():
-        canonical = canonical_lps(volume)
+        canonical, spacing = canonical_lps(volume), canonical_spacing(volume)
+        count = ORIENTATION_VALIDATION_SLICES_PER_PLANE if patient in ORIENTATION_VALIDATION else ORIENTATION_SLICES_PER_PLANE
         for axis, size in enumerate(canonical.shape):
             middle = np.arange(size // 4, 3 * size // 4)
-            for index in sorted(rng.choice(middle, min(ORIENTATION_SLICES_PER_PLANE, middle.size), replace=False)):
-                yield patient, f"brain-{_PLANES[axis]}{index}", _to_uint8(_plane(canonical, axis, int(index)), None)
+            for index in sorted(rng.choice(middle, min(count, middle.size), replace=False)):
+                yield patient, f"brain-{_PLANES[axis]}{index}", _to_uint8(_plane(canonical, spacing, axis, int(index)), None)
 
 
 def _brain_mr_volumes() -> Iterator[tuple[str, Volume]]:
@@ -167,10 +180,14 @@ def _brain_mr_volumes() -> Iterator[tuple[str, Volume]]:
     from medtl.data.images import nifti_to_volume
 
     yield "mni152", _mni_volume("template")
-    colin27 = Path(os.environ.get("MEDTL_COLIN27") or COLIN27_FILE)
-    if not colin27.is_file():
-        raise MedtlError(f"{colin27} is not there: the Colin27 head comes with Debian's mricron-data package (apt-get install mricron-data), or set MEDTL_COLIN27 to a copy of ch2.nii.gz")
-    yield "colin27", nifti_to_volume(nibabel.load(colin27), colin27)
+    for patient, default, variable, package in (
+        ("colin27", COLIN27_FILE, "MEDTL_COLIN27", "mricron-data"),
+        ("itk-t1", ITK_T1_FILE, "MEDTL_ITK_T1", "insighttoolkit5-examples"),
+    ):
+        path = Path(os.environ.get(variable) or default)
+        if not path.is_file():
+            raise MedtlError(f"{path} is not there: it comes with Debian's {package} package (apt-get install {package}), or set {variable} to a copy of {default.name}")
+        yield patient, nifti_to_volume(nibabel.load(path), path)
     anatomical, epi = Path(data_path) / "anatomical.nii", Path(data_path) / "example4d.nii.gz"
     yield "nibabel-anatomical", nifti_to_volume(nibabel.load(anatomical), anatomical)
     yield "nibabel-example4d", nifti_to_volume(nibabel.load(epi).slicer[..., 0], epi)
@@ -227,24 +244,40 @@ def canonical_lps(volume: Volume) -> np.ndarray:
     Each index axis goes to the world axis it is closest to, so oblique (e.g. gantry-tilted)
     slices are treated as the nearest plane, without resampling.
     """
-    direction = volume.direction
-    world = np.argmax(np.abs(direction), axis=0)  # world axis (0 L, 1 P, 2 S) of index axes x, y, z
-    if sorted(world.tolist()) != [0, 1, 2]:
-        raise MedtlError(f"cannot name the planes of a volume with direction {direction.round(3).tolist()}")
+    index_axes = _index_axes_of_world(volume)
     array_axis_of_index = {0: 2, 1: 1, 2: 0}  # the Volume array is [z, y, x]
-    order = [array_axis_of_index[int(np.flatnonzero(world == w)[0])] for w in (2, 1, 0)]
-    array = np.transpose(volume.array, order)
+    array = np.transpose(volume.array, [array_axis_of_index[index_axes[w]] for w in (2, 1, 0)])
     for position, w in enumerate((2, 1, 0)):
-        index_axis = int(np.flatnonzero(world == w)[0])
-        if direction[w, index_axis] < 0:
+        if volume.direction[w, index_axes[w]] < 0:
             array = np.flip(array, axis=position)
     return array
 
 
-def _plane(canonical: np.ndarray, axis: int, index: int) -> np.ndarray:
-    """Radiological display of one plane of a ``[S, P, L]`` array: axial, or coronal/sagittal with superior up."""
-    picture = np.take(canonical, index, axis=axis)
-    return picture if axis == 0 else picture[::-1]
+def canonical_spacing(volume: Volume) -> tuple[float, float, float]:
+    """The voxel size in mm along the axes of :func:`canonical_lps`'s array (S, P, L)."""
+    index_axes = _index_axes_of_world(volume)
+    return tuple(float(volume.spacing[index_axes[w]]) for w in (2, 1, 0))  # type: ignore[return-value]
+
+
+def _index_axes_of_world(volume: Volume) -> dict[int, int]:
+    """World axis (0 L, 1 P, 2 S) → the index axis (0 x, 1 y, 2 z) closest to it."""
+    world = np.argmax(np.abs(volume.direction), axis=0)  # the world axis of index axes x, y, z
+    if sorted(world.tolist()) != [0, 1, 2]:
+        raise MedtlError(f"cannot name the planes of a volume with direction {volume.direction.round(3).tolist()}")
+    return {int(w): index for index, w in enumerate(world)}
+
+
+def _plane(canonical: np.ndarray, spacing: tuple[float, float, float], axis: int, index: int) -> np.ndarray:
+    """Radiological display of one plane of a ``[S, P, L]`` array (axial, or coronal/sagittal with superior
+    up) with square pixels, as a viewer shows it: the finer of the two in-plane spacings, by linear interpolation."""
+    from skimage.transform import resize
+
+    picture = np.take(canonical, index, axis=axis).astype(np.float64)
+    picture = picture if axis == 0 else picture[::-1]
+    rows, columns = (spacing[a] for a in range(3) if a != axis)
+    pixel = min(rows, columns)
+    shape = (max(1, round(picture.shape[0] * rows / pixel)), max(1, round(picture.shape[1] * columns / pixel)))
+    return picture if shape == picture.shape else resize(picture, shape, order=1, preserve_range=True, anti_aliasing=False)
 
 
 def _to_uint8(picture: np.ndarray, window: tuple[float, float] | None) -> np.ndarray:

@@ -100,7 +100,7 @@ def load_path(
         problems = "; ".join(f"{p.path.name}: {p.reason}" for p in result.errors[:3])
         raise MedtlError(f"{path}: no DICOM image series found" + (f" ({problems})" if problems else ""))
     else:
-        raise MedtlError(f"{path} holds {len(images)} image series; choose one by its series UID. {_list_series(images)}")
+        raise MedtlError(f"{path} holds {len(images)} image series; choose one by its series UID (--series). {_list_series(images)}")
     return load_series(chosen.files, progress, cancel)
 
 

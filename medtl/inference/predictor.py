@@ -142,11 +142,13 @@ class Predictor:
         progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None,
         uncertainty: str | None = None,
+        series_uid: str | None = None,
     ) -> Prediction:
-        """Predict on ``image`` (a Volume, or a path :func:`~medtl.data.images.read_image` reads)."""
+        """Predict on ``image`` (a Volume, or a path :func:`~medtl.data.images.read_image` reads; ``series_uid``
+        chooses the series of a DICOM folder that holds several)."""
         self.check_uncertainty(uncertainty)
         path = None if isinstance(image, Volume) else Path(image)
-        volume = image if isinstance(image, Volume) else read_image(path)  # type: ignore[arg-type]
+        volume = image if isinstance(image, Volume) else read_image(path, series_uid)  # type: ignore[arg-type]
         try:
             network_input = self._network_input(volume)
         except (RuntimeError, ValueError) as error:  # MONAI wraps a transform's error in RuntimeError

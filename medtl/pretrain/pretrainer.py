@@ -4,7 +4,7 @@
 collects the slices (:mod:`medtl.pretrain.unlabelled`), chooses the network (:func:`pretrain_spec`)
 and runs the :class:`Pretrainer`. The loop reuses the training engine's pieces: the run folder
 (:class:`~medtl.training.run_folder.RunFolder`: atomic ``checkpoint.pt`` after every epoch and on
-cancel, ``metrics.jsonl``, ``summary.json``), its events (:mod:`medtl.training.events`, so the CLI's
+cancel, written by the :mod:`~medtl.training.background_writer` while the next epoch trains, ``metrics.jsonl``, ``summary.json``), its events (:mod:`medtl.training.events`, so the CLI's
 progress bar and the app's curves work unchanged), device and mixed-precision setup, the warm-up +
 cosine schedule, and the :class:`~medtl.progress.CancelToken`.
 
@@ -54,6 +54,7 @@ from medtl.pretrain.unlabelled import (
 )
 from medtl.pretrain.views import ViewSettings, foreground_box, make_views
 from medtl.progress import CancelToken
+from medtl.training.background_writer import background_writes, snapshot
 from medtl.training.config import TrainConfig
 from medtl.training.events import (
     CANCELLED,
@@ -280,9 +281,10 @@ class Pretrainer:
         self._fit_started, self._elapsed_before = self.clock(), self.state.elapsed_seconds
         self._step_seconds: list[float] = []
         self._needs_plan = checkpoint is None and config.time_limit_seconds is not None  # a resumed run keeps its plan
-        while self.state.stopped_because is None:
-            self._run_epoch()
-            self._save_checkpoint()
+        with background_writes() as self._writer:  # the last checkpoint is on disk before the summary says the run ended
+            while self.state.stopped_because is None:
+                self._run_epoch()
+                self._save_checkpoint()
         return self._finish()
 
     # ------------------------------------------------------------------ loop
@@ -373,17 +375,17 @@ class Pretrainer:
         self.run.start_fresh(run_config, {"pretraining": {**self.settings.to_dict(), "objective_text": OBJECTIVE_TEXT}})
 
     def _save_checkpoint(self) -> None:
+        """Write the whole pretraining state atomically, in the background while the next epoch trains."""
         self.state.elapsed_seconds = self._elapsed()
-        self.run.save_checkpoint(
-            {
-                "format": 1,
-                "network": self.network.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.schedule.state_dict(),
-                "scaler": self.scaler.state_dict(),
-                "state": dataclasses.asdict(self.state),
-            }
-        )
+        state = {
+            "format": 1,
+            "network": self.network.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.schedule.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "state": dataclasses.asdict(self.state),
+        }
+        self._writer.submit(self.run.save_checkpoint, snapshot(state))
 
     def _finish(self) -> dict[str, Any]:
         state = self.state

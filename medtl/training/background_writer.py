@@ -9,7 +9,8 @@ caller's writer, so a crash during a write leaves the previous checkpoint in pla
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -55,3 +56,17 @@ class BackgroundWriter:
             if self._executor is not None:
                 self._executor.shutdown(wait=True)
                 self._executor = None
+
+
+@contextlib.contextmanager
+def background_writes() -> Iterator[BackgroundWriter]:
+    """A :class:`BackgroundWriter` closed when the block ends, so its last write is on disk by then. If the
+    block raises, that error is what propagates: a write that failed too does not hide it."""
+    writer = BackgroundWriter()
+    try:
+        yield writer
+    except BaseException:
+        with contextlib.suppress(Exception):
+            writer.close()
+        raise
+    writer.close()

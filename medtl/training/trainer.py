@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader
 from medtl.errors import MedtlError
 from medtl.progress import CancelToken
 from medtl.training import distributed
+from medtl.training.background_writer import background_writes, snapshot
 from medtl.training.config import TrainConfig
 from medtl.training.device import is_out_of_memory, probe_micro_batch, release_memory, setup_device
 from medtl.training.events import CANCELLED, COMPLETED, EARLY_STOPPING, TIME_LIMIT, EpochEnd, EventCallback, Finished, LogLine, StepProgress, TrainEvent
@@ -33,7 +34,6 @@ from medtl.training.losses import default_loss
 from medtl.training.metrics import MetricAccumulator, label_spacing, primary_metric
 from medtl.training.model_card import render_model_card
 from medtl.training.reproducibility import capture_rng, restore_rng, seed_everything
-from medtl.training.background_writer import BackgroundWriter, snapshot
 from medtl.training.run_folder import RunConfig, RunFolder, weight_provenance
 from medtl.training.schedule import WarmupCosine
 
@@ -161,16 +161,10 @@ class Trainer:
         self._log(f"training on {self.setup.name}, mixed precision {self.setup.amp_label}, batch {batch_size} in steps of {self.progress.micro_batch}")
         self._fit_started, self._elapsed_before = self.clock(), self.progress.elapsed_seconds
         self._steps_this_fit, self._step_seconds_this_fit = 0, 0.0
-        self._writer = BackgroundWriter()
-        try:
+        with background_writes() as self._writer:  # the last checkpoint is on disk before the summary says the run ended
             while self.progress.stopped_because is None:
                 self._run_epoch()
                 self._save_checkpoint()
-        except BaseException:
-            with contextlib.suppress(Exception):  # a failed write must not hide what stopped training
-                self._writer.close()
-            raise
-        self._writer.close()  # the last checkpoint is on disk before the summary says the run ended
         return self._finish()
 
     # ------------------------------------------------------------------ epochs

@@ -7,7 +7,8 @@ a 2-core CPU (see ``benchmarks/bench_targets.py``):
 - classification: ImageNet EfficientNet-Lite0 (when its package is installed), fully fine-tuned with
   the backbone at the head's learning rate (grey CT/MR slices are far from ImageNet photographs, and
   the features must change: at a tenth, the orientation target stayed at 0.5-0.6); no flips (a flip
-  changes laterality or orientation, which a medical label may depend on); 2D inputs 160 × 160 on a CPU, 224 × 224 on a GPU;
+  changes laterality or orientation, which a medical label may depend on), shifts of up to 10 %; 2D inputs
+  160 × 160 on a CPU, 224 × 224 on a GPU; 2D networks train channels-last on a CPU as on a GPU;
 - segmentation: a U-Net from scratch (no offline pretrained segmentation weights fit; 2D: a BasicUNet with
   batch norm, half width on a CPU), trained on random patches half centred on foreground with Dice +
   cross-entropy over the batch, validated on whole images (3D: sliding window); for CT no intensity
