@@ -39,8 +39,8 @@ def test_channels_last_for_2d_convnets_on_cuda_and_cpu() -> None:
     assert not wants_channels_last(nn.Sequential(nn.Conv2d(1, 2, 3)), torch.device("mps"))
 
 
-def test_a_2d_network_trains_channels_last_on_the_cpu_and_saves_plain_weights(tmp_path: Path) -> None:
-    """The CPU step runs in channels-last (faster for 2D convolutions); the saved weights are ordinary tensors."""
+def test_a_2d_network_is_set_up_channels_last_on_the_cpu_and_saves_plain_weights(tmp_path: Path) -> None:
+    """On the CPU a 2D network is set up channels-last (faster for 2D convolutions); its saved weights are ordinary tensors."""
     from medtl.training.run_folder import RunFolder
 
     model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))

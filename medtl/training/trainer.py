@@ -44,7 +44,6 @@ Batch = dict[str, torch.Tensor]
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-
 @dataclass
 class _Progress:
     """Where training stands; saved in every checkpoint next to the tensors."""
