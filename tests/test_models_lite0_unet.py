@@ -159,7 +159,7 @@ def test_packaged_weights_name_lite0_unet_as_an_encoder_they_fit() -> None:
 
 def test_a_short_training_run_writes_a_run_folder_that_predicts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from medtl.workflow import defaults
-    from medtl.workflow.train import train
+    from medtl.workflow.train import TrainRequest, train
 
     monkeypatch.setattr(defaults, "MIN_TRAIN_ITEMS_PER_EPOCH", 4)  # one optimiser step: the plumbing is tested, not the learning
 
@@ -170,9 +170,9 @@ def test_a_short_training_run_writes_a_run_folder_that_predicts(tmp_path: Path, 
     small_path = task.with_name("small.json")
     small_path.write_text(json.dumps(small))
 
-    summary = train(small_path, "segmentation", tmp_path / "run", model="lite0-unet", weights="efficientnet-lite0", epochs=1, device="cpu")
-    run = Path(summary["run_dir"])
-    assert summary["epochs"] == 1 and summary["best_epoch"] == 1
+    summary = train(TrainRequest(small_path, "segmentation", tmp_path / "run", model="lite0-unet", weights="efficientnet-lite0", epochs=1, device="cpu")).summary
+    run = summary.run_dir
+    assert run is not None and summary.epochs == 1 and summary.best_epoch == 1
     assert (run / "best_model.safetensors").is_file() and (run / "config.json").is_file()
     config = json.loads((run / "config.json").read_text())
     model = config["model"] if isinstance(config["model"], dict) else json.loads(config["model"])

@@ -17,6 +17,7 @@ from medtl.inference.predictor import Predictor
 from medtl.models.spec import ModelSpec, build_model
 from medtl.training.config import TrainConfig
 from medtl.training.run_folder import RunConfig, RunFolder
+from medtl.training.run_summary import RunSummary
 from tests.dicomgen import SeriesSpec, phantom, rotation, write_series
 
 BONE_LABELS = {"0": "background", "1": "bone"}
@@ -32,7 +33,7 @@ def write_run(run_dir: Path, spec: ModelSpec, preprocessing: Preprocessing, data
     folder = RunFolder(run_dir)
     folder.write_config(RunConfig(TrainConfig(task=spec.task), spec.to_dict(), preprocessing.to_dict(), data))
     folder.save_best_model(model.state_dict(), {"epoch": "1"})
-    folder.write_summary({"task": spec.task, "best_metric_name": "none", "best_metric": None, "epochs": 1, "seconds": 0.0})
+    folder.write_summary(RunSummary(spec.task, 1, 0.0, "completed", "cpu", best_metric_name="none"))
     return run_dir
 
 

@@ -17,19 +17,15 @@ from medtl.cli import main
 from medtl.models.registry import get_architecture
 from medtl.models.spec import ModelSpec, build_model
 from medtl.pretrain import pretrainer
-from medtl.pretrain.objective import (
-    ObjectiveSettings,
-    PretrainingNetwork,
-    nt_xent,
-    pretraining_loss,
-)
-from medtl.pretrain.pretrainer import PretrainSettings, pretrain, pretrain_spec
+from medtl.pretrain.objective import ObjectiveSettings, PretrainingNetwork, nt_xent, pretraining_loss
+from medtl.pretrain.pretrainer import PretrainSettings
 from medtl.pretrain.unlabelled import collect_unlabelled
 from medtl.pretrain.views import ViewSettings, foreground_box, make_views
 from medtl.progress import CancelToken
 from medtl.training.events import StepProgress
 from medtl.training.run_folder import RunFolder
 from medtl.workflow import defaults
+from medtl.workflow.pretrain import PretrainRequest, pretrain, pretrain_spec
 
 SMALL = PretrainSettings(views=ViewSettings(crop_size=32), slices_per_series=16)
 RUN_OPTIONS = {"epochs": 2, "device": "cpu", "batch_size": 8, "settings": SMALL}
@@ -47,8 +43,8 @@ def study() -> Path:
 def run(study: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished two-epoch pretraining run on the study."""
     out = tmp_path_factory.mktemp("pretrain") / "run"
-    summary = pretrain([study], out, **RUN_OPTIONS)  # type: ignore[arg-type]
-    assert summary["stopped_because"] == "completed" and summary["epochs"] == 2
+    summary = pretrain(PretrainRequest((study,), out, **RUN_OPTIONS))  # type: ignore[arg-type]
+    assert summary.stopped_because == "completed" and summary.epochs == 2
     return out
 
 
@@ -143,7 +139,7 @@ def test_the_run_is_a_weight_source_for_a_new_head(run: Path, study: Path) -> No
     # What the run says about itself: counts, never the patient.
     header = pydicom.dcmread(next(study.iterdir()), stop_before_pixels=True)
     card = (run / "model_card.md").read_text()
-    summary = json.loads((run / "summary.json").read_text())
+    summary = json.loads((run / "summary.json").read_text())  # the file as written, flat
     assert "self-supervised" in card and "patients: 1" in card and "2D slices used: 16" in card and "Intended use" in card
     assert summary["data"]["slices"] == 16 and summary["epochs"] == 2 and summary["seconds"] > 0
     for text in (card, json.dumps(summary), json.dumps(config)):
@@ -162,11 +158,11 @@ def test_cancel_stops_within_a_step_and_resume_matches_an_uninterrupted_run(run:
             elif (event.epoch, event.step) == (2, 1):
                 cancel.cancel()
 
-    stopped = pretrain([study], out, on_event=on_event, cancel=cancel, **RUN_OPTIONS)  # type: ignore[arg-type]
-    assert stopped["stopped_because"] == "cancelled" and stopped["epochs"] == 1 and not steps_after_cancel
+    stopped = pretrain(PretrainRequest((study,), out, **RUN_OPTIONS), on_event, cancel)  # type: ignore[arg-type]
+    assert stopped.stopped_because == "cancelled" and stopped.epochs == 1 and not steps_after_cancel
     assert (out / "checkpoint.pt").is_file() and (out / "best_model.safetensors").is_file()
-    resumed = pretrain([study], out, resume=True, device="cpu")
-    assert resumed["stopped_because"] == "completed" and resumed["epochs"] == 2
+    resumed = pretrain(PretrainRequest((study,), out, resume=True, device="cpu"))
+    assert resumed.stopped_because == "completed" and resumed.epochs == 2
     assert [record["epoch"] for record in RunFolder(out).read_metrics()] == [1, 2]
     interrupted, straight = RunFolder(out).load_best_model(), RunFolder(run).load_best_model()
     assert interrupted.keys() == straight.keys()
@@ -178,13 +174,13 @@ def test_a_time_budget_plans_the_schedule_and_ends_the_run(study: Path, tmp_path
     ticks = iter(range(10**6))  # every clock reading is 1 s later: a step takes a few seconds
     lines: list[str] = []
     summary = pretrain(
-        [study], tmp_path / "run", epochs=100, time_limit_minutes=0.5, device="cpu", batch_size=8, settings=SMALL,
-        clock=lambda: float(next(ticks)), on_event=lambda event: lines.append(getattr(event, "message", "")),
+        PretrainRequest((study,), tmp_path / "run", epochs=100, time_limit_minutes=0.5, device="cpu", batch_size=8, settings=SMALL),
+        lambda event: lines.append(getattr(event, "message", "")), clock=lambda: float(next(ticks)),
     )  # fmt: skip
     planned = [line for line in lines if line.startswith("time budget: about")]
     assert len(planned) == 1, lines  # planned once, after the first steps (of two epochs: an epoch is two steps here)
     planned_steps = int(planned[0].split()[3])
-    assert summary["stopped_because"] == "time_limit" and 3 <= summary["steps"] <= planned_steps + 1 < 20 and summary["epochs"] < 100
+    assert summary.stopped_because == "time_limit" and 3 <= summary.details["steps"] <= planned_steps + 1 < 20 and summary.epochs < 100
 
 
 def test_cli_pretrains_and_prints_how_to_fine_tune(study: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -195,24 +191,29 @@ def test_cli_pretrains_and_prints_how_to_fine_tune(study: Path, tmp_path: Path, 
     assert f"run folder: {out}" in printed.out and "--model basicunet --weights 'run:" in printed.out
     assert "epoch 1: train loss" in printed.err and "finished (completed)" in printed.err
     assert main(["pretrain", str(study), *options]) == 2
-    assert "already holds a run; continue it with --resume" in capsys.readouterr().err
+    assert "error: --out: " in (err := capsys.readouterr().err) and "already holds a run; resume it" in err
     assert main(["pretrain", str(tmp_path / "nothing"), "--out", str(tmp_path / "other"), "--device", "cpu"]) == 2
     error = capsys.readouterr().err.strip()
-    assert error.startswith("medtl pretrain: error: no usable images") and "no such file or folder" in error and "\n" not in error
+    assert error == f"medtl pretrain: error: PATH: the input {tmp_path / 'nothing'} does not exist"
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a picture")
+    assert main(["pretrain", str(broken), "--out", str(tmp_path / "other"), "--device", "cpu"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("medtl pretrain: error: no usable images") and "picture" in error and "\n" not in error
     shutil.rmtree(out)
 
 
 def test_train_fine_tunes_from_the_run_without_naming_the_model(run: Path, tmp_path: Path) -> None:
     """`medtl train --weights run:RUN` alone takes the run's architecture and settings, with a new head."""
     from medtl.data.tasks import build_task
-    from medtl.workflow.train import train
+    from medtl.workflow.train import TrainRequest, train
 
     datalist = build_task("mni_brain", tmp_path / "task")
     document = json.loads(datalist.read_text())
     document["training"] = document["training"][10:14] + document["training"][20:22]
     datalist.write_text(json.dumps(document))
-    summary = train(datalist, "segmentation", tmp_path / "ft", weights=f"run:{run}", epochs=1, device="cpu")
-    assert summary["stopped_because"] == "completed" and summary["pretrained_source"] == f"run:{run}"
+    summary = train(TrainRequest(datalist, "segmentation", tmp_path / "ft", weights=f"run:{run}", epochs=1, device="cpu")).summary
+    assert summary.stopped_because == "completed" and summary.pretrained_source == f"run:{run}"
     stored = ModelSpec.from_dict(RunFolder(tmp_path / "ft").read_config().model)
     assert stored.architecture == "basicunet" and stored.arch_params["features"] == list(pretrain_spec("basicunet").arch_params["features"])
     load_report = json.loads((tmp_path / "ft" / "load_report.json").read_text())

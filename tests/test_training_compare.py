@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from medtl.training.compare import ARMS, compare_runs, comparison_markdown, write_comparison
+from medtl.training.compare import ARMS, ComparisonFolder, compare_runs
 from medtl.training.run_folder import RunFolder
+from medtl.training.run_summary import RunSummary
 from tests.test_training_synthetic import (
     build_classifier,
     make_trainer,
@@ -22,7 +23,7 @@ def fake_run(path: Path, curve: list[float]) -> RunFolder:
     for epoch, value in enumerate(curve, start=1):
         run.append_metrics({"epoch": epoch, "elapsed_seconds": 10.0 * epoch, "balanced_accuracy": value})
     best = max(curve)
-    run.write_summary({"best_metric_name": "balanced_accuracy", "best_metric": best, "epochs": len(curve), "seconds": 10.0 * len(curve), "stopped_because": "completed"})
+    run.write_summary(RunSummary("classification", len(curve), 10.0 * len(curve), "completed", "cpu", best_metric_name="balanced_accuracy", best_metric=best))
     return run
 
 
@@ -30,10 +31,10 @@ def test_comparison_figures(tmp_path: Path) -> None:
     pretrained = fake_run(tmp_path / "pretrained", [0.6, 0.8, 0.9, 0.85])
     scratch = fake_run(tmp_path / "scratch", [0.4, 0.5, 0.7, 0.75])
     comparison = compare_runs(pretrained, scratch)
-    assert comparison["delta"] == pytest.approx(0.15) and comparison["transfer_helped"] is True
-    assert comparison["pretrained_seconds_to_scratch_best"] == 20.0
-    assert comparison["pretrained"]["seconds_to_best"] == 30.0 and comparison["scratch"]["seconds_to_best"] == 40.0
-    text = comparison_markdown(comparison)
+    assert comparison.delta == pytest.approx(0.15) and comparison.transfer_helped is True
+    assert comparison.pretrained_seconds_to_scratch_best == 20.0
+    assert comparison.pretrained.seconds_to_best == 30.0 and comparison.scratch.seconds_to_best == 40.0
+    text = comparison.markdown()
     assert "Transfer helped: balanced_accuracy +0.1500" in text and "after 20.0 s" in text
 
 
@@ -50,9 +51,10 @@ def test_two_arms_on_the_same_budget_give_a_written_verdict(tmp_path: Path) -> N
 
     for name in ARMS:
         arm(name == "pretrained", tmp_path / "cmp" / name).fit()
-    comparison = write_comparison(tmp_path / "cmp")
-    assert json.loads((tmp_path / "cmp" / "comparison.json").read_text()) == comparison
-    assert comparison["scratch"]["epochs"] == comparison["pretrained"]["epochs"] == 2
-    assert comparison["transfer_helped"] is True and comparison["delta"] > 0
+    folder = ComparisonFolder(tmp_path / "cmp")
+    comparison = folder.write()
+    assert json.loads((tmp_path / "cmp" / "comparison.json").read_text()) == comparison.to_dict() and folder.read() == comparison
+    assert comparison.scratch.epochs == comparison.pretrained.epochs == 2
+    assert comparison.transfer_helped is True and comparison.delta > 0
     assert (tmp_path / "cmp" / "comparison.md").read_text().startswith("# Pretrained vs from scratch")
-    assert RunFolder(tmp_path / "cmp" / "pretrained").read_summary()["pretrained_source"] == "run:donor"
+    assert RunFolder(tmp_path / "cmp" / "pretrained").read_summary().pretrained_source == "run:donor"

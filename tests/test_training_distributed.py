@@ -60,7 +60,7 @@ def test_two_gloo_processes_train_one_model(tmp_path: Path) -> None:
     single = json.loads((tmp_path / "single_process_metrics.json").read_text())
     assert records[-1]["confusion_matrix"] == single["confusion_matrix"]
     assert sum(map(sum, single["confusion_matrix"])) == VAL_CASES
-    assert run.read_summary()["stopped_because"] == "completed"
+    assert run.read_summary().stopped_because == "completed"
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from medtl.errors import MedtlError
 from medtl.training.config import TrainConfig
 from medtl.training.model_card import render_model_card
 from medtl.training.run_folder import RunConfig, RunFolder, weight_provenance
+from medtl.training.run_summary import RunSummary
 
 
 def test_train_config_round_trips_through_json() -> None:
@@ -64,8 +65,8 @@ def test_run_folder_reads_back_what_it_wrote(tmp_path: Path) -> None:
 
     run.save_checkpoint({"epoch": 1, "model": weights})
     assert run.load_checkpoint()["epoch"] == 1
-    run.write_summary({"best_metric": float("inf")})
-    assert run.read_summary() == {"best_metric": None}
+    run.write_summary(RunSummary("segmentation", 1, 2.0, "completed", "cpu", best_metric=float("inf")))
+    assert run.read_summary().best_metric is None and json.loads(run.summary_path.read_text())["best_metric"] is None
 
 
 def test_missing_or_damaged_files_are_clear_errors(tmp_path: Path) -> None:
@@ -84,6 +85,6 @@ def test_weight_provenance_and_model_card() -> None:
     assert weight_provenance({"weights": {"source": "hub:x", "license": "Apache-2.0"}}) == ("hub:x", "Apache-2.0")
     assert weight_provenance({}) == (None, None)
     config = RunConfig(TrainConfig(), {"architecture": "resnet18", "weights": {"source": "medicalnet", "licence": "MIT"}}, {}, {"split": {"train": 8, "val": 2}})
-    card = render_model_card(config, {"best_metric_name": "balanced_accuracy", "epochs": 3}, {"epoch": 2, "balanced_accuracy": 0.8125, "confusion_matrix": [[1, 0], [0, 1]]})
+    card = render_model_card(config, RunSummary("classification", 3, 30.0, "completed", "cpu", best_metric_name="balanced_accuracy"), {"epoch": 2, "balanced_accuracy": 0.8125, "confusion_matrix": [[1, 0], [0, 1]]})
     for expected in ("resnet18", "medicalnet", "MIT", "| train | 8 |", "| balanced_accuracy | 0.8125 |", "not be used for diagnosis", "[[1, 0], [0, 1]]"):
         assert expected in card

@@ -64,9 +64,9 @@ def test_fit_learns_emits_events_in_order_and_writes_the_run_folder(tmp_path: Pa
     assert [r["epoch"] for r in records] == list(range(1, 7))
     assert records[-1]["balanced_accuracy"] > records[0]["balanced_accuracy"] + 0.1  # it really learns
     assert records[-1]["train_loss"] < records[0]["train_loss"]
-    assert summary["best_metric"] == max(r["balanced_accuracy"] for r in records)
-    assert summary["stopped_because"] == "completed" and summary["epochs"] == 6
-    assert summary["pretrained_source"] == "run:/x"
+    assert summary.best_metric == max(r["balanced_accuracy"] for r in records)
+    assert summary.stopped_because == "completed" and summary.epochs == 6
+    assert summary.pretrained_source == "run:/x"
     assert run.read_summary() == summary
     config = run.read_config()
     assert config.train.epochs == 6 and config.model["architecture"] == "mlp"
@@ -82,7 +82,7 @@ def test_best_model_reloads_with_safetensors_and_scores_the_best_metric(tmp_path
     with torch.no_grad():
         for batch in loaders()[1]:
             accumulator.update(model(batch["image"]), batch["label"])
-    assert accumulator.compute()["balanced_accuracy"] == pytest.approx(summary["best_metric"])
+    assert accumulator.compute()["balanced_accuracy"] == pytest.approx(summary.best_metric)
 
 
 def test_checkpoint_is_readable_with_weights_only(tmp_path: Path) -> None:
@@ -106,7 +106,7 @@ def test_resume_after_a_crash_reaches_the_uninterrupted_result(tmp_path: Path, r
     assert_same_weights(run.load_checkpoint()["model"], reference.load_checkpoint()["model"])
     assert_same_weights(run.load_best_model(), reference.load_best_model())
     assert without_times(run.read_metrics()) == without_times(reference.read_metrics())
-    assert summary["best_metric"] == reference.read_summary()["best_metric"]
+    assert summary.best_metric == reference.read_summary().best_metric
 
 
 @pytest.mark.parametrize("cancel_at_step", [3, STEPS])  # mid-epoch, and during the validation after the last step
@@ -122,7 +122,7 @@ def test_cancel_stops_within_one_step_leaves_a_checkpoint_and_resumes_exactly(tm
     summary = make_trainer(tmp_path, model=build_classifier(dropout=0.2), on_event=cancel_in_epoch_two, cancel=token).fit()
     last_step = [e for e in events if isinstance(e, StepProgress)][-1]
     assert (last_step.epoch, last_step.step) == (2, cancel_at_step)
-    assert summary["stopped_because"] == "cancelled" and summary["epochs"] == 1
+    assert summary.stopped_because == "cancelled" and summary.epochs == 1
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert state["progress"]["step_in_epoch"] == cancel_at_step
     TinyClassifier().load_state_dict(state["model"])  # usable as it is
@@ -162,8 +162,8 @@ def test_time_budget_plans_the_schedule_from_the_first_epoch(tmp_path: Path) -> 
     summary = make_trainer(tmp_path, model=ticking_classifier(clock), clock=clock, epochs=50, time_limit_minutes=0.5, on_event=events.append).fit()
     # First epoch: 6 training + 3 validation forwards = 9 s, so 3 epochs fit in 30 s.
     assert any(isinstance(e, LogLine) and e.message.startswith("time budget: 3 epoch(s)") for e in events)
-    assert summary["epochs"] == 3 and summary["stopped_because"] == "time_limit"
-    assert summary["seconds"] <= 30
+    assert summary.epochs == 3 and summary.stopped_because == "time_limit"
+    assert summary.seconds <= 30
     assert RunFolder(tmp_path).read_metrics()[-1]["lr"] == 0.0  # the cosine ended with the budget
 
 
@@ -179,7 +179,7 @@ def test_time_budget_stops_after_the_step_that_exceeds_it_and_validates(tmp_path
     summary = make_trainer(tmp_path, model=ticking_classifier(clock), clock=clock, epochs=50, time_limit_minutes=1, on_event=slow_step).fit()
     last_step = [e for e in events if isinstance(e, StepProgress)][-1]
     assert (last_step.epoch, last_step.step) == (2, 2)
-    assert summary["stopped_because"] == "time_limit" and summary["epochs"] == 2
+    assert summary.stopped_because == "time_limit" and summary.epochs == 2
     assert RunFolder(tmp_path).read_metrics()[-1]["balanced_accuracy"] is not None  # the last state was validated
 
 
@@ -190,8 +190,8 @@ def no_learning(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 def test_early_stopping_after_patience_validations_without_improvement(tmp_path: Path) -> None:
     summary = make_trainer(tmp_path, epochs=20, early_stopping_patience=2, loss_fn=no_learning).fit()
-    assert summary["stopped_because"] == "early_stopping"
-    assert summary["epochs"] == 3 and summary["best_epoch"] == 1
+    assert summary.stopped_because == "early_stopping"
+    assert summary.epochs == 3 and summary.best_epoch == 1
 
 
 def test_epoch_hook_lines_are_logged(tmp_path: Path) -> None:
@@ -273,7 +273,7 @@ def test_out_of_memory_at_batch_one_is_a_clear_error(tmp_path: Path) -> None:
 def test_segmentation_learns_with_dice_ce(tmp_path: Path) -> None:
     summary = make_trainer(tmp_path, task="segmentation", epochs=6, lr=1e-2).fit()
     records = RunFolder(tmp_path).read_metrics()
-    assert summary["best_metric_name"] == "mean_dice"
+    assert summary.best_metric_name == "mean_dice"
     assert records[-1]["mean_dice"] > 0.7 > records[0]["mean_dice"]
     assert records[-1]["hd95_voxels"] < records[0]["hd95_voxels"]
 
@@ -283,7 +283,7 @@ def test_sliding_window_validation_scores_like_whole_images(tmp_path: Path) -> N
     model = tiny_segmenter()
     make_trainer(tmp_path / "trained", model=model, task="segmentation", epochs=3, lr=1e-2).fit()
     scores = {
-        name: make_trainer(tmp_path / name, model=model, task="segmentation", epochs=1, weight_decay=0.0, loss_fn=no_learning, val_roi_size=roi).fit()["best_metric"]
+        name: make_trainer(tmp_path / name, model=model, task="segmentation", epochs=1, weight_decay=0.0, loss_fn=no_learning, val_roi_size=roi).fit().best_metric
         for name, roi in (("whole", None), ("windows", (8, 8)))
     }
     assert scores["windows"] == pytest.approx(scores["whole"], abs=0.05)
@@ -367,7 +367,7 @@ def test_time_budget_is_re_planned_when_later_epochs_are_faster_than_the_first(t
     messages = [e.message for e in events if isinstance(e, LogLine)]
     assert any(m.startswith("time budget: 2 epoch(s)") for m in messages)
     assert any(m.startswith("time budget: re-planned to 4 epoch(s)") for m in messages)
-    assert summary["epochs"] == 4 and summary["seconds"] <= 60
+    assert summary.epochs == 4 and summary.seconds <= 60
     assert RunFolder(tmp_path).read_metrics()[-1]["lr"] == 0.0  # the cosine still ends with the budget
 
 
@@ -382,5 +382,5 @@ def test_an_epoch_that_a_re_plan_makes_the_last_is_validated(tmp_path: Path) -> 
         tmp_path, model=ticking_classifier(clock), clock=clock, epochs=50, time_limit_minutes=0.5, validate_every=5, on_event=slow_third_epoch
     ).fit()
     records = RunFolder(tmp_path).read_metrics()
-    assert summary["epochs"] == 3 and [r["epoch"] for r in records] == [1, 2, 3]
+    assert summary.epochs == 3 and [r["epoch"] for r in records] == [1, 2, 3]
     assert "balanced_accuracy" not in records[1] and "balanced_accuracy" in records[2]  # the last epoch is scored

@@ -10,7 +10,9 @@ from pydicom.data import get_testdata_file
 
 from medtl.training.events import StepProgress
 from medtl.training.run_folder import RunFolder
-from ui.pretrain_panel import PretrainPanel, PretrainRequest
+from medtl.workflow.pretrain import PretrainRequest
+from medtl.workflow.request import InvalidRequest
+from ui.pretrain_panel import PretrainPanel
 
 TIMEOUT_MS = 120_000
 
@@ -31,10 +33,12 @@ def test_the_opened_folder_is_the_default_input_and_an_empty_form_does_not_start
     panel.set_input_folder(tmp_path / "study")
     panel.set_input_folder(tmp_path / "other")  # a newly opened folder replaces the proposed one
     assert panel.input_paths() == (tmp_path / "other",) and panel.out_dir.text() == str(tmp_path / "study-pretrained")
-    assert PretrainRequest((tmp_path / "missing",), Path("")).problems() == [
-        f"the input {tmp_path / 'missing'} does not exist",
-        "choose an output folder for the run",
-    ]
+    with pytest.raises(InvalidRequest, match=f"the input {tmp_path / 'missing'} does not exist") as missing:
+        PretrainRequest((tmp_path / "missing",), tmp_path / "run")
+    assert missing.value.field == "paths"
+    with pytest.raises(InvalidRequest, match="choose an output folder for the run") as no_folder:
+        PretrainRequest((tmp_path,), Path(""))
+    assert no_folder.value.field == "out_dir"
 
 
 def test_a_tiny_run_starts_in_the_worker_and_cancels(qtbot, dicom_folder: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -63,7 +67,7 @@ def test_a_finished_run_is_offered_as_pretrained_weights(qtbot, dicom_folder: Pa
     panel.minutes.setValue(0)  # no limit: the two epochs
     with qtbot.waitSignal(panel.run_finished, timeout=TIMEOUT_MS) as finished:
         assert panel.start()
-    assert finished.args[0]["stopped_because"] == "completed" and finished.args[0]["data"]["volumes"] == 2
+    assert finished.args[0].stopped_because == "completed" and finished.args[0].details["data"]["volumes"] == 2
     assert [epoch for epoch, _ in panel.monitor.progress.epoch_loss] == [1.0, 2.0] and set(panel.monitor.progress.metrics) == {"contrastive", "reconstruction"}
     assert str(tmp_path / "run") in panel.result.text() and panel.use_button.isEnabled()
     with qtbot.waitSignal(panel.weights_chosen) as chosen:

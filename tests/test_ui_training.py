@@ -12,10 +12,13 @@ from PySide6.QtCore import QSettings, QThreadPool
 
 from medtl.training.events import EpochEnd, Finished, LogLine, StepProgress
 from medtl.training.run_folder import RunFolder
+from medtl.training.run_summary import RunSummary
+from medtl.workflow.request import InvalidRequest
+from medtl.workflow.train import TrainRequest
 from ui.main_window import MainWindow
 from ui.settings import AppSettings
 from ui.training_panel import TrainingPanel
-from ui.training_progress import TrainingProgress, TrainingRequest, progress_of_run, run_arms
+from ui.training_progress import TrainingProgress, progress_of_run, run_arms
 
 TIMEOUT_MS = 120_000
 
@@ -62,12 +65,23 @@ def test_progress_folds_events_into_curves_and_a_status_line() -> None:
     assert line == "epoch 1: loss 0.6500, auc 0.8000 (best so far), 2.0 s"
     assert progress.step_loss == [(0.5, 0.7)] and progress.epoch_loss == [(1.0, 0.65)] and progress.metrics == {"auc": [(1.0, 0.8)]}
     assert progress.status() == "epoch 1, step 2/4, loss 0.7000, 12.5 images/s, 30 s left; best auc 0.8000 (epoch 1)"
-    assert progress.add(Finished({"stopped_because": "epochs"})) == "finished: epochs"
+    assert progress.add(Finished(RunSummary("classification", 3, 9.0, "completed", "cpu"))) == "finished: completed"
 
 
-def test_an_incomplete_form_does_not_start(tmp_path: Path) -> None:
-    request = TrainingRequest(tmp_path / "missing.json", "classification", Path(""))
-    assert [problem.split(" ")[1] for problem in request.problems()] == ["datalist", "an"]
+def test_an_incomplete_form_does_not_start(qtbot, settings: AppSettings, datalist: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(InvalidRequest, match="the datalist .*missing.json does not exist") as missing:
+        TrainRequest(tmp_path / "missing.json", "classification", Path(""))
+    assert missing.value.field == "datalist"
+    with pytest.raises(InvalidRequest, match="choose an output folder") as no_folder:
+        TrainRequest(datalist, "classification", Path(""))
+    assert no_folder.value.field == "out_dir"
+    with pytest.raises(InvalidRequest, match="positive number of minutes, not -1") as bad_minutes:
+        TrainRequest(datalist, "classification", tmp_path / "run", time_limit_minutes=-1)
+    assert bad_minutes.value.field == "time_limit_minutes"
+    panel = TrainingPanel(settings)
+    qtbot.addWidget(panel)
+    fill_form(panel, datalist, Path(""))
+    assert not panel.start() and "cannot start: choose an output folder for the run" in panel.monitor.log.toPlainText()
 
 
 def test_a_tiny_run_starts_in_the_worker_and_cancels(qtbot, settings: AppSettings, datalist: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -110,7 +124,7 @@ def test_past_runs_are_compared_curve_by_curve(qtbot, settings: AppSettings, tmp
         (comparison / arm / "config.json").write_text("{}")
         for epoch in (1, 2, 3):
             folder.append_metrics({"epoch": epoch, "train_loss": 1 / epoch, "lr": 0.1, "seconds": 1.0, "auc": auc * epoch / 3})
-        folder.write_summary({"best_metric_name": "auc", "best_metric": auc})
+        folder.write_summary(RunSummary("classification", 3, 3.0, "completed", "cpu", best_metric_name="auc", best_metric=auc))
     assert [name for name, _ in run_arms(comparison)] == ["cmp pretrained", "cmp from scratch"]
     panel = TrainingPanel(settings)
     qtbot.addWidget(panel)

@@ -11,7 +11,8 @@ from medtl.errors import MedtlError
 from medtl.training.events import EpochEnd, LogLine, StepProgress, TrainEvent
 from medtl.training.run_folder import RunFolder
 from medtl.workflow import defaults
-from medtl.workflow.train import train
+from medtl.workflow.request import InvalidRequest
+from medtl.workflow.train import TrainRequest, train
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -34,8 +35,8 @@ def orientation_task(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_reports_through_events_only_and_never_overwrites_a_run(bone_task: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     events: list[TrainEvent] = []
-    summary = train(bone_task, "segmentation", tmp_path, model="unet", epochs=1, on_event=events.append)
-    assert summary["stopped_because"] == "completed" and summary["run_dir"] == str(tmp_path)
+    result = train(TrainRequest(bone_task, "segmentation", tmp_path, model="unet", epochs=1), events.append)
+    assert result.summary.stopped_because == "completed" and result.out_dir == tmp_path == result.summary.run_dir
     assert capsys.readouterr() == ("", "")  # the engine reports through events only
     messages = [e.message for e in events if isinstance(e, LogLine)]
     assert any(m.startswith("weights: random initialisation") for m in messages)
@@ -46,15 +47,16 @@ def test_reports_through_events_only_and_never_overwrites_a_run(bone_task: Path,
     load_report = json.loads((tmp_path / "load_report.json").read_text())
     assert load_report["loaded"] == [] and load_report["new"]
     assert len(RunFolder(tmp_path).read_metrics()) == 1
-    with pytest.raises(MedtlError, match="--resume"):
-        train(bone_task, "segmentation", tmp_path, model="unet", epochs=1)
+    with pytest.raises(InvalidRequest, match="already holds a training run; resume it") as refused:
+        train(TrainRequest(bone_task, "segmentation", tmp_path, model="unet", epochs=1))
+    assert refused.value.field == "out_dir" and "--" not in str(refused.value)  # the user's words, no CLI flag
 
 
 def test_compare_scratch_needs_pretrained_weights(bone_task: Path, tmp_path: Path) -> None:
     with pytest.raises(MedtlError, match="no pretrained weights"):
-        train(bone_task, "segmentation", tmp_path, model="unet", epochs=1, compare_scratch=True)
+        train(TrainRequest(bone_task, "segmentation", tmp_path, model="unet", epochs=1, compare_scratch=True))
 
 
 def test_resume_without_a_run_is_refused(bone_task: Path, tmp_path: Path) -> None:
     with pytest.raises(MedtlError, match="nothing to resume"):
-        train(bone_task, "segmentation", tmp_path, resume=True)
+        train(TrainRequest(bone_task, "segmentation", tmp_path, resume=True))

@@ -1,6 +1,6 @@
 """`PretrainPanel`: self-supervised pretraining of a backbone on unlabelled folders, in a worker.
 
-The engine's :func:`medtl.pretrain.pretrainer.pretrain` runs in an :class:`~ui.tasks.EngineTask`; its
+The engine's :func:`medtl.workflow.pretrain.pretrain` runs in an :class:`~ui.tasks.EngineTask`; its
 events (the training engine's own: steps, epochs, log lines) are relayed as a queued signal (step events
 at most ten times a second) and folded into a :class:`~ui.training_progress.TrainingProgress`, which
 drives the progress bar with the time left, the status line and the loss curves. Cancel stops within one
@@ -13,61 +13,26 @@ the folder the user opened.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (
-    QComboBox,
-    QDoubleSpinBox,
-    QFileDialog,
-    QFormLayout,
-    QHBoxLayout,
-    QLabel,
-    QLineEdit,
-    QListWidget,
-    QPushButton,
-    QSpinBox,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget, QPushButton, QSpinBox, QVBoxLayout, QWidget
 
 from medtl.models.registry import ARCHITECTURES
 from medtl.progress import CancelToken, ProgressCallback
+from medtl.workflow.pretrain import DEFAULT_MODEL, PretrainRequest
+from medtl.workflow.request import InvalidRequest
 from ui.curve_plot import Curve
 from ui.run_monitor import RunMonitor, loss_curves
 from ui.training_progress import TrainingProgress
 
-DEFAULT_MODEL = "basicunet"  # medtl.pretrain.pretrainer.DEFAULT_MODEL, named here without importing torch
+if TYPE_CHECKING:
+    from medtl.training.run_summary import RunSummary
+
 DEFAULT_MINUTES = 3.0
 _PART_COLOURS = {"contrastive": "#f28e2b", "reconstruction": "#59a14f"}
-
-
-@dataclass(frozen=True)
-class PretrainRequest:
-    """Arguments of :func:`medtl.pretrain.pretrainer.pretrain`; ``epochs``/``time_limit_minutes`` None: automatic / no limit."""
-
-    inputs: tuple[Path, ...]
-    out_dir: Path
-    model: str = DEFAULT_MODEL
-    epochs: int | None = None
-    time_limit_minutes: float | None = DEFAULT_MINUTES
-    device: str = "auto"
-
-    def problems(self) -> list[str]:
-        """What stops this request from starting, in words a user can act on."""
-        found = []
-        if not self.inputs:
-            found.append("add at least one folder (or image file) of unlabelled images")
-        found += [f"the input {path} does not exist" for path in self.inputs if not path.exists()]
-        if not str(self.out_dir).strip() or str(self.out_dir) == ".":
-            found.append("choose an output folder for the run")
-        return found
-
-    def pretrain_kwargs(self) -> dict[str, Any]:
-        return {"model": self.model, "epochs": self.epochs, "time_limit_minutes": self.time_limit_minutes, "device": self.device}
 
 
 class PretrainPanel(QWidget):
@@ -183,6 +148,7 @@ class PretrainPanel(QWidget):
             self.out_dir.setText(folder)
 
     def request(self) -> PretrainRequest:
+        """The form as a request; :class:`~medtl.workflow.request.InvalidRequest` names the field that cannot work."""
         return PretrainRequest(
             self.input_paths(), Path(self.out_dir.text().strip()), self.model_box.currentText(),
             epochs=self.epochs.value() or None, time_limit_minutes=self.minutes.value() or None, device=self.device_box.currentText(),
@@ -196,24 +162,28 @@ class PretrainPanel(QWidget):
 
     def start(self) -> bool:
         """Start pretraining from the form; False (with the reasons in the log) if the form is incomplete."""
-        request = self.request()
-        if self.running or self.monitor.refused(request.problems()):
+        if self.running:
+            return False
+        try:
+            request = self.request()
+        except InvalidRequest as error:
+            self.monitor.refused([str(error)])
             return False
         self.run_dir = request.out_dir
         self.monitor.begin()
         self.result.setText("")
         self.use_button.setEnabled(False)
-        self.monitor.add_log(f"pretraining a {request.model} backbone on {len(request.inputs)} input(s) into {request.out_dir}")
+        self.monitor.add_log(f"pretraining a {request.model} backbone on {len(request.paths)} input(s) into {request.out_dir}")
 
-        def call(_progress: ProgressCallback, cancel: CancelToken) -> dict[str, Any]:
+        def call(_progress: ProgressCallback, cancel: CancelToken) -> RunSummary:
             from medtl.dicom.catalog import Catalog
-            from medtl.pretrain.pretrainer import (
+            from medtl.workflow.pretrain import (
                 pretrain,  # imports torch: only now, in the worker
             )
 
             catalog = Catalog()
             try:
-                return pretrain(request.inputs, request.out_dir, catalog=catalog, on_event=self.monitor.relay, cancel=cancel, **request.pretrain_kwargs())
+                return pretrain(request, self.monitor.relay, cancel, catalog=catalog)
             finally:
                 catalog.close()
 
@@ -223,18 +193,19 @@ class PretrainPanel(QWidget):
     def cancel(self) -> None:
         self.monitor.cancel()
 
-    def _done(self, summary: dict[str, Any]) -> None:
+    def _done(self, summary: RunSummary) -> None:
         self.monitor.finished()
-        if summary.get("stopped_because") == "cancelled":  # cancelled between the engine's last poll and its return
-            self._cancelled(Path(summary["run_dir"]))
+        if summary.cancelled or summary.run_dir is None:  # cancelled between the engine's last poll and its return
+            self._cancelled(summary.run_dir or self.run_dir)
             return
-        data = summary.get("data", {})
-        self.monitor.add_log(f"done: {summary.get('stopped_because')}; {summary.get('epochs')} epoch(s), final loss {summary.get('final_loss')}")
-        if summary.get("weights"):
+        details = summary.details
+        data = details.get("data", {})
+        self.monitor.add_log(f"done: {summary.stopped_because}; {summary.epochs} epoch(s), final loss {details.get('final_loss')}")
+        if details.get("weights"):
             self.result.setText(
-                f"Run folder: {summary['run_dir']}\nLearned from {data.get('slices')} slices of {data.get('volumes')} volume(s), "
-                f"{data.get('patients')} patient(s).\nUse as pretrained weights: in Fine-tune choose Model {summary.get('architecture')} "
-                f"and Weights {summary['weights']}"
+                f"Run folder: {summary.run_dir}\nLearned from {data.get('slices')} slices of {data.get('volumes')} volume(s), "
+                f"{data.get('patients')} patient(s).\nUse as pretrained weights: in Fine-tune choose Model {details.get('architecture')} "
+                f"and Weights {details['weights']}"
             )
             self.use_button.setEnabled(True)
         self.run_finished.emit(summary)

@@ -10,25 +10,11 @@ from __future__ import annotations
 import html
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPaintEvent
-from PySide6.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QDoubleSpinBox,
-    QFileDialog,
-    QFormLayout,
-    QHBoxLayout,
-    QLabel,
-    QLineEdit,
-    QPushButton,
-    QSpinBox,
-    QToolButton,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox, QToolButton, QVBoxLayout, QWidget
 
 from medtl.data.datalist import TASKS
 from medtl.labels.store import LabelStore
@@ -36,14 +22,17 @@ from medtl.models.registry import ARCHITECTURES
 from medtl.models.strategy import STRATEGIES
 from medtl.models.weights import PACKAGED
 from medtl.progress import CancelToken, ProgressCallback
+from medtl.workflow.request import InvalidRequest
+from medtl.workflow.train import TrainRequest
 from ui.curve_plot import Curve
 from ui.datalist_summary import DatalistSummary, summarise_datalist
 from ui.run_monitor import RunMonitor, loss_curves
 from ui.tasks import EngineTask
-from ui.training_progress import TrainingProgress, TrainingRequest, progress_of_run, run_arms
+from ui.training_progress import TrainingProgress, progress_of_run, run_arms
 from ui.weights_licence import licence_text
 
 if TYPE_CHECKING:  # pragma: no cover
+    from medtl.workflow.train import TrainResult
     from ui.settings import AppSettings
 
 DEFAULT = "(default for the data)"
@@ -57,7 +46,7 @@ _RUN_COLOURS = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#edc948"
 class TrainingPanel(QWidget):
     """The form, Start / Cancel, a progress bar with the time left, loss and metric curves, and the log."""
 
-    run_finished = Signal(object)  # the run's summary (dict), also after a cancel-free early stop
+    run_finished = Signal(object)  # the run's TrainResult, also after a cancel-free early stop
     predict_requested = Signal(object)  # Path of the run to predict with
     datalist_chosen = Signal(object)  # Path of the datalist put in the form
     summary_shown = Signal(object)  # DatalistSummary of the chosen datalist
@@ -234,10 +223,9 @@ class TrainingPanel(QWidget):
             for name, run_dir in run_arms(folder):
                 progress = progress_of_run(run_dir)
                 self.history.append((name, progress))
-                summary = progress.summary or {}
-                self.monitor.add_log(
-                    f"{name}: {len(progress.epoch_loss)} epochs, best {summary.get('best_metric_name', 'metric')} {summary.get('best_metric')}"
-                )
+                summary = progress.summary
+                best = "(no summary)" if summary is None else f"{summary.best_metric_name or 'metric'} {summary.best_metric}"
+                self.monitor.add_log(f"{name}: {len(progress.epoch_loss)} epochs, best {best}")
         self.monitor.redraw()
 
     def _choose_out_dir(self) -> None:
@@ -245,14 +233,15 @@ class TrainingPanel(QWidget):
         if folder:
             self.out_dir.setText(folder)
 
-    def request(self) -> TrainingRequest:
-        """The form as a request (empty choices left to the engine)."""
+    def request(self) -> TrainRequest:
+        """The form as a request (empty choices left to the engine); :class:`~medtl.workflow.request.InvalidRequest`
+        names the field that cannot work."""
 
         def choice(box: QComboBox) -> str | None:
             text = box.currentText().strip()
             return None if text in ("", DEFAULT) else "none" if text == FROM_SCRATCH else text
 
-        return TrainingRequest(
+        return TrainRequest(
             Path(self.datalist.text().strip()), self.task_box.currentText(), Path(self.out_dir.text().strip()),
             model=choice(self.model_box), weights=choice(self.weights_box), strategy=choice(self.strategy_box),
             epochs=self.epochs.value() or None, time_limit_minutes=self.minutes.value() or None,
@@ -282,8 +271,12 @@ class TrainingPanel(QWidget):
 
     def start(self) -> bool:
         """Start training from the form; False (with the reasons in the log) if the form is incomplete."""
-        request = self.request()
-        if self.running or self.monitor.refused(request.problems()):
+        if self.running:
+            return False
+        try:
+            request = self.request()
+        except InvalidRequest as error:
+            self.monitor.refused([str(error)])
             return False
         self.settings.store.setValue("training/datalist", str(request.datalist))
         self.settings.store.setValue("training/out_dir", str(request.out_dir))
@@ -291,10 +284,12 @@ class TrainingPanel(QWidget):
         self.monitor.begin()
         self.monitor.add_log(f"training a {request.task} model on {request.datalist} into {request.out_dir}")
 
-        def call(_progress: ProgressCallback, cancel: CancelToken) -> dict[str, Any]:
-            from medtl.workflow.train import train  # imports torch: only now, in the worker
+        def call(_progress: ProgressCallback, cancel: CancelToken) -> TrainResult:
+            from medtl.workflow.train import (
+                train,  # imports torch: only now, in the worker
+            )
 
-            return train(request.datalist, request.task, request.out_dir, on_event=self.monitor.relay, cancel=cancel, **request.train_kwargs())
+            return train(request, self.monitor.relay, cancel)
 
         self.monitor.run(call, self._done, lambda: self.monitor.add_log(f"cancelled; the checkpoint in {request.out_dir} lets a new run resume it"))
         return True
@@ -309,14 +304,14 @@ class TrainingPanel(QWidget):
         pretrained = self._run_dir / "pretrained"
         return pretrained if (pretrained / "config.json").is_file() else self._run_dir
 
-    def _done(self, summary: dict[str, Any]) -> None:
+    def _done(self, result: TrainResult) -> None:
         self.monitor.finished()
-        best = summary.get("best_metric")
-        self.monitor.add_log(f"done: {summary.get('stopped_because', 'finished')}; best {summary.get('best_metric_name', 'metric')} {best}")
+        summary = result.summary
+        self.monitor.add_log(f"done: {summary.stopped_because or 'finished'}; best {summary.best_metric_name or 'metric'} {summary.best_metric}")
         self.predict_button.setEnabled(True)
-        if "comparison" in summary:
-            self.show_runs([Path(summary["run_dir"])])
-        self.run_finished.emit(summary)
+        if result.comparison is not None:
+            self.show_runs([result.out_dir])
+        self.run_finished.emit(result)
 
     def _set_running(self, running: bool) -> None:
         if running:

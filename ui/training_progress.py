@@ -1,7 +1,7 @@
-"""`TrainingRequest` (what the training panel asks the engine for) and `TrainingProgress` (what it has heard back).
+"""`TrainingProgress`: what a training panel has heard back from the engine, as curves and a status line.
 
-Both are pure Python: the panel fills the first from its fields and feeds the engine's events
-(:mod:`medtl.training.events`) to the second, which keeps the curves and the status line.
+Pure Python: the panel feeds it the engine's events (:mod:`medtl.training.events`); a finished run's
+folder gives the same curves (:func:`progress_of_run`).
 """
 
 from __future__ import annotations
@@ -9,40 +9,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from medtl.training.events import EpochEnd, Finished, LogLine, StepProgress, TrainEvent
 
-
-@dataclass(frozen=True)
-class TrainingRequest:
-    """Arguments of :func:`medtl.workflow.train.train`; None leaves a choice to the engine's defaults."""
-
-    datalist: Path
-    task: str
-    out_dir: Path
-    model: str | None = None
-    weights: str | None = None
-    strategy: str | None = None
-    epochs: int | None = None
-    time_limit_minutes: float | None = None
-    device: str = "auto"
-    compare_scratch: bool = False
-
-    def problems(self) -> list[str]:
-        """What stops this request from starting, in words a user can act on."""
-        found = []
-        if not self.datalist.is_file():
-            found.append(f"the datalist {self.datalist} does not exist (choose a datalist .json)")
-        if not str(self.out_dir).strip() or str(self.out_dir) == ".":
-            found.append("choose an output folder for the run")
-        return found
-
-    def train_kwargs(self) -> dict[str, Any]:
-        return {
-            "model": self.model, "weights": self.weights, "strategy": self.strategy, "epochs": self.epochs,
-            "time_limit_minutes": self.time_limit_minutes, "device": self.device, "compare_scratch": self.compare_scratch,
-        }  # fmt: skip
+if TYPE_CHECKING:
+    from medtl.training.run_summary import RunSummary
 
 
 @dataclass
@@ -54,7 +26,7 @@ class TrainingProgress:
     metrics: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # name -> (epoch, value)
     best: tuple[str, float, int] | None = None  # metric name, value, epoch
     last_step: StepProgress | None = None
-    summary: dict[str, Any] | None = None
+    summary: RunSummary | None = None
 
     def add(self, event: TrainEvent) -> str | None:
         """Take in ``event``; returns a line for the log, if it deserves one."""
@@ -69,7 +41,7 @@ class TrainingProgress:
             return event.message
         if isinstance(event, Finished):
             self.summary = event.summary
-            return f"finished: {event.summary.get('stopped_because', 'done')}"
+            return f"finished: {event.summary.stopped_because or 'done'}"
         return None
 
     def fraction(self, elapsed_seconds: float) -> float | None:

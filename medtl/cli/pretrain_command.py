@@ -6,19 +6,20 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from medtl.cli.train_command import (
-    INTERRUPTED,
-    TrainConsole,
-    _duration,
-    interrupt_cancels,
-)
+from medtl.cli.train_command import INTERRUPTED, TrainConsole, _duration, interrupt_cancels
 from medtl.training.config import DEVICES
 
 if TYPE_CHECKING:
     from medtl.training.events import TrainEvent
+    from medtl.training.run_summary import RunSummary
 
+FLAGS = {
+    "paths": "PATH", "out_dir": "--out", "model": "--model", "epochs": "--epochs", "time_limit_minutes": "--time-limit", "device": "--device",
+    "resume": "--resume", "batch_size": "--batch-size",
+}  # fmt: skip
+"""The flag that sets each :class:`~medtl.workflow.pretrain.PretrainRequest` field, named in front of its errors."""
 HELP = "learn a backbone from unlabelled images (self-supervised) into a run folder that `train --weights run:RUN` starts from"
 
 
@@ -51,8 +52,9 @@ class PretrainConsole(TrainConsole):
 
         if isinstance(event, Finished):
             s = event.summary
-            loss = "none" if s["final_loss"] is None else f"{s['final_loss']:.4f}"
-            self.line(f"finished ({s['stopped_because']}): {s['epochs']} epoch(s) in {_duration(s['seconds'])}, final loss {loss}")
+            final_loss = s.details.get("final_loss")
+            loss = "none" if final_loss is None else f"{final_loss:.4f}"
+            self.line(f"finished ({s.stopped_because}): {s.epochs} epoch(s) in {_duration(s.seconds)}, final loss {loss}")
             return
         super().__call__(event)
 
@@ -60,32 +62,37 @@ class PretrainConsole(TrainConsole):
 def run(args: argparse.Namespace) -> int:
     from medtl.dicom.catalog import Catalog
     from medtl.errors import MedtlError
-    from medtl.pretrain.pretrainer import PretrainSettings, pretrain
+    from medtl.pretrain.pretrainer import PretrainSettings
     from medtl.pretrain.views import ViewSettings
     from medtl.progress import Cancelled, CancelToken
-    from medtl.training.events import CANCELLED
+    from medtl.workflow.pretrain import PretrainRequest, pretrain
+    from medtl.workflow.request import InvalidRequest
 
-    for name in ("batch_size", "slices_per_series"):
-        if getattr(args, name) < 1:
-            raise MedtlError(f"--{name.replace('_', '-')} must be at least 1")
+    if args.slices_per_series < 1:
+        raise MedtlError("--slices-per-series must be at least 1")
+    settings = PretrainSettings(views=ViewSettings(crop_size=args.crop_size), slices_per_series=args.slices_per_series, max_slices=args.max_slices)
+    try:
+        request = PretrainRequest(
+            tuple(args.paths), args.out, model=args.model, epochs=args.epochs, time_limit_minutes=args.time_limit, device=args.device,
+            resume=args.resume, seed=args.seed, batch_size=args.batch_size, settings=settings,
+        )  # fmt: skip
+    except InvalidRequest as error:
+        raise error.for_cli(FLAGS) from None
     console = PretrainConsole(sys.stderr)
     cancel = CancelToken()
-    settings = PretrainSettings(views=ViewSettings(crop_size=args.crop_size), slices_per_series=args.slices_per_series, max_slices=args.max_slices)
     catalog = None if args.no_catalog else Catalog(args.catalog)
     try:
         with interrupt_cancels(cancel, console, "pretrain"):
-            summary = pretrain(
-                args.paths, args.out, model=args.model, epochs=args.epochs, time_limit_minutes=args.time_limit, device=args.device,
-                resume=args.resume, seed=args.seed, batch_size=args.batch_size, settings=settings, catalog=catalog,
-                on_event=console, cancel=cancel,
-            )  # fmt: skip
+            summary = pretrain(request, console, cancel, catalog=catalog)
+    except InvalidRequest as error:
+        raise error.for_cli(FLAGS) from None
     except Cancelled:
         console.line("medtl pretrain: interrupted before training started; nothing to resume")
         return INTERRUPTED
     finally:
         if catalog is not None:
             catalog.close()
-    if summary["stopped_because"] == CANCELLED:
+    if summary.cancelled:
         console.line(f"medtl pretrain: interrupted; the run is checkpointed in {args.out}. Continue it with:\n  {resume_command(args)}")
         return INTERRUPTED
     print(final_summary(summary))
@@ -97,23 +104,24 @@ def resume_command(args: argparse.Namespace) -> str:
     return " ".join(shlex.quote(word) for word in words)
 
 
-def final_summary(summary: dict[str, Any]) -> str:
+def final_summary(summary: RunSummary) -> str:
     """The lines printed on stdout: where the run is, what it learned from, and how to fine-tune from it."""
     from medtl.models.spec import ModelSpec
     from medtl.pretrain.pretrainer import fine_tune_command
     from medtl.training.run_folder import RunFolder
 
-    data = summary["data"]
+    details = summary.details
+    data = details["data"]
     lines = [
-        f"run folder: {summary['run_dir']}",
+        f"run folder: {summary.run_dir}",
         (
-            f"self-supervised {summary['architecture']} backbone from {data['slices']} slices of {data['volumes']} volume(s), {data['patients']} patient(s); "
-            f"{summary['epochs']} epoch(s) in {_duration(summary['seconds'])} on {summary['device']} (stopped: {summary['stopped_because']})"
+            f"self-supervised {details['architecture']} backbone from {data['slices']} slices of {data['volumes']} volume(s), {data['patients']} patient(s); "
+            f"{summary.epochs} epoch(s) in {_duration(summary.seconds)} on {summary.device} (stopped: {summary.stopped_because})"
         ),
     ]
     if data["skipped_inputs"]:
         lines.append(f"{data['skipped_inputs']} input(s) skipped (listed above)")
-    if summary["weights"] is not None:
-        spec = ModelSpec.from_dict(RunFolder(summary["run_dir"]).read_config().model)
-        lines.append(f"fine-tune from it: {fine_tune_command(spec, summary['weights'])}")
+    if details["weights"] is not None and summary.run_dir is not None:
+        spec = ModelSpec.from_dict(RunFolder(summary.run_dir).read_config().model)
+        lines.append(f"fine-tune from it: {fine_tune_command(spec, details['weights'])}")
     return "\n".join(lines)

@@ -19,11 +19,17 @@ from medtl.training.config import DEVICES
 if TYPE_CHECKING:
     from medtl.progress import CancelToken
     from medtl.training.events import StepProgress, TrainEvent
+    from medtl.workflow.train import TrainResult
 
 HELP = "fine-tune a pretrained network on a datalist (classification or segmentation) into a run folder"
 INTERRUPTED = 130
 PLAIN_STEP_INTERVAL_S = 10.0
 _BAR_WIDTH = 20
+FLAGS = {
+    "datalist": "--datalist", "task": "--task", "out_dir": "--out", "model": "--model", "weights": "--weights", "strategy": "--strategy",
+    "epochs": "--epochs", "time_limit_minutes": "--time-limit", "device": "--device", "resume": "--resume",
+}  # fmt: skip
+"""The flag that sets each :class:`~medtl.workflow.train.TrainRequest` field, named in front of its errors."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,28 +50,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from medtl.progress import Cancelled, CancelToken
     from medtl.training import distributed
-    from medtl.training.events import CANCELLED
-    from medtl.workflow.train import train
+    from medtl.workflow.request import InvalidRequest
+    from medtl.workflow.train import TrainRequest, train
 
-    is_main = distributed.init_from_env().is_main
-    console = TrainConsole(sys.stderr if is_main else None)
-    cancel = CancelToken()
     try:
+        request = TrainRequest(
+            args.datalist, args.task, args.out, model=args.model, weights=args.weights, strategy=args.strategy, epochs=args.epochs,
+            time_limit_minutes=args.time_limit, device=args.device, compare_scratch=args.compare_scratch, resume=args.resume, seed=args.seed,
+        )  # fmt: skip
+        is_main = distributed.init_from_env().is_main
+        console = TrainConsole(sys.stderr if is_main else None)
+        cancel = CancelToken()
         with interrupt_cancels(cancel, console):
-            summary = train(
-                args.datalist, args.task, args.out,
-                model=args.model, weights=args.weights, strategy=args.strategy, epochs=args.epochs,
-                time_limit_minutes=args.time_limit, device=args.device, compare_scratch=args.compare_scratch,
-                resume=args.resume, seed=args.seed, on_event=console, cancel=cancel,
-            )
+            result = train(request, console, cancel)
+    except InvalidRequest as error:
+        raise error.for_cli(FLAGS) from None
     except Cancelled:
         console.line("medtl train: interrupted before training started; nothing to resume")
         return INTERRUPTED
-    if summary["stopped_because"] == CANCELLED:
+    if result.cancelled:
         console.line(f"medtl train: interrupted; the run is checkpointed in {args.out}. Continue it with:\n  {resume_command(args)}")
         return INTERRUPTED
     if is_main:
-        print(final_summary(summary))
+        print(final_summary(result))
     return 0
 
 
@@ -123,8 +130,7 @@ class TrainConsole:
             self.line(event.message)
         elif isinstance(event, Finished):
             s = event.summary
-            best = "none" if s["best_metric"] is None else f"{s['best_metric']:.4f} at epoch {s['best_epoch']}"
-            self.line(f"finished ({s['stopped_because']}): {s['epochs']} epoch(s) in {_duration(s['seconds'])}, best {s['best_metric_name']} {best}")
+            self.line(f"finished ({s.stopped_because}): {s.epochs} epoch(s) in {_duration(s.seconds)}, best {s.best_metric_name} {s.best_text()}")
 
     def line(self, text: str) -> None:
         if self.stream is None:
@@ -152,19 +158,20 @@ class TrainConsole:
             self.line(text)
 
 
-def final_summary(summary: dict[str, Any]) -> str:
+def final_summary(result: TrainResult) -> str:
     """The lines printed on stdout when training ends: where, how good, and (with a comparison) whether transfer helped."""
-    name, best = summary["best_metric_name"], summary["best_metric"]
-    when = f"epoch {summary['best_epoch']} of {summary['epochs']}, {_duration(summary['seconds'])} on {summary['device']}"
+    summary = result.summary
+    name, best = summary.best_metric_name, summary.best_metric
+    when = f"epoch {summary.best_epoch} of {summary.epochs}, {_duration(summary.seconds)} on {summary.device}"
     lines = [
-        f"run folder: {summary['run_dir']}",
-        f"best {name}: {'none' if best is None else f'{best:.4f}'} ({when}, stopped: {summary['stopped_because']})",
-        f"pretrained weights: {summary['pretrained_source'] or 'none (trained from scratch)'}",
+        f"run folder: {result.out_dir}",
+        f"best {name}: {'none' if best is None else f'{best:.4f}'} ({when}, stopped: {summary.stopped_because})",
+        f"pretrained weights: {summary.pretrained_source or 'none (trained from scratch)'}",
     ]
-    comparison = summary.get("comparison")
+    comparison = result.comparison
     if comparison is not None:
-        scratch = comparison["scratch"]["best_metric"]
-        delta = comparison["delta"]
+        scratch = comparison.scratch.best_metric
+        delta = comparison.delta
         verdict = "no verdict" if delta is None else f"transfer {'helped' if delta > 0 else 'did not help'} ({name} {delta:+.4f})"
         lines.append(f"from scratch: best {name} {'none' if scratch is None else f'{scratch:.4f}'}; {verdict}; see comparison.md")
     return "\n".join(lines)

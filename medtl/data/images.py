@@ -119,7 +119,8 @@ def _read_picture(path: Path) -> Volume:
     try:
         data = np.asarray(skimage.io.imread(str(path)))
     except Exception as exc:  # imageio/tifffile/PIL raise many types
-        raise ImageReadError(path, f"not a readable picture ({exc})") from exc
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]  # SimpleITK's plugin reports on many lines
+        raise ImageReadError(path, f"not a readable picture ({lines[-1] if lines else type(exc).__name__})") from exc
     if data.ndim == 3 and data.shape[2] in (3, 4):
         data = data[:, :, :3]
     elif data.ndim != 2:

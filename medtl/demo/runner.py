@@ -30,13 +30,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from medtl.errors import MedtlError
 from medtl.progress import Cancelled, CancelToken, ProgressCallback, report
+from medtl.training.compare import ARMS, ComparisonFolder
 from medtl.training.events import EventCallback, Finished, TrainEvent
+
+if TYPE_CHECKING:
+    from medtl.training.compare import Comparison
+    from medtl.training.run_folder import RunFolder
 
 
 @dataclass(frozen=True)
@@ -68,7 +73,6 @@ OVERLAY_FRACTIONS = (0.2, 0.5, 0.8)
 """Which validation slices get an overlay: these fractions of the way from the lowest to the highest."""
 REACH_DICE = 0.95
 """The report gives each arm's training seconds to its first validation Dice at least this high."""
-ARM_FOLDERS = {"pretrained": "pretrained", "scratch": "scratch"}
 ARM_NAMES = {"pretrained": "pretrained", "scratch": "from scratch"}
 
 
@@ -137,8 +141,7 @@ def run_demo(
     """
     from medtl.demo.task import GRID, build_demo_task
     from medtl.sample_study import sample_study_dir
-    from medtl.training.events import CANCELLED
-    from medtl.workflow.train import train
+    from medtl.workflow.train import TrainRequest, train
 
     if minutes is None and epochs is None:
         raise MedtlError("give the demo a time budget (minutes) or a number of epochs")
@@ -171,25 +174,25 @@ def run_demo(
             on_event(event)
         if isinstance(event, Finished):
             finished[0] += 1
-            if finished[0] == 1 and event.summary.get("stopped_because") != CANCELLED:
+            if finished[0] == 1 and not event.summary.cancelled:
                 report(progress, 3, len(STAGES), f"training {network.architecture} from scratch on the same slices ({plan})")
 
-    runs = out_dir / "runs"
-    summary = train(
-        task.datalist, "segmentation", runs,
-        model=network.architecture, weights=network.weights, epochs=epochs, time_limit_minutes=budget,
-        device=device, compare_scratch=True, on_event=forward, cancel=cancel,
-    )
-    if summary["stopped_because"] == CANCELLED:
+    runs = ComparisonFolder(out_dir / "runs")
+    request = TrainRequest(
+        task.datalist, "segmentation", runs.path,
+        model=network.architecture, weights=network.weights, epochs=epochs, time_limit_minutes=budget, device=device, compare_scratch=True,
+    )  # fmt: skip
+    result = train(request, forward, cancel)
+    if result.cancelled or result.comparison is None:
         raise Cancelled()
-    for folder in ARM_FOLDERS.values():  # finished runs are not resumed: drop the optimiser state (~45 MB an arm)
-        (runs / folder / "checkpoint.pt").unlink(missing_ok=True)
+    for arm in ARMS:  # finished runs are not resumed: drop the optimiser state (~45 MB an arm)
+        runs.arm(arm).checkpoint_path.unlink(missing_ok=True)
     stage(4, f"predicting one slice in {grid} of the series with both networks")
     predictions = _predict_series(study, runs, out_dir / "predictions", grid, device, cancel)
     stage(5, "overlays, learning curves and report")
-    result = _write_outputs(out_dir, task, network, summary, predictions, budget, clock() - started)
-    report(progress, len(STAGES), len(STAGES), f"report: {result.report_md}")
-    return result
+    outcome = _write_outputs(out_dir, task, network, result.comparison, predictions, budget, clock() - started)
+    report(progress, len(STAGES), len(STAGES), f"report: {outcome.report_md}")
+    return outcome
 
 
 def _check_weights_installed(network: DemoNetwork) -> None:
@@ -212,7 +215,7 @@ class _SeriesPredictions:
     files: dict[str, Path]
 
 
-def _predict_series(study: Path, runs: Path, out: Path, grid: int, device: str, cancel: CancelToken) -> _SeriesPredictions:
+def _predict_series(study: Path, runs: ComparisonFolder, out: Path, grid: int, device: str, cancel: CancelToken) -> _SeriesPredictions:
     import nibabel
 
     from medtl.atomic import atomic_path
@@ -226,8 +229,8 @@ def _predict_series(study: Path, runs: Path, out: Path, grid: int, device: str, 
     series = Volume(full.array[::grid].copy(), (sx, sy, sz * grid), full.origin, full.direction.copy(), dict(full.metadata))
     reference = read_image(study / LABEL_FILE).array[::grid] > 0
     masks, files = {}, {}
-    for arm, folder in ARM_FOLDERS.items():
-        prediction = Predictor.from_run(runs / folder, device=device).predict(series, cancel=cancel)
+    for arm in ARMS:
+        prediction = Predictor.from_run(runs.arm(arm).path, device=device).predict(series, cancel=cancel)
         assert prediction.mask is not None  # a segmentation run
         masks[arm] = prediction.mask.array > 0
         files[arm] = out / f"{arm}_brain_{grid * sz:g}mm.nii.gz"
@@ -236,12 +239,10 @@ def _predict_series(study: Path, runs: Path, out: Path, grid: int, device: str, 
     return _SeriesPredictions(grid, series, reference, masks, files)
 
 
-def _curve(run_dir: Path) -> list[dict[str, Any]]:
-    from medtl.training.run_folder import RunFolder
-
+def _curve(run: RunFolder) -> list[dict[str, Any]]:
     return [
         {"epoch": r["epoch"], "seconds": r.get("elapsed_seconds"), "train_loss": r.get("train_loss"), "dice": r.get("mean_dice")}
-        for r in RunFolder(run_dir).read_metrics()
+        for r in run.read_metrics()
     ]
 
 
@@ -249,7 +250,7 @@ def _write_outputs(
     out_dir: Path,
     task: Any,
     network: DemoNetwork,
-    summary: dict[str, Any],
+    comparison: Comparison,
     predictions: _SeriesPredictions,
     budget: float | None,
     seconds_so_far: float,
@@ -260,24 +261,23 @@ def _write_outputs(
     from medtl.demo.plot import draw_learning_curves
     from medtl.demo.report import caveats, verdict, write_report
     from medtl.models.weights import parse_source
-    from medtl.training.run_folder import RunFolder
 
     started = time.monotonic()
-    runs = out_dir / "runs"
-    comparison = summary["comparison"]
+    runs = ComparisonFolder(out_dir / "runs")
     arms: dict[str, dict[str, Any]] = {}
     curves = {}
-    for arm, folder in ARM_FOLDERS.items():
-        arm_summary = RunFolder(runs / folder).read_summary()
-        curves[arm] = _curve(runs / folder)
+    for arm in ARMS:
+        arm_summary = runs.arm(arm).read_summary()
+        figures = comparison.arm(arm)
+        curves[arm] = _curve(runs.arm(arm))
         arms[arm] = {
-            "best_dice": comparison[arm]["best_metric"],
-            "best_epoch": arm_summary.get("best_epoch"),
-            "epochs": comparison[arm]["epochs"],
-            "seconds": comparison[arm]["seconds"],
-            "seconds_to_best": comparison[arm]["seconds_to_best"],
-            "stopped_because": comparison[arm]["stopped_because"],
-            "weights": arm_summary.get("pretrained_source"),
+            "best_dice": figures.best_metric,
+            "best_epoch": arm_summary.best_epoch,
+            "epochs": figures.epochs,
+            "seconds": figures.seconds,
+            "seconds_to_best": figures.seconds_to_best,
+            "stopped_because": figures.stopped_because,
+            "weights": arm_summary.pretrained_source,
             "seconds_to_reach_dice": next((r["seconds"] for r in curves[arm] if r["dice"] is not None and r["dice"] >= REACH_DICE), None),
             "curve": curves[arm],
         }
@@ -326,7 +326,7 @@ def _write_outputs(
         "device": _device_name(runs),
         "budget_minutes_per_arm": budget,
         "arms": arms,
-        "delta_dice_points": None if comparison["delta"] is None else 100.0 * comparison["delta"],
+        "delta_dice_points": None if comparison.delta is None else 100.0 * comparison.delta,
         "held_out": held_out,
         "figures": {"learning_curves": curves_path.name, "overlays": overlay_paths, "overlay_slices": chosen},
         "files": {
@@ -338,10 +338,10 @@ def _write_outputs(
         "predicted_one_slice_in": grid,
         "reach_dice": REACH_DICE,
     }
-    report_dict["pretrained_seconds_to_scratch_best"] = comparison["pretrained_seconds_to_scratch_best"]
+    report_dict["pretrained_seconds_to_scratch_best"] = comparison.pretrained_seconds_to_scratch_best
     report_dict["verdict"] = verdict(
         arms["pretrained"]["best_dice"], arms["scratch"]["best_dice"], len(task.training_z), budget, held_out,
-        comparison["pretrained_seconds_to_scratch_best"], arms["scratch"]["seconds_to_best"],
+        comparison.pretrained_seconds_to_scratch_best, arms["scratch"]["seconds_to_best"],
     )
     report_dict["caveats"] = caveats(arms)
     report_dict["total_seconds"] = seconds_so_far + (time.monotonic() - started)
@@ -349,8 +349,8 @@ def _write_outputs(
     return DemoResult(out_dir, json_path, md_path, report_dict["verdict"], report_dict)
 
 
-def _device_name(runs: Path) -> str:
+def _device_name(runs: ComparisonFolder) -> str:
     try:
-        return str(json.loads((runs / "pretrained" / "summary.json").read_text(encoding="utf-8")).get("device") or "unknown")
-    except (OSError, ValueError):
+        return runs.arm("pretrained").read_summary().device or "unknown"
+    except MedtlError:
         return "unknown"

@@ -1,8 +1,7 @@
 """Self-supervised pretraining from unlabelled images into a run folder that ``--weights run:RUN`` accepts.
 
-:func:`pretrain` is the one entry point of ``medtl pretrain`` and of the app's pretraining panel: it
-collects the slices (:mod:`medtl.pretrain.unlabelled`), chooses the network (:func:`pretrain_spec`)
-and runs the :class:`Pretrainer`. The loop reuses the training engine's pieces: the run folder
+:func:`medtl.workflow.pretrain.pretrain` (the job's entry point) collects the slices and runs the
+:class:`Pretrainer`. The loop reuses the training engine's pieces: the run folder
 (:class:`~medtl.training.run_folder.RunFolder`: atomic ``checkpoint.pt`` after every epoch and on
 cancel, written by the :mod:`~medtl.training.background_writer` while the next epoch trains, ``metrics.jsonl``, ``summary.json``), its events (:mod:`medtl.training.events`, so the CLI's
 progress bar and the app's curves work unchanged), device and mixed-precision setup, the warm-up +
@@ -30,7 +29,7 @@ import json
 import math
 import shlex
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,42 +40,19 @@ import torch
 from medtl.errors import MedtlError
 from medtl.models.registry import get_architecture
 from medtl.models.spec import ModelSpec
-from medtl.pretrain.objective import (
-    ObjectiveSettings,
-    PretrainingNetwork,
-    pretraining_loss,
-)
-from medtl.pretrain.unlabelled import (
-    UnlabelledSlices,
-    collect_unlabelled,
-    counts_text,
-    problem_lines,
-)
+from medtl.pretrain.objective import ObjectiveSettings, PretrainingNetwork, pretraining_loss
+from medtl.pretrain.unlabelled import UnlabelledSlices
 from medtl.pretrain.views import ViewSettings, foreground_box, make_views
 from medtl.progress import CancelToken
 from medtl.training.background_writer import background_writes, snapshot
 from medtl.training.config import TrainConfig
-from medtl.training.events import (
-    CANCELLED,
-    COMPLETED,
-    TIME_LIMIT,
-    EpochEnd,
-    EventCallback,
-    Finished,
-    LogLine,
-    StepProgress,
-    TrainEvent,
-)
+from medtl.training.events import CANCELLED, COMPLETED, TIME_LIMIT, EpochEnd, EventCallback, Finished, LogLine, StepProgress, TrainEvent
 from medtl.training.run_folder import RunConfig, RunFolder
+from medtl.training.run_summary import PRETRAINING_TASK, RunSummary
 
 if TYPE_CHECKING:
-    from medtl.dicom.catalog import Catalog
     from medtl.training.device import DeviceSetup
 
-DEFAULT_MODEL = "basicunet"
-"""The 2D segmentation default (:func:`medtl.workflow.defaults.choose_spec`): no pretrained weights fit it
-offline, so it is where pretraining on one's own images has the most to give; its encoder is small and fast on a CPU."""
-DEFAULT_EPOCHS = 50
 BUDGET_PLAN_STEPS = 10
 """With a time budget, the schedule is planned to fill it from the pace of the first this-many steps (of any epochs)."""
 OBJECTIVE_TEXT = "NT-Xent contrastive loss on pooled backbone features + masked L1 reconstruction through a light decoder"
@@ -124,98 +100,6 @@ class _State:
     stopped_because: str | None = None
 
 
-def pretrain_spec(model: str | None = None, on_gpu: bool = False) -> ModelSpec:
-    """The 2D, one-channel network to pretrain: ``model`` (default :data:`DEFAULT_MODEL`) with the constructor
-    arguments fine-tuning's default for its task would use on this device, so ``run:RUN`` fits that default."""
-    from medtl.workflow import defaults
-
-    name = model or DEFAULT_MODEL
-    architecture = get_architecture(name)
-    if 2 not in architecture.dims:
-        raise MedtlError(f"{name} is not a 2D network; pretraining learns 2D backbones from slices")
-    usual = defaults.choose_spec(architecture.task, defaults.DataProfile(None, 2, 1), 2, None, "none", None, on_gpu)
-    spec = usual if usual.architecture == name else ModelSpec(architecture.task, name, 2)
-    return defaults.from_scratch(spec)
-
-
-def pretrain(
-    paths: Sequence[Path | str],
-    out_dir: Path | str,
-    *,
-    model: str | None = None,
-    epochs: int | None = None,
-    time_limit_minutes: float | None = None,
-    device: str = "auto",
-    resume: bool = False,
-    seed: int = 0,
-    batch_size: int = 32,
-    lr: float = 1e-3,
-    settings: PretrainSettings | None = None,
-    catalog: Catalog | None = None,
-    on_event: EventCallback | None = None,
-    cancel: CancelToken | None = None,
-    clock: Callable[[], float] = time.monotonic,
-) -> dict[str, Any]:
-    """Pretrain a backbone on the images under ``paths`` into ``out_dir``; returns the summary plus ``run_dir``.
-
-    ``resume`` continues a cancelled or interrupted run with the settings stored in ``out_dir`` (the
-    inputs must be given again; they are not stored, since paths may name patients). Without a time
-    budget and ``epochs``, :data:`DEFAULT_EPOCHS`. Bad input raises :class:`~medtl.errors.MedtlError`;
-    a cancel before training starts raises :class:`~medtl.progress.Cancelled`.
-    """
-    from medtl.models.spec import build_model
-    from medtl.training.device import select_device
-    from medtl.training.reproducibility import seed_everything
-
-    out_dir = Path(out_dir)
-    cancel = cancel or CancelToken()
-
-    def emit(message: str) -> None:
-        if on_event is not None:
-            on_event(LogLine(message))
-
-    if resume:
-        spec, config, settings = _stored(out_dir)
-        ignored = [name for name, value in (("--model", model), ("--epochs", epochs), ("--time-limit", time_limit_minutes)) if value is not None]
-        if ignored:
-            emit(f"resuming with the settings stored in {out_dir / 'config.json'}; {', '.join(ignored)} ignored")
-    else:
-        if (out_dir / "checkpoint.pt").exists() or (out_dir / "summary.json").exists():
-            raise MedtlError(f"{out_dir}: already holds a run; continue it with --resume, or choose another --out folder")
-        if time_limit_minutes is not None and time_limit_minutes <= 0:
-            raise MedtlError(f"--time-limit must be a positive number of minutes, not {time_limit_minutes:g}")
-        if epochs is not None and epochs < 1:
-            raise MedtlError(f"--epochs must be at least 1, not {epochs}")
-        spec = pretrain_spec(model, on_gpu=select_device(device).type != "cpu")
-        budgeted = time_limit_minutes is not None
-        config = TrainConfig(
-            task=spec.task, epochs=epochs or (10_000 if budgeted else DEFAULT_EPOCHS), time_limit_minutes=time_limit_minutes,
-            lr=lr, batch_size=batch_size, seed=seed, device=device, early_stopping_patience=None,
-        )  # fmt: skip
-        settings = settings or PretrainSettings()
-    data = collect_unlabelled(paths, slices_per_series=settings.slices_per_series, max_slices=settings.max_slices, catalog=catalog, cancel=cancel)
-    emit(f"data: {counts_text(data)}")
-    for line in problem_lines(data.problems):
-        emit(line)
-    cancel.raise_if_cancelled()
-    seed_everything(config.seed)
-    backbone, _ = build_model(spec)
-    emit(f"model: {spec.architecture} backbone, {sum(p.numel() for p in backbone.parameters()) / 1e6:.1f} M parameters with its head; views {settings.views.crop_size} px")
-    pretrainer = Pretrainer(data, spec, config, settings, out_dir, backbone=backbone, on_event=on_event, cancel=cancel, clock=clock)
-    return {**pretrainer.fit(resume=resume), "run_dir": str(out_dir)}
-
-
-def _stored(out_dir: Path) -> tuple[ModelSpec, TrainConfig, PretrainSettings]:
-    folder = RunFolder(out_dir)
-    if not folder.config_path.is_file():
-        raise MedtlError(f"{out_dir}: nothing to resume (no config.json); start the run without --resume")
-    config = folder.read_config()
-    document = json.loads(folder.config_path.read_text(encoding="utf-8"))
-    if "pretraining" not in document:
-        raise MedtlError(f"{out_dir}: a fine-tuning run, not a pretraining run; resume it with `medtl train --resume`")
-    return ModelSpec.from_dict(config.model), config.train, PretrainSettings.from_dict(document["pretraining"])
-
-
 class Pretrainer:
     """The self-supervised loop over ``data``'s slices (see the module docstring).
 
@@ -252,7 +136,7 @@ class Pretrainer:
 
     # ----------------------------------------------------------------- public
 
-    def fit(self, resume: bool = False) -> dict[str, Any]:
+    def fit(self, resume: bool = False) -> RunSummary:
         """Pretrain until the epochs, the time budget or a cancel end it; returns the summary."""
         from medtl.training.device import setup_device
         from medtl.training.schedule import WarmupCosine
@@ -387,24 +271,20 @@ class Pretrainer:
         }
         self._writer.submit(self.run.save_checkpoint, snapshot(state))
 
-    def _finish(self) -> dict[str, Any]:
+    def _finish(self) -> RunSummary:
         state = self.state
         last = self.run.read_metrics()[-1:] or [{}]
-        summary = {
-            "task": "self-supervised pretraining",
+        details = {
             "architecture": self.spec.architecture,
             "objective": OBJECTIVE_TEXT,
-            "epochs": state.epoch,
             "steps": state.global_step,
-            "seconds": state.elapsed_seconds,
-            "stopped_because": state.stopped_because,
-            "device": self.setup.name,
             "final_loss": last[0].get("train_loss"),
             "contrastive": last[0].get("contrastive"),
             "reconstruction": last[0].get("reconstruction"),
             "data": self.data.summary(),
             "weights": f"run:{self.run.path}" if self.run.best_model_path.is_file() else None,
         }
+        summary = RunSummary(PRETRAINING_TASK, state.epoch, state.elapsed_seconds, state.stopped_because, self.setup.name, details=details, run_dir=self.run.path)
         self.run.write_summary(summary)
         self.run.write_model_card(render_pretraining_card(self.spec, self.config, self.settings, summary))
         self._emit(Finished(summary))
@@ -438,9 +318,10 @@ def fine_tune_command(spec: ModelSpec, weights: str) -> str:
     return f"medtl train --datalist DL.json --task {spec.task} --model {spec.architecture} --weights {shlex.quote(weights)} --out FINE_TUNED"
 
 
-def render_pretraining_card(spec: ModelSpec, config: TrainConfig, settings: PretrainSettings, summary: dict[str, Any]) -> str:
+def render_pretraining_card(spec: ModelSpec, config: TrainConfig, settings: PretrainSettings, summary: RunSummary) -> str:
     """``model_card.md`` of a pretraining run: what it is, from which inputs (counts only), how, and for what."""
-    data = summary["data"]
+    details = summary.details
+    data = details["data"]
     modalities = ", ".join(f"{name}: {count}" for name, count in data["modalities"].items()) or "none"
     views, objective = settings.views, settings.objective
 
@@ -463,13 +344,13 @@ def render_pretraining_card(spec: ModelSpec, config: TrainConfig, settings: Pret
         f"intensity ×(1 ± {views.intensity_scale:g}) ± {views.intensity_shift:g}, noise σ ≤ {views.noise_std:g}; about {views.mask_fraction:.0%} of one view cut out.\n"
     )
     training = (
-        f"- epochs: {summary['epochs']} ({summary['steps']} steps; stopped: {summary['stopped_because']})\n- seconds: {number(summary['seconds'])} on {summary['device']}\n"
+        f"- epochs: {summary.epochs} ({details['steps']} steps; stopped: {summary.stopped_because})\n- seconds: {number(summary.seconds)} on {summary.device}\n"
         f"- batch: {config.batch_size} slice pairs, AdamW lr {config.lr:g}, weight decay {config.weight_decay:g}, seed {config.seed}\n"
-        f"- final epoch loss: {number(summary['final_loss'])} (contrastive {number(summary['contrastive'])}, reconstruction {number(summary['reconstruction'])})\n"
+        f"- final epoch loss: {number(details['final_loss'])} (contrastive {number(details['contrastive'])}, reconstruction {number(details['reconstruction'])})\n"
     )
     model = (
         f"- architecture: {spec.architecture} ({spec.spatial_dims}D, {spec.in_channels} channel(s))\n- constructor arguments: `{json.dumps(spec.arch_params)}`\n"
-        f"- use: `{fine_tune_command(spec, summary.get('weights') or 'run:RUN')}`\n"
+        f"- use: `{fine_tune_command(spec, details.get('weights') or 'run:RUN')}`\n"
     )
     sections = (
         ("", f"# Model card: self-supervised {spec.spatial_dims}D {spec.architecture} backbone\n"),

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from medtl.training.run_summary import RunSummary
 
 COMPLETED, TIME_LIMIT, EARLY_STOPPING, CANCELLED = "completed", "time_limit", "early_stopping", "cancelled"
 """Why a run stopped (a summary's ``stopped_because``)."""
@@ -48,7 +51,7 @@ class LogLine:
 class Finished:
     """Training ended; ``summary`` is what ``summary.json`` holds."""
 
-    summary: dict[str, Any]
+    summary: RunSummary
 
 
 TrainEvent = StepProgress | EpochEnd | LogLine | Finished

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from medtl.training.run_folder import RunConfig, weight_provenance
+
+if TYPE_CHECKING:
+    from medtl.training.run_summary import RunSummary
 
 INTENDED_USE = (
     "Research use only. This model is not a medical device and must not be used for diagnosis, "
@@ -26,7 +29,7 @@ def _table(rows: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_model_card(config: RunConfig, summary: dict[str, Any], best_epoch_metrics: dict[str, Any]) -> str:
+def render_model_card(config: RunConfig, summary: RunSummary, best_epoch_metrics: dict[str, Any]) -> str:
     """Markdown for ``model_card.md``; ``best_epoch_metrics`` is the metrics line of the best epoch (may be empty)."""
     source, licence = weight_provenance(config.model)
     licence = licence or config.weights_licence
@@ -42,8 +45,8 @@ def render_model_card(config: RunConfig, summary: dict[str, Any], best_epoch_met
         f"## Split\n\n{_table(split if isinstance(split, dict) else ({'split': split} if split else {}))}",
         f"## Preprocessing\n\n{_table(config.preprocessing)}",
         "## Training\n\n"
-        + _table({key: summary.get(key) for key in ("epochs", "seconds", "stopped_because")} | {"lr": config.train.lr, "batch_size": config.train.batch_size, "seed": config.train.seed}),
-        f"## Validation metrics (best epoch, selected by {summary.get('best_metric_name')})\n\n{_table(metrics)}",
+        + _table({"epochs": summary.epochs, "seconds": summary.seconds, "stopped_because": summary.stopped_because, "lr": config.train.lr, "batch_size": config.train.batch_size, "seed": config.train.seed}),
+        f"## Validation metrics (best epoch, selected by {summary.best_metric_name})\n\n{_table(metrics)}",
     ]
     if "confusion_matrix" in best_epoch_metrics:
         sections.append(f"Confusion matrix (rows: true class, columns: predicted): `{best_epoch_metrics['confusion_matrix']}`\n")

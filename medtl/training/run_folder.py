@@ -22,6 +22,7 @@ from typing import Any
 from medtl.atomic import atomic_path, write_text_atomic
 from medtl.errors import MedtlError
 from medtl.training.config import TrainConfig
+from medtl.training.run_summary import RunSummary
 
 
 def jsonable(value: Any) -> Any:
@@ -195,11 +196,15 @@ class RunFolder:
             raise MedtlError(f"{self.best_model_path}: missing; the run never finished a validation")
         return load_file(str(self.best_model_path))
 
-    def write_summary(self, summary: dict[str, Any]) -> None:
-        write_text_atomic(self.summary_path, _dumps(summary, indent=2))
+    def write_summary(self, summary: RunSummary) -> None:
+        write_text_atomic(self.summary_path, _dumps(summary.to_dict(), indent=2))
 
-    def read_summary(self) -> dict[str, Any]:
-        return self._read_json(self.summary_path)
+    def read_summary(self) -> RunSummary:
+        data = self._read_json(self.summary_path)
+        try:
+            return RunSummary.from_dict(data, run_dir=self.path)
+        except MedtlError as error:
+            raise MedtlError(f"{self.summary_path}: {error}") from None
 
     def write_model_card(self, text: str) -> None:
         write_text_atomic(self.model_card_path, text)

@@ -35,6 +35,7 @@ from medtl.training.metrics import MetricAccumulator, label_spacing, primary_met
 from medtl.training.model_card import render_model_card
 from medtl.training.reproducibility import capture_rng, restore_rng, seed_everything
 from medtl.training.run_folder import RunConfig, RunFolder, weight_provenance
+from medtl.training.run_summary import RunSummary
 from medtl.training.schedule import WarmupCosine
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ class Trainer:
 
     # ----------------------------------------------------------------- public
 
-    def fit(self, *, resume: bool = False) -> dict[str, Any]:
+    def fit(self, *, resume: bool = False) -> RunSummary:
         """Train until the epochs, the time budget, early stopping or a cancel end it; returns the summary.
 
         With ``resume`` the run continues from ``checkpoint.pt`` in the run folder (a finished run
@@ -419,20 +420,13 @@ class Trainer:
         self._epoch_rng = mine["epoch_rng"]
         self._log(f"resumed after epoch {p.epoch}" + (f", step {p.step_in_epoch}" if p.step_in_epoch else ""))
 
-    def _finish(self) -> dict[str, Any]:
+    def _finish(self) -> RunSummary:
         p = self.progress
         source, _ = weight_provenance(self.run_config.model)
-        summary = {
-            "task": self.config.task,
-            "best_metric_name": self.metric_name,
-            "best_metric": p.best_metric,
-            "best_epoch": p.best_epoch,
-            "epochs": p.epoch,
-            "seconds": p.elapsed_seconds,
-            "pretrained_source": source,
-            "stopped_because": p.stopped_because,
-            "device": self.setup.name,
-        }
+        summary = RunSummary(
+            task=self.config.task, epochs=p.epoch, seconds=p.elapsed_seconds, stopped_because=p.stopped_because, device=self.setup.name,
+            best_metric_name=self.metric_name, best_metric=p.best_metric, best_epoch=p.best_epoch, pretrained_source=source, run_dir=self.run.path,
+        )  # fmt: skip
         if self._ctx.is_main:
             self.run.write_summary(summary)
             best = next((r for r in self.run.read_metrics() if r["epoch"] == p.best_epoch), {})

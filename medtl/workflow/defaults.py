@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING
 
 from medtl.data.datalist import Datalist
 from medtl.data.preprocessing import Preprocessing, default_for
-from medtl.errors import MedtlError
 from medtl.models.spec import DEFAULT_CHOICES, ModelSpec, default_spec
 from medtl.training.config import TrainConfig
 
@@ -177,10 +176,6 @@ def choose_train_config(
     seed: int,
 ) -> TrainConfig:
     """Training settings: the task's learning rate and batch; with a time budget, epochs are planned from it."""
-    if epochs is not None and epochs < 1:
-        raise MedtlError(f"--epochs must be at least 1, not {epochs}")
-    if time_limit_minutes is not None and time_limit_minutes <= 0:
-        raise MedtlError(f"--time-limit must be a positive number of minutes, not {time_limit_minutes:g}")
     budgeted = time_limit_minutes is not None
     defaults = TrainConfig()
     three_d_segmentation = task == "segmentation" and preprocessing.spatial_dims == 3

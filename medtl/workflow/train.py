@@ -1,15 +1,15 @@
-"""``train``: from a datalist to a finished run folder, the one entry point of ``medtl train`` and the app.
+"""``train``: from a :class:`TrainRequest` to a finished run folder, the one entry point of ``medtl train``, the app and the demo.
 
 It loads and checks the datalist, chooses what the user left open (see :mod:`medtl.workflow.defaults`),
 builds the network and reports what its pretrained weights gave (``LoadReport``), builds the loaders
 and runs the :class:`~medtl.training.trainer.Trainer` into the run folder. Everything is reported
 through ``on_event`` (the Trainer's events plus :class:`~medtl.training.events.LogLine`\\ s of its
-own); nothing is printed. ``cancel`` stops within one step and leaves a checkpoint that
-``resume=True`` continues from.
+own); nothing is printed. ``cancel`` stops within one step and leaves a checkpoint that a request
+with ``resume=True`` continues from.
 
-With ``compare_scratch`` the run folder holds ``pretrained/`` and ``scratch/`` (the same
-architecture from random initialisation, same data, seed and budget) and ``comparison.json`` /
-``comparison.md``.
+With ``compare_scratch`` the output folder is a :class:`~medtl.training.compare.ComparisonFolder`:
+the pretrained arm, the same architecture from random initialisation (same data, seed and budget),
+and their comparison.
 """
 
 from __future__ import annotations
@@ -22,22 +22,88 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medtl.data.datalist import Datalist, load_datalist
-from medtl.learning_task import TASKS
 from medtl.data.preprocessing import Preprocessing
 from medtl.errors import MedtlError
+from medtl.learning_task import TASKS
 from medtl.models.spec import ModelSpec
+from medtl.models.strategy import STRATEGIES
 from medtl.progress import CancelToken
-from medtl.training.config import TrainConfig
-from medtl.training.events import CANCELLED, EventCallback, LogLine
+from medtl.training.compare import ComparisonFolder
+from medtl.training.config import DEVICES, TrainConfig
+from medtl.training.events import EventCallback, LogLine
+from medtl.training.run_folder import RunFolder
 from medtl.workflow import defaults
+from medtl.workflow.request import InvalidRequest, check_choice, check_epochs, check_positive_minutes
 
 if TYPE_CHECKING:
     from torch.utils.data import DataLoader
 
     from medtl.data.dataset import DataSummary
     from medtl.models.adapt import LoadReport
+    from medtl.training.compare import Comparison
+    from medtl.training.run_summary import RunSummary
 
 Emit = Callable[[str], None]
+
+_SETTINGS_STORED_ON_RESUME = {"model": "the model", "weights": "the weights", "strategy": "the strategy", "epochs": "the number of epochs", "time_limit_minutes": "the time limit"}
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """One fine-tuning job, validated on creation (:class:`~medtl.workflow.request.InvalidRequest` names the field).
+
+    ``model``/``weights``/``strategy`` name an architecture, a weight source (``"none"``: random
+    initialisation) and a freezing strategy; ``None`` leaves the choice to the defaults for the data.
+    ``time_limit_minutes`` is a budget the schedule is planned to fill. ``compare_scratch`` also trains
+    the same architecture from scratch on the same budget. ``resume`` continues the run in ``out_dir``
+    with the settings stored there (the other settings are then ignored).
+    """
+
+    datalist: Path
+    task: str
+    out_dir: Path
+    model: str | None = None
+    weights: str | None = None
+    strategy: str | None = None
+    epochs: int | None = None
+    time_limit_minutes: float | None = None
+    device: str = "auto"
+    compare_scratch: bool = False
+    resume: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "datalist", Path(self.datalist))
+        object.__setattr__(self, "out_dir", Path(self.out_dir))
+        check_choice("task", self.task, TASKS, "the task")
+        check_choice("device", self.device, DEVICES, "the device")
+        if self.strategy is not None:
+            check_choice("strategy", self.strategy, tuple(STRATEGIES), "the strategy")
+        check_epochs("epochs", self.epochs)
+        check_positive_minutes("time_limit_minutes", self.time_limit_minutes)
+        if not self.datalist.is_file():
+            raise InvalidRequest("datalist", f"the datalist {self.datalist} does not exist (choose a datalist .json file)")
+        if not str(self.out_dir).strip() or str(self.out_dir) == ".":
+            raise InvalidRequest("out_dir", "choose an output folder for the run")
+        if self.compare_scratch and self.weights == "none":
+            raise InvalidRequest("weights", "comparing with training from scratch needs pretrained weights, not none")
+
+    def ignored_on_resume(self) -> list[str]:
+        """The settings given that a resume ignores (the run's stored ones win), in words."""
+        return [words for name, words in _SETTINGS_STORED_ON_RESUME.items() if getattr(self, name) is not None] if self.resume else []
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a training job left: the (pretrained arm's) run summary, and the comparison when both arms ran."""
+
+    out_dir: Path
+    summary: RunSummary
+    comparison: Comparison | None = None
+
+    @property
+    def cancelled(self) -> bool:
+        return self.summary.cancelled
 
 
 @dataclass(frozen=True)
@@ -49,78 +115,51 @@ class Plan:
     config: TrainConfig
 
 
-def train(
-    datalist_path: Path | str,
-    task: str,
-    out_dir: Path | str,
-    *,
-    model: str | None = None,
-    weights: str | None = None,
-    strategy: str | None = None,
-    epochs: int | None = None,
-    time_limit_minutes: float | None = None,
-    device: str = "auto",
-    compare_scratch: bool = False,
-    resume: bool = False,
-    seed: int = 0,
-    on_event: EventCallback | None = None,
-    cancel: CancelToken | None = None,
-) -> dict[str, Any]:
-    """Train on the datalist into ``out_dir``; returns the run's summary (``summary.json``) plus ``run_dir``.
+def train(request: TrainRequest, on_event: EventCallback | None = None, cancel: CancelToken | None = None) -> TrainResult:
+    """Run ``request`` into its output folder.
 
-    ``model``/``weights``/``strategy`` name an architecture, a weight source (``"none"``: random
-    initialisation) and a freezing strategy; left out, the defaults for the data are used.
-    ``time_limit_minutes`` is a budget that the schedule is planned to fill. With ``compare_scratch``
-    the summary is the pretrained run's, with ``comparison`` added. ``resume`` continues the run in
-    ``out_dir`` with the settings stored there. A run cancelled while training has a checkpoint and
-    ``stopped_because == "cancelled"`` in its summary; cancelled before, it raises
-    :class:`~medtl.progress.Cancelled`. Bad input raises :class:`~medtl.errors.MedtlError`.
+    A run cancelled while training has a checkpoint and a summary that says so (``result.cancelled``);
+    cancelled before, it raises :class:`~medtl.progress.Cancelled`. Bad input raises
+    :class:`~medtl.errors.MedtlError`.
     """
     from medtl.training import distributed
 
-    if task not in TASKS:
-        raise MedtlError(f"task must be one of {', '.join(TASKS)}, not {task!r}")
-    out_dir = Path(out_dir)
+    out_dir = request.out_dir
     cancel = cancel or CancelToken()
     emit = _emitter(on_event, distributed.current().is_main)
-    datalist = load_datalist(datalist_path, task)
-    compare = compare_scratch or (resume and (out_dir / "pretrained" / "config.json").is_file())
-    main_dir = out_dir / "pretrained" if compare else out_dir
-    if resume:
-        given = {"--model": model, "--weights": weights, "--strategy": strategy, "--epochs": epochs, "--time-limit": time_limit_minutes}
-        ignored = [name for name, value in given.items() if value is not None]
+    datalist = load_datalist(request.datalist, request.task)
+    folder = ComparisonFolder(out_dir)
+    compare = request.compare_scratch or (request.resume and folder.is_comparison())
+    main_dir = folder.arm("pretrained").path if compare else out_dir
+    if request.resume:
+        ignored = request.ignored_on_resume()
         if ignored:
-            emit(f"resuming with the settings stored in {main_dir / 'config.json'}; {', '.join(ignored)} ignored")
+            emit(f"resuming with the settings stored in {main_dir / 'config.json'}; {', '.join(ignored)} given now are ignored")
         plan = _stored_plan(main_dir)
     else:
-        _refuse_to_overwrite(out_dir)
-        plan = _new_plan(datalist, task, model, weights, strategy, epochs, time_limit_minutes, device, seed, emit)
-        if compare_scratch and plan.spec.weights is None:
-            raise MedtlError(f"--compare-scratch compares pretrained weights with none, but {plan.spec.architecture} has no pretrained weights here; give --weights")
+        _refuse_to_overwrite(folder)
+        plan = _new_plan(datalist, request, emit)
+        if request.compare_scratch and plan.spec.weights is None:
+            raise InvalidRequest("weights", f"comparing with training from scratch needs pretrained weights, but {plan.spec.architecture} has no pretrained weights here; choose weights")
     cancel.raise_if_cancelled()
     train_loader, val_loader, data = _loaders(datalist, plan, emit)
-    if not resume:
+    if not request.resume:
         plan = dataclasses.replace(plan, config=dataclasses.replace(plan.config, class_weights=data.class_weights))
     data_dict = {"datalist": str(datalist.path), **data.to_dict()}
     arms = [("pretrained", main_dir, plan)]
     if compare:
-        scratch_dir = out_dir / "scratch"
+        scratch_dir = folder.arm("scratch").path
         scratch = _stored_plan(scratch_dir) if _has_config(scratch_dir) else dataclasses.replace(plan, spec=defaults.from_scratch(plan.spec))
         arms.append(("from scratch", scratch_dir, scratch))
     summaries = []
     for arm, run_dir, arm_plan in arms:
         if compare:
             emit(f"{arm}: training into {run_dir}")
-        arm_resume = resume and (run_dir / "checkpoint.pt").is_file()
+        arm_resume = request.resume and (run_dir / "checkpoint.pt").is_file()
         summaries.append(_fit(run_dir, arm_plan, train_loader, val_loader, data_dict, arm_resume, on_event, emit, cancel))
-        if summaries[-1]["stopped_because"] == CANCELLED:
-            return {**summaries[-1], "run_dir": str(out_dir)}
-    summary = {**summaries[0], "run_dir": str(out_dir)}
-    if compare:
-        from medtl.training.compare import write_comparison
-
-        summary["comparison"] = write_comparison(out_dir)
-    return summary
+        if summaries[-1].cancelled:
+            return TrainResult(out_dir, summaries[-1])
+    return TrainResult(out_dir, summaries[0], folder.write() if compare else None)
 
 
 def _emitter(on_event: EventCallback | None, is_main: bool) -> Emit:
@@ -135,35 +174,25 @@ def _has_config(run_dir: Path) -> bool:
     return (run_dir / "config.json").is_file()
 
 
-def _refuse_to_overwrite(out_dir: Path) -> None:
+def _refuse_to_overwrite(folder: ComparisonFolder) -> None:
     """A fresh run never replaces a run a user already has."""
-    for folder in (out_dir, out_dir / "pretrained"):
-        if (folder / "checkpoint.pt").exists() or (folder / "summary.json").exists():
-            raise MedtlError(f"{out_dir}: already holds a training run; continue it with --resume, or choose another --out folder")
+    for run in (RunFolder(folder.path), folder.arm("pretrained")):
+        if run.checkpoint_path.exists() or run.summary_path.exists():
+            raise InvalidRequest("out_dir", f"{folder.path}: already holds a training run; resume it, or choose another output folder")
 
 
-def _new_plan(
-    datalist: Datalist,
-    task: str,
-    model: str | None,
-    weights: str | None,
-    strategy: str | None,
-    epochs: int | None,
-    time_limit_minutes: float | None,
-    device: str,
-    seed: int,
-    emit: Emit,
-) -> Plan:
+def _new_plan(datalist: Datalist, request: TrainRequest, emit: Emit) -> Plan:
     from medtl.training.device import select_device
 
+    task = request.task
     profile = defaults.profile_data(datalist)
     num_outputs = len(datalist.classes) if task == "classification" else len(datalist.labels)
     if num_outputs < 2:
         raise MedtlError(f"{datalist.path}: a {task} model needs at least two {'classes' if task == 'classification' else 'labels (background and one more)'}")
-    on_gpu = select_device(device).type != "cpu"
-    spec = defaults.choose_spec(task, profile, num_outputs, model, weights, strategy, on_gpu)
+    on_gpu = select_device(request.device).type != "cpu"
+    spec = defaults.choose_spec(task, profile, num_outputs, request.model, request.weights, request.strategy, on_gpu)
     preprocessing = defaults.choose_preprocessing(task, profile, spec, on_gpu)
-    config = defaults.choose_train_config(task, preprocessing, epochs=epochs, time_limit_minutes=time_limit_minutes, device=device, seed=seed)
+    config = defaults.choose_train_config(task, preprocessing, epochs=request.epochs, time_limit_minutes=request.time_limit_minutes, device=request.device, seed=request.seed)
     emit(
         f"data: {profile.spatial_dims}D {profile.modality or 'unknown modality'}, {profile.in_channels} channel(s); "
         f"model: {spec.architecture} ({spec.weights or 'random initialisation'}, strategy {spec.strategy}); "
@@ -174,10 +203,8 @@ def _new_plan(
 
 def _stored_plan(run_dir: Path) -> Plan:
     """The plan a run folder was started with (``config.json``)."""
-    from medtl.training.run_folder import RunFolder
-
     if not _has_config(run_dir):
-        raise MedtlError(f"{run_dir}: nothing to resume (no config.json); start the run without --resume")
+        raise InvalidRequest("resume", f"{run_dir}: nothing to resume (no config.json); start a new run instead")
     stored = RunFolder(run_dir).read_config()
     return Plan(ModelSpec.from_dict(stored.model), Preprocessing.from_dict(stored.preprocessing), stored.train)
 
@@ -219,7 +246,7 @@ def _fit(
     on_event: EventCallback | None,
     emit: Emit,
     cancel: CancelToken,
-) -> dict[str, Any]:
+) -> RunSummary:
     """Build the network (pretrained, unless resuming: the checkpoint holds every tensor) and fit it."""
     from medtl.models.spec import build_model
     from medtl.models.strategy import epoch_hook, param_groups
