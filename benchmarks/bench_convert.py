@@ -1,15 +1,21 @@
 """Benchmark `medtl convert` against SimpleITK and a naive pydicom loop on one large CT series.
 
 Usage: python benchmarks/bench_convert.py [--slices 300] [--size 512] [--levels 1,6] [--repeat 2] [--results]
+       python benchmarks/bench_convert.py --startup [--runs 5]
 
 Writes (once, cached under benchmarks/_work/) a size x size x slices CT series (tests/dicomgen.py,
 int16 stored, intercept -1024, shuffled file names), then runs each converter in its own
 subprocess, best of --repeat, for ``.nii.gz`` at each of --levels (the same gzip level asked of
 every writer, so the compression work compares like with like) and for uncompressed ``.nii``:
 
-  medtl   what `medtl convert` runs, in process: load_path (scan + load_series) + atomic NIfTI write (fsync included)
+  medtl   what `medtl convert` runs, in process: load_path (scan + load_series) + write_nifti (atomic, fsync included)
   sitk    SimpleITK ImageSeriesReader (GetGDCMSeriesFileNames) + sitk.WriteImage
   naive   pydicom.dcmread of every file, sort by position, np.stack of rescaled float64 slices, nibabel.save
+
+--startup times whole processes instead, on a small series (256x256x108) where start-up (imports)
+dominates: `python -m medtl convert` against a SimpleITK script doing the same read and NIfTI write
+(SITK_SCRIPT, which imports only SimpleITK), alternating, --runs of each after one warm-up of each,
+for .nii and .nii.gz; prints min/median wall seconds and the ratio medtl / SimpleITK pair by pair.
 
 Peak RSS while loading = VmHWM after loading minus VmHWM after the imports (same process),
 compared with the size of the loaded array. Prints a table; --results also writes it into
@@ -23,6 +29,7 @@ import json
 import platform
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -45,13 +52,13 @@ import numpy as np, nibabel, nibabel.openers
 nibabel.openers.Opener.default_compresslevel = level
 if tool == "medtl":
     from medtl.dicom.series import load_path
-    from medtl.atomic import atomic_path
+    from medtl.export import nifti
     import medtl.dicom.scan, medtl.cli.convert_command
+    nifti._GZIP_LEVEL = level
     base = hwm(); t0 = time.perf_counter()
     volume = load_path(folder)
     t1 = time.perf_counter(); peak = hwm()
-    with atomic_path(output) as tmp:
-        nibabel.save(volume.to_nifti(), tmp)
+    nifti.write_nifti(volume, output)
     array = volume.array
 elif tool == "sitk":
     import SimpleITK as sitk
@@ -77,13 +84,23 @@ print(json.dumps({"load_s": t1 - t0, "write_s": t2 - t1, "total_s": t2 - t0, "pe
 '''
 
 
+# The whole-process reference for --startup: argv = folder, output.
+SITK_SCRIPT = r'''
+import sys
+import SimpleITK as sitk
+reader = sitk.ImageSeriesReader()
+reader.SetFileNames(reader.GetGDCMSeriesFileNames(sys.argv[1]))
+sitk.WriteImage(reader.Execute(), sys.argv[2], useCompression=sys.argv[2].endswith(".gz"))
+'''
+STARTUP_SIZE, STARTUP_SLICES = 256, 108
+
 NOTES = """
 Notes:
 - medtl's write is atomic (temporary file, fsync, rename); the other writers do not fsync.
 - SimpleITK (GDCM) widens int16 + intercept to int32, so it writes twice the bytes; medtl keeps int16 because the values fit.
 - SimpleITK's NIfTI writer ran alike whatever compressionLevel was asked (checked at 1 and 6), so both its .nii.gz rows are
   ITK's own compression; medtl's gzip 6 row (zlib's default level) is the like-with-like comparison for it. `medtl convert`
-  writes with nibabel's default, gzip 1.
+  writes gzip 1 (nibabel's default, which it used to write through).
 - Decoding in a thread pool was measured slower than one thread (parsing holds the GIL) for uncompressed, JPEG 2000, JPEG-LS
   and RLE series on this 2-core machine, so medtl reads slices in one thread. Uncompressed pixel data is read straight from
   its offset in the file and viewed with numpy (no copy) when its stored bits fill the word; the rescale runs in place.
@@ -149,11 +166,48 @@ def table(rows: dict[tuple[str, str], dict]) -> str:
     return "\n".join(lines)
 
 
-def write_results(text: str) -> None:
-    """Replace (or add) the "## Convert" section of RESULTS.md, leaving other sections alone."""
+def wall_seconds(command: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, cwd=REPO, check=True, stdout=subprocess.DEVNULL, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    return time.perf_counter() - start
+
+
+def startup(runs: int) -> str:
+    """Whole `medtl convert` processes against whole SimpleITK processes on a small series: a Markdown table."""
+    folder = series_folder(STARTUP_SIZE, STARTUP_SLICES)
+    out = WORK / "convert_out"
+    out.mkdir(exist_ok=True)
+    lines = [
+        f"| output | medtl s, min / median | SimpleITK s, min / median | medtl / SimpleITK, min / median ({runs} pairs) |",
+        "|---|---|---|---|",
+    ]
+    for suffix in (".nii", ".nii.gz"):
+        commands = {
+            "medtl": [sys.executable, "-m", "medtl", "convert", str(folder), "-o", str(out / f"medtl{suffix}")],
+            "sitk": [sys.executable, "-c", SITK_SCRIPT, str(folder), str(out / f"sitk{suffix}")],
+        }
+        for command in commands.values():
+            wall_seconds(command)  # warm-up: page cache, .pyc files
+        pairs = [(wall_seconds(commands["medtl"]), wall_seconds(commands["sitk"])) for _ in range(runs)]
+        medtl, sitk = ([pair[i] for pair in pairs] for i in (0, 1))
+        ratios = [m / r for m, r in pairs]
+        lines.append(
+            f"| {suffix} | {min(medtl):.3f} / {statistics.median(medtl):.3f} | {min(sitk):.3f} / {statistics.median(sitk):.3f} | "
+            f"{min(ratios):.2f} / {statistics.median(ratios):.2f} |"
+        )
+        print(lines[-1], flush=True)
+    return (
+        f"Whole processes, {STARTUP_SIZE}x{STARTUP_SIZE}x{STARTUP_SLICES} CT series: `python -m medtl convert` against a SimpleITK "
+        f"script (ImageSeriesReader + WriteImage, importing only SimpleITK), alternating, one warm-up each, wall seconds; "
+        f"{platform.processor() or platform.machine()}, {time.strftime('%Y-%m-%d')}.\n\n" + "\n".join(lines)
+    )
+
+
+def write_results(title: str, text: str) -> None:
+    """Replace (or add) the "## {title}" section of RESULTS.md, leaving other sections alone."""
     current = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    section = f"## Convert\n\n{text.strip()}\n"
-    pattern = re.compile(r"## Convert\n.*?(?=\n## |\Z)", re.S)
+    section = f"## {title}\n\n{text.strip()}\n"
+    pattern = re.compile(rf"## {re.escape(title)}\n.*?(?=\n## |\Z)", re.S)
     updated = pattern.sub(lambda _: section, current) if pattern.search(current) else current.rstrip("\n") + "\n\n" + section
     RESULTS.write_text(updated if updated.endswith("\n") else updated + "\n")
 
@@ -166,7 +220,15 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--tools", default="medtl,sitk,naive")
     parser.add_argument("--results", action="store_true", help="write the table into benchmarks/RESULTS.md")
+    parser.add_argument("--startup", action="store_true", help=f"whole processes on a {STARTUP_SIZE}x{STARTUP_SIZE}x{STARTUP_SLICES} series instead")
+    parser.add_argument("--runs", type=int, default=5, help="--startup: runs of each command")
     args = parser.parse_args()
+    if args.startup:
+        text = startup(args.runs)
+        print(text)
+        if args.results:
+            write_results("Convert start-up (small series)", text)
+        return
     folder = series_folder(args.size, args.slices)
     out = WORK / "convert_out"
     out.mkdir(exist_ok=True)
@@ -183,7 +245,7 @@ def main() -> None:
     )
     print(text)
     if args.results:
-        write_results(text)
+        write_results("Convert", text)
 
 
 if __name__ == "__main__":

@@ -109,12 +109,12 @@ def test_user_errors_exit_non_zero_with_one_line(tmp_path: Path, capsys: pytest.
     assert "localizer" in capsys.readouterr().err and not out.exists()
 
 
-def test_convert_imports_no_torch_monai_or_qt(tmp_path: Path) -> None:
+def test_convert_imports_no_torch_monai_qt_or_nibabel(tmp_path: Path) -> None:
     write_series(tmp_path / "d", phantom((3, 8, 8)))
     code = (
         "import sys\nfrom medtl.cli import main\n"
         f"assert main(['convert', {str(tmp_path / 'd')!r}, '-o', {str(tmp_path / 'o.nii.gz')!r}]) == 0\n"
-        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'monai', 'PySide6', 'PyQt5', 'PyQt6'))\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'monai', 'PySide6', 'PyQt5', 'PyQt6', 'nibabel'))\n"
         "print('HEAVY', heavy)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, env={"PYTHONPATH": str(REPO)})

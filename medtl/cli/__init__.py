@@ -1,8 +1,9 @@
 """The `medtl` command line. Each subcommand lives in its own module in this package.
 
 A subcommand module defines ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``.
-Subcommand modules import nothing heavy at module level: torch, MONAI and Qt are imported inside
-``run`` by the commands that need them, so `medtl scan` and `medtl convert` start fast.
+When the command line names a subcommand, only that subcommand's module is imported (some import
+numpy or more at module level); ``medtl --help`` and mistyped commands import them all to list them.
+torch, MONAI and Qt are imported inside ``run`` by the commands that need them.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from medtl.errors import MedtlError
 SUBCOMMANDS = ("scan", "convert", "sample", "models", "train", "pretrain", "predict", "export", "app", "demo")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or (``only``) one with just that subcommand: the others' modules are not imported."""
     parser = argparse.ArgumentParser(prog="medtl", description="Transfer learning on medical images.")
     parser.add_argument("--version", action="version", version=f"medtl {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in SUBCOMMANDS:
+    for name in SUBCOMMANDS if only is None else (only,):
         module = importlib.import_module(f"medtl.cli.{name}_command")
         sub_parser = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(sub_parser)
@@ -32,8 +34,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def named_subcommand(argv: Sequence[str]) -> str | None:
+    """The subcommand ``argv`` names (its first word that is not an option), if it is one of ``SUBCOMMANDS``."""
+    first = next((word for word in argv if not word.startswith("-")), None)
+    return first if first in SUBCOMMANDS else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(only=named_subcommand(argv))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:

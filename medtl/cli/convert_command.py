@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
     from medtl.dicom.volume import Volume
+
+# pydicom imports these at start-up (about 50 ms) only to download its example files; reading a series never uses them.
+PYDICOM_DOWNLOAD_MODULES = ("requests", "urllib.request")
 
 HELP = "convert a DICOM series (file or folder) to NIfTI in modality units on its world grid"
 
@@ -20,36 +31,79 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import nibabel
-
-    from medtl.atomic import atomic_path
+    with imported_on_first_use(PYDICOM_DOWNLOAD_MODULES):
+        import pydicom  # noqa: F401
     from medtl.dicom.series import load_path
     from medtl.errors import MedtlError
+    from medtl.export.nifti import write_nifti
 
     if not args.output.name.endswith((".nii", ".nii.gz")):
         raise MedtlError(f"{args.output}: the output must end in .nii or .nii.gz")
     volume = load_path(args.path, series_uid=args.series)
-    with atomic_path(args.output) as tmp:
-        nibabel.save(volume.to_nifti(), tmp)
+    write_nifti(volume, args.output)
     for warning in volume.warnings:
         print(f"medtl convert: warning: {warning}", file=sys.stderr)
     print(summary(args.output, volume))
     return 0
 
 
+class _LazyFinder(importlib.abc.MetaPathFinder):
+    """Finds ``names`` as the other finders do, but with loaders that run a module on its first attribute access."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = frozenset(names)
+
+    def find_spec(self, name: str, path: Sequence[str] | None, target: ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
+        if name not in self.names:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is not None and spec.loader is not None:
+            spec.loader = importlib.util.LazyLoader(spec.loader)
+        return spec
+
+
+@contextlib.contextmanager
+def imported_on_first_use(names: Sequence[str]) -> Iterator[None]:
+    """While inside, importing one of ``names`` (not yet imported) yields a module that runs on first use."""
+    finder = _LazyFinder(names)
+    sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(finder)
+
+
 def summary(output: Path, volume: Volume) -> str:
     """One line: where, size (x, y, z), spacing, orientation (axis codes, nearest ones if oblique), dtype, warnings."""
-    import nibabel
     import numpy as np
 
     z, y, x = volume.shape
-    codes = "".join(nibabel.aff2axcodes(volume.affine_ras()))
     oblique = " (oblique)" if np.abs(volume.direction).max(axis=0).min() < 1 - 1e-6 else ""
     spacing = " x ".join(f"{s:.4g}" for s in volume.spacing)
     channels = " RGB" if volume.is_rgb else ""
     units = f" {volume.metadata['units']}" if volume.metadata.get("units") else ""
     warnings = f": {'; '.join(volume.warnings)}" if volume.warnings else ""
     return (
-        f"{output}: {x} x {y} x {z}{channels} voxels, spacing {spacing} mm, orientation {codes}{oblique}, "
+        f"{output}: {x} x {y} x {z}{channels} voxels, spacing {spacing} mm, orientation {axis_codes(volume.affine_ras())}{oblique}, "
         f"{volume.array.dtype}{units}, {len(volume.warnings)} warning(s){warnings}"
     )
+
+
+def axis_codes(affine: np.ndarray) -> str:
+    """The RAS axis codes of an affine's x, y, z index axes ("LPS", ...), as ``nibabel.aff2axcodes`` names them.
+
+    Each index axis gets the world axis nearest to it, the most clearly aligned index axis choosing first
+    (``nibabel.orientations.io_orientation`` for a full-rank affine), so an oblique grid gets three distinct codes.
+    """
+    import numpy as np
+
+    rzs = affine[:3, :3]
+    p, _, qs = np.linalg.svd(rzs / np.sqrt(np.sum(rzs * rzs, axis=0)))
+    rotation = p @ qs  # the nearest rotation (polar decomposition): shears dropped
+    codes = ["", "", ""]
+    for index_axis in np.argsort(np.min(-(rotation**2), axis=0), kind="stable"):
+        column = rotation[:, index_axis]
+        world_axis = int(np.argmax(np.abs(column)))
+        codes[index_axis] = ("LR", "PA", "IS")[world_axis][int(column[world_axis] > 0)]
+        rotation[world_axis, :] = 0  # each world axis names one index axis
+    return "".join(codes)

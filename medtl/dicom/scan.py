@@ -13,22 +13,24 @@ from __future__ import annotations
 import gc
 import logging
 import math
-import multiprocessing
 import os
 import sys
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from medtl import __version__
 from medtl.dicom.catalog import Catalog, CatalogEntry, Outcome, listing_digest
 from medtl.dicom.records import InstanceHeader, PatientInfo, ScanProblem, ScanResult, SeriesInfo, StudyInfo
 from medtl.errors import DicomReadError, MedtlError
 from medtl.progress import CancelToken, ProgressCallback, report
+
+if TYPE_CHECKING:  # pragma: no cover
+    import multiprocessing.context
 
 log = logging.getLogger(__name__)
 
@@ -250,6 +252,8 @@ def _read_batches(paths: list[str], workers: int | None, cancel: CancelToken | N
                 cancel.raise_if_cancelled()
             yield read_batch(batch)
         return
+    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait  # only when reading in a pool
+
     with ProcessPoolExecutor(workers, mp_context=_pool_context()) as pool:
         pending: set[Future[list[ReadResult]]] = {pool.submit(read_batch, batch) for batch in batches}
         try:
@@ -288,6 +292,8 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     threaded process can deadlock): its server starts once, with the header reader preloaded, then
     forks workers. spawn elsewhere (macOS, Windows).
     """
+    import multiprocessing
+
     alone = threading.current_thread() is threading.main_thread() and threading.active_count() == 1
     if sys.platform.startswith("linux") and alone:
         return multiprocessing.get_context("fork")
