@@ -54,10 +54,10 @@ def split_datalist(datalist: Path, labelled: int, out: Path) -> Path:
 
 
 def fine_tune(datalist: Path, weights: str, out: Path, minutes: float) -> dict[str, Any]:
-    from medtl.workflow.train import train
+    from medtl.workflow.train import TrainRequest, train
 
     started = time.monotonic()
-    summary = train(datalist, "segmentation", out, weights=weights, time_limit_minutes=minutes, device="cpu", seed=0)
+    summary = train(TrainRequest(datalist, "segmentation", out, weights=weights, time_limit_minutes=minutes, device="cpu", seed=0)).summary.to_dict()
     summary["wall"] = time.monotonic() - started
     report = json.loads((out / "load_report.json").read_text())
     summary["backbone_fraction"] = report["backbone_fraction"]
@@ -75,7 +75,8 @@ def main() -> int:
     import torch
 
     from medtl.data.tasks import build_task
-    from medtl.pretrain.pretrainer import PretrainSettings, pretrain
+    from medtl.pretrain.pretrainer import PretrainSettings
+    from medtl.workflow.pretrain import PretrainRequest, pretrain
     from medtl.sample_study import DICOM_FOLDER, sample_study_dir
 
     torch.set_num_threads(2)
@@ -86,7 +87,8 @@ def main() -> int:
     if args.pretrained is not None:
         pretrained = json.loads((run / "summary.json").read_text())
     else:
-        pretrained = pretrain([study], run, time_limit_minutes=args.pretrain_minutes, device="cpu", settings=PretrainSettings(slices_per_series=96))
+        request = PretrainRequest((study,), run, time_limit_minutes=args.pretrain_minutes, device="cpu", settings=PretrainSettings(slices_per_series=96))
+        pretrained = pretrain(request).to_dict()  # the flat summary.json document
     print(
         f"pretraining: {pretrained['data']['slices']} unlabelled slices, {pretrained['steps']} steps / {pretrained['epochs']} epochs "
         f"in {pretrained['seconds']:.0f} s; loss {json.loads((run / 'metrics.jsonl').read_text().splitlines()[0])['train_loss']:.3f} -> {pretrained['final_loss']:.3f} "

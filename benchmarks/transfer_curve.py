@@ -110,7 +110,7 @@ def draw(pool: list[dict[str, Any]], count: int, task: str, seed: int = 0) -> li
 
 
 def run(task: str, source: Source, count: int, training: list[dict[str, Any]], validation: list[dict[str, Any]], rest: dict[str, Any], minutes: float, out: Path) -> dict[str, Any]:
-    from medtl.workflow.train import train
+    from medtl.workflow.train import TrainRequest, train
 
     folder = out / task / source.architecture / source.weights.replace(":", "-").replace("/", "_")[-40:] / f"n{count:02d}"
     shutil.rmtree(folder, ignore_errors=True)
@@ -118,12 +118,14 @@ def run(task: str, source: Source, count: int, training: list[dict[str, Any]], v
     datalist = folder / "datalist.json"
     datalist.write_text(json.dumps({**rest, "training": training, "validation": validation}, indent=1))
     started = time.monotonic()
-    summary = train(datalist, TASK_KIND[task], folder / "runs", model=source.architecture, weights=source.weights, time_limit_minutes=minutes, compare_scratch=True)
-    comparison = summary["comparison"]
+    request = TrainRequest(datalist, TASK_KIND[task], folder / "runs", model=source.architecture, weights=source.weights, time_limit_minutes=minutes, compare_scratch=True)
+    comparison = train(request).comparison
+    if comparison is None:
+        raise SystemExit(f"{folder}: the comparison did not finish")
     return {
         "task": task, "source": source.name, "architecture": source.architecture, "weights": source.weights, "labelled": count,
-        "metric": comparison["metric"], "pretrained": comparison["pretrained"]["best_metric"], "scratch": comparison["scratch"]["best_metric"],
-        "pretrained_epochs": comparison["pretrained"]["epochs"], "scratch_epochs": comparison["scratch"]["epochs"],
+        "metric": comparison.metric, "pretrained": comparison.pretrained.best_metric, "scratch": comparison.scratch.best_metric,
+        "pretrained_epochs": comparison.pretrained.epochs, "scratch_epochs": comparison.scratch.epochs,
         "seconds": time.monotonic() - started,
     }
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from medtl.atomic import write_text_atomic
 from medtl.errors import MedtlError
-from medtl.training.run_folder import RunFolder, jsonable
+from medtl.training.run_folder import RunFolder, jsonable, read_json
 
 ARMS = ("pretrained", "scratch")
 
@@ -151,12 +151,7 @@ class ComparisonFolder:
         return comparison
 
     def read(self) -> Comparison:
-        try:
-            data = json.loads(self.json_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise MedtlError(f"{self.json_path}: missing; the comparison has not finished") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise MedtlError(f"{self.json_path}: not valid JSON ({error})") from None
+        data = read_json(self.json_path, "has the comparison finished?")
         try:
             return Comparison.from_dict(data)
         except MedtlError as error:

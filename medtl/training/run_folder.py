@@ -40,6 +40,16 @@ def _dumps(value: Any, **kwargs: Any) -> str:
     return json.dumps(jsonable(value), allow_nan=False, **kwargs)
 
 
+def read_json(path: Path, when_missing: str) -> Any:
+    """The JSON document in ``path``; a missing or damaged file is a MedtlError naming it (``when_missing`` says what to check)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MedtlError(f"{path}: missing; {when_missing}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise MedtlError(f"{path}: not valid JSON ({error})") from None
+
+
 def weight_provenance(model: dict[str, Any]) -> tuple[str | None, str | None]:
     """(source, licence) of the pretrained weights named by a ModelSpec dict's ``weights`` entry.
 
@@ -109,12 +119,7 @@ class RunFolder:
         return self.path / "model_card.md"
 
     def _read_json(self, path: Path) -> Any:
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise MedtlError(f"{path}: missing; is {self.path} a medtl run folder?") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise MedtlError(f"{path}: not valid JSON ({error})") from None
+        return read_json(path, f"is {self.path} a medtl run folder?")
 
     def start_fresh(self, config: RunConfig, extra: dict[str, Any] | None = None) -> None:
         """Write ``config.json`` and remove what an earlier run in this folder left (metrics, models, summary)."""
