@@ -95,7 +95,7 @@ def _write_segmentation(prediction: Prediction, predictor: Predictor, name: str,
         written.append(write_nifti(prediction.uncertainty_map, out / f"{name}_uncertainty.nii.gz"))
     if image_format(prediction.source_path) == "dicom":
         destination = out / f"{name}.seg.dcm"
-        for warning in write_dicom_seg(prediction.mask, prediction.labels, prediction.source_path, destination, predictor.spec.architecture):
+        for warning in write_dicom_seg(prediction.mask, prediction.labels, prediction.source, destination, predictor.spec.architecture):
             print(f"medtl predict: warning: {destination}: {warning}", file=sys.stderr)
         written.append(destination)
     volumes = ", ".join(f"{label} {mm3:.1f} mm³" for label, mm3 in prediction.volumes_mm3.items())
