@@ -13,9 +13,9 @@ uncertainty map have exactly the input's shape, spacing, origin and direction.
   resampled (linearly) and the mask is their argmax, so mask values are the model's output channels,
   i.e. the run's label values.
 - Classification (:class:`~medtl.inference.prediction.ClassificationPrediction`): per-class softmax
-  probabilities; for a 2D model on several slices, per slice (``slice_probabilities``) and for the case as the **mean of the per-slice probabilities**. The
-  Grad-CAM heatmap explains the case's predicted class on every slice, min-max scaled to [0, 1]
-  over the whole case.
+  probabilities; for a 2D model on several slices, per slice (``slice_probabilities``) and for the
+  case as the **mean of the per-slice probabilities**. The Grad-CAM heatmap explains the case's
+  predicted class on every slice, min-max scaled to [0, 1] over the whole case.
 - Uncertainty (``"tta"`` or ``"mc"``, see :mod:`medtl.inference.uncertainty`): the prediction uses
   the mean of the sampled probabilities; segmentation adds a per-voxel normalised predictive entropy
   map (and its mean over the predicted foreground as the case value); classification gives the
