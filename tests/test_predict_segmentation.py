@@ -94,7 +94,7 @@ def test_tta_gives_a_voxel_uncertainty_map_on_the_input_grid(ct: Path) -> None:
 
 def test_dicom_seg_references_every_source_instance_and_holds_the_mask(ct: Path, tmp_path: Path) -> None:
     prediction = threshold_predictor(2).predict(ct)
-    assert write_dicom_seg(prediction.mask, LABELS, ct, tmp_path / "ct.seg.dcm", "threshold") == []
+    assert write_dicom_seg(prediction.mask, LABELS, prediction.source, tmp_path / "ct.seg.dcm", "threshold") == []
     seg = hd.seg.segread(tmp_path / "ct.seg.dcm")
     sources = {ds.SOPInstanceUID: ds for ds in (pydicom.dcmread(f) for f in sorted(ct.iterdir()))}
     assert {uid for _, _, uid in seg.get_source_image_uids()} == set(sources)
@@ -110,19 +110,19 @@ def test_dicom_seg_numbers_segments_in_label_order(ct: Path, tmp_path: Path) -> 
     volume = read_image(ct)
     values = np.select([volume.array > BONE_HU, volume.array > 0], [4, 2], 0).astype(np.uint8)
     mask = Volume(values, volume.spacing, volume.origin, volume.direction, metadata=volume.metadata)
-    write_dicom_seg(mask, {0: "background", 2: "soft tissue", 4: "bone"}, ct, tmp_path / "x.seg.dcm")
+    write_dicom_seg(mask, {0: "background", 2: "soft tissue", 4: "bone"}, volume, tmp_path / "x.seg.dcm")
     seg = hd.seg.segread(tmp_path / "x.seg.dcm")
     assert [seg.get_segment_description(n).SegmentLabel for n in (1, 2)] == ["soft tissue", "bone"]
     uid = next(ds.SOPInstanceUID for ds in (pydicom.dcmread(f) for f in ct.iterdir()) if np.allclose(ds.ImagePositionPatient, volume.origin, atol=1e-3))
     assert np.array_equal(seg.get_pixels_by_source_instance([uid], combine_segments=True)[0], values[0] // 2)
     with pytest.raises(MedtlError, match=r"values \[4\]"):
-        write_dicom_seg(mask, {0: "background", 2: "soft tissue"}, ct, tmp_path / "y.seg.dcm")
+        write_dicom_seg(mask, {0: "background", 2: "soft tissue"}, volume, tmp_path / "y.seg.dcm")
 
 
 def test_dicom_seg_of_an_enhanced_multiframe_object_follows_its_frame_order(tmp_path: Path) -> None:
     path = write_enhanced(tmp_path / "enhanced.dcm", phantom((6, 20, 24)), SeriesSpec(direction=rotation("y", 20)), frame_order=[3, 0, 5, 1, 4, 2])
     prediction = threshold_predictor(2).predict(path)
-    assert write_dicom_seg(prediction.mask, LABELS, path, tmp_path / "x.seg.dcm") == []
+    assert write_dicom_seg(prediction.mask, LABELS, prediction.source, tmp_path / "x.seg.dcm") == []
     seg, source, volume = hd.seg.segread(tmp_path / "x.seg.dcm"), pydicom.dcmread(path), prediction.source
     frames = seg.get_pixels_by_source_frame(source.SOPInstanceUID, list(range(1, 7)), combine_segments=True, assert_missing_frames_are_empty=True)
     for frame, item in zip(frames, source.PerFrameFunctionalGroupsSequence):
@@ -134,7 +134,7 @@ def test_dicom_seg_leaves_out_slices_interpolated_into_a_gap(tmp_path: Path) -> 
     write_series(tmp_path / "gap", phantom((8, 20, 24)), SeriesSpec(drop_slices=[3]))
     prediction = threshold_predictor(2).predict(tmp_path / "gap")
     assert prediction.mask.shape == (8, 20, 24)
-    assert write_dicom_seg(prediction.mask, LABELS, tmp_path / "gap", tmp_path / "x.seg.dcm") == ["1 slice(s) interpolated into gaps have no source image and are not in the DICOM SEG"]
+    assert write_dicom_seg(prediction.mask, LABELS, prediction.source, tmp_path / "x.seg.dcm") == ["1 slice(s) interpolated into gaps have no source image and are not in the DICOM SEG"]
     assert len(hd.seg.segread(tmp_path / "x.seg.dcm").get_source_image_uids()) == 7
 
 
@@ -142,21 +142,61 @@ def test_dicom_seg_of_real_ct_slices(tmp_path: Path) -> None:
     """pydicom's abdominal CT has no SliceThickness (highdicom alone writes a SEG it cannot read back); its neck CT has no frame of reference."""
     abdomen = Path(get_testdata_file("explicit_VR-UN.dcm"))
     prediction = threshold_predictor(2).predict(abdomen)
-    write_dicom_seg(prediction.mask, LABELS, abdomen, tmp_path / "abdomen.seg.dcm")
+    write_dicom_seg(prediction.mask, LABELS, prediction.source, tmp_path / "abdomen.seg.dcm")
     seg = hd.seg.segread(tmp_path / "abdomen.seg.dcm")
     uid = pydicom.dcmread(abdomen, stop_before_pixels=True).SOPInstanceUID
     assert np.array_equal(seg.get_pixels_by_source_instance([uid], combine_segments=True)[0], prediction.mask.array[0])
-    neck = Path(get_testdata_file("bad_sequence.dcm"))
+    neck = threshold_predictor(2).predict(Path(get_testdata_file("bad_sequence.dcm")))
     with pytest.raises(MedtlError, match="no Frame Of Reference"):
-        write_dicom_seg(threshold_predictor(2).predict(neck).mask, LABELS, neck, tmp_path / "neck.seg.dcm")
+        write_dicom_seg(neck.mask, LABELS, neck.source, tmp_path / "neck.seg.dcm")
 
 
 def test_dicom_seg_is_refused_for_a_series_resampled_for_gantry_tilt(tmp_path: Path) -> None:
     ct = oblique_ct(tmp_path / "tilted", gantry_tilt=15.0)
     prediction = threshold_predictor(2).predict(ct)
     with pytest.raises(GeometryError, match="gantry tilt"):
-        write_dicom_seg(prediction.mask, LABELS, ct, tmp_path / "x.seg.dcm")
+        write_dicom_seg(prediction.mask, LABELS, prediction.source, tmp_path / "x.seg.dcm")
     assert not (tmp_path / "x.seg.dcm").exists()
+
+
+def test_dicom_seg_references_the_recorded_instances_without_searching_the_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A study folder with two series: the SEG of the chosen one references its instances, slice by slice, and the folder is not scanned again."""
+    chosen = "1.2.826.0.1.3680043.8.498.2"
+    write_series(tmp_path / "study" / "1", phantom((10, 32, 36)), SeriesSpec(series_uid="1.2.826.0.1.3680043.8.498.1"))
+    oblique_ct(tmp_path / "study" / "2", series_uid=chosen)
+    prediction = threshold_predictor(2).predict(tmp_path / "study", series_uid=chosen)
+
+    def no_scan(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the folder was scanned again")
+
+    monkeypatch.setattr("medtl.dicom.scan.scan", no_scan)
+    assert write_dicom_seg(prediction.mask, LABELS, prediction.source, tmp_path / "x.seg.dcm") == []
+    seg = hd.seg.segread(tmp_path / "x.seg.dcm")
+    recorded = [where.sop_instance_uid for where in prediction.source.slice_sources]
+    assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == chosen
+    assert sorted(uid for _, _, uid in seg.get_source_image_uids()) == sorted(recorded)
+    assert set(recorded) == {pydicom.dcmread(f).SOPInstanceUID for f in (tmp_path / "study" / "2").iterdir()}
+    for z, uid in enumerate(recorded):
+        pixels = seg.get_pixels_by_source_instance([uid], combine_segments=True, assert_missing_frames_are_empty=True)[0]
+        assert np.array_equal(pixels, prediction.mask.array[z]), z
+
+
+def test_dicom_seg_refuses_a_source_file_replaced_since_loading(tmp_path: Path) -> None:
+    ct = oblique_ct(tmp_path / "ct")
+    prediction = threshold_predictor(2).predict(ct)
+    first, second = (where.path for where in prediction.source.slice_sources[:2])
+    second.write_bytes(first.read_bytes())
+    with pytest.raises(MedtlError, match=f"{second.name}: holds another image than when the series was loaded"):
+        write_dicom_seg(prediction.mask, LABELS, prediction.source, tmp_path / "x.seg.dcm")
+    assert not (tmp_path / "x.seg.dcm").exists()
+
+
+def test_dicom_seg_needs_a_source_loaded_from_dicom(ct: Path, tmp_path: Path) -> None:
+    nifti = tmp_path / "ct.nii.gz"
+    nibabel.save(read_image(ct).to_nifti(), nifti)
+    prediction = threshold_predictor(2).predict(nifti)
+    with pytest.raises(MedtlError, match="x.seg.dcm: the image does not record its DICOM source files"):
+        write_dicom_seg(prediction.mask, LABELS, prediction.source, tmp_path / "x.seg.dcm")
 
 
 def test_predict_cli_writes_nifti_and_dicom_seg(ct: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,6 +12,8 @@ from PySide6.QtWidgets import QMessageBox
 
 from medtl.data.datalist import load_datalist
 from medtl.data.images import read_image
+from medtl.dicom.volume import Volume
+from medtl.inference.prediction import SegmentationPrediction
 from medtl.labels.store import LabelStore
 from medtl.progress import CancelToken
 from tests.dicomgen import SeriesSpec, phantom, rotation, write_series
@@ -60,11 +61,12 @@ def window(qtbot, tmp_path: Path, store: LabelStore) -> MainWindow:  # type: ign
     return shown_window(qtbot, temporary_settings(tmp_path), store)
 
 
-def fake_prediction(shape: tuple[int, int, int]) -> SimpleNamespace:
+def fake_prediction(shape: tuple[int, int, int]) -> SegmentationPrediction:
     """What the predictor returns for a segmentation, without torch: a mask volume and its label names."""
     mask = np.zeros(shape, np.uint8)
     mask[8:12, 10:20, 12:30] = 1
-    return SimpleNamespace(mask=SimpleNamespace(array=mask), labels={0: "background", 1: "bone"}, heatmap=None, uncertainty_map=None)
+    grid = ((1.0, 1.0, 1.0), (0.0, 0.0, 0.0))
+    return SegmentationPrediction(Volume(np.zeros(shape), *grid), None, {0: "background", 1: "bone"}, Volume(mask, *grid), {"bone": float(mask.sum())})
 
 
 def drag(view: SliceView, points: list[QPointF]) -> None:
@@ -134,7 +136,7 @@ def test_accept_paint_undo_save_and_reuse_as_training_label(qtbot, window: MainW
     open_and_show(qtbot, window, ct_folder)
     model, tools = window.viewer.model, window.label_tools
     assert model is not None and not tools.actions_by_name["accept"].isEnabled()
-    for layer in prediction_layers(fake_prediction(model.volume.shape), "bones"):  # type: ignore[arg-type]
+    for layer in prediction_layers(fake_prediction(model.volume.shape), "bones"):
         model.add_layer(layer)
     prediction = model.layers[0]
     assert tools.actions_by_name["accept"].isEnabled() and not tools.actions_by_name["brush"].isEnabled()

@@ -181,12 +181,12 @@ def test_scrolling_is_clamped_to_the_volume() -> None:
 
 
 def test_a_classification_prediction_gives_a_heatmap_layer_and_a_summary() -> None:
-    from medtl.inference.predictor import Prediction
+    from medtl.inference.prediction import ClassificationPrediction
     from ui.prediction_layers import prediction_layers, prediction_summary
 
     source = volume()
     heat = Volume(np.linspace(0, 1, source.array.size, dtype=np.float32).reshape(source.shape), source.spacing, source.origin)
-    prediction = Prediction("classification", source, None, ["normal", "fracture"], probabilities=np.array([0.2, 0.8]), heatmap=heat)
+    prediction = ClassificationPrediction(source, None, ("normal", "fracture"), probabilities=np.array([0.2, 0.8]), heatmap=heat)
     (layer,) = prediction_layers(prediction, "run7")
     assert isinstance(layer, HeatmapLayer) and layer.name == "run7: Grad-CAM (fracture)" and layer.values is heat.array
     assert prediction_summary(prediction) == "Predicted fracture: fracture 80%, normal 20%"

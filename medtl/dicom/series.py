@@ -15,6 +15,9 @@ What is loaded, and how:
 - Single 2D images (CR, DX, US, SC, RGB or grey): one slice on an identity grid at the origin,
   spacing from PixelSpacing, else ImagerPixelSpacing, else 1 mm with a warning.
 
+Every slice of the volume records its source (:attr:`Volume.slice_sources`: file, SOP Instance UID,
+frame of a multi-frame file; ``None`` for a slice interpolated into a gap).
+
 Pixels are decoded slice by slice into one preallocated array, so the peak memory stays near
 the size of the volume: uncompressed pixel data (classic slices and the frames of a multi-frame
 file) is read straight from its offset in the file, found while reading the header. Progress is
@@ -49,7 +52,7 @@ from medtl.dicom.pixels import (
     transfer_syntax,
     write_modality,
 )
-from medtl.dicom.volume import Volume
+from medtl.dicom.volume import SliceSource, Volume
 from medtl.errors import DicomReadError, GeometryError, MedtlError
 from medtl.progress import CancelToken, ProgressCallback, report
 
@@ -256,6 +259,13 @@ def _metadata(ds: Dataset, instances: int, kind: str) -> dict[str, Any]:
     return meta
 
 
+def _frame_sources(path: Path, ds: Dataset) -> list[SliceSource]:
+    """The source of each frame of ``ds`` (one, without a frame number, for a single-frame file)."""
+    uid = str(ds.get("SOPInstanceUID", ""))
+    count = _frame_count(ds)
+    return [SliceSource(path, uid, frame + 1 if count > 1 else None) for frame in range(count)]
+
+
 def _units(ds: Dataset, modality: str) -> str:
     if modality == "CT":
         return "HU"
@@ -388,8 +398,14 @@ def _assemble(
 
 
 def _volume(
-    array: np.ndarray, geometry: StackGeometry, spacing: tuple[float, float, float], metadata: dict[str, Any], warnings: list[str]
+    array: np.ndarray,
+    geometry: StackGeometry,
+    spacing: tuple[float, float, float],
+    metadata: dict[str, Any],
+    warnings: list[str],
+    sources: Sequence[SliceSource],
 ) -> Volume:
+    """The Volume; ``sources[i]`` is where plane ``i`` came from (slice ``z`` records that of ``geometry.slots[z]``)."""
     for warning in warnings:
         log.info("%s", warning)
     return Volume(
@@ -400,6 +416,7 @@ def _volume(
         metadata=metadata,
         warnings=warnings,
         interpolated_slices=geometry.interpolated,
+        slice_sources=tuple(None if slot is None else sources[slot] for slot in geometry.slots),
     )
 
 
@@ -435,7 +452,8 @@ def _load_classic(
     array, geometry, spacing, warnings = _assemble(
         planes, pixel_spacing, _slice_thickness(first), decode, first, [rescale_of(h) for h in headers], progress, cancel
     )
-    return _volume(array, geometry, spacing, _metadata(first, len(paths), "classic"), warnings)
+    sources = [source for path, header in zip(paths, headers) for source in _frame_sources(path, header)]
+    return _volume(array, geometry, spacing, _metadata(first, len(paths), "classic"), warnings, sources)
 
 
 def _common_pixel_spacing(paths: Sequence[Path], headers: Sequence[Dataset]) -> tuple[float, float]:
@@ -477,7 +495,7 @@ def _load_multiframe(path: Path, progress: ProgressCallback | None, cancel: Canc
         planes, pixel_spacing, _slice_thickness(measures or ds), decode, ds, rescales, progress, cancel
     )
     kind = "enhanced" if "PerFrameFunctionalGroupsSequence" in ds else "multiframe"
-    return _volume(array, geometry, spacing, _metadata(ds, 1, kind), warnings)
+    return _volume(array, geometry, spacing, _metadata(ds, 1, kind), warnings, _frame_sources(path, ds))
 
 
 def _frame_reader(path: Path, header: Dataset, span: PixelSpan | None) -> Callable[[int], np.ndarray] | None:
@@ -555,4 +573,4 @@ def _unplaced(
     dtypes = modality_dtypes(ds, rescales)
     array = _fill(slots, decode, _frame_shape(ds), dtypes, lambda _: str(path), progress, cancel)
     geometry = StackGeometry(tuple(slots), (0.0, 0.0, 0.0), np.eye(3), 1.0, (), 0.0, (), ())
-    return _volume(array, geometry, (pixel_spacing[1], pixel_spacing[0], 1.0), _metadata(ds, 1, kind), warnings)
+    return _volume(array, geometry, (pixel_spacing[1], pixel_spacing[0], 1.0), _metadata(ds, 1, kind), warnings, _frame_sources(path, ds))

@@ -10,11 +10,17 @@ Conventions (the same as ITK/SimpleITK, so the two can be compared directly):
   y (row) and z (slice) index axes.
 
 Conversion to RAS happens only at the NIfTI boundary (:meth:`Volume.affine_ras`).
+
+A Volume assembled from DICOM records where each of its slices came from
+(:attr:`Volume.slice_sources`, one :class:`SliceSource` per slice), so that exports referencing the
+source images (DICOM SEG) need not search the files again. A Volume derived from another one (a
+subset of slices, a mask on its grid) does not inherit the record.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,6 +30,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from monai.data import MetaTensor
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+@dataclass(frozen=True)
+class SliceSource:
+    """Where one slice of a DICOM volume came from: its file, SOP Instance UID and, in a multi-frame file, frame (1-based)."""
+
+    path: Path
+    sop_instance_uid: str
+    frame: int | None = None
 
 
 @dataclass
@@ -37,6 +52,7 @@ class Volume:
     metadata: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     interpolated_slices: tuple[int, ...] = ()
+    slice_sources: tuple[SliceSource | None, ...] = ()  # DICOM: per slice z (None: interpolated); empty otherwise
 
     def __post_init__(self) -> None:
         self.direction = np.asarray(self.direction, dtype=float).reshape(3, 3)
@@ -44,6 +60,8 @@ class Volume:
             raise ValueError(f"Volume array must be [z, y, x] or [z, y, x, c], got shape {self.array.shape}")
         if any(s <= 0 for s in self.spacing):
             raise ValueError(f"Volume spacing must be positive, got {self.spacing}")
+        if self.slice_sources and len(self.slice_sources) != self.array.shape[0]:
+            raise ValueError(f"Volume has {self.array.shape[0]} slices but {len(self.slice_sources)} slice sources")
 
     @property
     def shape(self) -> tuple[int, int, int]:

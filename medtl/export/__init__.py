@@ -1,5 +1,6 @@
 """Writing predictions and models for other tools.
 
+- :mod:`medtl.export.prediction_outputs`: all of a prediction's files (what ``medtl predict`` writes).
 - :mod:`medtl.export.nifti`: a mask, heatmap or uncertainty map as NIfTI (atomic).
 - :mod:`medtl.export.dicom_seg`: a mask as DICOM Segmentation (highdicom) referencing its source series.
 - :mod:`medtl.export.overlay`: a PNG of the middle slice with a heatmap blended over it.

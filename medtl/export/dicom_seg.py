@@ -1,16 +1,18 @@
 """A predicted mask as a DICOM Segmentation object (highdicom, BINARY) that references its source series.
 
-The mask must lie on the grid of a DICOM series (a :class:`~medtl.inference.predictor.Prediction`'s
-mask does). The Volume does not carry its source files, so the series is found again under the
-input path by its SeriesInstanceUID, and every instance (or, for an enhanced multi-frame object,
-every frame) is matched to a mask slice by its ImagePositionPatient. One segment per non-zero label,
-numbered 1..N in label order and named after the run's labels. Slices that were interpolated into a
-gap have no source instance and are left out (reported as a warning); a series resampled for gantry
-tilt is refused, because its slices no longer coincide with the source images.
+The mask must lie on the grid of the DICOM series it was predicted on (a segmentation prediction's
+mask does). That source Volume records the file and SOP instance of each of its slices
+(:attr:`~medtl.dicom.volume.Volume.slice_sources`), so only those files' headers are read again (the
+folder is not searched), and each instance (or, for an enhanced multi-frame object, each frame) is
+checked to lie on the mask slice it fills by its ImagePositionPatient. One segment per non-zero
+label, numbered 1..N in label order and named after the run's labels. Slices that were interpolated
+into a gap have no source instance and are left out (reported as a warning); a series resampled for
+gantry tilt is refused, because its slices no longer coincide with the source images.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from pydicom.dataset import Dataset
 
 from medtl import __version__
 from medtl.atomic import atomic_path
-from medtl.dicom.volume import Volume
+from medtl.dicom.volume import SliceSource, Volume
 from medtl.errors import GeometryError, MedtlError
 
 SLICE_TOLERANCE = 0.2  # of the slice spacing
@@ -38,31 +40,47 @@ class SourceFrames:
     missing: list[int]  # mask slices without a source frame (interpolated gaps)
 
 
-def source_frames(source: Path | str, grid: Volume) -> SourceFrames:
-    """Find ``grid``'s series under ``source`` (file or folder) and match its frames to ``grid``'s slices."""
+def source_frames(source: Volume, grid: Volume) -> SourceFrames:
+    """The source images recorded by ``source`` (a Volume loaded from DICOM) and the ``grid`` slice of each of their frames.
+
+    ``grid`` (the mask) must lie on ``source``'s grid; every instance's position is checked against it.
+    """
+    recorded = [(z, where) for z, where in enumerate(source.slice_sources) if where is not None]
+    if not recorded or len(source.slice_sources) != grid.shape[0]:
+        raise ValueError(f"a grid of {grid.shape[0]} slices needs a source Volume that records as many, not {len(source.slice_sources)}")
+    missing = [z for z, where in enumerate(source.slice_sources) if where is None]
+    if all(where.frame is not None for _, where in recorded) and len({where.path for _, where in recorded}) == 1:
+        ds = _source_header(recorded[0][1])  # one multi-frame object: all of its frames, in frame order
+        return SourceFrames([ds], _frame_slices(ds, recorded[0][1].path, grid), missing)
+    datasets = []
+    for z, where in recorded:
+        ds = _source_header(where)
+        if "ImagePositionPatient" in ds and "ImageOrientationPatient" in ds:  # else a single unplaced 2D image
+            found = _slice_of(ds.ImagePositionPatient, ds.ImageOrientationPatient, grid, where.path)
+            if found != z:
+                raise MedtlError(f"{where.path}: now lies on slice {found}, not on slice {z} as when the series was loaded; load it again")
+        datasets.append(ds)
+    return SourceFrames(datasets, [z for z, _ in recorded], missing)
+
+
+def _source_header(where: SliceSource) -> Dataset:
+    """The header of a recorded source file, refused if it is gone or now holds another instance."""
     import pydicom
+    from pydicom.errors import InvalidDicomError
 
-    from medtl.dicom.scan import scan
+    try:
+        ds = pydicom.dcmread(where.path, stop_before_pixels=True)
+    except (OSError, InvalidDicomError) as error:
+        raise MedtlError(f"{where.path}: the source image can no longer be read ({error}); cannot reference it in DICOM SEG") from None
+    if str(ds.get("SOPInstanceUID", "")) != where.sop_instance_uid:
+        raise MedtlError(f"{where.path}: holds another image than when the series was loaded; load the series again")
+    return ds
 
-    source = Path(source)
-    uid = str(grid.metadata.get("series_uid", ""))
-    if not uid:
-        raise MedtlError(f"{source}: the prediction carries no series UID, so its DICOM source cannot be found")
-    series = scan(source, workers=1).series_by_uid(uid)
-    if series is None:
-        raise MedtlError(f"{source}: series {uid} is no longer there; cannot reference its instances")
-    datasets = [pydicom.dcmread(path, stop_before_pixels=True) for path in series.files]
-    if len(datasets) == 1 and int(datasets[0].get("NumberOfFrames", 1) or 1) > 1:
-        frames = _frame_slices(datasets[0], series.files[0], grid)
-        return SourceFrames(datasets, frames, sorted(set(range(grid.shape[0])) - set(frames)))
-    by_slice: dict[int, Dataset] = {}
-    for path, ds in zip(series.files, datasets):
-        if "ImagePositionPatient" not in ds and grid.shape[0] == 1:
-            by_slice.setdefault(0, ds)  # a single unplaced 2D image
-            continue
-        by_slice.setdefault(_slice_of(ds.ImagePositionPatient, ds.ImageOrientationPatient, grid, path), ds)
-    slices = sorted(by_slice)
-    return SourceFrames([by_slice[z] for z in slices], slices, sorted(set(range(grid.shape[0])) - set(slices)))
+
+def _source_location(source: Volume) -> Path:
+    """Where ``source``'s DICOM files are, for messages: its one file, or the folder that holds them all."""
+    paths = {where.path for where in source.slice_sources if where is not None}
+    return paths.pop() if len(paths) == 1 else Path(os.path.commonpath(sorted(paths)))
 
 
 def _frame_slices(ds: Dataset, path: Path, grid: Volume) -> list[int]:
@@ -98,8 +116,9 @@ def _slice_of(position: object, orientation: object, grid: Volume, label: object
     return z
 
 
-def write_dicom_seg(mask: Volume, labels: dict[int, str], source: Path | str, destination: Path | str, algorithm: str = "medtl") -> list[str]:
-    """Write ``mask`` (label values on a DICOM series' grid) as DICOM SEG at ``destination``; returns warnings.
+def write_dicom_seg(mask: Volume, labels: dict[int, str], source: Volume, destination: Path | str, algorithm: str = "medtl") -> list[str]:
+    """Write ``mask`` (label values on the grid of ``source``, a Volume loaded from DICOM) as DICOM SEG at
+    ``destination``, referencing the instances ``source`` was loaded from; returns warnings.
 
     ``labels`` maps mask values to names (0 is background); ``algorithm`` names the model in the
     segment descriptions. The file is written atomically.
@@ -114,6 +133,10 @@ def write_dicom_seg(mask: Volume, labels: dict[int, str], source: Path | str, de
     unknown = sorted(set(np.unique(mask.array).tolist()) - set(values) - {0})
     if unknown:
         raise MedtlError(f"{destination}: the mask holds values {unknown} that the labels {labels} do not name")
+    if not any(source.slice_sources):
+        raise MedtlError(f"{destination}: the image does not record its DICOM source files (it was not loaded from a DICOM series); cannot write DICOM SEG")
+    if mask.shape != source.shape:
+        raise MedtlError(f"{destination}: the mask's grid {mask.shape} is not its source image's {source.shape}")
     frames = source_frames(source, mask)
     lookup = np.zeros(int(mask.array.max(initial=0)) + 1, dtype=np.uint16 if len(values) > 255 else np.uint8)
     for number, value in enumerate(values, 1):
@@ -151,7 +174,7 @@ def write_dicom_seg(mask: Volume, labels: dict[int, str], source: Path | str, de
             omit_empty_frames=bool(pixels.any()),
         )
     except (ValueError, TypeError, AttributeError, KeyError) as error:
-        raise MedtlError(f"{destination}: cannot build DICOM SEG from {source} ({error})") from None
+        raise MedtlError(f"{destination}: cannot build DICOM SEG from {_source_location(source)} ({error})") from None
     measures = seg.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0]
     if "SliceThickness" not in measures:  # highdicom copies the source's; without it, highdicom's own reader refuses the SEG
         measures.SliceThickness = f"{mask.spacing[2]:.6g}"

@@ -1,4 +1,4 @@
-"""`Predictor`: a trained run applied to new images; `Prediction`: what it says, on the input's own grid.
+"""`Predictor`: a trained run applied to new images, giving a typed prediction on the input's own grid.
 
 The image goes through the run's stored evaluation preprocessing (orientation, spacing, intensity,
 channels, size), the network runs on that grid, and its outputs are resampled back onto the input
@@ -9,12 +9,13 @@ uncertainty map have exactly the input's shape, spacing, origin and direction.
   run's validation patch, else its training patch size).
 - 2D models on a 3D volume see every slice along the preprocessed last axis (axial after RAS/LPS
   orientation), in batches; the volume-level steps (orientation, spacing, intensity) run once.
-- Segmentation: class probabilities are resampled (linearly) and the mask is their argmax, so mask
-  values are the model's output channels, i.e. the run's label values.
-- Classification: per-class softmax probabilities; for a 2D model on several slices, per slice
-  (``slice_probabilities``) and for the case as the **mean of the per-slice probabilities**. The
-  Grad-CAM heatmap explains the case's predicted class on every slice, min-max scaled to [0, 1]
-  over the whole case.
+- Segmentation (:class:`~medtl.inference.prediction.SegmentationPrediction`): class probabilities are
+  resampled (linearly) and the mask is their argmax, so mask values are the model's output channels,
+  i.e. the run's label values.
+- Classification (:class:`~medtl.inference.prediction.ClassificationPrediction`): per-class softmax
+  probabilities; for a 2D model on several slices, per slice (``slice_probabilities``) and for the
+  case as the **mean of the per-slice probabilities**. The Grad-CAM heatmap explains the case's
+  predicted class on every slice, min-max scaled to [0, 1] over the whole case.
 - Uncertainty (``"tta"`` or ``"mc"``, see :mod:`medtl.inference.uncertainty`): the prediction uses
   the mean of the sampled probabilities; segmentation adds a per-voxel normalised predictive entropy
   map (and its mean over the predicted foreground as the case value); classification gives the
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from medtl.data.preprocessing import Preprocessing
 from medtl.dicom.volume import Volume
 from medtl.errors import MedtlError
 from medtl.inference.gradcam import GradCAM, normalise, target_layer
+from medtl.inference.prediction import ClassificationPrediction, Prediction, SegmentationPrediction
 from medtl.inference.resample import resample_to_volume
 from medtl.inference.uncertainty import METHODS, dropout_modules, dropout_samples, flip_samples, normalised_entropy
 from medtl.models.registry import get_architecture
@@ -46,32 +48,6 @@ from medtl.progress import CancelToken, ProgressCallback, report
 
 DEFAULT_BATCH = 8
 SLIDING_WINDOW_OVERLAP = 0.25
-
-
-@dataclass
-class Prediction:
-    """One image's prediction. Volumes share the input's grid; the input itself is ``source``."""
-
-    task: str
-    source: Volume
-    source_path: Path | None
-    classes: list[str] = field(default_factory=list)
-    labels: dict[int, str] = field(default_factory=dict)
-    mask: Volume | None = None  # segmentation: label values, uint8 (uint16 beyond 256 labels)
-    volumes_mm3: dict[str, float] = field(default_factory=dict)  # segmentation: per label name, background excluded
-    probabilities: np.ndarray | None = None  # classification: (classes,), the case
-    slice_probabilities: np.ndarray | None = None  # classification with a 2D model: (slices, classes)
-    heatmap: Volume | None = None  # classification: Grad-CAM in [0, 1], float32
-    uncertainty: float | None = None  # normalised predictive entropy of the case (segmentation: mean over foreground)
-    uncertainty_map: Volume | None = None  # segmentation: per-voxel normalised predictive entropy in [0, 1]
-    probability_std: np.ndarray | None = None  # classification: (classes,) std of the case probabilities over samples
-
-    @property
-    def predicted(self) -> str:
-        """The predicted class name (classification)."""
-        if self.probabilities is None:
-            raise ValueError("a segmentation prediction has no predicted class")
-        return self.classes[int(np.argmax(self.probabilities))]
 
 
 @dataclass(frozen=True)
@@ -155,12 +131,9 @@ class Predictor:
             while error.__cause__ is not None:
                 error = error.__cause__  # type: ignore[assignment]
             raise MedtlError(f"{path or 'the image'}: cannot be prepared for this {self.spec.spatial_dims}D {self.spec.architecture} ({error})") from None
-        prediction = Prediction(self.spec.task, volume, path, list(self.classes), dict(self.labels))
         if self.spec.task == "segmentation":
-            self._segment(prediction, network_input, uncertainty, progress, cancel)
-        else:
-            self._classify(prediction, network_input, uncertainty, progress, cancel)
-        return prediction
+            return self._segment(volume, path, network_input, uncertainty, progress, cancel)
+        return self._classify(volume, path, network_input, uncertainty, progress, cancel)
 
     def check_uncertainty(self, method: str | None) -> None:
         """MedtlError unless ``method`` (None, ``"tta"`` or ``"mc"``) is valid for this model."""
@@ -236,8 +209,9 @@ class Predictor:
 
     # ------------------------------------------------------------------ tasks
 
-    def _segment(self, prediction: Prediction, network_input: _NetworkInput, uncertainty: str | None, progress: ProgressCallback | None, cancel: CancelToken | None) -> None:
-        volume = prediction.source
+    def _segment(
+        self, volume: Volume, path: Path | None, network_input: _NetworkInput, uncertainty: str | None, progress: ProgressCallback | None, cancel: CancelToken | None
+    ) -> SegmentationPrediction:
         means, entropies = [], []
         for images in self._batches(network_input, "segmenting", progress, cancel):
             mean = self._samples(images, uncertainty).mean(dim=0)
@@ -247,27 +221,33 @@ class Predictor:
         probabilities = self._as_grid(torch.cat(means), network_input)
         dtype = np.uint8 if probabilities.shape[0] <= 256 else np.uint16
         mask = resample_to_volume(probabilities, network_input.affine_ras, volume, reduce=lambda slab: slab.argmax(axis=0).astype(dtype))
-        prediction.mask = _on_grid(mask, volume)
         voxel_mm3 = float(np.prod(volume.spacing))
         counts = np.bincount(mask.ravel(), minlength=max(self.labels, default=0) + 1)
-        prediction.volumes_mm3 = {name: float(counts[value]) * voxel_mm3 for value, name in self.labels.items() if value != 0}
+        volumes_mm3 = {name: float(counts[value]) * voxel_mm3 for value, name in self.labels.items() if value != 0}
+        uncertainty_map, case_uncertainty = None, None
         if entropies:
             entropy = resample_to_volume(self._as_grid(torch.cat(entropies), network_input), network_input.affine_ras, volume)[0]
-            prediction.uncertainty_map = _on_grid(np.clip(entropy, 0.0, 1.0).astype(np.float32), volume)
+            uncertainty_map = _on_grid(np.clip(entropy, 0.0, 1.0).astype(np.float32), volume)
             foreground = mask > 0
-            prediction.uncertainty = float(entropy[foreground].mean()) if foreground.any() else None
+            case_uncertainty = float(entropy[foreground].mean()) if foreground.any() else None
+        return SegmentationPrediction(volume, path, dict(self.labels), _on_grid(mask, volume), volumes_mm3, case_uncertainty, uncertainty_map)
 
-    def _classify(self, prediction: Prediction, network_input: _NetworkInput, uncertainty: str | None, progress: ProgressCallback | None, cancel: CancelToken | None) -> None:
+    def _classify(
+        self, volume: Volume, path: Path | None, network_input: _NetworkInput, uncertainty: str | None, progress: ProgressCallback | None, cancel: CancelToken | None
+    ) -> ClassificationPrediction:
         samples = torch.cat([self._samples(images, uncertainty) for images in self._batches(network_input, "classifying", progress, cancel)], dim=1)
         per_item = samples.mean(dim=0)  # [N, C]
         probabilities = per_item.mean(dim=0)
-        prediction.probabilities = probabilities.numpy()
-        if self.spec.spatial_dims == 2:
-            prediction.slice_probabilities = per_item.numpy()
+        case_uncertainty, probability_std = None, None
         if uncertainty is not None:
-            prediction.uncertainty = float(normalised_entropy(probabilities[None], dim=1)[0])
-            prediction.probability_std = samples.mean(dim=1).std(dim=0).numpy()
-        prediction.heatmap = self._heatmap(prediction.source, network_input, int(probabilities.argmax()), progress, cancel)
+            case_uncertainty = float(normalised_entropy(probabilities[None], dim=1)[0])
+            probability_std = samples.mean(dim=1).std(dim=0).numpy()
+        return ClassificationPrediction(
+            volume, path, tuple(self.classes), probabilities.numpy(),
+            heatmap=self._heatmap(volume, network_input, int(probabilities.argmax()), progress, cancel),
+            slice_probabilities=per_item.numpy() if self.spec.spatial_dims == 2 else None,
+            uncertainty=case_uncertainty, probability_std=probability_std,
+        )
 
     def _heatmap(self, volume: Volume, network_input: _NetworkInput, class_index: int, progress: ProgressCallback | None, cancel: CancelToken | None) -> Volume:
         cam = GradCAM(self.model, target_layer(self.model, get_architecture(self.spec.architecture)))

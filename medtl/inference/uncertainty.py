@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from medtl.errors import MedtlError
+from medtl.inference.prediction import UNCERTAINTY_METHODS as METHODS
 
-METHODS = ("tta", "mc")
 MC_SAMPLES = 8
 
 Forward = Callable[[torch.Tensor], torch.Tensor]

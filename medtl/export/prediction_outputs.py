@@ -1,0 +1,114 @@
+"""A prediction's files, named after its input: what ``medtl predict`` writes (and the app exports).
+
+For an input whose outputs are named ``NAME`` (:func:`output_names`), in the folder ``OUT``:
+
+- segmentation: ``OUT/NAME.nii.gz`` (the mask on the input's grid), ``OUT/NAME_uncertainty.nii.gz``
+  (with uncertainty) and ``OUT/NAME.seg.dcm`` (when the input was loaded from DICOM);
+- classification: ``OUT/NAME_heatmap.nii.gz`` and ``OUT/NAME_heatmap.png`` (middle slice), and
+  ``OUT/NAME_slices.csv`` (``slice``, ``p_<class>``...) when a 2D model saw several slices. Each
+  input is also one row of ``OUT/predictions.csv`` (:func:`classification_row`,
+  :func:`write_predictions_csv`: ``input``, ``predicted``, ``p_<class>``..., ``uncertainty``).
+
+Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from medtl.atomic import write_text_atomic
+from medtl.inference.prediction import ClassificationPrediction, Prediction, SegmentationPrediction
+
+PREDICTIONS_CSV = "predictions.csv"
+_IMAGE_SUFFIXES = (".nii.gz", ".nii", ".dcm", ".png", ".jpg", ".jpeg", ".tif", ".tiff")
+
+
+@dataclass(frozen=True)
+class PredictionOutputs:
+    """The files written for one prediction, in the order written, and warnings, each naming its file."""
+
+    files: tuple[Path, ...]
+    warnings: tuple[str, ...] = ()
+
+
+def output_names(paths: Sequence[Path]) -> list[str]:
+    """A distinct file-name stem per input: the file name without its image suffix, or the folder name."""
+    names: list[str] = []
+    for path in paths:
+        base = path.resolve().name
+        suffix = next((s for s in _IMAGE_SUFFIXES if base.lower().endswith(s)), "")
+        base = base[: len(base) - len(suffix)] if path.is_file() and suffix else base
+        name, count = base or "image", 1
+        while name in names:
+            count += 1
+            name = f"{base}_{count}"
+        names.append(name)
+    return names
+
+
+def write_prediction_outputs(prediction: Prediction, out_dir: Path | str, name: str, model_name: str) -> PredictionOutputs:
+    """Write ``prediction``'s files into ``out_dir`` with the stem ``name``; ``model_name`` names the algorithm in DICOM SEG.
+
+    The classification row of ``predictions.csv`` is not written here (:func:`classification_row`).
+    """
+    out_dir = Path(out_dir)
+    if isinstance(prediction, SegmentationPrediction):
+        return _write_segmentation(prediction, out_dir, name, model_name)
+    return _write_classification(prediction, out_dir, name)
+
+
+def _write_segmentation(prediction: SegmentationPrediction, out_dir: Path, name: str, model_name: str) -> PredictionOutputs:
+    from medtl.export.nifti import write_nifti
+
+    files = [write_nifti(prediction.mask, out_dir / f"{name}.nii.gz")]
+    if prediction.uncertainty_map is not None:
+        files.append(write_nifti(prediction.uncertainty_map, out_dir / f"{name}_uncertainty.nii.gz"))
+    warnings: list[str] = []
+    if any(prediction.source.slice_sources):  # loaded from DICOM
+        from medtl.export.dicom_seg import write_dicom_seg
+
+        destination = out_dir / f"{name}.seg.dcm"
+        warnings += [f"{destination}: {warning}" for warning in write_dicom_seg(prediction.mask, dict(prediction.labels), prediction.source, destination, model_name)]
+        files.append(destination)
+    return PredictionOutputs(tuple(files), tuple(warnings))
+
+
+def _write_classification(prediction: ClassificationPrediction, out_dir: Path, name: str) -> PredictionOutputs:
+    from medtl.export.nifti import write_nifti
+    from medtl.export.overlay import write_overlay_png
+
+    files = [write_nifti(prediction.heatmap, out_dir / f"{name}_heatmap.nii.gz")]
+    files.append(write_overlay_png(prediction.source, prediction.heatmap, out_dir / f"{name}_heatmap.png"))
+    slices = prediction.slice_probabilities
+    if slices is not None and len(slices) > 1:
+        files.append(out_dir / f"{name}_slices.csv")
+        write_predictions_csv(files[-1], [{"slice": str(z), **_probability_columns(prediction.classes, p)} for z, p in enumerate(slices)])
+    return PredictionOutputs(tuple(files))
+
+
+def classification_row(prediction: ClassificationPrediction) -> dict[str, str]:
+    """The prediction's row of ``predictions.csv``: ``input``, ``predicted``, ``p_<class>``..., ``uncertainty`` (when estimated)."""
+    row = {"input": str(prediction.source_path), "predicted": prediction.predicted, **_probability_columns(prediction.classes, prediction.probabilities)}
+    if prediction.uncertainty is not None:
+        row["uncertainty"] = f"{prediction.uncertainty:.6f}"
+    return row
+
+
+def write_predictions_csv(destination: Path | str, rows: Sequence[Mapping[str, str]]) -> Path:
+    """Write ``rows`` (all with the first row's columns) as CSV at ``destination``, atomically."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(destination, buffer.getvalue())
+    return Path(destination)
+
+
+def _probability_columns(classes: Sequence[str], probabilities: np.ndarray) -> dict[str, str]:
+    return {f"p_{name}": f"{float(p):.6f}" for name, p in zip(classes, probabilities)}
