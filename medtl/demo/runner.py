@@ -216,12 +216,10 @@ class _SeriesPredictions:
 
 
 def _predict_series(study: Path, runs: ComparisonFolder, out: Path, grid: int, device: str, cancel: CancelToken) -> _SeriesPredictions:
-    import nibabel
-
-    from medtl.atomic import atomic_path
     from medtl.data.images import read_image
     from medtl.dicom.volume import Volume
-    from medtl.inference.predictor import Predictor
+    from medtl.export.nifti import write_nifti
+    from medtl.inference.predictor import Predictor, SegmentationPrediction
     from medtl.sample_study import DICOM_FOLDER, LABEL_FILE
 
     full = read_image(study / DICOM_FOLDER)
@@ -231,11 +229,10 @@ def _predict_series(study: Path, runs: ComparisonFolder, out: Path, grid: int, d
     masks, files = {}, {}
     for arm in ARMS:
         prediction = Predictor.from_run(runs.arm(arm).path, device=device).predict(series, cancel=cancel)
-        assert prediction.mask is not None  # a segmentation run
+        if not isinstance(prediction, SegmentationPrediction):
+            raise MedtlError(f"{runs.arm(arm).path}: not a segmentation run")
         masks[arm] = prediction.mask.array > 0
-        files[arm] = out / f"{arm}_brain_{grid * sz:g}mm.nii.gz"
-        with atomic_path(files[arm]) as tmp:
-            nibabel.save(prediction.mask.to_nifti(), str(tmp))
+        files[arm] = write_nifti(prediction.mask, out / f"{arm}_brain_{grid * sz:g}mm.nii.gz")
     return _SeriesPredictions(grid, series, reference, masks, files)
 
 
