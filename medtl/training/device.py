@@ -42,7 +42,7 @@ def select_device(preference: str, local_rank: int = 0) -> torch.device:
     """``auto`` picks CUDA (``cuda:local_rank``), then Apple MPS, then CPU; an explicit choice must exist."""
     cuda, mps = torch.cuda.is_available(), torch.backends.mps.is_available()
     if preference == "cuda" and not cuda:
-        raise MedtlError("device 'cuda' was asked for but no CUDA GPU is available; use --device auto or cpu")
+        raise MedtlError("device 'cuda' was asked for but no CUDA GPU is available; choose the device auto or cpu")
     if preference == "mps" and not mps:
         raise MedtlError("device 'mps' was asked for but Apple MPS is not available; use --device auto or cpu")
     if preference == "cuda" or (preference == "auto" and cuda):
