@@ -44,7 +44,7 @@ def select_device(preference: str, local_rank: int = 0) -> torch.device:
     if preference == "cuda" and not cuda:
         raise MedtlError("device 'cuda' was asked for but no CUDA GPU is available; choose the device auto or cpu")
     if preference == "mps" and not mps:
-        raise MedtlError("device 'mps' was asked for but Apple MPS is not available; use --device auto or cpu")
+        raise MedtlError("device 'mps' was asked for but Apple MPS is not available; choose the device auto or cpu")
     if preference == "cuda" or (preference == "auto" and cuda):
         return torch.device("cuda", local_rank)
     if preference == "mps" or (preference == "auto" and mps):
