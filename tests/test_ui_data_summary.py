@@ -14,9 +14,9 @@ from PySide6.QtCore import QSettings, Qt
 from medtl.models.weights import PACKAGED
 from medtl.progress import CancelToken
 from tests.test_ui_training import datalist  # noqa: F401 - the fixture
-from ui.datalist_summary import summarise_datalist
-from ui.settings import AppSettings
-from ui.training_panel import FROM_SCRATCH, TrainingPanel
+from medtl.data.summary import summarise_datalist
+from ui.qt.settings import AppSettings
+from ui.qt.training_panel import FROM_SCRATCH, TrainingPanel
 
 TIMEOUT_MS = 20_000
 
@@ -81,7 +81,7 @@ def test_the_summary_runs_in_a_worker(qtbot, panel: TrainingPanel, datalist: Pat
         threads.append(threading.current_thread())
         return real(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr("ui.training_panel.summarise_datalist", spy)
+    monkeypatch.setattr("ui.qt.training_panel.summarise_datalist", spy)
     with qtbot.waitSignal(panel.summary_shown, timeout=TIMEOUT_MS):
         panel.datalist.setText(str(datalist))
     assert threads and threads[0] is not threading.main_thread()

@@ -7,11 +7,11 @@ import pytest
 
 from medtl.dicom.volume import Volume
 from tests.dicomgen import phantom, rotation
-from ui.orientation import direction_label, edge_labels
-from ui.overlays import HeatmapLayer, LabelLayer, LabelStyle, composite
-from ui.view_plane import PlaneKind, ViewPlane
-from ui.viewer_model import ANONYMOUS, SeriesLabel, ViewerModel
-from ui.window_level import PRESETS, GreyMapper, WindowLevel, auto_window, voi_linear
+from ui.models.orientation import direction_label, edge_labels
+from ui.models.overlays import HeatmapLayer, LabelLayer, LabelStyle, composite
+from ui.models.view_plane import PlaneKind, ViewPlane
+from ui.models.viewer_model import ANONYMOUS, SeriesLabel, ViewerModel
+from medtl.render.window import PRESETS, GreyMapper, WindowLevel, auto_window, voi_linear
 
 FLIP_X = np.diag([-1.0, 1.0, 1.0])
 
@@ -182,7 +182,7 @@ def test_scrolling_is_clamped_to_the_volume() -> None:
 
 def test_a_classification_prediction_gives_a_heatmap_layer_and_a_summary() -> None:
     from medtl.inference.predictor import Prediction
-    from ui.prediction_layers import prediction_layers, prediction_summary
+    from ui.models.prediction_layers import prediction_layers, prediction_summary
 
     source = volume()
     heat = Volume(np.linspace(0, 1, source.array.size, dtype=np.float32).reshape(source.shape), source.spacing, source.origin)

@@ -15,10 +15,10 @@ from medtl.training.run_folder import RunFolder
 from medtl.training.run_summary import RunSummary
 from medtl.workflow.request import InvalidRequest
 from medtl.workflow.train import TrainRequest
-from ui.main_window import MainWindow
-from ui.settings import AppSettings
-from ui.training_panel import TrainingPanel
-from ui.training_progress import TrainingProgress, progress_of_run, run_arms
+from ui.qt.main_window import MainWindow
+from ui.qt.settings import AppSettings
+from ui.qt.training_panel import TrainingPanel
+from ui.models.training_progress import TrainingProgress, progress_of_run, run_arms
 
 TIMEOUT_MS = 120_000
 

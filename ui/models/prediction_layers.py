@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ui.overlays import HeatmapLayer, LabelLayer, OverlayLayer
+from ui.models.overlays import HeatmapLayer, LabelLayer, OverlayLayer
 
 if TYPE_CHECKING:  # pragma: no cover - importing the predictor imports torch
     from medtl.inference.predictor import Prediction

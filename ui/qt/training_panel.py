@@ -24,16 +24,16 @@ from medtl.models.weights import PACKAGED
 from medtl.progress import CancelToken, ProgressCallback
 from medtl.workflow.request import InvalidRequest
 from medtl.workflow.train import TrainRequest
-from ui.curve_plot import Curve
-from ui.datalist_summary import DatalistSummary, summarise_datalist
-from ui.run_monitor import RunMonitor, loss_curves
-from ui.tasks import EngineTask
-from ui.training_progress import TrainingProgress, progress_of_run, run_arms
-from ui.weights_licence import licence_text
+from ui.qt.curve_plot import Curve
+from medtl.data.summary import DatalistSummary, summarise_datalist
+from ui.qt.run_monitor import RunMonitor, loss_curves
+from ui.qt.tasks import EngineTask
+from ui.models.training_progress import TrainingProgress, progress_of_run, run_arms
+from medtl.models.licence import licence_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from medtl.workflow.train import TrainResult
-    from ui.settings import AppSettings
+    from ui.qt.settings import AppSettings
 
 DEFAULT = "(default for the data)"
 FROM_SCRATCH = "none (random initialisation)"

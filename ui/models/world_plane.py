@@ -9,7 +9,7 @@ slice 0 (``[3, rows, columns]``) and a per-slice offset; a slice is sampled with
 interpolation (labels: the nearest voxel).
 
 Cost, measured on a 512 x 512 x 300 CT tilted 20° (world grid 512 x 846 x 330): 10-35 ms per new
-slice, depending on the plane; views cache their cuts (:class:`ui.cut_cache.CutCache`), so moving
+slice, depending on the plane; views cache their cuts (:class:`ui.models.cut_cache.CutCache`), so moving
 the crosshair within a slice costs no resampling.
 """
 
@@ -21,7 +21,7 @@ from typing import ClassVar
 import numpy as np
 
 from medtl.dicom.volume import Volume
-from ui.view_plane import PlaneKind, ViewPlane, patient_axes
+from ui.models.view_plane import PlaneKind, ViewPlane, patient_axes
 
 ALIGNED_COSINE = 1 - 1e-6  # index axes this close to the patient axes (under ~0.08°) need no resampling
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from PySide6.QtCore import QByteArray, QSettings
 from PySide6.QtWidgets import QMainWindow
 
-from ui.viewer_widget import Layout
+from ui.qt.viewer_widget import Layout
 
 MAX_RECENT = 10
 

@@ -11,7 +11,7 @@ from medtl.data.images import read_image
 from medtl.errors import MedtlError
 from medtl.labels.store import LabelStore, SavedLabel
 from medtl.progress import CancelToken, ProgressCallback
-from ui.viewer_model import ViewerModel
+from ui.models.viewer_model import ViewerModel
 
 SaveCall = Callable[[ProgressCallback, CancelToken], SavedLabel]
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QHeaderView, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
-from ui.slice_view import MOUSE_GESTURES
+from ui.qt.slice_view import MOUSE_GESTURES
 
 
 def shortcut_rows(actions: Iterable[QAction]) -> list[tuple[str, str]]:

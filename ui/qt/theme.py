@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
-from ui.resources import stylesheet
+from ui.qt.resources import stylesheet
 
 _PALETTE = {
     QPalette.ColorRole.Window: "#15181e",

@@ -9,8 +9,8 @@ from PySide6.QtWidgets import QAbstractItemView, QLineEdit, QTreeView, QVBoxLayo
 
 from medtl.dicom.records import PatientInfo, ScanResult, SeriesInfo, StudyInfo
 from medtl.dicom.series import NON_IMAGE_MODALITIES
-from ui.dicom_date import format_dicom_date
-from ui.thumbnails import THUMBNAIL_SIZE
+from ui.models.dicom_date import format_dicom_date
+from ui.qt.thumbnails import THUMBNAIL_SIZE
 
 COLUMNS = ("Patient / study / series", "Modality", "Date", "Images")
 _SERIES_ROLE = Qt.ItemDataRole.UserRole + 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ui.view_plane import ViewPlane
+from ui.models.view_plane import ViewPlane
 
 
 class CutCache:

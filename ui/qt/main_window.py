@@ -36,23 +36,23 @@ from medtl.errors import MedtlError
 from medtl.labels.store import LabelStore, SavedLabel
 from medtl.progress import CancelToken, ProgressCallback
 from medtl.sample_study import sample_study_dir
-from ui.label_editor import LabelEditor
-from ui.label_session import attach_saved_label, save_call
-from ui.label_tools import LabelTools
-from ui.layers_panel import LayersPanel
-from ui.overlays import LabelLayer
-from ui.prediction_layers import prediction_layers, prediction_summary
-from ui.pretrain_panel import PretrainPanel
-from ui.problems_panel import ProblemsPanel
-from ui.resources import icon
-from ui.settings import AppSettings
-from ui.shortcuts_dialog import ShortcutsDialog
-from ui.study_browser import SeriesPath, StudyBrowser
-from ui.tasks import EngineTask, wait_for_tasks
-from ui.thumbnails import start_thumbnails
-from ui.training_panel import TrainingPanel
-from ui.viewer_model import PixelInfo, SeriesLabel, ViewerModel
-from ui.viewer_widget import ViewerWidget
+from ui.models.label_editor import LabelEditor
+from ui.models.label_session import attach_saved_label, save_call
+from ui.qt.label_tools import LabelTools
+from ui.qt.layers_panel import LayersPanel
+from ui.models.overlays import LabelLayer
+from ui.models.prediction_layers import prediction_layers, prediction_summary
+from ui.qt.pretrain_panel import PretrainPanel
+from ui.qt.problems_panel import ProblemsPanel
+from ui.qt.resources import icon
+from ui.qt.settings import AppSettings
+from ui.qt.shortcuts_dialog import ShortcutsDialog
+from ui.qt.study_browser import SeriesPath, StudyBrowser
+from ui.qt.tasks import EngineTask, wait_for_tasks
+from ui.qt.thumbnails import start_thumbnails
+from ui.qt.training_panel import TrainingPanel
+from ui.models.viewer_model import PixelInfo, SeriesLabel, ViewerModel
+from ui.qt.viewer_widget import ViewerWidget
 
 if TYPE_CHECKING:  # pragma: no cover - importing the predictor imports torch
     from medtl.inference.predictor import Prediction

@@ -1,5 +1,5 @@
 """`ViewerWidget`: one series in a single view, a 1×3 axial / coronal / sagittal layout, or a 2×2 layout that adds a
-coronal maximum intensity projection (:mod:`ui.projection`), with its commands.
+coronal maximum intensity projection (:mod:`ui.models.projection`), with its commands.
 
 The view commands are ``QAction`` s with shortcuts active while the viewer has focus (so arrow
 keys still move through the study browser when it has focus); the main window puts the same
@@ -15,14 +15,14 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QIcon, QKeySequence, QPixmap
 from PySide6.QtWidgets import QGridLayout, QLabel, QStackedLayout, QWidget
 
-from ui.label_editor import Tool
-from ui.projection import ProjectionPlane
-from ui.resources import icon
-from ui.slice_view import SliceView
-from ui.tasks import EngineTask
-from ui.view_plane import PlaneKind, ViewPlane
-from ui.viewer_model import ViewerModel
-from ui.window_level import PRESETS
+from ui.models.label_editor import Tool
+from ui.models.projection import ProjectionPlane
+from ui.qt.resources import icon
+from ui.qt.slice_view import SliceView
+from ui.qt.tasks import EngineTask
+from ui.models.view_plane import PlaneKind, ViewPlane
+from ui.models.viewer_model import ViewerModel
+from medtl.render.window import PRESETS
 
 _PAGE = 10  # slices per Page Up / Page Down
 

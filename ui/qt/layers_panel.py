@@ -5,8 +5,8 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QFormLayout, QLabel, QListWidget, QListWidgetItem, QMessageBox, QPushButton, QSlider, QVBoxLayout, QWidget
 
-from ui.overlays import LabelLayer, LabelStyle, OverlayLayer
-from ui.viewer_model import ViewerModel
+from ui.models.overlays import LabelLayer, LabelStyle, OverlayLayer
+from ui.models.viewer_model import ViewerModel
 
 
 class LayersPanel(QWidget):

@@ -14,8 +14,8 @@ from enum import Enum
 
 import numpy as np
 
-from ui.overlays import LABEL_PALETTE, LabelLayer
-from ui.view_plane import ViewPlane
+from ui.models.overlays import LABEL_PALETTE, LabelLayer
+from ui.models.view_plane import ViewPlane
 
 UNDO_BYTES = 64 * 2**20  # undo history kept per label (a stroke over a whole 512 x 512 slice takes ~2.6 MB)
 BRUSH_RANGE_MM = (0.5, 100.0)

@@ -1,8 +1,8 @@
 """`PretrainPanel`: self-supervised pretraining of a backbone on unlabelled folders, in a worker.
 
-The engine's :func:`medtl.workflow.pretrain.pretrain` runs in an :class:`~ui.tasks.EngineTask`; its
+The engine's :func:`medtl.workflow.pretrain.pretrain` runs in an :class:`~ui.qt.tasks.EngineTask`; its
 events (the training engine's own: steps, epochs, log lines) are relayed as a queued signal (step events
-at most ten times a second) and folded into a :class:`~ui.training_progress.TrainingProgress`, which
+at most ten times a second) and folded into a :class:`~ui.models.training_progress.TrainingProgress`, which
 drives the progress bar with the time left, the status line and the loss curves. Cancel stops within one
 step and leaves a checkpoint. When the run ends the panel shows its folder and offers it as pretrained
 weights (:attr:`PretrainPanel.weights_chosen` carries ``"run:FOLDER"`` for the fine-tune panel).
@@ -24,9 +24,9 @@ from medtl.models.registry import ARCHITECTURES
 from medtl.progress import CancelToken, ProgressCallback
 from medtl.workflow.pretrain import DEFAULT_MODEL, PretrainRequest
 from medtl.workflow.request import InvalidRequest
-from ui.curve_plot import Curve
-from ui.run_monitor import RunMonitor, loss_curves
-from ui.training_progress import TrainingProgress
+from ui.qt.curve_plot import Curve
+from ui.qt.run_monitor import RunMonitor, loss_curves
+from ui.models.training_progress import TrainingProgress
 
 if TYPE_CHECKING:
     from medtl.training.run_summary import RunSummary

@@ -15,15 +15,15 @@ import numpy as np
 
 from medtl.dicom.records import PatientInfo, SeriesInfo, StudyInfo
 from medtl.dicom.volume import Volume
-from ui.cut_cache import CutCache
-from ui.dicom_date import format_dicom_date
-from ui.events import Event
-from ui.label_editor import LabelEditor
-from ui.orientation import EdgeLabels, edge_labels
-from ui.overlays import LabelLayer, OverlayLayer, composite
-from ui.view_plane import PlaneKind, ViewPlane
-from ui.window_level import PRESETS, GreyMapper, WindowLevel, auto_window
-from ui.world_plane import WorldGrid, WorldPlane, is_oblique
+from ui.models.cut_cache import CutCache
+from ui.models.dicom_date import format_dicom_date
+from ui.models.events import Event
+from ui.models.label_editor import LabelEditor
+from ui.models.orientation import EdgeLabels, edge_labels
+from ui.models.overlays import LabelLayer, OverlayLayer, composite
+from ui.models.view_plane import PlaneKind, ViewPlane
+from medtl.render.window import PRESETS, GreyMapper, WindowLevel, auto_window
+from ui.models.world_plane import WorldGrid, WorldPlane, is_oblique
 
 PLACED_KINDS = {"classic", "enhanced"}  # volumes whose grid is placed in the patient; others get no orientation letters
 ANONYMOUS = "Anonymised"
@@ -200,7 +200,7 @@ class ViewerModel:
 
     def render(self, plane: ViewPlane) -> np.ndarray:
         """The current slice of ``plane`` as display pixels with the overlays blended: uint8 ``[rows, columns, 4]``
-        in B, G, R, A order, C-contiguous (``QImage.Format_RGB32``; see :mod:`ui.window_level`).
+        in B, G, R, A order, C-contiguous (``QImage.Format_RGB32``; see :mod:`medtl.render.window`).
         A projection not made yet (:meth:`prepare_projection`) renders black."""
         index = 0 if plane.projection else self.slice_index(plane)  # a projection's cut is the same at any depth
         if plane.computed:

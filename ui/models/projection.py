@@ -7,7 +7,7 @@ readers use, in which high-uptake or contrast-filled structures and the whole ex
 segmentation show in one image (label layers are projected too), and clicking moves the
 crosshair to that point in the three planes.
 
-Projections are cached (:class:`ui.cut_cache.CutCache`) with the version of their array (the label
+Projections are cached (:class:`ui.models.cut_cache.CutCache`) with the version of their array (the label
 being edited changes), and the image's projection is made in a worker the first time.
 """
 
@@ -18,7 +18,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ui.view_plane import ViewPlane
+from ui.models.view_plane import ViewPlane
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from medtl.dicom.records import SeriesInfo
 from medtl.dicom.series import load_series
 from medtl.dicom.volume import Volume
 from medtl.errors import MedtlError
-from ui.window_level import auto_window, voi_linear
+from medtl.render.window import auto_window, voi_linear
 
 THUMBNAIL_SIZE = 48
 

@@ -3,7 +3,7 @@
 Layers are pure data with display settings; :func:`composite` blends their cut of a plane into
 display pixels in place with integer numpy arithmetic, touching only the pixels a layer covers.
 Display pixels are ``[h, w, 4]`` uint8 in B, G, R, A byte order (Qt's ``Format_RGB32`` on a
-little-endian machine, see :mod:`ui.window_level`); colours here are given as (R, G, B).
+little-endian machine, see :mod:`medtl.render.window`); colours here are given as (R, G, B).
 """
 
 from __future__ import annotations
