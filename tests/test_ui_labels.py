@@ -18,12 +18,12 @@ from medtl.progress import CancelToken
 from tests.dicomgen import SeriesSpec, phantom, rotation, write_series
 from tests.test_ui_window import TIMEOUT_MS, open_and_show, pixels, send_mouse
 from ui.models.label_editor import LabelEditor, Tool, disc
-from ui.qt.main_window import MainWindow
 from ui.models.overlays import LabelLayer
 from ui.models.prediction_layers import prediction_layers
+from ui.models.view_plane import PlaneKind, ViewPlane
+from ui.qt.main_window import MainWindow
 from ui.qt.settings import AppSettings
 from ui.qt.slice_view import SliceView
-from ui.models.view_plane import PlaneKind, ViewPlane
 from ui.qt.viewer_widget import Layout
 
 SHAPE = (20, 48, 56)

@@ -14,8 +14,8 @@ from tests.test_ui_labels import drag, screen_point, shown_window, temporary_set
 from tests.test_ui_window import TIMEOUT_MS, open_and_show, pixels, send_mouse
 from ui.models.overlays import LabelLayer
 from ui.models.projection import ProjectionPlane
-from ui.qt.settings import AppSettings
 from ui.models.view_plane import PlaneKind
+from ui.qt.settings import AppSettings
 from ui.qt.viewer_widget import Layout
 
 

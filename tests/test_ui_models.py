@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from medtl.dicom.volume import Volume
+from medtl.render.window import PRESETS, GreyMapper, WindowLevel, auto_window, voi_linear
 from tests.dicomgen import phantom, rotation
 from ui.models.orientation import direction_label, edge_labels
 from ui.models.overlays import HeatmapLayer, LabelLayer, LabelStyle, composite
 from ui.models.view_plane import PlaneKind, ViewPlane
 from ui.models.viewer_model import ANONYMOUS, SeriesLabel, ViewerModel
-from medtl.render.window import PRESETS, GreyMapper, WindowLevel, auto_window, voi_linear
 
 FLIP_X = np.diag([-1.0, 1.0, 1.0])
 

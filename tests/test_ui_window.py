@@ -16,11 +16,11 @@ from medtl.dicom.records import ScanResult
 from medtl.progress import CancelToken, ProgressCallback
 from tests.dicomgen import SeriesSpec, phantom, write_series
 from tests.test_ui_app import image_array
-from ui.qt.main_window import MainWindow
 from ui.models.overlays import LabelLayer, LabelStyle
+from ui.models.view_plane import PlaneKind
+from ui.qt.main_window import MainWindow
 from ui.qt.settings import AppSettings
 from ui.qt.slice_view import SliceView
-from ui.models.view_plane import PlaneKind
 from ui.qt.viewer_widget import Layout
 
 TIMEOUT_MS = 20_000

@@ -1,9 +1,9 @@
-"""What a datalist holds, for the fine-tune panel before Start: cases per class or label, and the split.
+"""What a datalist holds, shown before training starts (the app's fine-tune panel): cases per class or label, and the split.
 
-:func:`summarise_datalist` runs in a worker: it parses the datalist with the engine's loader,
-splits it as training will (the datalist's own ``validation`` list, else the engine's seeded
-patient-level split with its defaults), and for segmentation reads each mask to count the cases
-that contain each label.
+:func:`summarise_datalist` (run by the app in a worker) parses the datalist with the engine's loader,
+splits it as training will (:func:`medtl.data.dataset.split_datalist` with its defaults: the
+datalist's own ``validation`` list, else the seeded patient-level split), and for segmentation reads
+each mask to count the cases that contain each label.
 """
 
 from __future__ import annotations
@@ -15,11 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from medtl.data.datalist import Case, Datalist, load_datalist
+from medtl.data.dataset import split_datalist
 from medtl.data.images import image_format, read_image
-from medtl.data.split import split_cases
 from medtl.progress import CancelToken, ProgressCallback
-
-VAL_FRACTION, SEED = 0.2, 0  # the engine's defaults (medtl.data.dataset.build_loaders, TrainConfig.seed)
 
 
 @dataclass(frozen=True)
@@ -73,10 +71,8 @@ class DatalistSummary:
 def summarise_datalist(path: Path | str, task: str | None, progress: ProgressCallback, cancel: CancelToken) -> DatalistSummary:
     """Parse and split the datalist at ``path`` and count its cases per class or label (reads every mask)."""
     datalist = load_datalist(path, task)
-    if datalist.validation:
-        training, validation, split = datalist.training, datalist.validation, "datalist"
-    else:
-        training, validation = split_cases(datalist.training, datalist.task, VAL_FRACTION, SEED)
+    training, validation, split = split_datalist(datalist)
+    if split != "datalist":
         split = "seeded, by patient"
     labels_of = _labels_per_case(datalist, progress, cancel)
     return DatalistSummary(datalist.task, split, _side(training, labels_of), _side(validation, labels_of), datalist.modality)

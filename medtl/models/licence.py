@@ -1,4 +1,4 @@
-"""The licence line shown under the fine-tune panel's weights choice."""
+"""What licence a choice of pretrained weights comes under, in one line (the app shows it under the weights choice)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from medtl.models.weights import PACKAGED, available_sources, parse_source
 
 
 def licence_text(choice: str, default: str, from_scratch: str) -> str:
-    """What licence the weights named by ``choice`` (a combo box entry, or text typed there) come under."""
+    """What licence the weights named by ``choice`` come under: ``from_scratch`` names no weights, ``default`` (or
+nothing) the packaged weights that fit, anything else a packaged name or a weight source (see
+:func:`medtl.models.weights.parse_source`)."""
     choice = choice.strip()
     if choice == from_scratch:
         return "No pretrained weights: nothing to license."

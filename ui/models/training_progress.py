@@ -1,7 +1,7 @@
 """`TrainingProgress`: what a training panel has heard back from the engine, as curves and a status line.
 
 Pure Python: the panel feeds it the engine's events (:mod:`medtl.training.events`); a finished run's
-folder gives the same curves (:func:`progress_of_run`).
+folder gives the same curves (:func:`progress_of_run`, through :meth:`RunFolder.read_curves`).
 """
 
 from __future__ import annotations
@@ -87,28 +87,13 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-_NOT_METRICS = {"epoch", "train_loss", "lr", "seconds", "elapsed_seconds"}
-
-
-def run_arms(folder: Path) -> list[tuple[str, Path]]:
-    """The runs a folder holds, named: a pretrained-vs-scratch comparison holds two, a plain run one."""
-    arms = [(name, folder / sub) for name, sub in (("pretrained", "pretrained"), ("from scratch", "scratch"))]
-    present = [(name, path) for name, path in arms if (path / "config.json").is_file()]
-    return [(f"{folder.name} {name}", path) for name, path in present] or [(folder.name, folder)]
-
-
 def progress_of_run(run_dir: Path) -> TrainingProgress:
     """The curves and summary a finished (or stopped) run left in its folder."""
     from medtl.training.run_folder import RunFolder
 
     folder = RunFolder(run_dir)
-    progress = TrainingProgress()
-    for record in folder.read_metrics():
-        epoch = float(record["epoch"])
-        progress.epoch_loss.append((epoch, float(record["train_loss"])))
-        for name, value in record.items():
-            if name not in _NOT_METRICS and isinstance(value, (int, float)) and math.isfinite(value):
-                progress.metrics.setdefault(name, []).append((epoch, float(value)))
+    curves = folder.read_curves()
+    progress = TrainingProgress(epoch_loss=curves.train_loss, metrics=curves.metrics)
     if folder.summary_path.is_file():
         progress.summary = folder.read_summary()
     return progress

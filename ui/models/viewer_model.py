@@ -15,6 +15,7 @@ import numpy as np
 
 from medtl.dicom.records import PatientInfo, SeriesInfo, StudyInfo
 from medtl.dicom.volume import Volume
+from medtl.render.window import PRESETS, GreyMapper, WindowLevel, auto_window
 from ui.models.cut_cache import CutCache
 from ui.models.dicom_date import format_dicom_date
 from ui.models.events import Event
@@ -22,7 +23,6 @@ from ui.models.label_editor import LabelEditor
 from ui.models.orientation import EdgeLabels, edge_labels
 from ui.models.overlays import LabelLayer, OverlayLayer, composite
 from ui.models.view_plane import PlaneKind, ViewPlane
-from medtl.render.window import PRESETS, GreyMapper, WindowLevel, auto_window
 from ui.models.world_plane import WorldGrid, WorldPlane, is_oblique
 
 PLACED_KINDS = {"classic", "enhanced"}  # volumes whose grid is placed in the patient; others get no orientation letters

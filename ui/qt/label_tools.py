@@ -14,9 +14,9 @@ from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QVBoxLayout, QWidget
 
 from ui.models.label_editor import BRUSH_RANGE_MM, LabelEditor, Tool
-from ui.qt.layers_panel import LayersPanel
 from ui.models.overlays import LabelLayer
 from ui.models.viewer_model import ViewerModel
+from ui.qt.layers_panel import LayersPanel
 from ui.qt.viewer_widget import ViewerWidget
 
 _SIZE_STEP = 1.25  # [ and ] scale the brush by this

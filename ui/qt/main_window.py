@@ -38,10 +38,11 @@ from medtl.progress import CancelToken, ProgressCallback
 from medtl.sample_study import sample_study_dir
 from ui.models.label_editor import LabelEditor
 from ui.models.label_session import attach_saved_label, save_call
-from ui.qt.label_tools import LabelTools
-from ui.qt.layers_panel import LayersPanel
 from ui.models.overlays import LabelLayer
 from ui.models.prediction_layers import prediction_layers, prediction_summary
+from ui.models.viewer_model import PixelInfo, SeriesLabel, ViewerModel
+from ui.qt.label_tools import LabelTools
+from ui.qt.layers_panel import LayersPanel
 from ui.qt.pretrain_panel import PretrainPanel
 from ui.qt.problems_panel import ProblemsPanel
 from ui.qt.resources import icon
@@ -51,7 +52,6 @@ from ui.qt.study_browser import SeriesPath, StudyBrowser
 from ui.qt.tasks import EngineTask, wait_for_tasks
 from ui.qt.thumbnails import start_thumbnails
 from ui.qt.training_panel import TrainingPanel
-from ui.models.viewer_model import PixelInfo, SeriesLabel, ViewerModel
 from ui.qt.viewer_widget import ViewerWidget
 
 if TYPE_CHECKING:  # pragma: no cover - importing the predictor imports torch
@@ -171,7 +171,9 @@ class MainWindow(QMainWindow):
         volume = model.volume
 
         def predict(progress: ProgressCallback, cancel: CancelToken) -> Prediction:
-            from medtl.inference.predictor import Predictor  # imports torch: only now, in the worker
+            from medtl.inference.predictor import (
+                Predictor,  # imports torch: only now, in the worker
+            )
 
             return Predictor.from_run(run_dir).predict(volume, progress, cancel)
 

@@ -24,9 +24,9 @@ from medtl.models.registry import ARCHITECTURES
 from medtl.progress import CancelToken, ProgressCallback
 from medtl.workflow.pretrain import DEFAULT_MODEL, PretrainRequest
 from medtl.workflow.request import InvalidRequest
+from ui.models.training_progress import TrainingProgress
 from ui.qt.curve_plot import Curve
 from ui.qt.run_monitor import RunMonitor, loss_curves
-from ui.models.training_progress import TrainingProgress
 
 if TYPE_CHECKING:
     from medtl.training.run_summary import RunSummary

@@ -17,9 +17,9 @@ from PySide6.QtWidgets import QLabel, QPlainTextEdit, QProgressBar, QVBoxLayout,
 
 from medtl.progress import CancelToken, ProgressCallback
 from medtl.training.events import StepProgress, TrainEvent
+from ui.models.training_progress import TrainingProgress
 from ui.qt.curve_plot import Curve, CurvePlot
 from ui.qt.tasks import EngineTask
-from ui.models.training_progress import TrainingProgress
 
 STEP_INTERVAL_S = 0.1
 """Step events are relayed to the GUI at most this often."""

@@ -17,19 +17,20 @@ from PySide6.QtGui import QColor, QPaintEvent
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox, QToolButton, QVBoxLayout, QWidget
 
 from medtl.data.datalist import TASKS
+from medtl.data.summary import DatalistSummary, summarise_datalist
 from medtl.labels.store import LabelStore
+from medtl.models.licence import licence_text
 from medtl.models.registry import ARCHITECTURES
 from medtl.models.strategy import STRATEGIES
 from medtl.models.weights import PACKAGED
 from medtl.progress import CancelToken, ProgressCallback
+from medtl.training.compare import runs_in
 from medtl.workflow.request import InvalidRequest
 from medtl.workflow.train import TrainRequest
+from ui.models.training_progress import TrainingProgress, progress_of_run
 from ui.qt.curve_plot import Curve
-from medtl.data.summary import DatalistSummary, summarise_datalist
 from ui.qt.run_monitor import RunMonitor, loss_curves
 from ui.qt.tasks import EngineTask
-from ui.models.training_progress import TrainingProgress, progress_of_run, run_arms
-from medtl.models.licence import licence_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from medtl.workflow.train import TrainResult
@@ -220,7 +221,7 @@ class TrainingPanel(QWidget):
         if replace:
             self.history = []
         for folder in folders:
-            for name, run_dir in run_arms(folder):
+            for name, run_dir in runs_in(folder):
                 progress = progress_of_run(run_dir)
                 self.history.append((name, progress))
                 summary = progress.summary

@@ -15,14 +15,14 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QIcon, QKeySequence, QPixmap
 from PySide6.QtWidgets import QGridLayout, QLabel, QStackedLayout, QWidget
 
+from medtl.render.window import PRESETS
 from ui.models.label_editor import Tool
 from ui.models.projection import ProjectionPlane
+from ui.models.view_plane import PlaneKind, ViewPlane
+from ui.models.viewer_model import ViewerModel
 from ui.qt.resources import icon
 from ui.qt.slice_view import SliceView
 from ui.qt.tasks import EngineTask
-from ui.models.view_plane import PlaneKind, ViewPlane
-from ui.models.viewer_model import ViewerModel
-from medtl.render.window import PRESETS
 
 _PAGE = 10  # slices per Page Up / Page Down
 
