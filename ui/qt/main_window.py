@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
@@ -49,7 +49,7 @@ from ui.qt.resources import icon
 from ui.qt.settings import AppSettings
 from ui.qt.shortcuts_dialog import ShortcutsDialog
 from ui.qt.study_browser import SeriesPath, StudyBrowser
-from ui.qt.tasks import EngineTask, wait_for_tasks
+from ui.qt.tasks import EngineCall, TaskGroup, wait_for_tasks
 from ui.qt.thumbnails import start_thumbnails
 from ui.qt.training_panel import TrainingPanel
 from ui.qt.viewer_widget import ViewerWidget
@@ -78,7 +78,7 @@ class MainWindow(QMainWindow):
         self.catalog = catalog
         self.label_store = label_store or LabelStore()
         self.folder: Path | None = None
-        self._tasks: dict[str, EngineTask] = {}  # running tasks by kind ("scan", "load"); a new one cancels the old
+        self._tasks = TaskGroup(self)  # running tasks by kind ("scan", "load"); a new one cancels the old
         self._fallbacks: list[SeriesPath] = []
         self._thumbnails: GeneratorWorker | None = None  # image series to try, in order, if the one shown first fails to load
         self.setWindowTitle(APP_TITLE)
@@ -130,13 +130,11 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{APP_TITLE} — {path}")
         self.pretrain.set_input_folder(path)
         catalog = self.catalog
-        task = EngineTask(lambda progress, cancel: scan(path, catalog, progress, cancel), self)
         started = time.perf_counter()
-        task.progress.connect(self._show_progress)
-        task.done.connect(lambda result: self._scanned(path, result, time.perf_counter() - started))
-        task.failed.connect(lambda message: self._failed(str(path), message))
-        task.cancelled.connect(self._cancelled)
-        self._start("scan", task)
+        self._run(
+            "scan", lambda progress, cancel: scan(path, catalog, progress, cancel),
+            lambda result: self._scanned(path, result, time.perf_counter() - started), lambda message: self._failed(str(path), message),
+        )  # fmt: skip
         self._show_progress(0, 0, f"scanning {path.name or path}")
 
     def show_series(self, series_path: SeriesPath) -> None:
@@ -153,12 +151,7 @@ class MainWindow(QMainWindow):
             attach_saved_label(model, store)
             return model
 
-        task = EngineTask(load, self)
-        task.progress.connect(self._show_progress)
-        task.done.connect(self._loaded)
-        task.failed.connect(lambda message: self._load_failed(f"series {series.description or series.series_uid}", message))
-        task.cancelled.connect(self._cancelled)
-        self._start("load", task)
+        self._run("load", load, self._loaded, lambda message: self._load_failed(f"series {series.description or series.series_uid}", message))
         self._show_progress(0, len(files), "loading series")
 
     def predict_with_run(self, run_dir: Path | str) -> None:
@@ -177,12 +170,7 @@ class MainWindow(QMainWindow):
 
             return Predictor.from_run(run_dir).predict(volume, progress, cancel)
 
-        task = EngineTask(predict, self)
-        task.progress.connect(self._show_progress)
-        task.done.connect(lambda prediction: self._predicted(model, prediction, run_dir.name))
-        task.failed.connect(lambda message: self._failed(f"run {run_dir}", message))
-        task.cancelled.connect(self._cancelled)
-        self._start("predict", task)
+        self._run("predict", predict, lambda prediction: self._predicted(model, prediction, run_dir.name), lambda message: self._failed(f"run {run_dir}", message))
         self._show_progress(0, 0, f"loading run {run_dir.name}")
 
     def choose_run(self) -> None:
@@ -226,12 +214,7 @@ class MainWindow(QMainWindow):
             return
         call, edits = save_call(model, self.label_store)
         editor = model.editor
-        task = EngineTask(call, self)
-        task.progress.connect(self._show_progress)
-        task.done.connect(lambda saved: self._label_saved(editor, edits, saved))
-        task.failed.connect(self._label_not_saved)
-        task.cancelled.connect(self._cancelled)
-        self._start("save_label", task)
+        self._run("save_label", call, lambda saved: self._label_saved(editor, edits, saved), self._label_not_saved)
 
     def _label_not_saved(self, message: str) -> None:
         self._idle()
@@ -295,28 +278,18 @@ class MainWindow(QMainWindow):
 
     def open_sample(self) -> None:
         """Open the real-anatomy sample study; on its first use it is built first, in the background (a few seconds)."""
-        task = EngineTask(lambda progress, cancel: sample_study_dir(progress, cancel), self)
-        task.progress.connect(self._show_progress)
-        task.done.connect(self.open_path)
-        task.failed.connect(lambda message: self._failed("the sample study", message))
-        task.cancelled.connect(self._cancelled)
-        self._start("sample", task)
+        self._run("sample", lambda progress, cancel: sample_study_dir(progress, cancel), self.open_path, lambda message: self._failed("the sample study", message))
         self._show_progress(0, 0, "preparing the sample study")
 
     def cancel_tasks(self) -> None:
-        for task in self._tasks.values():
-            task.cancel()
+        self._tasks.cancel_all()
         if self._thumbnails is not None:
             self._thumbnails.quit()
 
-    def _start(self, kind: str, task: EngineTask) -> None:
-        """Run ``task``, cancelling the running task of the same kind (its result is then ignored)."""
-        previous = self._tasks.get(kind)
-        if previous is not None:
-            previous.cancel()
-        self._tasks[kind] = task
-        task.finished.connect(lambda: self._tasks.pop(kind) if self._tasks.get(kind) is task else None)
-        task.start()
+    def _run(self, kind: str, call: EngineCall, done: Callable[[Any], None], failed: Callable[[str], None]) -> None:
+        """Run ``call`` in the background as the task of ``kind`` (cancelling the running one of that kind, whose result
+        is then ignored), its progress in the status bar."""
+        self._tasks.start(kind, call, progress=self._show_progress, done=done, failed=failed, cancelled=self._cancelled)
 
     def _scanned(self, path: Path, result: ScanResult, seconds: float) -> None:
         self._idle()
@@ -392,7 +365,7 @@ class MainWindow(QMainWindow):
 
     def _cancelled(self) -> None:
         """A task stopped on request: quiet the status bar unless a newer task is still running."""
-        if all(task.token.cancelled for task in self._tasks.values()):
+        if all(task.token.cancelled for task in self._tasks.running.values()):
             self._idle()
             self.status_message.setText("Cancelled")
 

@@ -19,7 +19,7 @@ from medtl.progress import CancelToken, ProgressCallback
 from medtl.training.events import StepProgress, TrainEvent
 from ui.models.training_progress import TrainingProgress
 from ui.qt.curve_plot import Curve, CurvePlot
-from ui.qt.tasks import EngineTask
+from ui.qt.tasks import EngineTask, start_task
 
 STEP_INTERVAL_S = 0.1
 """Step events are relayed to the GUI at most this often."""
@@ -79,15 +79,12 @@ class RunMonitor(QWidget):
     def run(self, call: Callable[[ProgressCallback, CancelToken], Any], done: Callable[[Any], None], cancelled: Callable[[], None]) -> None:
         """Start ``call`` (which passes :meth:`relay` to the engine as ``on_event``) in a worker; ``done`` gets its
         result, ``cancelled`` runs after a cancel; a failure is logged."""
-        self.task = EngineTask(call, self)
-        self.task.done.connect(done)
-        self.task.failed.connect(lambda message: self.add_log(f"failed: {message}"))
-        self.task.cancelled.connect(cancelled)
-        self.task.finished.connect(self._ended)
         self.bar.setRange(0, 0)  # busy until the engine estimates the time left
+        self.task = start_task(
+            call, self, done=done, failed=lambda message: self.add_log(f"failed: {message}"), cancelled=cancelled, finished=self._ended
+        )
         self.running_changed.emit(True)
         self.redraw()
-        self.task.start()
 
     def cancel(self) -> None:
         """Ask the run to stop after its current step (it checkpoints)."""

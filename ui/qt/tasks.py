@@ -5,6 +5,10 @@ a superqt worker on the global thread pool; its progress callback, called on the
 is relayed as a queued signal (throttled), and :meth:`EngineTask.cancel` sets the token the engine
 polls. Exactly one of ``done``, ``failed`` or ``cancelled`` is emitted, on the GUI thread, then
 ``finished``; the task deletes itself afterwards.
+
+:func:`start_task` is the one way a widget runs an engine call: it makes the task, connects the
+slots it is given and starts it. :class:`TaskGroup` keeps one running task per kind (a new scan
+cancels the running scan) and the references to them.
 """
 
 from __future__ import annotations
@@ -72,6 +76,47 @@ class EngineTask(QObject):
             log.error("unexpected error in a background task", exc_info=error)
             self.failed.emit(f"unexpected error ({type(error).__name__}: {error}); details are in the log")
         self.finished.emit()
+
+
+def start_task(call: EngineCall, parent: QObject, **slots: Callable[..., Any] | None) -> EngineTask:
+    """Run ``call(progress, cancel)`` in a worker now, as an :class:`EngineTask` owned by ``parent``, its signals
+    connected to the ``slots`` given by name (``done``, ``failed``, ``progress``, ``cancelled``, ``finished``). Keep the
+    returned task to cancel it; it deletes itself once finished."""
+    task = _connected_task(call, parent, slots)
+    task.start()
+    return task
+
+
+def _connected_task(call: EngineCall, parent: QObject, slots: dict[str, Callable[..., Any] | None]) -> EngineTask:
+    task = EngineTask(call, parent)
+    for name, slot in slots.items():
+        if slot is not None:
+            getattr(task, name).connect(slot)
+    return task
+
+
+class TaskGroup:
+    """The running tasks of a window, one per kind (``"scan"``, ``"load"``…): starting a task of a kind cancels the
+    running one of that kind (its result is then ignored)."""
+
+    def __init__(self, parent: QObject) -> None:
+        self._parent = parent
+        self.running: dict[str, EngineTask] = {}
+
+    def start(self, kind: str, call: EngineCall, **slots: Any) -> EngineTask:
+        """:func:`start_task` as the task of ``kind``; ``slots`` as there."""
+        previous = self.running.get(kind)
+        if previous is not None:
+            previous.cancel()
+        task = _connected_task(call, self._parent, slots)
+        self.running[kind] = task
+        task.finished.connect(lambda: self.running.pop(kind) if self.running.get(kind) is task else None)
+        task.start()
+        return task
+
+    def cancel_all(self) -> None:
+        for task in self.running.values():
+            task.cancel()
 
 
 def wait_for_tasks(timeout_ms: int = 10_000) -> bool:

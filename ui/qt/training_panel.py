@@ -30,7 +30,7 @@ from medtl.workflow.train import TrainRequest
 from ui.models.training_progress import TrainingProgress, progress_of_run
 from ui.qt.curve_plot import Curve
 from ui.qt.run_monitor import RunMonitor, loss_curves
-from ui.qt.tasks import EngineTask
+from ui.qt.tasks import EngineTask, TaskGroup, start_task
 
 if TYPE_CHECKING:  # pragma: no cover
     from medtl.workflow.train import TrainResult
@@ -86,7 +86,7 @@ class TrainingPanel(QWidget):
         self.licence.setObjectName("licence")
         self.data_summary = QLabel("Choose a datalist to see its cases and split.", self)
         self.data_summary.setWordWrap(True)
-        self._summary_task: EngineTask | None = None
+        self._summary_task = TaskGroup(self)  # the running datalist summary: a new one cancels it
         self._summary_timer = QTimer(self)
         self._summary_timer.setSingleShot(True)
         self._summary_timer.setInterval(_SUMMARY_DELAY_MS)
@@ -172,21 +172,19 @@ class TrainingPanel(QWidget):
 
     def summarise_datalist(self) -> None:
         """Read the chosen datalist in a worker and show its cases per class or label and its split."""
-        if self._summary_task is not None:
-            self._summary_task.cancel()
+        self._summary_task.cancel_all()
         path = self.datalist.text().strip()
         if not path:
             self.data_summary.setText("Choose a datalist to see its cases and split.")
             return
         task_name = self.task_box.currentText()
-        task = EngineTask(lambda progress, cancel: summarise_datalist(path, task_name, progress, cancel), self)
-        task.progress.connect(lambda done, total, _message: self.data_summary.setText(f"reading the datalist… {done}/{total}"))
-        task.done.connect(self._show_summary)
-        task.failed.connect(lambda message: self.data_summary.setText(f"<span style='color:#e15759'>{html.escape(message)}</span>"))
-        task.finished.connect(lambda: setattr(self, "_summary_task", None) if self._summary_task is task else None)
-        self._summary_task = task
         self.data_summary.setText("reading the datalist…")
-        task.start()
+        self._summary_task.start(
+            "summary", lambda progress, cancel: summarise_datalist(path, task_name, progress, cancel),
+            progress=lambda done, total, _message: self.data_summary.setText(f"reading the datalist… {done}/{total}"),
+            done=self._show_summary,
+            failed=lambda message: self.data_summary.setText(f"<span style='color:#e15759'>{html.escape(message)}</span>"),
+        )  # fmt: skip
 
     def _show_summary(self, summary: DatalistSummary) -> None:
         lines = [html.escape(line) for line in summary.lines()]
@@ -200,10 +198,10 @@ class TrainingPanel(QWidget):
     def use_saved_labels(self) -> None:
         """Write the label store's datalist (in a worker: it reads every saved label's record) and choose it."""
         store = self.label_store
-        task = EngineTask(lambda _progress, _cancel: store.write_datalist(), self)
-        task.done.connect(self._use_datalist)
-        task.failed.connect(lambda message: self.monitor.add_log(f"no datalist from saved labels: {message}"))
-        task.start()
+        start_task(
+            lambda _progress, _cancel: store.write_datalist(), self,
+            done=self._use_datalist, failed=lambda message: self.monitor.add_log(f"no datalist from saved labels: {message}"),
+        )  # fmt: skip
 
     def _use_datalist(self, path: Path) -> None:
         self.task_box.setCurrentText("segmentation")
@@ -259,10 +257,11 @@ class TrainingPanel(QWidget):
     def _probe_device(self) -> None:
         if self._device_probe is not None:
             return
-        self._device_probe = EngineTask(lambda _progress, _cancel: _auto_device_name(), self)
-        self._device_probe.done.connect(lambda name: self.device_label.setText(f"auto uses: {name}"))
-        self._device_probe.failed.connect(lambda message: self.device_label.setText(f"no device found: {message}"))
-        self._device_probe.start()
+        self._device_probe = start_task(
+            lambda _progress, _cancel: _auto_device_name(), self,
+            done=lambda name: self.device_label.setText(f"auto uses: {name}"),
+            failed=lambda message: self.device_label.setText(f"no device found: {message}"),
+        )  # fmt: skip
 
     # --- running -----------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from ui.models.view_plane import PlaneKind, ViewPlane
 from ui.models.viewer_model import ViewerModel
 from ui.qt.resources import icon
 from ui.qt.slice_view import SliceView
-from ui.qt.tasks import EngineTask
+from ui.qt.tasks import start_task
 
 _PAGE = 10  # slices per Page Up / Page Down
 
@@ -134,10 +134,11 @@ class ViewerWidget(QWidget):
         """Make the image's projection in a worker (its view is black meanwhile), then repaint."""
         if model.cuts.cached(plane, model.volume.array, 0) is not None:
             return
-        task = EngineTask(lambda _progress, _cancel: model.prepare_projection(plane), self)
-        task.done.connect(lambda _none: model.layer_changed())
-        task.done.connect(lambda _none: self.projection_ready.emit())
-        task.start()
+        start_task(lambda _progress, _cancel: model.prepare_projection(plane), self, done=lambda _none: self._projection_made(model))
+
+    def _projection_made(self, model: ViewerModel) -> None:
+        model.layer_changed()
+        self.projection_ready.emit()
 
     def _activate(self, view: SliceView) -> None:
         """Make ``view`` the one the slice keys act on (keyboard focus stays where the user put it)."""
