@@ -38,9 +38,10 @@ from PySide6.QtGui import QPaintEvent  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 
 from medtl.dicom.volume import Volume  # noqa: E402
+from medtl.render.colours import LABEL_PALETTE  # noqa: E402
 from medtl.render.window import PRESETS  # noqa: E402
 from ui.app import application  # noqa: E402
-from ui.models.overlays import LABEL_PALETTE, LabelLayer  # noqa: E402
+from ui.models.overlays import LabelLayer  # noqa: E402
 from ui.models.view_plane import PlaneKind, ViewPlane  # noqa: E402
 from ui.models.viewer_model import ViewerModel  # noqa: E402
 from ui.qt.slice_view import SliceView  # noqa: E402

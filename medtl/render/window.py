@@ -1,10 +1,12 @@
-"""Window/level: presets, automatic windows, and a precomputed greyscale lookup table.
+"""Window/level: presets, automatic windows, a precomputed greyscale lookup table, and grey pictures for files.
 
 The mapping is DICOM's linear VOI function (PS3.3 C.11.2.1.2.1). Integer images of 8 or 16 bits
 are mapped by one ``np.take`` into a table covering every possible value; other images (float,
 32-bit) by vectorised arithmetic. The table yields display pixels directly: 32-bit ``0xFFRRGGBB``,
 which is Qt's ``QImage.Format_RGB32`` (the format it draws fastest) and, viewed as bytes on a
-little-endian machine, ``[h, w, 4]`` in B, G, R, A order, where overlays blend in place.
+little-endian machine, ``[h, w, 4]`` in B, G, R, A order, where overlays blend in place
+(:mod:`medtl.render.blend`). Pictures written to files map a value range ``low..high`` linearly to
+grey in [0, 1] (:func:`grey_rgb`).
 """
 
 from __future__ import annotations
@@ -47,13 +49,27 @@ PRESETS: dict[str, WindowLevel] = {
 }
 
 
+def percentile_range(array: np.ndarray, percentiles: tuple[float, float] = _AUTO_PERCENTILES, sample: int | None = None) -> tuple[float, float]:
+    """``(low, high)``: the ``percentiles`` of ``array`` (of about ``sample`` evenly strided values of it, if given)."""
+    flat = array.reshape(-1)
+    if sample is not None and flat.size > sample:
+        flat = flat[:: flat.size // sample]
+    low, high = np.percentile(flat, percentiles)
+    return float(low), float(high)
+
+
 def auto_window(array: np.ndarray) -> WindowLevel:
     """A window spanning the 0.5th to 99.5th percentile of ``array`` (MR and images without a stored window)."""
-    flat = array.reshape(-1)
-    if flat.size > _AUTO_SAMPLE:
-        flat = flat[:: flat.size // _AUTO_SAMPLE]
-    low, high = np.percentile(flat, _AUTO_PERCENTILES)
-    return WindowLevel(float(high - low), float(high + low) / 2)
+    low, high = percentile_range(array, _AUTO_PERCENTILES, _AUTO_SAMPLE)
+    return WindowLevel(high - low, (high + low) / 2)
+
+
+def grey_rgb(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    """``values`` (``[h, w]``) as a grey RGB picture ``[h, w, 3]`` in [0, 1]: ``low`` black, ``high`` white, linear
+    between (all black when ``high <= low``)."""
+    values = values.astype(np.float64)
+    grey = np.clip((values - low) / (high - low), 0.0, 1.0) if high > low else np.zeros_like(values)
+    return np.repeat(grey[..., None], 3, axis=-1)
 
 
 def voi_linear(values: np.ndarray, window: WindowLevel) -> np.ndarray:

@@ -14,7 +14,8 @@ from enum import Enum
 
 import numpy as np
 
-from ui.models.overlays import LABEL_PALETTE, LabelLayer
+from medtl.render.colours import label_colour
+from ui.models.overlays import LabelLayer
 from ui.models.view_plane import ViewPlane
 
 UNDO_BYTES = 64 * 2**20  # undo history kept per label (a stroke over a whole 512 x 512 slice takes ~2.6 MB)
@@ -103,7 +104,7 @@ class LabelEditor:
         self._last = (row, column)
         self.revision += 1
         if not erase:
-            self.layer.colors.setdefault(self.value, LABEL_PALETTE[(self.value - 1) % len(LABEL_PALETTE)])
+            self.layer.colors.setdefault(self.value, label_colour(self.value))
 
     def end(self) -> Stroke | None:
         """Close the open stroke; it becomes one undo step if it changed anything."""

@@ -1,40 +1,21 @@
 """Overlay layers drawn over a slice: label masks (labels, predictions) and heatmaps.
 
 Layers are pure data with display settings; :func:`composite` blends their cut of a plane into
-display pixels in place with integer numpy arithmetic, touching only the pixels a layer covers.
-Display pixels are ``[h, w, 4]`` uint8 in B, G, R, A byte order (Qt's ``Format_RGB32`` on a
-little-endian machine, see :mod:`medtl.render.window`); colours here are given as (R, G, B).
+display pixels in place with the shared renderer (:mod:`medtl.render.blend`: integer numpy
+arithmetic, touching only the pixels a layer covers). Display pixels are ``[h, w, 4]`` uint8 in B,
+G, R, A byte order (Qt's ``Format_RGB32`` on a little-endian machine, see
+:mod:`medtl.render.window`); colours here are given as (R, G, B).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from functools import cache
 
 import numpy as np
 
-# Distinct colours for labels 1, 2, ... (Tableau 10), cycled beyond ten.
-LABEL_PALETTE = (
-    (78, 121, 167), (242, 142, 43), (225, 87, 89), (118, 183, 178), (89, 161, 79),
-    (237, 201, 72), (176, 122, 161), (255, 157, 167), (156, 117, 95), (186, 176, 172),
-)  # fmt: skip
-
-# Colour maps as anchor colours at evenly spaced positions, interpolated to 256 entries.
-COLORMAPS = {
-    "inferno": ((0, 0, 4), (87, 16, 110), (188, 55, 84), (249, 142, 9), (252, 255, 164)),
-    "jet": ((0, 0, 128), (0, 0, 255), (0, 255, 255), (255, 255, 0), (255, 0, 0), (128, 0, 0)),
-    "viridis": ((68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37)),
-}
-
-
-@cache
-def colormap_table(name: str) -> np.ndarray:
-    """The 256 x 3 uint8 table of colour map ``name`` (shared: do not modify)."""
-    anchors = np.asarray(COLORMAPS[name], dtype=float)
-    positions = np.linspace(0, 255, len(anchors))
-    codes = np.arange(256)
-    return np.stack([np.interp(codes, positions, anchors[:, c]) for c in range(3)], axis=1).round().astype(np.uint8)
+from medtl.render.blend import boundary, mix_bgra
+from medtl.render.colours import COLORMAPS, colormap_table, label_colour
 
 
 class LabelStyle(Enum):
@@ -62,7 +43,7 @@ class LabelLayer:
         self.mask = self.mask.astype(np.uint8, copy=False)
         for label in np.unique(self.mask):
             if label:
-                self.colors.setdefault(int(label), LABEL_PALETTE[(int(label) - 1) % len(LABEL_PALETTE)])
+                self.colors.setdefault(int(label), label_colour(int(label)))
 
     @property
     def array(self) -> np.ndarray:
@@ -72,13 +53,13 @@ class LabelLayer:
         """Blend this layer's ``cut`` (``[h, w]``, from the same plane) into the display pixels ``bgra`` in place."""
         covered = cut != 0
         if self.style is LabelStyle.OUTLINE:
-            covered &= _boundary(cut)
+            covered &= boundary(cut)
         if not covered.any():
             return
         colours = np.zeros((256, 3), dtype=np.uint16)
         for label, colour in self.colors.items():
             colours[label] = colour
-        _mix(bgra, covered, colours[cut[covered]], round(self.opacity * 255))
+        mix_bgra(bgra, covered, colours[cut[covered]], round(self.opacity * 255))
 
 
 @dataclass(eq=False)
@@ -113,7 +94,7 @@ class HeatmapLayer:
         if not covered.any():
             return
         codes = np.clip((cut[covered] - self.vmin) * (255.0 / (self.vmax - self.vmin)), 0, 255).astype(np.uint8)
-        _mix(bgra, covered, colormap_table(self.colormap)[codes].astype(np.uint16), round(self.opacity * 255))
+        mix_bgra(bgra, covered, colormap_table(self.colormap)[codes].astype(np.uint16), round(self.opacity * 255))
 
 
 OverlayLayer = LabelLayer | HeatmapLayer
@@ -125,21 +106,3 @@ def composite(bgra: np.ndarray, layers: list[OverlayLayer], cuts: list[np.ndarra
         if layer.visible and layer.opacity > 0:
             layer.blend(bgra, cut)
     return bgra
-
-
-def _mix(bgra: np.ndarray, where: np.ndarray, colours: np.ndarray, alpha: int) -> None:
-    """pixel = (pixel * (255 - alpha) + colour * alpha) / 255 where ``where``, in uint16 arithmetic.
-
-    ``colours`` (N, 3) are (R, G, B) for the N covered pixels; flat indices are 3x faster than a mask.
-    """
-    pixels = bgra.reshape(-1, 4)
-    index = np.flatnonzero(where)
-    base = pixels[index, :3].astype(np.uint16)
-    pixels[index, :3] = ((base * (255 - alpha) + colours[:, ::-1] * alpha + 127) // 255).astype(np.uint8)
-
-
-def _boundary(cut: np.ndarray) -> np.ndarray:
-    """Pixels whose 4-neighbourhood holds another label (or the image edge)."""
-    padded = np.pad(cut, 1, mode="constant", constant_values=0)
-    centre = padded[1:-1, 1:-1]
-    return (padded[:-2, 1:-1] != centre) | (padded[2:, 1:-1] != centre) | (padded[1:-1, :-2] != centre) | (padded[1:-1, 2:] != centre)

@@ -14,9 +14,10 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QMouseEvent, QPainter, QPaintEvent, QPen, QWheelEvent
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from medtl.render.colours import colormap_table
 from medtl.render.window import WindowLevel
 from ui.models.label_editor import Tool
-from ui.models.overlays import HeatmapLayer, colormap_table
+from ui.models.overlays import HeatmapLayer
 from ui.models.view_plane import ViewPlane
 from ui.models.viewer_model import PixelInfo, ViewerModel
 
