@@ -33,9 +33,9 @@ def median_ms(model, plane, repeats: int = 5) -> float:  # type: ignore[no-untyp
 def main() -> None:
     from medtl.dicom.volume import Volume
     from tests.dicomgen import rotation
-    from ui.overlays import LabelLayer
-    from ui.view_plane import PlaneKind, ViewPlane
-    from ui.viewer_model import ViewerModel
+    from ui.models.overlays import LabelLayer
+    from ui.models.view_plane import PlaneKind, ViewPlane
+    from ui.models.viewer_model import ViewerModel
 
     array = np.random.default_rng(0).integers(-1000, 1000, size=(300, 512, 512), dtype=np.int16)
     volume = Volume(array, (0.7, 0.7, 2.5), (0, 0, 0), rotation("x", 20), metadata={"kind": "classic"})

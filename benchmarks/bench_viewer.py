@@ -38,12 +38,13 @@ from PySide6.QtGui import QPaintEvent  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 
 from medtl.dicom.volume import Volume  # noqa: E402
+from medtl.render.colours import LABEL_PALETTE  # noqa: E402
+from medtl.render.window import PRESETS  # noqa: E402
 from ui.app import application  # noqa: E402
-from ui.overlays import LABEL_PALETTE, LabelLayer  # noqa: E402
-from ui.slice_view import SliceView  # noqa: E402
-from ui.view_plane import PlaneKind, ViewPlane  # noqa: E402
-from ui.viewer_model import ViewerModel  # noqa: E402
-from ui.window_level import PRESETS  # noqa: E402
+from ui.models.overlays import LabelLayer  # noqa: E402
+from ui.models.view_plane import PlaneKind, ViewPlane  # noqa: E402
+from ui.models.viewer_model import ViewerModel  # noqa: E402
+from ui.qt.slice_view import SliceView  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "RESULTS.md"
 WORK = REPO / "benchmarks" / "_work"
@@ -230,9 +231,9 @@ def training_latency(seconds: float) -> tuple[list[float], list[float], int]:
     from PySide6.QtCore import QSettings
 
     from medtl.training.events import StepProgress
-    from ui.settings import AppSettings
-    from ui.tasks import wait_for_tasks
-    from ui.training_panel import TrainingPanel
+    from ui.qt.settings import AppSettings
+    from ui.qt.tasks import wait_for_tasks
+    from ui.qt.training_panel import TrainingPanel
 
     idle = probe_lateness(seconds)
     with tempfile.TemporaryDirectory(prefix="bench-latency-") as scratch:

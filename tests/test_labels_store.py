@@ -14,7 +14,13 @@ from medtl.data.images import read_image
 from medtl.dicom.series import load_series
 from medtl.dicom.volume import Volume
 from medtl.errors import MedtlError
-from medtl.labels.store import IMAGE_NAME, LabelStore, default_labels_dir, sole_series_folder
+from medtl.labels.store import (
+    IMAGE_NAME,
+    LabelStore,
+    default_labels_dir,
+    same_grid,
+    sole_series_folder,
+)
 from tests.dicomgen import SeriesSpec, phantom, rotation, write_series
 
 
@@ -78,3 +84,30 @@ def test_the_default_store_is_per_user_and_overridable(monkeypatch: pytest.Monke
     assert default_labels_dir() == tmp_path / "mine"
     monkeypatch.delenv("MEDTL_LABELS")
     assert default_labels_dir().name == "labels"
+
+
+def test_the_saved_label_loads_only_on_its_series_grid(series: tuple[Volume, list[Path]], tmp_path: Path) -> None:
+    volume, files = series
+    store = LabelStore(tmp_path / "labels")
+    assert store.load_for(volume) is None  # nothing saved yet
+    saved = store.save(lesion(volume), volume, files, {1: "lesion"})
+    found = store.load_for(volume)
+    assert found is not None and found[0] == saved and np.array_equal(found[1].array, lesion(volume))
+    assert same_grid(found[1], volume)
+    moved = Volume(volume.array, volume.spacing, tuple(o + 1.0 for o in volume.origin), volume.direction, metadata=dict(volume.metadata))
+    assert not same_grid(moved, volume)
+    with pytest.raises(MedtlError, match="not on this series' grid"):
+        store.load_for(moved)
+    saved.mask.write_bytes(b"not a NIfTI file")
+    with pytest.raises(MedtlError, match="the saved label was not loaded"):
+        store.load_for(volume)
+
+
+def test_an_older_snapshot_never_overwrites_a_newer_one(series: tuple[Volume, list[Path]], tmp_path: Path) -> None:
+    volume, files = series
+    store = LabelStore(tmp_path / "labels")
+    newer = store.save_snapshot("label A", 2, lesion(volume), volume, files, {1: "lesion"})
+    older = store.save_snapshot("label A", 1, np.zeros(volume.shape, np.uint8), volume, files, {1: "lesion"})
+    assert older == newer and read_image(newer.mask).array.any()  # the older, empty snapshot wrote nothing
+    other = store.save_snapshot("label B", 0, np.zeros(volume.shape, np.uint8), volume, files, {1: "lesion"})
+    assert not read_image(other.mask).array.any()  # another label's first snapshot is written

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from medtl.training.compare import ARMS, ComparisonFolder, compare_runs
+from medtl.training.compare import ARMS, ComparisonFolder, compare_runs, runs_in
 from medtl.training.run_folder import RunFolder
 from medtl.training.run_summary import RunSummary
 from tests.test_training_synthetic import (
@@ -58,3 +58,15 @@ def test_two_arms_on_the_same_budget_give_a_written_verdict(tmp_path: Path) -> N
     assert comparison.transfer_helped is True and comparison.delta > 0
     assert (tmp_path / "cmp" / "comparison.md").read_text().startswith("# Pretrained vs from scratch")
     assert RunFolder(tmp_path / "cmp" / "pretrained").read_summary().pretrained_source == "run:donor"
+
+
+def test_a_comparison_folder_lists_its_started_arms_and_a_run_folder_itself(tmp_path: Path) -> None:
+    comparison = tmp_path / "cmp"
+    for arm in ARMS:
+        ComparisonFolder(comparison).arm(arm).path.mkdir(parents=True)
+        (comparison / arm / "config.json").write_text("{}")
+    assert runs_in(comparison) == [("cmp pretrained", comparison / "pretrained"), ("cmp from scratch", comparison / "scratch")]
+    (comparison / "scratch" / "config.json").unlink()  # the scratch arm has not started yet
+    assert runs_in(comparison) == [("cmp pretrained", comparison / "pretrained")]
+    (tmp_path / "run").mkdir()
+    assert runs_in(tmp_path / "run") == [("run", tmp_path / "run")]

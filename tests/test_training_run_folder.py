@@ -11,7 +11,12 @@ import torch
 from medtl.errors import MedtlError
 from medtl.training.config import TrainConfig
 from medtl.training.model_card import render_model_card
-from medtl.training.run_folder import RunConfig, RunFolder, weight_provenance
+from medtl.training.run_folder import (
+    EpochCurves,
+    RunConfig,
+    RunFolder,
+    weight_provenance,
+)
 from medtl.training.run_summary import RunSummary
 
 
@@ -88,3 +93,15 @@ def test_weight_provenance_and_model_card() -> None:
     card = render_model_card(config, RunSummary("classification", 3, 30.0, "completed", "cpu", best_metric_name="balanced_accuracy"), {"epoch": 2, "balanced_accuracy": 0.8125, "confusion_matrix": [[1, 0], [0, 1]]})
     for expected in ("resnet18", "medicalnet", "MIT", "| train | 8 |", "| balanced_accuracy | 0.8125 |", "not be used for diagnosis", "[[1, 0], [0, 1]]"):
         assert expected in card
+
+
+def test_the_run_folder_reads_its_per_epoch_curves(tmp_path: Path) -> None:
+    folder = RunFolder(tmp_path / "run")
+    assert folder.read_curves() == EpochCurves()
+    for epoch in (1, 2, 3):
+        folder.append_metrics({"epoch": epoch, "train_loss": 1 / epoch, "lr": 0.1, "seconds": 1.0, "elapsed_seconds": epoch, "auc": 0.7 * epoch / 3})
+    folder.append_metrics({"epoch": 4, "train_loss": 0.2, "auc": float("nan")})  # written as null: not a point
+    curves = folder.read_curves()
+    assert [epoch for epoch, _ in curves.metrics["auc"]] == [1.0, 2.0, 3.0] and curves.metrics["auc"][-1][1] == pytest.approx(0.7)
+    assert list(curves.metrics) == ["auc"] and curves.train_loss[0] == (1.0, 1.0)  # lr and seconds are not metrics
+    assert len(curves.train_loss) == 4

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
 
-import nibabel
-import numpy as np
 import pytest
 from PySide6.QtCore import QSettings, Qt
 
+from medtl.data.summary import summarise_datalist
 from medtl.models.weights import PACKAGED
-from medtl.progress import CancelToken
 from tests.test_ui_training import datalist  # noqa: F401 - the fixture
-from ui.datalist_summary import summarise_datalist
-from ui.settings import AppSettings
-from ui.training_panel import FROM_SCRATCH, TrainingPanel
+from ui.qt.settings import AppSettings
+from ui.qt.training_panel import FROM_SCRATCH, TrainingPanel
 
 TIMEOUT_MS = 20_000
 
@@ -45,23 +41,6 @@ def test_a_broken_datalist_is_explained_not_raised(qtbot, panel: TrainingPanel, 
     qtbot.waitUntil(lambda: "empty" in panel.data_summary.text(), timeout=TIMEOUT_MS)
 
 
-def test_segmentation_masks_are_counted_per_label_off_the_gui_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    entries = []
-    for number in range(4):
-        mask = np.zeros((8, 8, 3), np.uint8)
-        mask[2:4, 2:4, 1] = 1 + (number % 2)  # label 1 in two cases, label 2 in the other two
-        nibabel.save(nibabel.Nifti1Image(mask, np.eye(4)), tmp_path / f"m{number}.nii.gz")
-        nibabel.save(nibabel.Nifti1Image(mask.astype(np.float32), np.eye(4)), tmp_path / f"i{number}.nii.gz")
-        entries.append({"image": f"i{number}.nii.gz", "label": f"m{number}.nii.gz", "patient_id": f"P{number // 2}"})
-    path = tmp_path / "seg.json"
-    path.write_text(json.dumps({"training": entries, "labels": {"0": "background", "1": "liver", "2": "tumour"}}))
-    reports = []
-    summary = summarise_datalist(path, None, lambda done, total, _m="": reports.append((done, total)), CancelToken())
-    assert summary.task == "segmentation" and reports[0] == (0, 4)
-    assert (summary.training.patients, summary.validation.patients) == (1, 1)  # both cases of a patient stay together
-    assert summary.training.per_label == {"liver": 1, "tumour": 1} and "liver 2 (1/1)" in summary.lines()[2]
-
-
 def test_the_weights_choice_shows_its_licence(panel: TrainingPanel) -> None:
     panel.weights_box.setCurrentText("efficientnet-lite0")
     assert PACKAGED["efficientnet-lite0"].licence in panel.licence.text() and "Apache-2.0" in panel.licence.text()
@@ -81,7 +60,7 @@ def test_the_summary_runs_in_a_worker(qtbot, panel: TrainingPanel, datalist: Pat
         threads.append(threading.current_thread())
         return real(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr("ui.training_panel.summarise_datalist", spy)
+    monkeypatch.setattr("ui.qt.training_panel.summarise_datalist", spy)
     with qtbot.waitSignal(panel.summary_shown, timeout=TIMEOUT_MS):
         panel.datalist.setText(str(datalist))
     assert threads and threads[0] is not threading.main_thread()

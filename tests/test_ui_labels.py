@@ -18,14 +18,14 @@ from medtl.labels.store import LabelStore
 from medtl.progress import CancelToken
 from tests.dicomgen import SeriesSpec, phantom, rotation, write_series
 from tests.test_ui_window import TIMEOUT_MS, open_and_show, pixels, send_mouse
-from ui.label_editor import LabelEditor, Tool, disc
-from ui.main_window import MainWindow
-from ui.overlays import LabelLayer
-from ui.prediction_layers import prediction_layers
-from ui.settings import AppSettings
-from ui.slice_view import SliceView
-from ui.view_plane import PlaneKind, ViewPlane
-from ui.viewer_widget import Layout
+from ui.models.label_editor import LabelEditor, Tool, disc
+from ui.models.overlays import LabelLayer
+from ui.models.prediction_layers import prediction_layers
+from ui.models.view_plane import PlaneKind, ViewPlane
+from ui.qt.main_window import MainWindow
+from ui.qt.settings import AppSettings
+from ui.qt.slice_view import SliceView
+from ui.qt.viewer_widget import Layout
 
 SHAPE = (20, 48, 56)
 
@@ -274,7 +274,7 @@ def test_a_damaged_saved_label_is_reported_and_the_series_still_opens(qtbot, win
 
 
 def test_an_older_snapshot_never_overwrites_a_newer_saved_label(qtbot, window: MainWindow, ct_folder: Path, store: LabelStore) -> None:  # type: ignore[no-untyped-def]
-    from ui.label_session import save_call
+    from ui.models.label_session import save_call
 
     open_and_show(qtbot, window, ct_folder)
     model = window.viewer.model

@@ -12,11 +12,11 @@ from PySide6.QtGui import QMouseEvent
 from tests.dicomgen import SeriesSpec, phantom, write_series
 from tests.test_ui_labels import drag, screen_point, shown_window, temporary_settings
 from tests.test_ui_window import TIMEOUT_MS, open_and_show, pixels, send_mouse
-from ui.overlays import LabelLayer
-from ui.projection import ProjectionPlane
-from ui.settings import AppSettings
-from ui.view_plane import PlaneKind
-from ui.viewer_widget import Layout
+from ui.models.overlays import LabelLayer
+from ui.models.projection import ProjectionPlane
+from ui.models.view_plane import PlaneKind
+from ui.qt.settings import AppSettings
+from ui.qt.viewer_widget import Layout
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,10 @@ import pytest
 
 from medtl.dicom.volume import Volume
 from tests.dicomgen import phantom, rotation
-from ui.orientation import direction_label, edge_labels
-from ui.overlays import HeatmapLayer, LabelLayer, LabelStyle, composite
-from ui.view_plane import PlaneKind, ViewPlane
-from ui.viewer_model import ANONYMOUS, SeriesLabel, ViewerModel
-from ui.window_level import PRESETS, GreyMapper, WindowLevel, auto_window, voi_linear
+from ui.models.orientation import direction_label, edge_labels
+from ui.models.overlays import HeatmapLayer, LabelLayer, LabelStyle, composite
+from ui.models.view_plane import PlaneKind, ViewPlane
+from ui.models.viewer_model import ANONYMOUS, SeriesLabel, ViewerModel
 
 FLIP_X = np.diag([-1.0, 1.0, 1.0])
 
@@ -20,35 +19,6 @@ def volume(direction: np.ndarray | None = None, photometric: str = "MONOCHROME2"
     values = phantom() if array is None else array
     metadata = {"kind": "classic", "units": "HU", "photometric": photometric, "modality": "CT"}
     return Volume(values.astype(np.int16), (0.7, 0.8, 2.5), (-10.0, 5.0, 30.0), np.eye(3) if direction is None else direction, metadata)
-
-
-def channels(pixels: np.ndarray) -> np.ndarray:
-    """Display pixels (uint32 0xFFRRGGBB) as bytes [..., 4] in B, G, R, A order."""
-    return pixels.view(np.uint8).reshape(*pixels.shape, 4)
-
-
-def test_lookup_table_matches_the_dicom_linear_function() -> None:
-    values = np.arange(-2000, 3000, 7, dtype=np.int16).reshape(1, -1)
-    mapper = GreyMapper(values.dtype)
-    for window in (PRESETS["CT brain"], PRESETS["CT lung"], WindowLevel(1, 0)):
-        mapper.set_window(window, invert=False)
-        expected = voi_linear(values.astype(np.float64), window).astype(np.uint8)
-        assert np.array_equal(channels(mapper(values))[..., 0], expected)
-        mapper.set_window(window, invert=True)
-        assert np.array_equal(channels(mapper(values))[..., 1], 255 - expected)
-
-
-def test_float_images_map_without_a_table() -> None:
-    values = np.linspace(-5, 5, 50, dtype=np.float32).reshape(5, 10)
-    mapper = GreyMapper(values.dtype)
-    mapper.set_window(WindowLevel(4, 0), invert=False)
-    grey = channels(mapper(values))[..., 2]
-    assert grey[0, 0] == 0 and grey[-1, -1] == 255 and np.all(np.diff(grey.reshape(-1).astype(int)) >= 0)
-
-
-def test_auto_window_spans_the_bulk_of_the_values() -> None:
-    window = auto_window(np.arange(1000.0))
-    assert 985 < window.width < 1000 and window.center == pytest.approx(499.5)
 
 
 def test_direction_letters() -> None:
@@ -182,7 +152,7 @@ def test_scrolling_is_clamped_to_the_volume() -> None:
 
 def test_a_classification_prediction_gives_a_heatmap_layer_and_a_summary() -> None:
     from medtl.inference.prediction import ClassificationPrediction
-    from ui.prediction_layers import prediction_layers, prediction_summary
+    from ui.models.prediction_layers import prediction_layers, prediction_summary
 
     source = volume()
     heat = Volume(np.linspace(0, 1, source.array.size, dtype=np.float32).reshape(source.shape), source.spacing, source.origin)

@@ -16,10 +16,10 @@ from medtl.dicom.volume import Volume
 from tests.dicomgen import SeriesSpec, rotation, write_series
 from tests.test_ui_labels import drag, screen_point, shown_window, temporary_settings
 from tests.test_ui_window import open_and_show, send_mouse
-from ui.view_plane import PlaneKind, ViewPlane
-from ui.viewer_model import ViewerModel
-from ui.viewer_widget import Layout
-from ui.world_plane import WorldPlane, is_oblique
+from ui.models.view_plane import PlaneKind, ViewPlane
+from ui.models.viewer_model import ViewerModel
+from ui.models.world_plane import WorldPlane, is_oblique
+from ui.qt.viewer_widget import Layout
 
 SHAPE = (14, 40, 48)
 TILT = rotation("x", 20) @ rotation("z", 15)

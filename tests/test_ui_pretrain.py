@@ -12,7 +12,7 @@ from medtl.training.events import StepProgress
 from medtl.training.run_folder import RunFolder
 from medtl.workflow.pretrain import PretrainRequest
 from medtl.workflow.request import InvalidRequest
-from ui.pretrain_panel import PretrainPanel
+from ui.qt.pretrain_panel import PretrainPanel
 
 TIMEOUT_MS = 120_000
 

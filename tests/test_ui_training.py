@@ -10,15 +10,16 @@ import pytest
 import skimage.io
 from PySide6.QtCore import QSettings, QThreadPool
 
+from medtl.training.compare import runs_in
 from medtl.training.events import EpochEnd, Finished, LogLine, StepProgress
 from medtl.training.run_folder import RunFolder
 from medtl.training.run_summary import RunSummary
 from medtl.workflow.request import InvalidRequest
 from medtl.workflow.train import TrainRequest
-from ui.main_window import MainWindow
-from ui.settings import AppSettings
-from ui.training_panel import TrainingPanel
-from ui.training_progress import TrainingProgress, progress_of_run, run_arms
+from ui.models.training_progress import TrainingProgress, progress_of_run
+from ui.qt.main_window import MainWindow
+from ui.qt.settings import AppSettings
+from ui.qt.training_panel import TrainingPanel
 
 TIMEOUT_MS = 120_000
 
@@ -125,7 +126,7 @@ def test_past_runs_are_compared_curve_by_curve(qtbot, settings: AppSettings, tmp
         for epoch in (1, 2, 3):
             folder.append_metrics({"epoch": epoch, "train_loss": 1 / epoch, "lr": 0.1, "seconds": 1.0, "auc": auc * epoch / 3})
         folder.write_summary(RunSummary("classification", 3, 3.0, "completed", "cpu", best_metric_name="auc", best_metric=auc))
-    assert [name for name, _ in run_arms(comparison)] == ["cmp pretrained", "cmp from scratch"]
+    assert [name for name, _ in runs_in(comparison)] == ["cmp pretrained", "cmp from scratch"]
     panel = TrainingPanel(settings)
     qtbot.addWidget(panel)
     panel.show_runs([comparison])

@@ -16,12 +16,12 @@ from medtl.dicom.records import ScanResult
 from medtl.progress import CancelToken, ProgressCallback
 from tests.dicomgen import SeriesSpec, phantom, write_series
 from tests.test_ui_app import image_array
-from ui.main_window import MainWindow
-from ui.overlays import LabelLayer, LabelStyle
-from ui.settings import AppSettings
-from ui.slice_view import SliceView
-from ui.view_plane import PlaneKind
-from ui.viewer_widget import Layout
+from ui.models.overlays import LabelLayer, LabelStyle
+from ui.models.view_plane import PlaneKind
+from ui.qt.main_window import MainWindow
+from ui.qt.settings import AppSettings
+from ui.qt.slice_view import SliceView
+from ui.qt.viewer_widget import Layout
 
 TIMEOUT_MS = 20_000
 
@@ -226,7 +226,7 @@ def test_scan_runs_off_the_gui_thread_and_cancels(qtbot, window: MainWindow, mon
             time.sleep(0.01)
         raise AssertionError("the scan was not cancelled")
 
-    monkeypatch.setattr("ui.main_window.scan", slow_scan)
+    monkeypatch.setattr("ui.qt.main_window.scan", slow_scan)
     window.open_path(tmp_path)
     ticks = []
     timer = QTimer(window)

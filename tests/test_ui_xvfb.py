@@ -25,8 +25,8 @@ SCRIPT = """
 import sys
 from PySide6.QtCore import QSettings, QTimer
 from ui.app import application
-from ui.main_window import MainWindow
-from ui.settings import AppSettings
+from ui.qt.main_window import MainWindow
+from ui.qt.settings import AppSettings
 
 app = application()
 window = MainWindow(AppSettings(QSettings(sys.argv[3], QSettings.Format.IniFormat)))

@@ -16,9 +16,9 @@ from PySide6.QtWidgets import QApplication
 
 from medtl.dicom.catalog import Catalog
 from medtl.errors import MedtlError
-from ui.main_window import MainWindow
-from ui.settings import AppSettings
-from ui.theme import apply_dark_theme
+from ui.qt.main_window import MainWindow
+from ui.qt.settings import AppSettings
+from ui.qt.theme import apply_dark_theme
 
 log = logging.getLogger(__name__)
 

@@ -34,6 +34,9 @@ CACHE_MODES = ("auto", "memory", "disk", "none")
 DEFAULT_RAM_FRACTION = 0.25
 FALLBACK_AVAILABLE_BYTES = 4 * 1024**3  # assumed free RAM when it cannot be measured
 _SAMPLES_FOR_ESTIMATE = 3
+DEFAULT_SEED = 0
+DEFAULT_VAL_FRACTION = 0.2
+"""Without a validation list, this fraction of the patients is held out, shuffled with this seed."""
 
 
 @dataclass
@@ -73,8 +76,8 @@ def build_loaders(
     cache: str = "auto",
     ram_budget_bytes: int | None = None,
     cache_dir: Path | str | None = None,
-    seed: int = 0,
-    val_fraction: float = 0.2,
+    seed: int = DEFAULT_SEED,
+    val_fraction: float = DEFAULT_VAL_FRACTION,
     weighted_sampler: bool = False,
     multiprocessing_context: str | None = None,
 ) -> tuple[DataLoader, DataLoader, DataSummary]:
@@ -95,11 +98,7 @@ def build_loaders(
         raise ValueError(f"the preprocessing is for {preprocessing.task}, not {task}")
     if cache not in CACHE_MODES:
         raise ValueError(f"cache must be one of {CACHE_MODES}, got {cache!r}")
-    if datalist.validation:
-        train_cases, val_cases, split = datalist.training, datalist.validation, "datalist"
-    else:
-        train_cases, val_cases = split_cases(datalist.training, task, val_fraction, seed)
-        split = f"patients, seed {seed}, fraction {val_fraction}"
+    train_cases, val_cases, split = split_datalist(datalist, task, seed, val_fraction)
     if not val_cases:
         raise DatalistError(
             f"{datalist.path}: no patient can be held out for validation (only one patient, or each holds a class no other patient has); add a \"validation\" list or more patients"
@@ -132,6 +131,17 @@ def build_loaders(
     val_batch = batch_size if task == "classification" else 1
     val_loader = DataLoader(val_ds, batch_size=val_batch, shuffle=False, **worker_options)
     return train_loader, val_loader, summary
+
+
+def split_datalist(
+    datalist: Datalist, task: str | None = None, seed: int = DEFAULT_SEED, val_fraction: float = DEFAULT_VAL_FRACTION
+) -> tuple[list[Case], list[Case], str]:
+    """``(training, validation, split)`` as training splits ``datalist``: its own ``validation`` list if it has one
+    (``split`` is ``"datalist"``), else its patients, seeded (``"patients, seed N, fraction F"``)."""
+    if datalist.validation:
+        return datalist.training, datalist.validation, "datalist"
+    training, validation = split_cases(datalist.training, task or datalist.task, val_fraction, seed)
+    return training, validation, f"patients, seed {seed}, fraction {val_fraction}"
 
 
 def available_memory_bytes() -> int:

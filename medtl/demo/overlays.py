@@ -4,7 +4,8 @@ Each picture has three panels of the same slice in radiological display (anterio
 right on the left of the screen; R/L/A/P marked): the reference outline in green on the first, and on
 the other two the arm's predicted mask filled in its colour with the reference outline over it, so
 where the two disagree is visible. Titles give each panel's Dice on the slice; a legend is at the
-bottom. Grey levels use one window for the whole series (0.5th to 99.5th percentile).
+bottom. Grey levels use one window for the whole series (0.5th to 99.5th percentile). Drawn by the
+shared renderer (:mod:`medtl.render`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import numpy as np
 
 from medtl.atomic import atomic_path
 from medtl.demo.plot import ARM_COLOURS, font
+from medtl.render.blend import blend_rgb, outline, rgb_bytes
+from medtl.render.window import grey_rgb
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -46,30 +49,17 @@ def dice(prediction: np.ndarray, reference: np.ndarray) -> float | None:
     return None if total == 0 else 2.0 * int(np.logical_and(prediction, reference).sum()) / total
 
 
-def outline(mask: np.ndarray) -> np.ndarray:
-    """The mask's boundary pixels (in the mask, with a 4-neighbour outside it)."""
-    padded = np.pad(mask, 1)
-    inner = padded[1:-1, 1:-1] & padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
-    return mask & ~inner
-
-
-def _grey(image: np.ndarray, window: tuple[float, float]) -> np.ndarray:
-    low, high = window
-    scaled = np.clip((image.astype(np.float64) - low) / max(high - low, 1e-6), 0.0, 1.0)
-    return np.repeat(scaled[..., None], 3, axis=-1)
-
-
 def panel_rgb(image: np.ndarray, window: tuple[float, float], reference: np.ndarray, prediction: np.ndarray | None, colour: tuple[int, int, int] | None) -> np.ndarray:
     """One panel (uint8 RGB at :data:`ZOOM` x): grey image, the prediction filled, the reference outlined."""
-    rgb = _grey(image, window)
+    rgb = grey_rgb(image, *window)
     if prediction is not None and colour is not None:
         tint = np.array(colour, dtype=np.float64) / 255.0
-        rgb[prediction] = (1.0 - FILL_OPACITY) * rgb[prediction] + FILL_OPACITY * tint
+        rgb[prediction] = blend_rgb(rgb[prediction], tint, FILL_OPACITY)
         rgb[outline(prediction)] = tint
     big = np.repeat(np.repeat(rgb, ZOOM, axis=0), ZOOM, axis=1)
     edge = outline(np.repeat(np.repeat(reference, ZOOM, axis=0), ZOOM, axis=1))
     big[edge] = np.array(REFERENCE_COLOUR) / 255.0
-    return np.rint(big * 255).astype(np.uint8)
+    return rgb_bytes(big)
 
 
 def render(panels: SlicePanels, arm_names: dict[str, str]) -> Image.Image:

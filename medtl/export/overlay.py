@@ -1,4 +1,7 @@
-"""A PNG of an image's middle slice with a [0, 1] heatmap blended over it (jet colours, opacity grows with heat)."""
+"""A PNG of an image's middle slice with a [0, 1] heatmap blended over it (jet colours, opacity grows with heat).
+
+Drawn by the shared renderer (:mod:`medtl.render`): grey levels, the colour map and the blending are the viewer's.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +11,12 @@ import numpy as np
 
 from medtl.atomic import atomic_path
 from medtl.dicom.volume import Volume
+from medtl.render.blend import blend_rgb, rgb_bytes
+from medtl.render.colours import jet
+from medtl.render.window import grey_rgb, percentile_range
 
 GREY_PERCENTILES = (1.0, 99.0)
 _LUMINANCE = np.array([0.299, 0.587, 0.114])
-
-
-def jet(heat: np.ndarray) -> np.ndarray:
-    """``heat`` in [0, 1] -> RGB in [0, 1] (blue, cyan, yellow, red), shape ``(*heat.shape, 3)``."""
-    centres = np.array([3.0, 2.0, 1.0])  # red, green, blue peaks on the 0..4 scale
-    return np.clip(1.5 - np.abs(4.0 * heat[..., None] - centres), 0.0, 1.0)
 
 
 def overlay_rgb(image: Volume, heatmap: Volume, opacity: float = 0.5) -> np.ndarray:
@@ -25,12 +25,9 @@ def overlay_rgb(image: Volume, heatmap: Volume, opacity: float = 0.5) -> np.ndar
     plane = image.array[z].astype(np.float64)
     if image.is_rgb:
         plane = plane @ _LUMINANCE
-    low, high = np.percentile(plane, GREY_PERCENTILES)
-    grey = np.clip((plane - low) / (high - low), 0.0, 1.0) if high > low else np.zeros_like(plane)
     heat = np.clip(heatmap.array[z].astype(np.float64), 0.0, 1.0)
-    weight = opacity * heat[..., None]
-    rgb = (1.0 - weight) * grey[..., None] + weight * jet(heat)
-    return np.rint(rgb * 255).astype(np.uint8)
+    grey = grey_rgb(plane, *percentile_range(plane, GREY_PERCENTILES))
+    return rgb_bytes(blend_rgb(grey, jet(heat), opacity * heat[..., None]))  # opacity grows with heat
 
 
 def write_overlay_png(image: Volume, heatmap: Volume, destination: Path | str, opacity: float = 0.5) -> Path:

@@ -17,7 +17,8 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Sequence
+import threading
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,13 @@ ENV_VARIABLE = "MEDTL_LABELS"
 MASK_NAME, INFO_NAME, IMAGE_NAME, DATALIST_NAME = "mask.nii.gz", "label.json", "image.nii.gz", "datalist.json"
 _IGNORED_FILES = {"DICOMDIR"}
 _UNSAFE = re.compile(r"[^0-9A-Za-z._-]")
+GRID_TOLERANCE_MM = 1e-3
+"""Spacing, origin and direction closer than this are the same grid."""
+
+_SAVING = threading.Lock()
+"""One label save at a time (a background save and the save on closing may overlap)."""
+_NEWEST_WRITTEN: dict[Hashable, tuple[int, SavedLabel]] = {}
+"""Per edited label (the caller's key): the edit count of the newest snapshot on disk, and where it went."""
 
 
 def default_labels_dir() -> Path:
@@ -94,6 +102,39 @@ class LabelStore:
         write_text_atomic(folder / INFO_NAME, json.dumps(info, indent=2))
         return saved
 
+    def save_snapshot(
+        self, key: Hashable, edits: int, mask: np.ndarray, image: Volume, files: Sequence[Path], labels: dict[int, str], description: str = ""
+    ) -> SavedLabel:
+        """:meth:`save` a snapshot of a label being edited (``key`` names the label, ``edits`` counts its edits so far).
+
+        Saves run one at a time; a snapshot older than one already written for ``key`` (a slow save that
+        waited) writes nothing and returns where the newer one went.
+        """
+        with _SAVING:
+            newest = _NEWEST_WRITTEN.get(key)
+            if newest is not None and newest[0] > edits:
+                return newest[1]
+            saved = self.save(mask, image, files, labels, description)
+            _NEWEST_WRITTEN[key] = (edits, saved)
+            return saved
+
+    def load_for(self, image: Volume) -> tuple[SavedLabel, Volume] | None:
+        """The label saved for ``image`` 's series and its mask, if there is one; raises :class:`MedtlError` when it
+        cannot be read or is not on ``image`` 's grid."""
+        from medtl.data.images import read_image
+
+        meta = image.metadata
+        saved = self.find(str(meta.get("study_uid", "")), str(meta.get("series_uid", "")))
+        if saved is None or not saved.mask.is_file():
+            return None
+        try:
+            mask = read_image(saved.mask)
+        except MedtlError as error:
+            raise MedtlError(f"the saved label was not loaded: {error}") from None
+        if not same_grid(mask, image):
+            raise MedtlError(f"{saved.mask}: the saved label is not on this series' grid (the series changed since?); it was not loaded")
+        return saved, mask
+
     def find(self, study_uid: str, series_uid: str) -> SavedLabel | None:
         """The label stored for this series, if any."""
         try:
@@ -124,6 +165,13 @@ class LabelStore:
         destination = Path(destination) if destination is not None else self.root / DATALIST_NAME
         write_text_atomic(destination, json.dumps(document, indent=2))
         return destination
+
+
+def same_grid(a: Volume, b: Volume, tolerance: float = GRID_TOLERANCE_MM) -> bool:
+    """Whether ``a`` and ``b`` have the same shape, spacing, origin and direction (within ``tolerance``)."""
+    return a.shape == b.shape and all(
+        np.allclose(x, y, atol=tolerance) for x, y in ((a.spacing, b.spacing), (a.origin, b.origin), (a.direction, b.direction))
+    )
 
 
 def sole_series_folder(files: Sequence[Path]) -> Path | None:

@@ -23,6 +23,8 @@ from medtl.errors import MedtlError
 from medtl.training.run_folder import RunFolder, jsonable, read_json
 
 ARMS = ("pretrained", "scratch")
+ARM_TITLES = {"pretrained": "pretrained", "scratch": "from scratch"}
+"""What a user reads for each arm."""
 
 
 @dataclass(frozen=True)
@@ -156,3 +158,14 @@ class ComparisonFolder:
             return Comparison.from_dict(data)
         except MedtlError as error:
             raise MedtlError(f"{self.json_path}: {error}") from None
+
+
+def runs_in(folder: Path | str) -> list[tuple[str, Path]]:
+    """The runs a folder holds, named for a user: a comparison's started arms (``"<folder> pretrained"``,
+    ``"<folder> from scratch"``), else the folder itself as one run."""
+    folder = Path(folder)
+    comparison = ComparisonFolder(folder)
+    if not comparison.is_comparison():
+        return [(folder.name, folder)]
+    started = [(name, comparison.arm(name)) for name in ARMS if comparison.arm(name).config_path.is_file()]
+    return [(f"{folder.name} {ARM_TITLES[name]}", run.path) for name, run in started]

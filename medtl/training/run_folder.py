@@ -63,6 +63,18 @@ def weight_provenance(model: dict[str, Any]) -> tuple[str | None, str | None]:
     return None, None
 
 
+NOT_METRICS = frozenset({"epoch", "train_loss", "lr", "seconds", "elapsed_seconds"})
+"""Entries of a ``metrics.jsonl`` line that are not validation metrics."""
+
+
+@dataclass(frozen=True)
+class EpochCurves:
+    """A run's per-epoch curves from ``metrics.jsonl``: points are ``(epoch, value)``."""
+
+    train_loss: list[tuple[float, float]] = field(default_factory=list)
+    metrics: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # name -> points; non-finite values left out
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """What ``config.json`` holds."""
@@ -156,6 +168,17 @@ class RunFolder:
             except json.JSONDecodeError:
                 continue
         return records
+
+    def read_curves(self) -> EpochCurves:
+        """The training loss and each validation metric per epoch, as far as ``metrics.jsonl`` goes."""
+        curves = EpochCurves()
+        for record in self.read_metrics():
+            epoch = float(record["epoch"])
+            curves.train_loss.append((epoch, float(record["train_loss"])))
+            for name, value in record.items():
+                if name not in NOT_METRICS and isinstance(value, (int, float)) and math.isfinite(value):
+                    curves.metrics.setdefault(name, []).append((epoch, float(value)))
+        return curves
 
     def keep_metrics_through(self, epoch: int) -> None:
         """Drop lines of epochs after ``epoch`` (written after the checkpoint a resume starts from)."""

@@ -1,0 +1,165 @@
+"""`LabelEditor`: brush and eraser painting on an editable :class:`LabelLayer`, with per-stroke undo and redo.
+
+A brush dab covers a disc of screen pixels of the view's plane; the plane maps them to the voxels
+it shows there (:meth:`ViewPlane.voxel_indices`: exact for grid planes, the nearest voxel for the
+resampled planes of oblique series), so painting in any view writes the voxels under the pointer.
+A stroke keeps only the voxels it changed (flat indices, values before and after), and the undo
+history is bounded in bytes: the oldest strokes are forgotten first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+import numpy as np
+
+from medtl.render.colours import label_colour
+from ui.models.overlays import LabelLayer
+from ui.models.view_plane import ViewPlane
+
+UNDO_BYTES = 64 * 2**20  # undo history kept per label (a stroke over a whole 512 x 512 slice takes ~2.6 MB)
+BRUSH_RANGE_MM = (0.5, 100.0)
+
+
+class Tool(Enum):
+    """What a left drag in a view does."""
+
+    NAVIGATE = "navigate"  # move the crosshair
+    BRUSH = "brush"
+    ERASER = "eraser"
+
+
+@dataclass(frozen=True)
+class Stroke:
+    """The voxels one stroke changed (flat indices into the ``[z, y, x]`` mask), their values before and after."""
+
+    voxels: np.ndarray
+    before: np.ndarray
+    after: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        return self.voxels.nbytes + self.before.nbytes + self.after.nbytes
+
+    def apply(self, mask: np.ndarray, undo: bool) -> None:
+        mask.reshape(-1)[self.voxels] = self.before if undo else self.after
+
+
+@dataclass
+class LabelEditor:
+    """Edits ``layer.mask`` in place; ``names`` maps label values to names (value 0 is the background)."""
+
+    layer: LabelLayer
+    names: dict[int, str] = field(default_factory=lambda: {1: "label 1"})
+    value: int = 1
+    radius_mm: float = 4.0
+    dirty: bool = False
+    edits: int = 0  # counts strokes, undos and redos: a save records the count it saw
+    revision: int = 0  # counts every change of the mask, dabs included (views cache their cuts by it)
+    undo_bytes: int = UNDO_BYTES
+    _undo: list[Stroke] = field(default_factory=list)
+    _redo: list[Stroke] = field(default_factory=list)
+    _open: tuple[ViewPlane, int] | None = None  # the plane and slice of the stroke being painted
+    _dabs: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # (voxels, values before) of each dab
+    _last: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.layer.mask.flags.c_contiguous:
+            raise ValueError("an edited label mask must be C-contiguous")
+
+    @property
+    def can_undo(self) -> bool:
+        return bool(self._undo)
+
+    @property
+    def can_redo(self) -> bool:
+        return bool(self._redo)
+
+    def set_radius(self, radius_mm: float) -> None:
+        self.radius_mm = float(min(max(radius_mm, BRUSH_RANGE_MM[0]), BRUSH_RANGE_MM[1]))
+
+    def begin(self, plane: ViewPlane, index: int) -> None:
+        """Start a stroke on slice ``index`` of ``plane``."""
+        self.end()
+        self._open, self._dabs, self._last = (plane, index), [], None
+
+    def paint(self, row: float, column: float, spacing_xyz: tuple[float, float, float], erase: bool = False) -> None:
+        """Paint (or erase) a disc of :attr:`radius_mm` at (``row``, ``column``) of the open stroke's slice, joined to the
+        previous point so a fast drag leaves no gaps."""
+        if self._open is None:
+            return
+        plane, index = self._open
+        mask = self.layer.mask
+        flat, size = mask.reshape(-1), plane.size(mask.shape)[:2]
+        width, height = plane.pixel_spacing(spacing_xyz)
+        start = self._last or (row, column)
+        distance_mm = np.hypot((row - start[0]) * height, (column - start[1]) * width)
+        steps = max(1, int(np.ceil(distance_mm / max(self.radius_mm / 2, 1e-3))))
+        for t in np.linspace(0.0, 1.0, steps + 1)[1 if self._last else 0 :]:
+            rows, columns = disc(start[0] + t * (row - start[0]), start[1] + t * (column - start[1]), self.radius_mm, (height, width), size)
+            voxels = plane.voxel_indices(rows, columns, index, mask.shape)
+            self._dabs.append((voxels, flat[voxels]))
+            flat[voxels] = 0 if erase else self.value
+        self._last = (row, column)
+        self.revision += 1
+        if not erase:
+            self.layer.colors.setdefault(self.value, label_colour(self.value))
+
+    def end(self) -> Stroke | None:
+        """Close the open stroke; it becomes one undo step if it changed anything."""
+        if self._open is None:
+            return None
+        dabs, self._open, self._dabs = self._dabs, None, []
+        if not dabs:
+            return None
+        voxels, first = np.unique(np.concatenate([v for v, _ in dabs]), return_index=True)
+        before = np.concatenate([b for _, b in dabs])[first]  # each voxel's value before its first dab
+        after = self.layer.mask.reshape(-1)[voxels]
+        changed = before != after
+        if not changed.any():
+            return None
+        stroke = Stroke(voxels[changed], before[changed], after[changed])
+        self._undo.append(stroke)
+        self._redo.clear()
+        while sum(s.nbytes for s in self._undo) > self.undo_bytes and len(self._undo) > 1:
+            self._undo.pop(0)
+        self.dirty, self.edits = True, self.edits + 1
+        return stroke
+
+    def undo(self) -> bool:
+        return self._move(self._undo, self._redo, undo=True)
+
+    def redo(self) -> bool:
+        return self._move(self._redo, self._undo, undo=False)
+
+    def _move(self, source: list[Stroke], target: list[Stroke], undo: bool) -> bool:
+        self.end()
+        if not source:
+            return False
+        stroke = source.pop()
+        stroke.apply(self.layer.mask, undo)
+        target.append(stroke)
+        self.dirty, self.edits, self.revision = True, self.edits + 1, self.revision + 1
+        return True
+
+    def saved(self, edits: int) -> None:
+        """The mask as it was after ``edits`` edits has been stored: clean unless it was edited since."""
+        self.dirty = self.edits != edits
+
+
+def disc(row: float, column: float, radius_mm: float, pixel_mm: tuple[float, float], shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, columns) of the pixels of an image of ``shape`` whose centres lie within ``radius_mm`` of (``row``, ``column``);
+    ``pixel_mm`` is (row height, column width). Always at least the pixel under the point, if inside."""
+    height, width = pixel_mm
+    reach_r, reach_c = int(np.ceil(radius_mm / height)), int(np.ceil(radius_mm / width))
+    centre_r, centre_c = round(row), round(column)
+    r = np.arange(max(centre_r - reach_r, 0), min(centre_r + reach_r + 1, shape[0]))
+    c = np.arange(max(centre_c - reach_c, 0), min(centre_c + reach_c + 1, shape[1]))
+    if not len(r) or not len(c):
+        return r, c
+    inside = ((r[:, None] - row) * height) ** 2 + ((c[None, :] - column) * width) ** 2 <= radius_mm**2
+    if 0 <= centre_r < shape[0] and 0 <= centre_c < shape[1]:
+        inside[centre_r - r[0], centre_c - c[0]] = True
+    rows, columns = np.nonzero(inside)
+    return rows + r[0], columns + c[0]

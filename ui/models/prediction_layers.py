@@ -1,0 +1,46 @@
+"""Overlay layers and a one-line summary for an engine `Prediction` (mask, Grad-CAM heatmap, uncertainty map)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from medtl.inference.prediction import ClassificationPrediction, SegmentationPrediction
+from ui.models.overlays import HeatmapLayer, LabelLayer, OverlayLayer
+
+if TYPE_CHECKING:  # pragma: no cover
+    from medtl.inference.prediction import Prediction
+
+GRADCAM_FLOOR = 0.2  # Grad-CAM below this (of its case maximum) stays transparent: only the evidence is coloured
+UNCERTAINTY_FLOOR = 0.05
+
+
+def prediction_layers(prediction: Prediction, run_name: str) -> list[OverlayLayer]:
+    """The layers to show for ``prediction`` (on its source volume's grid), bottom first."""
+    layers: list[OverlayLayer] = []
+    if isinstance(prediction, SegmentationPrediction):
+        names = {value: name for value, name in sorted(prediction.labels.items()) if value != 0}
+        mask = prediction.mask.array.astype(np.uint8, copy=False)
+        layers.append(LabelLayer(f"{run_name}: {', '.join(names.values()) or 'mask'}", mask, names=names))
+    if isinstance(prediction, ClassificationPrediction):
+        heatmap = HeatmapLayer(f"{run_name}: Grad-CAM ({prediction.predicted})", prediction.heatmap.array, vmin=GRADCAM_FLOOR, vmax=1.0)
+        layers.append(heatmap)
+    if isinstance(prediction, SegmentationPrediction) and prediction.uncertainty_map is not None:
+        uncertainty = prediction.uncertainty_map.array
+        layers.append(
+            HeatmapLayer(f"{run_name}: uncertainty", uncertainty, vmin=UNCERTAINTY_FLOOR, vmax=1.0, colormap="viridis", visible=False)
+        )
+    return layers
+
+
+def prediction_summary(prediction: Prediction) -> str:
+    """What the prediction says, in one line (class probabilities, or label volumes)."""
+    if isinstance(prediction, ClassificationPrediction):
+        ranked = sorted(zip(prediction.classes, prediction.probabilities), key=lambda item: -item[1])
+        text = f"Predicted {prediction.predicted}: " + ", ".join(f"{name} {p:.0%}" for name, p in ranked)
+    else:
+        text = "Segmented: " + (", ".join(f"{name} {mm3 / 1000:.1f} ml" for name, mm3 in prediction.volumes_mm3.items()) or "nothing")
+    if prediction.uncertainty is not None:
+        text += f" (uncertainty {prediction.uncertainty:.2f})"
+    return text

@@ -1,0 +1,522 @@
+"""`MainWindow`: study browser, viewer, layers, fine-tune and problems panels, bound to the engine through tasks.
+
+Every engine call (scan, load, predict, train) runs in an :class:`EngineTask` off the GUI thread; a new
+task of a kind cancels the running one of that kind, and closing the window stops them all.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QScrollArea,
+    QToolButton,
+    QWidget,
+)
+from superqt.utils import GeneratorWorker
+
+from medtl.dicom.catalog import Catalog
+from medtl.dicom.records import ScanResult, SeriesInfo
+from medtl.dicom.scan import scan
+from medtl.dicom.series import load_series
+from medtl.errors import MedtlError
+from medtl.labels.store import LabelStore, SavedLabel
+from medtl.progress import CancelToken, ProgressCallback
+from medtl.sample_study import sample_study_dir
+from ui.models.label_editor import LabelEditor
+from ui.models.label_session import attach_saved_label, save_call
+from ui.models.overlays import LabelLayer
+from ui.models.prediction_layers import prediction_layers, prediction_summary
+from ui.models.viewer_model import PixelInfo, SeriesLabel, ViewerModel
+from ui.qt.label_tools import LabelTools
+from ui.qt.layers_panel import LayersPanel
+from ui.qt.pretrain_panel import PretrainPanel
+from ui.qt.problems_panel import ProblemsPanel
+from ui.qt.resources import icon
+from ui.qt.settings import AppSettings
+from ui.qt.shortcuts_dialog import ShortcutsDialog
+from ui.qt.study_browser import SeriesPath, StudyBrowser
+from ui.qt.tasks import EngineCall, TaskGroup, wait_for_tasks
+from ui.qt.thumbnails import start_thumbnails
+from ui.qt.training_panel import TrainingPanel
+from ui.qt.viewer_widget import ViewerWidget
+
+if TYPE_CHECKING:  # pragma: no cover - importing the predictor imports torch
+    from medtl.inference.predictor import Prediction
+
+log = logging.getLogger(__name__)
+
+APP_TITLE = "medtl"
+STOP_TIMEOUT_MS = 60_000  # a training step, or a prediction batch, may take this long to end on a slow CPU
+
+
+class MainWindow(QMainWindow):
+    """The application window. ``open_path`` scans in the background and shows the first image series."""
+
+    scan_finished = Signal(object)  # ScanResult
+    series_shown = Signal(object)  # ViewerModel, once its first slice can be painted
+    task_failed = Signal(str)
+    label_saved = Signal(object)  # SavedLabel
+    prediction_shown = Signal(object)  # Prediction, once its layers are on the series it was made for
+
+    def __init__(self, settings: AppSettings | None = None, catalog: Catalog | None = None, label_store: LabelStore | None = None) -> None:
+        super().__init__()
+        self.settings = settings or AppSettings()
+        self.catalog = catalog
+        self.label_store = label_store or LabelStore()
+        self.folder: Path | None = None
+        self._tasks = TaskGroup(self)  # running tasks by kind ("scan", "load"); a new one cancels the old
+        self._fallbacks: list[SeriesPath] = []
+        self._thumbnails: GeneratorWorker | None = None  # image series to try, in order, if the one shown first fails to load
+        self.setWindowTitle(APP_TITLE)
+        self.setWindowIcon(icon("app"))
+        self.setAcceptDrops(True)
+        self.viewer = ViewerWidget(self)
+        self.setCentralWidget(self.viewer)
+        self.browser = StudyBrowser(self)
+        self.browser.series_selected.connect(self.show_series)
+        self.browser_dock = self._dock("Studies", "studies", self.browser, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.problems = ProblemsPanel(self)
+        self.problems_dock = self._dock("Problems", "problems", self.problems, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.layers = LayersPanel(self)
+        self.layers_dock = self._dock("Layers", "layers", _scrolled(self.layers), Qt.DockWidgetArea.RightDockWidgetArea)
+        self.label_tools = LabelTools(self.viewer, self.layers, self.layers)
+        self.layers.layout().addWidget(self.label_tools)
+        self.label_tools.accept_requested.connect(self.accept_as_label)
+        self.label_tools.new_requested.connect(self.new_label)
+        self.label_tools.save_requested.connect(self.save_label)
+        self.viewer.stroke_ended.connect(self.label_tools.refresh)
+        self.training = TrainingPanel(self.settings, self, self.label_store)
+        self.training_dock = self._dock("Fine-tune", "fine_tune", _scrolled(self.training), Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.layers_dock, self.training_dock)
+        self.pretrain = PretrainPanel(self)
+        self.pretrain_dock = self._dock("Pretrain", "pretrain", _scrolled(self.pretrain), Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.training_dock, self.pretrain_dock)
+        self.pretrain.weights_chosen.connect(self.fine_tune_from)
+        self.layers_dock.raise_()
+        self.training.predict_requested.connect(self.predict_with_run)
+        self.problems.count_changed.connect(lambda n: self.problems_dock.setWindowTitle(f"Problems ({n})" if n else "Problems"))
+        self._build_status_bar()
+        self._build_menus_and_toolbar()
+        self.viewer.hovered.connect(self._show_pixel)
+        self.viewer.set_layout_mode(self.settings.viewer_layout())
+        self.viewer.layout_changed.connect(self.settings.set_viewer_layout)
+        self.viewer.actions_by_name["anonymise"].toggled.connect(self.browser.set_anonymised)
+        self.resize(1440, 900)
+        if not self.settings.restore_window(self):
+            self.resizeDocks([self.browser_dock, self.layers_dock], [400, 340], Qt.Orientation.Horizontal)
+            self.resizeDocks([self.problems_dock], [150], Qt.Orientation.Vertical)
+
+    # --- opening -----------------------------------------------------------------------------
+
+    def open_path(self, path: Path | str) -> None:
+        """Scan ``path`` (a folder or a file) in the background; then list it and show its first image series that loads."""
+        path = Path(path)
+        self.folder = path
+        self.settings.add_recent(path)
+        self.setWindowTitle(f"{APP_TITLE} — {path}")
+        self.pretrain.set_input_folder(path)
+        catalog = self.catalog
+        started = time.perf_counter()
+        self._run(
+            "scan", lambda progress, cancel: scan(path, catalog, progress, cancel),
+            lambda result: self._scanned(path, result, time.perf_counter() - started), lambda message: self._failed(str(path), message),
+        )  # fmt: skip
+        self._show_progress(0, 0, f"scanning {path.name or path}")
+
+    def show_series(self, series_path: SeriesPath) -> None:
+        """Load the series (and the label saved for it, if any) in the background and show it."""
+        if not self.resolve_unsaved_label():
+            return
+        self._fallbacks = [path for path in self._fallbacks if path is not series_path]
+        patient, study, series = series_path
+        files, label, store = series.files, SeriesLabel.of(patient, study, series), self.label_store
+
+        def load(progress: ProgressCallback, cancel: CancelToken) -> ViewerModel:
+            model = ViewerModel(load_series(files, progress, cancel), label, files)
+            model.patient_planes()  # resampled planes of an oblique series take a moment to set up: here, not in the GUI
+            attach_saved_label(model, store)
+            return model
+
+        self._run("load", load, self._loaded, lambda message: self._load_failed(f"series {series.description or series.series_uid}", message))
+        self._show_progress(0, len(files), "loading series")
+
+    def predict_with_run(self, run_dir: Path | str) -> None:
+        """Apply the trained run at ``run_dir`` to the shown series in the background; its outputs become overlay layers."""
+        model = self.viewer.model
+        if model is None:
+            self.status_message.setText("Open a series first, then predict on it")
+            return
+        run_dir = Path(run_dir)
+        volume = model.volume
+
+        def predict(progress: ProgressCallback, cancel: CancelToken) -> Prediction:
+            from medtl.inference.predictor import (
+                Predictor,  # imports torch: only now, in the worker
+            )
+
+            return Predictor.from_run(run_dir).predict(volume, progress, cancel)
+
+        self._run("predict", predict, lambda prediction: self._predicted(model, prediction, run_dir.name), lambda message: self._failed(f"run {run_dir}", message))
+        self._show_progress(0, 0, f"loading run {run_dir.name}")
+
+    def choose_run(self) -> None:
+        start = self.settings.store.value("last_run_folder", str(Path.home()))
+        folder = QFileDialog.getExistingDirectory(self, "Predict with a trained run folder", str(start))
+        if folder:
+            self.settings.store.setValue("last_run_folder", folder)
+            self.predict_with_run(folder)
+
+    def _predicted(self, model: ViewerModel, prediction: Prediction, run_name: str) -> None:
+        self._idle()
+        for layer in prediction_layers(prediction, run_name):
+            model.add_layer(layer)
+        self.layers_dock.show()
+        self.status_message.setText(prediction_summary(prediction))
+        self.prediction_shown.emit(prediction)
+
+    # --- labels ------------------------------------------------------------------------------
+
+    def accept_as_label(self, layer: LabelLayer) -> None:
+        """Copy ``layer`` (a prediction) into the editable label of the shown series, ready for correction."""
+        model = self.viewer.model
+        if model is None or layer not in model.layers:
+            return
+        if model.editor is not None and model.editor.dirty and not self.confirm_replace_label():
+            return
+        model.edit_label(layer.mask, layer.names, f"label (from {layer.name})")
+        self.status_message.setText(f"Accepted {layer.name} as the label: correct it with the brush (B) and eraser (E), save with Ctrl+S")
+
+    def new_label(self) -> None:
+        """An empty editable label for the shown series."""
+        model = self.viewer.model
+        if model is None or (model.editor is not None and model.editor.dirty and not self.confirm_replace_label()):
+            return
+        model.edit_label(np.zeros(model.volume.shape, np.uint8), {1: "label 1"}, "label (new)", dirty=False)
+
+    def save_label(self) -> None:
+        """Save the editable label into the label store, in the background."""
+        model = self.viewer.model
+        if model is None or model.editor is None:
+            return
+        call, edits = save_call(model, self.label_store)
+        editor = model.editor
+        self._run("save_label", call, lambda saved: self._label_saved(editor, edits, saved), self._label_not_saved)
+
+    def _label_not_saved(self, message: str) -> None:
+        self._idle()
+        self.problems.add("saving the label", message)
+        self.problems_dock.show()
+        self.status_message.setText("The label was NOT saved (its edits are kept): see Problems")
+
+    def _label_saved(self, editor: LabelEditor, edits: int, saved: SavedLabel) -> None:
+        self._idle()
+        editor.saved(edits)
+        self.label_tools.refresh()
+        self.status_message.setText(f"Label saved to {saved.mask}")
+        self.label_saved.emit(saved)
+
+    def resolve_unsaved_label(self) -> bool:
+        """Before the shown label goes away: ask to save, discard or cancel its unsaved edits. False: cancel."""
+        model = self.viewer.model
+        if model is None or model.editor is None or not model.editor.dirty:
+            return True
+        answer = self.ask_unsaved_label()
+        if answer == QMessageBox.StandardButton.Cancel:
+            return False
+        if answer == QMessageBox.StandardButton.Save:
+            try:  # the window is going away or changing series: save now, and stay if it fails
+                call, edits = save_call(model, self.label_store)
+                call(lambda *_: None, CancelToken())
+            except (MedtlError, OSError) as error:
+                QMessageBox.warning(self, "Label not saved", str(error))
+                return False
+            model.editor.saved(edits)
+        return True
+
+    def ask_unsaved_label(self) -> QMessageBox.StandardButton:
+        buttons = QMessageBox.StandardButton
+        return QMessageBox.question(
+            self, "Unsaved label", "The label has unsaved edits. Save them?", buttons.Save | buttons.Discard | buttons.Cancel, buttons.Save
+        )
+
+    def confirm_replace_label(self) -> bool:
+        answer = QMessageBox.question(self, "Replace the label?", "The label being edited has unsaved edits. Replace it anyway?")
+        return answer == QMessageBox.StandardButton.Yes
+
+    def show_training(self) -> None:
+        self.training_dock.show()
+        self.training_dock.raise_()
+
+    def show_pretrain(self) -> None:
+        self.pretrain_dock.show()
+        self.pretrain_dock.raise_()
+
+    def fine_tune_from(self, weights: str) -> None:
+        """Show the fine-tune panel with ``weights`` (e.g. ``run:FOLDER`` of a pretraining run) chosen."""
+        self.training.weights_box.setCurrentText(weights)
+        self.show_training()
+
+    def choose_folder(self) -> None:
+        start = str(self.folder.parent if self.folder else Path.home())
+        folder = QFileDialog.getExistingDirectory(self, "Open DICOM folder", start)
+        if folder:
+            self.open_path(folder)
+
+    def open_sample(self) -> None:
+        """Open the real-anatomy sample study; on its first use it is built first, in the background (a few seconds)."""
+        self._run("sample", lambda progress, cancel: sample_study_dir(progress, cancel), self.open_path, lambda message: self._failed("the sample study", message))
+        self._show_progress(0, 0, "preparing the sample study")
+
+    def cancel_tasks(self) -> None:
+        self._tasks.cancel_all()
+        if self._thumbnails is not None:
+            self._thumbnails.quit()
+
+    def _run(self, kind: str, call: EngineCall, done: Callable[[Any], None], failed: Callable[[str], None]) -> None:
+        """Run ``call`` in the background as the task of ``kind`` (cancelling the running one of that kind, whose result
+        is then ignored), its progress in the status bar."""
+        self._tasks.start(kind, call, progress=self._show_progress, done=done, failed=failed, cancelled=self._cancelled)
+
+    def _scanned(self, path: Path, result: ScanResult, seconds: float) -> None:
+        self._idle()
+        self.browser.set_result(result)
+        self.problems.show_scan(path if path.is_dir() else path.parent, result)
+        series = result.all_series()
+        self.status_message.setText(
+            f"{len(result.patients)} patients, {len(series)} series, {len(result.errors)} problem files ({seconds:.1f} s)"
+        )
+        self.scan_finished.emit(result)
+        images = self.browser.image_series()
+        self._make_thumbnails([path[2] for path in images])
+        self._fallbacks = images
+        self._show_next_fallback()
+
+    def _make_thumbnails(self, series: list[SeriesInfo]) -> None:
+        """Thumbnails for the listed series, in the background (stopping the previous folder's, if still going)."""
+        if self._thumbnails is not None:
+            self._thumbnails.quit()
+        self._thumbnails = start_thumbnails(series, lambda result: self.browser.set_thumbnail(*result))
+
+    def _show_next_fallback(self) -> None:
+        """Select the next image series still to try after opening a folder, if any is left."""
+        if self._fallbacks:
+            self.browser.select_series(self._fallbacks[0][2].series_uid)
+
+    def _load_failed(self, where: str, message: str) -> None:
+        """List the failure; when the series was picked automatically, try the next one."""
+        if self._fallbacks:
+            self._idle()
+            self.problems.add(where, message)
+            self._show_next_fallback()
+        else:
+            self._failed(where, message)
+
+    def _loaded(self, model: ViewerModel) -> None:
+        self._idle()
+        self._fallbacks = []
+        for warning in model.volume.warnings:
+            self.problems.add(f"series {model.label.series_description or model.volume.metadata.get('series_uid', '')}", warning)
+        self.viewer.set_model(model)
+        self.layers.set_model(model)
+        self.label_tools.set_model(model)
+        z, y, x = model.volume.shape
+        self.status_message.setText(f"{model.label.modality} {x}×{y}×{z}, {model.volume.array.dtype}")
+        self.series_shown.emit(model)
+
+    def _failed(self, where: str, message: str) -> None:
+        self._idle()
+        self.problems.add(where, message)
+        self.problems_dock.show()
+        self.status_message.setText(f"Could not open {where}: see Problems")
+        self.task_failed.emit(message)
+
+    # --- status bar --------------------------------------------------------------------------
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.status_message = QLabel("Ready", self)
+        self.progress = QProgressBar(self)
+        self.progress.setFixedWidth(220)
+        self.cancel_button = QToolButton(self)
+        self.cancel_button.setIcon(icon("cancel"))
+        self.cancel_button.setToolTip("Cancel (Esc)")
+        self.cancel_button.clicked.connect(self.cancel_tasks)
+        self.pixel_label = QLabel("", self)
+        self.pixel_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        bar.addWidget(self.status_message, 1)
+        bar.addPermanentWidget(self.pixel_label)
+        bar.addPermanentWidget(self.progress)
+        bar.addPermanentWidget(self.cancel_button)
+        self._idle()
+
+    def _cancelled(self) -> None:
+        """A task stopped on request: quiet the status bar unless a newer task is still running."""
+        if all(task.token.cancelled for task in self._tasks.running.values()):
+            self._idle()
+            self.status_message.setText("Cancelled")
+
+    def _show_progress(self, done: int, total: int, message: str) -> None:
+        self.progress.setVisible(True)
+        self.cancel_button.setVisible(True)
+        self.progress.setRange(0, total)  # 0..0: busy indicator
+        self.progress.setValue(done)
+        self.progress.setFormat(f"{message} %v/%m" if total else message)
+        self.status_message.setText(message)
+
+    def _idle(self) -> None:
+        self.progress.setVisible(False)
+        self.cancel_button.setVisible(False)
+
+    def _show_pixel(self, info: PixelInfo | None) -> None:
+        self.pixel_label.setText("" if info is None else str(info))
+
+    # --- menus -------------------------------------------------------------------------------
+
+    def _build_menus_and_toolbar(self) -> None:
+        views = self.viewer.actions_by_name
+        open_action = self._action("&Open folder…", "Ctrl+O", self.choose_folder, "open-folder")
+        sample_action = self._action("Open &sample study", None, self.open_sample)
+        quit_action = self._action("&Quit", "Ctrl+Q", self.close)
+        cancel_action = self._action("Cancel scan, load or prediction", "Esc", self.cancel_tasks)
+        predict_action = self._action("&Predict with a trained run…", "Ctrl+P", self.choose_run, "predict")
+        train_action = self._action("&Fine-tune a model…", "Ctrl+T", self.show_training, "train")
+        pretrain_action = self._action("P&retrain on unlabelled images…", "Ctrl+Shift+T", self.show_pretrain)
+        self.help_action = self._action("&Keyboard shortcuts", "F1", self.show_shortcuts, "help")
+        file_menu = self.menuBar().addMenu("&File")
+        file_menu.addActions([open_action, sample_action])
+        self.recent_menu = file_menu.addMenu("Open &recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        file_menu.addSeparator()
+        file_menu.addActions([cancel_action, quit_action])
+        self.menuBar().addMenu("&Model").addActions([train_action, pretrain_action, predict_action])
+        labels = self.label_tools.actions_by_name
+        label_menu = self.menuBar().addMenu("&Label")
+        for names in (("accept", "new_label"), ("brush", "eraser", "smaller", "larger"), ("undo", "redo", "save")):
+            label_menu.addActions([labels[name] for name in names])
+            label_menu.addSeparator()
+        self.addActions(list(labels.values()))
+        view_menu = self.menuBar().addMenu("&View")
+        view_menu.addActions([views["layout_single"], views["layout_mpr"], views["layout_grid"]])
+        view_menu.addSeparator()
+        view_menu.addActions([views[name] for name in ("zoom_in", "zoom_out", "fit", "reset", "invert", "anonymise")])
+        self.presets_menu = view_menu.addMenu("&Window presets")
+        self.presets_menu.addAction(views["auto_window"])
+        self.presets_menu.addActions([action for name, action in views.items() if name.startswith("preset_")])
+        slices_menu = view_menu.addMenu("&Slices")
+        slices_menu.addActions(
+            [views[name] for name in ("next_slice", "previous_slice", "page_forward", "page_back", "first_slice", "last_slice")]
+        )
+        view_menu.addSeparator()
+        view_menu.addActions(
+            [dock.toggleViewAction() for dock in (self.browser_dock, self.layers_dock, self.training_dock, self.problems_dock)]
+        )
+        self.menuBar().addMenu("&Help").addAction(self.help_action)
+
+        toolbar = self.addToolBar("Main")
+        toolbar.setObjectName("main_toolbar")
+        toolbar.setMovable(False)
+        toolbar.addAction(open_action)
+        toolbar.addSeparator()
+        toolbar.addActions([views["layout_single"], views["layout_mpr"], views["layout_grid"]])
+        toolbar.addSeparator()
+        presets = QToolButton(self)
+        presets.setIcon(icon("auto-window"))
+        presets.setToolTip("Window/level presets")
+        presets.setMenu(self.presets_menu)
+        presets.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        toolbar.addWidget(presets)
+        toolbar.addActions([views[name] for name in ("invert", "zoom_in", "zoom_out", "fit", "reset", "anonymise")])
+        toolbar.addSeparator()
+        toolbar.addActions([train_action, predict_action])
+        toolbar.addSeparator()
+        toolbar.addAction(self.help_action)
+
+    def _action(self, text: str, key: str | None, slot: Callable[[], object], icon_name: str | None = None) -> QAction:
+        action = QAction(text, self)
+        if key is not None:
+            action.setShortcut(QKeySequence(key))
+        if icon_name is not None:
+            action.setIcon(icon(icon_name))
+        action.triggered.connect(slot)
+        self.addAction(action)
+        return action
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        folders = self.settings.recent_folders()
+        for folder in folders:
+            self.recent_menu.addAction(folder, lambda _checked=False, folder=folder: self.open_path(folder))
+        if not folders:
+            self.recent_menu.addAction("(none)").setEnabled(False)
+        else:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear list", self.settings.clear_recent)
+
+    def show_shortcuts(self) -> ShortcutsDialog:
+        dialog = ShortcutsDialog([*self.actions(), *self.viewer.actions()], self)
+        dialog.show()
+        return dialog
+
+    def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    # --- window events -----------------------------------------------------------------------
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt API
+        if any(url.isLocalFile() for url in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt API
+        paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.open_path(paths[0])
+
+    def confirm_stop_training(self) -> bool:
+        """Ask whether closing may stop the running training (it keeps a checkpoint to resume from)."""
+        answer = QMessageBox.question(
+            self, "Training is running",
+            "Stop the training and close? The run keeps its last checkpoint, so it can be resumed later.",
+        )  # fmt: skip
+        return answer == QMessageBox.StandardButton.Yes
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API
+        """Ask before stopping a training run; stop all background work, wait for it, remember the window layout."""
+        training = self.training.running or self.pretrain.running
+        if (training and not self.confirm_stop_training()) or not self.resolve_unsaved_label():
+            event.ignore()
+            return
+        self.training.cancel()
+        self.pretrain.cancel()
+        self.cancel_tasks()
+        if not wait_for_tasks(STOP_TIMEOUT_MS):
+            log.warning("background tasks did not stop within the time allowed")
+        self.settings.save_window(self)
+        super().closeEvent(event)
+
+
+def _scrolled(widget: QWidget) -> QScrollArea:
+    """``widget`` in a vertical scroll area: a tall panel never sets the window's minimum height."""
+    scroller = QScrollArea(widget.parentWidget())
+    scroller.setWidget(widget)
+    scroller.setWidgetResizable(True)
+    scroller.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    return scroller

@@ -1,0 +1,130 @@
+"""`RunMonitor`: the live view of a training-like run in a worker (progress bar with the time left, status, curves, log).
+
+Shared by the fine-tune and pretrain panels. The engine's events arrive through :meth:`relay` on the worker
+thread; step events are thinned to ten a second and cross to the GUI thread as a queued signal, where
+they are folded into a :class:`TrainingProgress`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QLabel, QPlainTextEdit, QProgressBar, QVBoxLayout, QWidget
+
+from medtl.progress import CancelToken, ProgressCallback
+from medtl.training.events import StepProgress, TrainEvent
+from ui.models.training_progress import TrainingProgress
+from ui.qt.curve_plot import Curve, CurvePlot
+from ui.qt.tasks import EngineTask, start_task
+
+STEP_INTERVAL_S = 0.1
+"""Step events are relayed to the GUI at most this often."""
+
+
+def loss_curves(progress: TrainingProgress) -> list[Curve]:
+    """The training loss per step (thin) and per epoch (bold), on the left axis."""
+    return [
+        Curve("loss (steps)", progress.step_loss, QColor(78, 121, 167, 140), width=1.0),
+        Curve("loss (epochs)", progress.epoch_loss, QColor("#4e79a7"), width=2.0),
+    ]
+
+
+class RunMonitor(QWidget):
+    """Runs one engine call at a time in an :class:`EngineTask` and shows it: progress bar, status line, curve
+    plot and log. ``curves`` draws the plot from the progress."""
+
+    event_received = Signal(object)  # TrainEvent, relayed from the worker thread
+    running_changed = Signal(bool)
+
+    def __init__(self, curves: Callable[[TrainingProgress], list[Curve]], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._curves = curves
+        self.task: EngineTask | None = None
+        self.progress = TrainingProgress()
+        self._started = 0.0
+        self._last_step_relay = 0.0
+        self.bar = QProgressBar(self)
+        self.bar.setRange(0, 1000)
+        self.status = QLabel("Not started", self)
+        self.status.setWordWrap(True)
+        self.plot = CurvePlot(self)
+        self.log = QPlainTextEdit(self)
+        self.log.setReadOnly(True)
+        self.log.setMaximumBlockCount(2000)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        for widget in (self.bar, self.status, self.plot, self.log):
+            layout.addWidget(widget)
+        self.event_received.connect(self._on_event)
+
+    @property
+    def running(self) -> bool:
+        return self.task is not None
+
+    def refused(self, problems: list[str]) -> bool:
+        """Log why a run cannot start; True when there is any reason."""
+        self.add_log(*(f"cannot start: {problem}" for problem in problems))
+        return bool(problems)
+
+    def begin(self) -> None:
+        """A new run: fresh progress, empty log, the clock started."""
+        self.progress = TrainingProgress()
+        self._started = time.monotonic()
+        self.log.clear()
+
+    def run(self, call: Callable[[ProgressCallback, CancelToken], Any], done: Callable[[Any], None], cancelled: Callable[[], None]) -> None:
+        """Start ``call`` (which passes :meth:`relay` to the engine as ``on_event``) in a worker; ``done`` gets its
+        result, ``cancelled`` runs after a cancel; a failure is logged."""
+        self.bar.setRange(0, 0)  # busy until the engine estimates the time left
+        self.task = start_task(
+            call, self, done=done, failed=lambda message: self.add_log(f"failed: {message}"), cancelled=cancelled, finished=self._ended
+        )
+        self.running_changed.emit(True)
+        self.redraw()
+
+    def cancel(self) -> None:
+        """Ask the run to stop after its current step (it checkpoints)."""
+        if self.task is not None:
+            self.task.cancel()
+            self.status.setText("cancelling: stopping after the current step…")
+
+    def relay(self, event: TrainEvent) -> None:
+        """``on_event`` for the engine (worker thread): every event, except step events beyond ten a second."""
+        if isinstance(event, StepProgress):
+            now = time.monotonic()
+            if now - self._last_step_relay < STEP_INTERVAL_S:
+                return
+            self._last_step_relay = now
+        self.event_received.emit(event)
+
+    def finished(self) -> None:
+        self.bar.setRange(0, 1000)
+        self.bar.setValue(1000)
+
+    def _ended(self) -> None:
+        self.task = None
+        self.bar.setRange(0, 1000)
+        self.running_changed.emit(False)
+
+    def add_log(self, *lines: str) -> None:
+        for line in lines:
+            self.log.appendPlainText(line)
+
+    def redraw(self) -> None:
+        self.plot.set_curves(self._curves(self.progress))
+
+    def _on_event(self, event: TrainEvent) -> None:
+        line = self.progress.add(event)
+        if line:
+            self.add_log(line)
+        fraction = self.progress.fraction(time.monotonic() - self._started)
+        if fraction is not None:
+            self.bar.setRange(0, 1000)
+            self.bar.setValue(round(fraction * 1000))
+        self.status.setText(self.progress.status())
+        if not isinstance(event, StepProgress) or len(self.progress.step_loss) % 10 == 0:
+            self.redraw()

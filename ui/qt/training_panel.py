@@ -1,0 +1,352 @@
+"""`TrainingPanel`: fine-tune a model on a datalist in a worker, with live progress, curves and log.
+
+The engine's :func:`medtl.workflow.train.train` runs in an :class:`EngineTask`; its events are
+relayed to this panel as a queued signal (step events at most ten times a second) and folded into
+a :class:`TrainingProgress`. Cancel stops the engine within one step; it leaves a checkpoint.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QPaintEvent
+from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox, QToolButton, QVBoxLayout, QWidget
+
+from medtl.data.datalist import TASKS
+from medtl.data.summary import DatalistSummary, summarise_datalist
+from medtl.labels.store import LabelStore
+from medtl.models.licence import licence_text
+from medtl.models.registry import ARCHITECTURES
+from medtl.models.strategy import STRATEGIES
+from medtl.models.weights import PACKAGED
+from medtl.progress import CancelToken, ProgressCallback
+from medtl.training.compare import runs_in
+from medtl.workflow.request import InvalidRequest
+from medtl.workflow.train import TrainRequest
+from ui.models.training_progress import TrainingProgress, progress_of_run
+from ui.qt.curve_plot import Curve
+from ui.qt.run_monitor import RunMonitor, loss_curves
+from ui.qt.tasks import EngineTask, TaskGroup, start_task
+
+if TYPE_CHECKING:  # pragma: no cover
+    from medtl.workflow.train import TrainResult
+    from ui.qt.settings import AppSettings
+
+DEFAULT = "(default for the data)"
+FROM_SCRATCH = "none (random initialisation)"
+_PROBE_DELAY_MS = 300
+_SUMMARY_DELAY_MS = 300  # typing a path: summarise once it stops changing
+_METRIC_COLOURS = ("#59a14f", "#edc948", "#b07aa1", "#76b7b2")
+_RUN_COLOURS = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#edc948")
+
+
+class TrainingPanel(QWidget):
+    """The form, Start / Cancel, a progress bar with the time left, loss and metric curves, and the log."""
+
+    run_finished = Signal(object)  # the run's TrainResult, also after a cancel-free early stop
+    predict_requested = Signal(object)  # Path of the run to predict with
+    datalist_chosen = Signal(object)  # Path of the datalist put in the form
+    summary_shown = Signal(object)  # DatalistSummary of the chosen datalist
+
+    def __init__(self, settings: AppSettings, parent: QWidget | None = None, label_store: LabelStore | None = None) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self.label_store = label_store or LabelStore()
+        self._run_dir: Path | None = None
+        self._device_probe: EngineTask | None = None
+        self._build_form()
+        self._build_progress()
+        self._task_changed(TASKS[0])
+        self.monitor.running_changed.connect(self._set_running)
+        self._set_running(False)
+
+    # --- form --------------------------------------------------------------------------------
+
+    def _build_form(self) -> None:
+        self.datalist = QLineEdit(str(self.settings.store.value("training/datalist", "")), self)
+        self.datalist.setPlaceholderText("datalist .json (MSD style: images and labels)")
+        self.task_box = QComboBox(self)
+        self.task_box.addItems(list(TASKS))
+        self.out_dir = QLineEdit(str(self.settings.store.value("training/out_dir", "")), self)
+        self.out_dir.setPlaceholderText("a new folder for the run")
+        self.model_box = QComboBox(self)
+        self.weights_box = QComboBox(self)
+        self.weights_box.setEditable(True)
+        self.weights_box.addItems([DEFAULT, FROM_SCRATCH, *PACKAGED])
+        self.weights_box.setToolTip("pretrained weights: a packaged name, a file, a MONAI bundle, a URL or an earlier run")
+        for index in range(self.weights_box.count()):
+            text = licence_text(self.weights_box.itemText(index), DEFAULT, FROM_SCRATCH)
+            self.weights_box.setItemData(index, text, Qt.ItemDataRole.ToolTipRole)
+        self.licence = QLabel(self)
+        self.licence.setWordWrap(True)
+        self.licence.setObjectName("licence")
+        self.data_summary = QLabel("Choose a datalist to see its cases and split.", self)
+        self.data_summary.setWordWrap(True)
+        self._summary_task = TaskGroup(self)  # the running datalist summary: a new one cancels it
+        self._summary_timer = QTimer(self)
+        self._summary_timer.setSingleShot(True)
+        self._summary_timer.setInterval(_SUMMARY_DELAY_MS)
+        self._summary_timer.timeout.connect(self.summarise_datalist)
+        self.strategy_box = QComboBox(self)
+        self.strategy_box.addItems([DEFAULT, *STRATEGIES])
+        self.epochs = QSpinBox(self)
+        self.epochs.setRange(0, 10_000)
+        self.epochs.setSpecialValueText("automatic")
+        self.minutes = QDoubleSpinBox(self)
+        self.minutes.setRange(0, 10_000)
+        self.minutes.setSpecialValueText("no limit")
+        self.minutes.setSuffix(" min")
+        self.device_box = QComboBox(self)
+        self.device_box.addItems(["auto", "cuda", "cpu"])
+        self.device_box.setToolTip("auto: the GPU if there is one, else the CPU")
+        self.device_label = QLabel("auto: looking for a GPU…", self)
+        self.compare = QCheckBox("compare with training from scratch", self)
+        for box in (self.task_box, self.model_box, self.weights_box, self.strategy_box, self.device_box):
+            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            box.setMinimumContentsLength(10)
+        form = QFormLayout()
+        form.addRow("Datalist", _with_browse(self.datalist, self._choose_datalist))
+        self.from_labels_button = QPushButton("Use my saved labels", self)
+        self.from_labels_button.setToolTip("write a segmentation datalist of every series with a saved label, and use it")
+        self.from_labels_button.clicked.connect(self.use_saved_labels)
+        form.addRow("", self.from_labels_button)
+        form.addRow("Data", self.data_summary)
+        form.addRow("Task", self.task_box)
+        form.addRow("Run folder", _with_browse(self.out_dir, self._choose_out_dir))
+        form.addRow("Model", self.model_box)
+        form.addRow("Weights", self.weights_box)
+        form.addRow("", self.licence)
+        form.addRow("Strategy", self.strategy_box)
+        form.addRow("Epochs", self.epochs)
+        form.addRow("Time budget", self.minutes)
+        form.addRow("Device", self.device_box)
+        form.addRow("", self.device_label)
+        form.addRow("", self.compare)
+        self.start_button = QPushButton("Start", self)
+        self.cancel_button = QPushButton("Cancel", self)
+        self.open_button = QPushButton("Open runs…", self)
+        self.open_button.setToolTip("show the curves of a past run (a comparison folder shows both of its runs)")
+        self.add_button = QPushButton("Compare with…", self)
+        self.add_button.setToolTip("add another run's curves to the ones shown")
+        self.predict_button = QPushButton("Predict", self)
+        self.predict_button.setToolTip("predict on the shown series with the run just trained")
+        self._layout = QVBoxLayout(self)
+        self._layout.setContentsMargins(4, 4, 4, 4)
+        self._layout.addLayout(form)
+        for row in ((self.start_button, self.cancel_button, self.predict_button), (self.open_button, self.add_button)):
+            buttons = QHBoxLayout()
+            for button in row:
+                buttons.addWidget(button)
+            self._layout.addLayout(buttons)
+        self.task_box.currentTextChanged.connect(self._task_changed)
+        self.task_box.currentTextChanged.connect(lambda _text: self._summary_timer.start())
+        self.datalist.textChanged.connect(lambda _text: self._summary_timer.start())
+        self.weights_box.currentTextChanged.connect(self._show_licence)
+        self._show_licence(self.weights_box.currentText())
+        if self.datalist.text():
+            self._summary_timer.start()
+        self.start_button.clicked.connect(self.start)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.predict_button.clicked.connect(lambda: self.predict_requested.emit(self.predictable_run()))
+        self.predict_button.setEnabled(False)
+        self.open_button.clicked.connect(lambda: self._choose_runs(replace=True))
+        self.add_button.clicked.connect(lambda: self._choose_runs(replace=False))
+        self.history: list[tuple[str, TrainingProgress]] = []  # past runs shown instead of the live one
+
+    def _build_progress(self) -> None:
+        self.monitor = RunMonitor(self._curves, self)
+        self._layout.addWidget(self.monitor)
+
+    def _task_changed(self, task: str) -> None:
+        self.model_box.clear()
+        self.model_box.addItems([DEFAULT, *(name for name, architecture in ARCHITECTURES.items() if architecture.task == task)])
+
+    def _choose_datalist(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Datalist", self.datalist.text(), "Datalist (*.json)")
+        if path:
+            self.datalist.setText(path)
+
+    def summarise_datalist(self) -> None:
+        """Read the chosen datalist in a worker and show its cases per class or label and its split."""
+        self._summary_task.cancel_all()
+        path = self.datalist.text().strip()
+        if not path:
+            self.data_summary.setText("Choose a datalist to see its cases and split.")
+            return
+        task_name = self.task_box.currentText()
+        self.data_summary.setText("reading the datalist…")
+        self._summary_task.start(
+            "summary", lambda progress, cancel: summarise_datalist(path, task_name, progress, cancel),
+            progress=lambda done, total, _message: self.data_summary.setText(f"reading the datalist… {done}/{total}"),
+            done=self._show_summary,
+            failed=lambda message: self.data_summary.setText(f"<span style='color:#e15759'>{html.escape(message)}</span>"),
+        )  # fmt: skip
+
+    def _show_summary(self, summary: DatalistSummary) -> None:
+        lines = [html.escape(line) for line in summary.lines()]
+        lines += [f"<span style='color:#edc948'>{html.escape(warning)}</span>" for warning in summary.warnings]
+        self.data_summary.setText("<br>".join(lines))
+        self.summary_shown.emit(summary)
+
+    def _show_licence(self, choice: str) -> None:
+        self.licence.setText(licence_text(choice, DEFAULT, FROM_SCRATCH))
+
+    def use_saved_labels(self) -> None:
+        """Write the label store's datalist (in a worker: it reads every saved label's record) and choose it."""
+        store = self.label_store
+        start_task(
+            lambda _progress, _cancel: store.write_datalist(), self,
+            done=self._use_datalist, failed=lambda message: self.monitor.add_log(f"no datalist from saved labels: {message}"),
+        )  # fmt: skip
+
+    def _use_datalist(self, path: Path) -> None:
+        self.task_box.setCurrentText("segmentation")
+        self.datalist.setText(str(path))
+        self.monitor.add_log(f"datalist of the saved labels: {path}")
+        self.datalist_chosen.emit(path)
+
+    def _choose_runs(self, replace: bool) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Run folder", self.out_dir.text())
+        if folder:
+            self.show_runs([Path(folder)], replace)
+
+    def show_runs(self, folders: list[Path], replace: bool = True) -> None:
+        """Show the curves of the runs in ``folders`` (added to those shown unless ``replace``) and their summaries."""
+        if replace:
+            self.history = []
+        for folder in folders:
+            for name, run_dir in runs_in(folder):
+                progress = progress_of_run(run_dir)
+                self.history.append((name, progress))
+                summary = progress.summary
+                best = "(no summary)" if summary is None else f"{summary.best_metric_name or 'metric'} {summary.best_metric}"
+                self.monitor.add_log(f"{name}: {len(progress.epoch_loss)} epochs, best {best}")
+        self.monitor.redraw()
+
+    def _choose_out_dir(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Run folder", self.out_dir.text())
+        if folder:
+            self.out_dir.setText(folder)
+
+    def request(self) -> TrainRequest:
+        """The form as a request (empty choices left to the engine); :class:`~medtl.workflow.request.InvalidRequest`
+        names the field that cannot work."""
+
+        def choice(box: QComboBox) -> str | None:
+            text = box.currentText().strip()
+            return None if text in ("", DEFAULT) else "none" if text == FROM_SCRATCH else text
+
+        return TrainRequest(
+            Path(self.datalist.text().strip()), self.task_box.currentText(), Path(self.out_dir.text().strip()),
+            model=choice(self.model_box), weights=choice(self.weights_box), strategy=choice(self.strategy_box),
+            epochs=self.epochs.value() or None, time_limit_minutes=self.minutes.value() or None,
+            device=self.device_box.currentText(), compare_scratch=self.compare.isChecked(),
+        )  # fmt: skip
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt API
+        """The first time the panel is drawn (not merely shown: tabbed docks are shown behind others), name the
+        device ``auto`` picks, in a worker (it imports torch)."""
+        super().paintEvent(event)
+        if self._device_probe is None:
+            QTimer.singleShot(_PROBE_DELAY_MS, self._probe_device)
+
+    def _probe_device(self) -> None:
+        if self._device_probe is not None:
+            return
+        self._device_probe = start_task(
+            lambda _progress, _cancel: _auto_device_name(), self,
+            done=lambda name: self.device_label.setText(f"auto uses: {name}"),
+            failed=lambda message: self.device_label.setText(f"no device found: {message}"),
+        )  # fmt: skip
+
+    # --- running -----------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self.monitor.running
+
+    def start(self) -> bool:
+        """Start training from the form; False (with the reasons in the log) if the form is incomplete."""
+        if self.running:
+            return False
+        try:
+            request = self.request()
+        except InvalidRequest as error:
+            self.monitor.refused([str(error)])
+            return False
+        self.settings.store.setValue("training/datalist", str(request.datalist))
+        self.settings.store.setValue("training/out_dir", str(request.out_dir))
+        self._run_dir, self.history = request.out_dir, []
+        self.monitor.begin()
+        self.monitor.add_log(f"training a {request.task} model on {request.datalist} into {request.out_dir}")
+
+        def call(_progress: ProgressCallback, cancel: CancelToken) -> TrainResult:
+            from medtl.workflow.train import (
+                train,  # imports torch: only now, in the worker
+            )
+
+            return train(request, self.monitor.relay, cancel)
+
+        self.monitor.run(call, self._done, lambda: self.monitor.add_log(f"cancelled; the checkpoint in {request.out_dir} lets a new run resume it"))
+        return True
+
+    def cancel(self) -> None:
+        self.monitor.cancel()
+
+    def predictable_run(self) -> Path | None:
+        """The run folder the last successful training left (its pretrained arm when compared)."""
+        if self._run_dir is None:
+            return None
+        pretrained = self._run_dir / "pretrained"
+        return pretrained if (pretrained / "config.json").is_file() else self._run_dir
+
+    def _done(self, result: TrainResult) -> None:
+        self.monitor.finished()
+        summary = result.summary
+        self.monitor.add_log(f"done: {summary.stopped_because or 'finished'}; best {summary.best_metric_name or 'metric'} {summary.best_metric}")
+        self.predict_button.setEnabled(True)
+        if result.comparison is not None:
+            self.show_runs([result.out_dir])
+        self.run_finished.emit(result)
+
+    def _set_running(self, running: bool) -> None:
+        if running:
+            self.predict_button.setEnabled(False)
+        self.start_button.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+
+    def _curves(self, progress: TrainingProgress) -> list[Curve]:
+        """The live run's curves, or, when past runs are open, each run's loss and first metric in its own colour."""
+        if not self.history:
+            curves = loss_curves(progress)
+            for colour, (name, points) in zip(_METRIC_COLOURS, progress.metrics.items()):
+                curves.append(Curve(name, points, QColor(colour), right_axis=True, width=2.0))
+        else:
+            curves = []
+            for colour, (run, past) in zip(_RUN_COLOURS, self.history):
+                curves.append(Curve(f"{run} loss", past.epoch_loss, QColor(colour), width=1.5))
+                for name, points in list(past.metrics.items())[:1]:
+                    curves.append(Curve(f"{run} {name}", points, QColor(colour), right_axis=True, width=2.5))
+        return curves
+
+
+def _auto_device_name() -> str:
+    from medtl.training.device import device_name, select_device
+
+    return device_name(select_device("auto"))
+
+
+def _with_browse(field: QLineEdit, choose: Callable[[], None]) -> QWidget:
+    row = QWidget()
+    layout = QHBoxLayout(row)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.addWidget(field)
+    button = QToolButton(row)
+    button.setText("…")
+    button.clicked.connect(choose)
+    layout.addWidget(button)
+    return row
