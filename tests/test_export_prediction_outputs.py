@@ -13,7 +13,7 @@ from PIL import Image
 from medtl.data.images import read_image
 from medtl.dicom.volume import Volume
 from medtl.export.nifti import write_nifti
-from medtl.export.prediction_outputs import PredictionOutputs, classification_row, output_names, write_prediction_outputs, write_predictions_csv
+from medtl.export.prediction_outputs import PredictionOutputs, classification_row, export_prediction, output_names, write_prediction_outputs, write_predictions_csv
 from medtl.inference.prediction import ClassificationPrediction
 from tests.dicomgen import SeriesSpec, phantom, write_series
 from tests.test_predict_runs import oblique_ct
@@ -75,6 +75,12 @@ def test_the_predictions_csv_has_one_row_per_input_with_uncertainty_when_estimat
     assert destination.read_text() == (
         "input,predicted,p_normal,p_fracture,uncertainty\n/data/case.nii.gz,fracture,0.250000,0.750000,0.125000\n/data/b.png,normal,0.250000,0.750000,0.125000\n"
     )
+
+
+def test_one_classification_exported_as_the_app_does_adds_its_predictions_csv(tmp_path: Path) -> None:
+    outputs = export_prediction(classification([[0.25, 0.75]]), tmp_path, "case", "resnet10")
+    assert outputs.files == (tmp_path / "case_heatmap.nii.gz", tmp_path / "case_heatmap.png", tmp_path / "predictions.csv")
+    assert (tmp_path / "predictions.csv").read_text() == "input,predicted,p_normal,p_fracture\n/data/case.nii.gz,fracture,0.250000,0.750000\n"
 
 
 def test_output_names_are_distinct_stems(tmp_path: Path) -> None:

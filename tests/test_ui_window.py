@@ -256,6 +256,37 @@ def test_a_prediction_appears_as_an_overlay_layer(qtbot, window: MainWindow, ct_
     assert window.status_message.text().startswith("Segmented: bone")
 
 
+def test_a_prediction_exports_the_files_medtl_predict_writes(qtbot, window: MainWindow, ct_folder: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Model → Export prediction writes the mask as NIfTI on the series' grid and as DICOM SEG; a bad folder is a problem, not a crash."""
+    import nibabel
+    import pydicom
+
+    from tests.test_predict_runs import segmentation_run
+
+    run = segmentation_run(tmp_path / "bones")
+    assert not window.export_action.isEnabled()
+    open_and_show(qtbot, window, ct_folder)
+    model = window.viewer.model
+    assert model is not None
+    with qtbot.waitSignal(window.prediction_shown, timeout=60_000):
+        window.predict_with_run(run)
+    assert window.export_action.isEnabled()
+    with qtbot.waitSignal(window.prediction_exported, timeout=60_000) as exported:
+        window.export_prediction(tmp_path / "export")
+    names = sorted(path.name for path in exported.args[0].files)
+    assert names == ["bones_prediction.nii.gz", "bones_prediction.seg.dcm"]
+    mask = np.asarray(nibabel.load(tmp_path / "export" / "bones_prediction.nii.gz").dataobj)
+    layer = model.layers[-1]
+    assert int(mask.sum()) == int(layer.mask.sum()) > 0 and mask.size == layer.mask.size
+    seg = pydicom.dcmread(tmp_path / "export" / "bones_prediction.seg.dcm")
+    assert seg.Modality == "SEG" and "Exported to" in window.status_message.text()
+    blocked = tmp_path / "a file"
+    blocked.write_text("not a folder")
+    with qtbot.waitSignal(window.task_failed, timeout=60_000):
+        window.export_prediction(blocked)
+    assert window.status_message.text() == f"Could not export to {blocked}: see Problems"
+
+
 def test_zoom_pan_fit_and_drop_a_folder(qtbot, window: MainWindow, ct_folder: Path) -> None:  # type: ignore[no-untyped-def]
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(ct_folder))])

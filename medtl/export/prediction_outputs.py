@@ -63,6 +63,16 @@ def write_prediction_outputs(prediction: Prediction, out_dir: Path | str, name: 
     return _write_classification(prediction, out_dir, name)
 
 
+def export_prediction(prediction: Prediction, out_dir: Path | str, name: str, model_name: str) -> PredictionOutputs:
+    """One prediction's complete export (the app's *Export prediction*): its files, and for a classification
+    its one-row ``predictions.csv``, as ``medtl predict`` writes them for one input."""
+    outputs = write_prediction_outputs(prediction, out_dir, name, model_name)
+    if isinstance(prediction, SegmentationPrediction):
+        return outputs
+    table = write_predictions_csv(Path(out_dir) / PREDICTIONS_CSV, [classification_row(prediction)])
+    return PredictionOutputs((*outputs.files, table), outputs.warnings)
+
+
 def _write_segmentation(prediction: SegmentationPrediction, out_dir: Path, name: str, model_name: str) -> PredictionOutputs:
     from medtl.export.nifti import write_nifti
 

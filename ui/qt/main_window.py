@@ -55,6 +55,7 @@ from ui.qt.training_panel import TrainingPanel
 from ui.qt.viewer_widget import ViewerWidget
 
 if TYPE_CHECKING:  # pragma: no cover - importing the predictor imports torch
+    from medtl.export.prediction_outputs import PredictionOutputs
     from medtl.inference.predictor import Prediction
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ class MainWindow(QMainWindow):
     task_failed = Signal(str)
     label_saved = Signal(object)  # SavedLabel
     prediction_shown = Signal(object)  # Prediction, once its layers are on the series it was made for
+    prediction_exported = Signal(object)  # PredictionOutputs: the files written
 
     def __init__(self, settings: AppSettings | None = None, catalog: Catalog | None = None, label_store: LabelStore | None = None) -> None:
         super().__init__()
@@ -78,6 +80,7 @@ class MainWindow(QMainWindow):
         self.catalog = catalog
         self.label_store = label_store or LabelStore()
         self.folder: Path | None = None
+        self.last_prediction: tuple[Prediction, Path] | None = None  # and the run that made it, for Export prediction
         self._tasks = TaskGroup(self)  # running tasks by kind ("scan", "load"); a new one cancels the old
         self._fallbacks: list[SeriesPath] = []
         self._thumbnails: GeneratorWorker | None = None  # image series to try, in order, if the one shown first fails to load
@@ -170,7 +173,7 @@ class MainWindow(QMainWindow):
 
             return Predictor.from_run(run_dir).predict(volume, progress, cancel)
 
-        self._run("predict", predict, lambda prediction: self._predicted(model, prediction, run_dir.name), lambda message: self._failed(f"run {run_dir}", message))
+        self._run("predict", predict, lambda prediction: self._predicted(model, prediction, run_dir), lambda message: self._failed(f"run {run_dir}", message))
         self._show_progress(0, 0, f"loading run {run_dir.name}")
 
     def choose_run(self) -> None:
@@ -180,13 +183,49 @@ class MainWindow(QMainWindow):
             self.settings.store.setValue("last_run_folder", folder)
             self.predict_with_run(folder)
 
-    def _predicted(self, model: ViewerModel, prediction: Prediction, run_name: str) -> None:
+    def _predicted(self, model: ViewerModel, prediction: Prediction, run_dir: Path) -> None:
         self._idle()
-        for layer in prediction_layers(prediction, run_name):
+        for layer in prediction_layers(prediction, run_dir.name):
             model.add_layer(layer)
         self.layers_dock.show()
         self.status_message.setText(prediction_summary(prediction))
+        self.last_prediction = (prediction, run_dir)
+        self.export_action.setEnabled(True)
         self.prediction_shown.emit(prediction)
+
+    def export_prediction(self, folder: Path | None = None) -> None:
+        """Write the last prediction as ``medtl predict`` does (mask NIfTI and DICOM SEG, or probabilities and
+        heatmaps) into ``folder`` (asked for when not given), in the background."""
+        if self.last_prediction is None:
+            self.status_message.setText("Predict with a trained run first, then export the prediction")
+            return
+        if folder is None:
+            start = self.settings.store.value("last_export_folder", str(Path.home()))
+            chosen = QFileDialog.getExistingDirectory(self, "Export the prediction into", str(start))
+            if not chosen:
+                return
+            self.settings.store.setValue("last_export_folder", chosen)
+            folder = Path(chosen)
+        prediction, run_dir = self.last_prediction
+        destination = folder
+
+        def export(_progress: ProgressCallback, _cancel: CancelToken) -> PredictionOutputs:
+            from medtl.export.prediction_outputs import export_prediction
+            from medtl.training.run_folder import RunFolder
+
+            model_name = str(RunFolder(run_dir).read_config().model.get("architecture", run_dir.name))
+            return export_prediction(prediction, destination, f"{run_dir.name}_prediction", model_name)
+
+        self._run("export", export, self._exported, lambda message: self._failed(str(destination), message, "export to"))
+        self._show_progress(0, 0, f"exporting the prediction to {destination}")
+
+    def _exported(self, outputs: PredictionOutputs) -> None:
+        self._idle()
+        for warning in outputs.warnings:
+            self.problems.add("export", warning)
+        names = ", ".join(path.name for path in outputs.files)
+        self.status_message.setText(f"Exported to {outputs.files[0].parent}: {names}" if outputs.files else "Nothing was exported")
+        self.prediction_exported.emit(outputs)
 
     # --- labels ------------------------------------------------------------------------------
 
@@ -337,11 +376,11 @@ class MainWindow(QMainWindow):
         self.status_message.setText(f"{model.label.modality} {x}×{y}×{z}, {model.volume.array.dtype}")
         self.series_shown.emit(model)
 
-    def _failed(self, where: str, message: str) -> None:
+    def _failed(self, where: str, message: str, action: str = "open") -> None:
         self._idle()
         self.problems.add(where, message)
         self.problems_dock.show()
-        self.status_message.setText(f"Could not open {where}: see Problems")
+        self.status_message.setText(f"Could not {action} {where}: see Problems")
         self.task_failed.emit(message)
 
     # --- status bar --------------------------------------------------------------------------
@@ -393,6 +432,8 @@ class MainWindow(QMainWindow):
         quit_action = self._action("&Quit", "Ctrl+Q", self.close)
         cancel_action = self._action("Cancel scan, load or prediction", "Esc", self.cancel_tasks)
         predict_action = self._action("&Predict with a trained run…", "Ctrl+P", self.choose_run, "predict")
+        self.export_action = self._action("&Export prediction…", "Ctrl+E", self.export_prediction)
+        self.export_action.setEnabled(False)
         train_action = self._action("&Fine-tune a model…", "Ctrl+T", self.show_training, "train")
         pretrain_action = self._action("P&retrain on unlabelled images…", "Ctrl+Shift+T", self.show_pretrain)
         self.help_action = self._action("&Keyboard shortcuts", "F1", self.show_shortcuts, "help")
@@ -402,7 +443,7 @@ class MainWindow(QMainWindow):
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         file_menu.addSeparator()
         file_menu.addActions([cancel_action, quit_action])
-        self.menuBar().addMenu("&Model").addActions([train_action, pretrain_action, predict_action])
+        self.menuBar().addMenu("&Model").addActions([train_action, pretrain_action, predict_action, self.export_action])
         labels = self.label_tools.actions_by_name
         label_menu = self.menuBar().addMenu("&Label")
         for names in (("accept", "new_label"), ("brush", "eraser", "smaller", "larger"), ("undo", "redo", "save")):
