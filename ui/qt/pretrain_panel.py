@@ -23,7 +23,6 @@ from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QFileDialog, QFormLayou
 from medtl.models.registry import ARCHITECTURES
 from medtl.progress import CancelToken, ProgressCallback
 from medtl.workflow.pretrain import DEFAULT_MODEL, PretrainRequest
-from medtl.workflow.request import InvalidRequest
 from ui.models.training_progress import TrainingProgress
 from ui.qt.curve_plot import Curve
 from ui.qt.run_monitor import RunMonitor, loss_curves
@@ -162,12 +161,8 @@ class PretrainPanel(QWidget):
 
     def start(self) -> bool:
         """Start pretraining from the form; False (with the reasons in the log) if the form is incomplete."""
-        if self.running:
-            return False
-        try:
-            request = self.request()
-        except InvalidRequest as error:
-            self.monitor.refused([str(error)])
+        request = self.monitor.request_to_start(self.request)
+        if request is None:
             return False
         self.run_dir = request.out_dir
         self.monitor.begin()

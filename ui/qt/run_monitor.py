@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QColor
@@ -17,9 +17,12 @@ from PySide6.QtWidgets import QLabel, QPlainTextEdit, QProgressBar, QVBoxLayout,
 
 from medtl.progress import CancelToken, ProgressCallback
 from medtl.training.events import StepProgress, TrainEvent
+from medtl.workflow.request import InvalidRequest
 from ui.models.training_progress import TrainingProgress
 from ui.qt.curve_plot import Curve, CurvePlot
 from ui.qt.tasks import EngineTask, start_task
+
+R = TypeVar("R")
 
 STEP_INTERVAL_S = 0.1
 """Step events are relayed to the GUI at most this often."""
@@ -65,10 +68,16 @@ class RunMonitor(QWidget):
     def running(self) -> bool:
         return self.task is not None
 
-    def refused(self, problems: list[str]) -> bool:
-        """Log why a run cannot start; True when there is any reason."""
-        self.add_log(*(f"cannot start: {problem}" for problem in problems))
-        return bool(problems)
+    def request_to_start(self, build: Callable[[], R]) -> R | None:
+        """The request ``build`` makes from a panel's form, or ``None`` when a run is going or the form cannot work
+        (:class:`~medtl.workflow.request.InvalidRequest`: its reason goes to the log)."""
+        if self.running:
+            return None
+        try:
+            return build()
+        except InvalidRequest as error:
+            self.add_log(f"cannot start: {error}")
+            return None
 
     def begin(self) -> None:
         """A new run: fresh progress, empty log, the clock started."""

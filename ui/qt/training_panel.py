@@ -25,7 +25,6 @@ from medtl.models.strategy import STRATEGIES
 from medtl.models.weights import PACKAGED
 from medtl.progress import CancelToken, ProgressCallback
 from medtl.training.compare import runs_in
-from medtl.workflow.request import InvalidRequest
 from medtl.workflow.train import TrainRequest
 from ui.models.training_progress import TrainingProgress, progress_of_run
 from ui.qt.curve_plot import Curve
@@ -271,12 +270,8 @@ class TrainingPanel(QWidget):
 
     def start(self) -> bool:
         """Start training from the form; False (with the reasons in the log) if the form is incomplete."""
-        if self.running:
-            return False
-        try:
-            request = self.request()
-        except InvalidRequest as error:
-            self.monitor.refused([str(error)])
+        request = self.monitor.request_to_start(self.request)
+        if request is None:
             return False
         self.settings.store.setValue("training/datalist", str(request.datalist))
         self.settings.store.setValue("training/out_dir", str(request.out_dir))
