@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 CHECKPOINT_FORMAT = 2
+_END = object()
 
 
 @dataclass
@@ -196,9 +197,10 @@ class Trainer:
         batches = self._epoch_batches()
         self.module.train()
         budget = self.config.time_limit_seconds
-        for batch in batches:
-            if ctx.any(self.cancel.cancelled):
-                return False
+        while not ctx.any(self.cancel.cancelled):  # before the next batch is drawn: drawing may use the RNG the checkpoint keeps
+            batch = next(batches, _END)
+            if batch is _END:
+                return True
             started = self.clock()
             count = objective.count(batch)
             loss, parts = self._with_oom_retry(functools.partial(self._optimiser_step, batch, count), count)
@@ -219,10 +221,10 @@ class Trainer:
             if budget is not None and ctx.any(self._elapsed() >= budget):
                 p.stopped_because = TIME_LIMIT
                 self._log(f"time limit of {self.config.time_limit_minutes:g} min reached" + (": validating the last state" if objective.metric_name else ""))
-                break
+                return True
             if p.global_step >= p.planned_steps:
-                break
-        return True
+                return True
+        return False
 
     def _epoch_batches(self) -> Iterator[Any]:
         """The epoch's batches from where it stands, with the RNG exactly as an uninterrupted run has it there."""
