@@ -11,7 +11,7 @@ particular to a job, and nothing else:
 - its data: ``batches(epoch)`` from the epoch's start, in an order that depends only on the run's seed,
   the epoch and the global RNG (which the Trainer seeds, checkpoints and replays: that makes a resume
   exact); ``count`` (items in a batch) and, when ``divisible``, ``split`` (micro-batches for gradient
-  accumulation and out-of-memory retries);
+  accumulation and out-of-memory retries) and ``first_micro_batch`` (fitted to GPU memory);
 - its training step: ``loss(net, batch)``, the loss to backpropagate and any parts to log (the Trainer
   calls it under autocast, and owns backward, clipping, loss scaling and the optimiser step);
 - its validation: ``metric_name`` (``None``: it never validates), ``validation_batches``, ``predict``

@@ -137,10 +137,9 @@ class Trainer:
         self._log(f"training on {self.setup.name}, mixed precision {self.setup.amp_label}, {self.steps_per_epoch} step(s) of {objective.batch_size} {unit}s an epoch{parts}")
         self._fit_started, self._elapsed_before = self.clock(), p.elapsed_seconds
         self._steps_this_fit, self._step_seconds_this_fit, self._first_step_seconds = 0, 0.0, 0.0
-        budget = config.time_limit_seconds
-        self._plan_after_steps = objective.plan_budget_after_steps if budget is not None else None
-        self._plan_by_epochs = budget is not None and self._plan_after_steps is None
-        self._needs_step_plan = self._plan_after_steps is not None and checkpoint is None  # a resumed run keeps its plan
+        budgeted, plan_after = config.time_limit_seconds is not None, objective.plan_budget_after_steps
+        self._plan_by_epochs = budgeted and plan_after is None
+        self._step_plan_after = plan_after if budgeted and checkpoint is None else None  # a resumed run keeps its plan
         with background_writes() as self._writer:  # the last checkpoint is on disk before the summary says the run ended
             while p.stopped_because is None:
                 self._run_epoch()
@@ -216,7 +215,7 @@ class Trainer:
             if self._steps_this_fit == 1:
                 self._first_step_seconds = seconds
             self._emit(StepProgress(p.epoch + 1, p.step_in_epoch, self.steps_per_epoch, loss, count * ctx.world_size / seconds if seconds > 0 else 0.0, self._eta()))
-            if self._needs_step_plan and budget is not None and self._steps_this_fit >= (self._plan_after_steps or 0):
+            if budget is not None and self._step_plan_after is not None and self._steps_this_fit >= self._step_plan_after:
                 self._plan_steps(budget)
             if budget is not None and ctx.any(self._elapsed() >= budget):
                 p.stopped_because = TIME_LIMIT
@@ -272,7 +271,7 @@ class Trainer:
     def _plan_steps(self, budget: float) -> None:
         """Fit the cosine schedule to the steps the budget holds at the pace of this run's first steps (all
         included: data, checkpoints, metrics), leaving out the first step's one-time warm-up."""
-        self._needs_step_plan = False
+        self._step_plan_after = None
         p = self.progress
         per_step = max((self._elapsed() - self._first_step_seconds) / max(1, self._steps_this_fit - 1), 1e-9)
         planned = max(p.global_step, min(self.config.epochs * self.steps_per_epoch, math.floor(budget / per_step)))
