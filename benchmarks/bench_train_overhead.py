@@ -101,6 +101,8 @@ def medtl(spec: Any, config: Any, train_loader: Any, val_loader: Any, epochs: in
 
     from medtl.models.strategy import epoch_hook, param_groups
     from medtl.training.events import EpochEnd, TrainEvent
+    from medtl.training.run_folder import RunConfig
+    from medtl.training.supervised import SupervisedObjective
     from medtl.training.trainer import Trainer
 
     model = fresh_model(spec)
@@ -112,12 +114,12 @@ def medtl(spec: Any, config: Any, train_loader: Any, val_loader: Any, epochs: in
             ends.append(time.perf_counter())
 
     with tempfile.TemporaryDirectory() as run_dir:
-        Trainer(
-            config, model, train_loader, val_loader, run_dir,
+        objective = SupervisedObjective(
+            config, model, train_loader, val_loader,
             loss_fn=loss_for(config.task) if config.task == "segmentation" else None,
             param_groups=param_groups(model, spec, config.lr), epoch_hook=lambda epoch: epoch_hook(model, spec, epoch),
-            on_event=on_event, model_spec_dict=spec.to_dict(),
-        ).fit()
+        )  # fmt: skip
+        Trainer(objective, RunConfig(config, spec.to_dict()), run_dir, on_event=on_event).fit()
     return epoch_seconds(ends)
 
 

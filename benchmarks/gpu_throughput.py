@@ -127,6 +127,8 @@ def medtl(case: Case, device: Any, seconds: float, steps_per_second: float) -> t
     """(images/s, peak GiB) of the Trainer over about ``seconds`` (epochs sized from the plain loop's pace)."""
     from medtl.training.config import TrainConfig
     from medtl.training.events import StepProgress, TrainEvent
+    from medtl.training.run_folder import RunConfig
+    from medtl.training.supervised import SupervisedObjective
     from medtl.training.trainer import Trainer
 
     steps_per_epoch = max(5, round(steps_per_second * seconds / 4))
@@ -155,7 +157,7 @@ def medtl(case: Case, device: Any, seconds: float, steps_per_second: float) -> t
     val = on_device_batches(case, device, 1)
     with tempfile.TemporaryDirectory() as run_dir:
         loss = loss_for(case) if case.task == "segmentation" else None
-        Trainer(config, build(case), loader, val, run_dir, loss_fn=loss, on_event=on_event).fit()
+        Trainer(SupervisedObjective(config, build(case), loader, val, loss_fn=loss), RunConfig(config), run_dir, on_event=on_event).fit()
     return images[0] / (marks["end"] - marks["start"]), peak_gib(device)
 
 

@@ -94,18 +94,24 @@ def build_classifier(seed: int = 0, **kwargs: Any) -> TinyClassifier:
 
 
 def make_trainer(run_dir: Path, model: nn.Module | None = None, task: str = "classification", val_cases: int = 24, **kwargs: Any):  # noqa: ANN201
-    """A Trainer on the synthetic data; keyword arguments go to TrainConfig unless the Trainer takes them."""
+    """A Trainer of a SupervisedObjective on the synthetic data; keyword arguments go to TrainConfig unless the
+    objective, the run's description or the Trainer take them."""
     from medtl.training.config import TrainConfig
+    from medtl.training.run_folder import RunConfig
+    from medtl.training.supervised import SupervisedObjective
     from medtl.training.trainer import Trainer
 
-    trainer_keys = {"loss_fn", "param_groups", "epoch_hook", "on_event", "cancel", "model_spec_dict", "preprocessing_dict", "data_summary_dict", "weights_licence", "clock"}
-    trainer_kwargs = {key: kwargs.pop(key) for key in list(kwargs) if key in trainer_keys}
+    objective_kwargs = {key: kwargs.pop(key) for key in ("loss_fn", "param_groups", "epoch_hook") if key in kwargs}
+    trainer_kwargs = {key: kwargs.pop(key) for key in ("on_event", "cancel", "clock") if key in kwargs}
+    described = [kwargs.pop(key, None) for key in ("model_spec_dict", "preprocessing_dict", "data_summary_dict", "weights_licence")]
     batch_size = kwargs.pop("batch_size", 8)
     config = TrainConfig(**{"task": task, "epochs": 4, "lr": 3e-3, "warmup_epochs": 0.5, "batch_size": batch_size, "early_stopping_patience": None, **kwargs})
     if model is None:
         model = build_classifier() if task == "classification" else tiny_segmenter()
     train_loader, val_loader = loaders(task, batch_size, val=val_cases)
-    return Trainer(config, model, train_loader, val_loader, run_dir, **trainer_kwargs)
+    objective = SupervisedObjective(config, model, train_loader, val_loader, **objective_kwargs)
+    run_config = RunConfig(config, described[0] or {}, described[1] or {}, described[2] or {}, described[3])
+    return Trainer(objective, run_config, run_dir, **trainer_kwargs)
 
 
 def test_synthetic_batches_have_the_documented_shapes() -> None:

@@ -384,3 +384,13 @@ def test_an_epoch_that_a_re_plan_makes_the_last_is_validated(tmp_path: Path) -> 
     records = RunFolder(tmp_path).read_metrics()
     assert summary.epochs == 3 and [r["epoch"] for r in records] == [1, 2, 3]
     assert "balanced_accuracy" not in records[1] and "balanced_accuracy" in records[2]  # the last epoch is scored
+
+
+def test_a_checkpoint_of_an_older_format_is_refused_by_name_and_the_run_stays_readable(tmp_path: Path) -> None:
+    summary = make_trainer(tmp_path, epochs=1).fit()
+    run = RunFolder(tmp_path)
+    state = run.load_checkpoint()
+    run.save_checkpoint({**state, "format": 1})
+    with pytest.raises(MedtlError, match=r"checkpoint\.pt: written by an older medtl and cannot be resumed; start a new run"):
+        make_trainer(tmp_path, epochs=2).fit(resume=True)
+    assert run.read_summary() == summary and run.read_config().train.epochs == 1

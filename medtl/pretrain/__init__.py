@@ -6,5 +6,5 @@
   jitter, noise; cut-out masking of the first);
 - :mod:`~medtl.pretrain.objective`: NT-Xent contrastive loss on pooled backbone features plus masked
   reconstruction through a light decoder;
-- :mod:`~medtl.pretrain.pretrainer`: the loop, writing a run folder that ``--weights run:RUN`` accepts.
+- :mod:`~medtl.pretrain.pretrainer`: the objective the Trainer runs, writing a run folder that ``--weights run:RUN`` accepts.
 """

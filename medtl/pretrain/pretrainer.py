@@ -1,15 +1,16 @@
-"""Self-supervised pretraining from unlabelled images into a run folder that ``--weights run:RUN`` accepts.
+"""Self-supervised pretraining as an :class:`~medtl.training.objective.Objective`: what the one training loop learns
+from unlabelled images, into a run folder that ``--weights run:RUN`` accepts.
 
-:func:`medtl.workflow.pretrain.pretrain` (the job's entry point) collects the slices and runs the
-:class:`Pretrainer`. The loop reuses the training engine's pieces: the run folder
-(:class:`~medtl.training.run_folder.RunFolder`: atomic ``checkpoint.pt`` after every epoch and on
-cancel, written by the :mod:`~medtl.training.background_writer` while the next epoch trains, ``metrics.jsonl``, ``summary.json``), its events (:mod:`medtl.training.events`, so the CLI's
-progress bar and the app's curves work unchanged), device and mixed-precision setup, the warm-up +
-cosine schedule, and the :class:`~medtl.progress.CancelToken`.
+:func:`medtl.workflow.pretrain.pretrain` (the job's entry point) collects the slices and runs a
+:class:`~medtl.training.trainer.Trainer` with a :class:`PretrainingObjective`. The Trainer does what every
+job needs (device and mixed precision, the warm-up + cosine schedule, the time budget, background
+checkpoints and exact resume, cancel, events, ``summary.json``); the objective adds the views and the
+loss (:mod:`~medtl.pretrain.views`, :mod:`~medtl.pretrain.objective`), keeps the backbone after every
+epoch, and writes the pretraining model card.
 
 Reproducible and resumable: the slice order of an epoch and the views of a step are drawn from
-generators seeded by ``(seed, epoch, step)``, so ``resume=True`` after a cancel, a kill or a crash
-continues exactly where the checkpoint left off.
+generators seeded by ``(seed, epoch, step)``. There is no validation, so a time budget is planned in
+steps, once, from the pace of the first :data:`BUDGET_PLAN_STEPS`; the run may end inside an epoch.
 
 The run folder::
 
@@ -26,16 +27,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import shlex
-import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from medtl.errors import MedtlError
 from medtl.models.registry import get_architecture
@@ -43,15 +42,14 @@ from medtl.models.spec import ModelSpec
 from medtl.pretrain.objective import ObjectiveSettings, PretrainingNetwork, pretraining_loss
 from medtl.pretrain.unlabelled import UnlabelledSlices
 from medtl.pretrain.views import ViewSettings, foreground_box, make_views
-from medtl.progress import CancelToken
-from medtl.training.background_writer import background_writes, snapshot
 from medtl.training.config import TrainConfig
-from medtl.training.events import CANCELLED, COMPLETED, TIME_LIMIT, EpochEnd, EventCallback, Finished, LogLine, StepProgress, TrainEvent
+from medtl.training.objective import Objective, SavedModel, images_to_device
 from medtl.training.run_folder import RunConfig, RunFolder
 from medtl.training.run_summary import PRETRAINING_TASK, RunSummary
 
 if TYPE_CHECKING:
     from medtl.training.device import DeviceSetup
+    from medtl.training.distributed import DistContext
 
 BUDGET_PLAN_STEPS = 10
 """With a time budget, the schedule is planned to fill it from the pace of the first this-many steps (of any epochs)."""
@@ -83,229 +81,90 @@ class PretrainSettings:
             raise MedtlError(f"pretraining settings: missing or unknown field ({error})") from None
 
 
-@dataclass
-class _State:
-    """Where pretraining stands; saved in every checkpoint."""
+@dataclass(frozen=True)
+class SlicePairs:
+    """One step's batch: which slices, and the seed of their views."""
 
-    planned_steps: int
-    epoch: int = 0  # epochs finished
-    step_in_epoch: int = 0
-    global_step: int = 0
-    elapsed_seconds: float = 0.0
-    epoch_start_seconds: float = 0.0
-    loss_sum: float = 0.0  # over the steps of the unfinished epoch
-    contrastive_sum: float = 0.0
-    reconstruction_sum: float = 0.0
-    last_loss: float | None = None
-    stopped_because: str | None = None
+    indices: list[int]
+    seed: int
 
 
-class Pretrainer:
-    """The self-supervised loop over ``data``'s slices (see the module docstring).
+class PretrainingObjective(Objective):
+    """Contrastive + masked reconstruction over ``data``'s slices (see the module docstring).
 
-    ``backbone`` is the registry network built from ``spec`` (built here when not given). ``clock``
-    (seconds) is injectable so that tests of the time budget need not sleep.
+    ``backbone`` is the registry network built from ``spec`` (built here when not given); the projector
+    and the decoder around it are new. A step is ``min(config.batch_size, slices)`` slice pairs, whole:
+    the contrastive loss's negatives are the rest of the batch, so it is never split.
     """
 
-    def __init__(
-        self,
-        data: UnlabelledSlices,
-        spec: ModelSpec,
-        config: TrainConfig,
-        settings: PretrainSettings,
-        run_dir: Path | str,
-        *,
-        backbone: torch.nn.Module | None = None,
-        on_event: EventCallback | None = None,
-        cancel: CancelToken | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
+    task = PRETRAINING_TASK
+    unit = "slice pair"
+
+    def __init__(self, data: UnlabelledSlices, spec: ModelSpec, config: TrainConfig, settings: PretrainSettings, *, backbone: nn.Module | None = None) -> None:
         from medtl.models.spec import build_model
 
         if len(data) < 2:
             raise MedtlError("self-supervised pretraining needs at least two slices")
         self.data, self.spec, self.config, self.settings = data, spec, config, settings
-        self.run = RunFolder(run_dir)
-        self.on_event, self.cancel, self.clock = on_event, cancel or CancelToken(), clock
         backbone = backbone if backbone is not None else build_model(dataclasses.replace(spec, weights=None))[0]
         self.network = PretrainingNetwork(backbone, get_architecture(spec.architecture), settings.views.crop_size, settings.objective.projection_dim)
         self.images = [torch.from_numpy(image.astype(np.float32)) for image in data.slices]
         self.boxes = [foreground_box(image) for image in data.slices]
-        self.batch = min(config.batch_size, len(data))
-        self.steps_per_epoch = len(data) // self.batch
+        self.batch_size = min(config.batch_size, len(data))
+        self.steps_per_epoch = len(data) // self.batch_size
 
-    # ----------------------------------------------------------------- public
+    @property
+    def plan_budget_after_steps(self) -> int:
+        return BUDGET_PLAN_STEPS
 
-    def fit(self, resume: bool = False) -> RunSummary:
-        """Pretrain until the epochs, the time budget or a cancel end it; returns the summary."""
-        from medtl.training.device import setup_device
-        from medtl.training.schedule import WarmupCosine
-
-        config = self.config
-        self.setup: DeviceSetup = setup_device(self.network, config.device, config.amp)
-        self.network.to(self.setup.device)
-        checkpoint = self.run.load_checkpoint() if resume else None
-        self.state = _State(**checkpoint["state"]) if checkpoint is not None else _State(planned_steps=config.epochs * self.steps_per_epoch)
-        if self.state.stopped_because not in (None, CANCELLED):
-            return self._finish()  # already finished: rewrite its summary in case a crash came before it
-        self.state.stopped_because = None
-        self.optimizer = torch.optim.AdamW(self.network.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        self.schedule = WarmupCosine(self.optimizer, round(config.warmup_epochs * self.steps_per_epoch), self.state.planned_steps)
-        self.scaler = torch.amp.GradScaler(self.setup.device.type, enabled=self.setup.uses_grad_scaler)
-        if checkpoint is not None:
-            self.network.load_state_dict(checkpoint["network"])
-            self.optimizer.load_state_dict(checkpoint["optimizer"])
-            self.schedule.load_state_dict(checkpoint["scheduler"])
-            self.scaler.load_state_dict(checkpoint["scaler"])
-            self.run.keep_metrics_through(self.state.epoch)
-            self._log(f"resumed after epoch {self.state.epoch}" + (f", step {self.state.step_in_epoch}" if self.state.step_in_epoch else ""))
-        else:
-            self._start_run_folder()
-        self._log(f"pretraining on {self.setup.name}, mixed precision {self.setup.amp_label}, {self.steps_per_epoch} step(s) of {self.batch} slice pairs an epoch")
-        self._fit_started, self._elapsed_before = self.clock(), self.state.elapsed_seconds
-        self._step_seconds: list[float] = []
-        self._needs_plan = checkpoint is None and config.time_limit_seconds is not None  # a resumed run keeps its plan
-        with background_writes() as self._writer:  # the last checkpoint is on disk before the summary says the run ended
-            while self.state.stopped_because is None:
-                self._run_epoch()
-                self._save_checkpoint()
-        return self._finish()
-
-    # ------------------------------------------------------------------ loop
-
-    def _run_epoch(self) -> None:
-        state, budget = self.state, self.config.time_limit_seconds
-        if state.step_in_epoch == 0:
-            state.epoch_start_seconds = self._elapsed()
-        order = torch.randperm(len(self.images), generator=torch.Generator().manual_seed(_seed(self.config.seed, state.epoch)))
-        self.network.train()
-        while state.step_in_epoch < self.steps_per_epoch:
-            if self.cancel.cancelled:
-                state.stopped_because = CANCELLED
-                return
-            self._step(order[state.step_in_epoch * self.batch : (state.step_in_epoch + 1) * self.batch].tolist())
-            if self._needs_plan and budget is not None and len(self._step_seconds) >= BUDGET_PLAN_STEPS:
-                self._plan_for_budget(budget)
-            if budget is not None and self._elapsed() >= budget:
-                state.stopped_because = TIME_LIMIT
-                self._log(f"time limit of {self.config.time_limit_minutes:g} min reached")
-                break
-            if state.global_step >= state.planned_steps:
-                break
-        self._end_epoch()
-
-    def _step(self, indices: list[int]) -> None:
-        state, device = self.state, self.setup.device
-        started = self.clock()
-        generator = torch.Generator().manual_seed(_seed(self.config.seed, state.epoch, state.step_in_epoch))
-        views = make_views([self.images[i] for i in indices], [self.boxes[i] for i in indices], self.settings.views, generator)
-        views = dataclasses.replace(views, **{name: getattr(views, name).to(device, non_blocking=True) for name in ("masked_a", "clean_a", "mask_a", "view_b")})
-        self.optimizer.zero_grad(set_to_none=True)
-        with self.setup.autocast():
-            loss, parts = pretraining_loss(self.network, views, self.settings.objective)
-        if not math.isfinite(float(loss.detach())):
-            raise MedtlError(f"the pretraining loss became {float(loss.detach())} at epoch {state.epoch + 1}, step {state.step_in_epoch + 1}; try a lower learning rate")
-        self.scaler.scale(loss).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.schedule.step()
-        seconds = self.clock() - started
-        self._step_seconds.append(seconds)
-        state.step_in_epoch += 1
-        state.global_step += 1
-        state.loss_sum += float(loss.detach())
-        state.contrastive_sum += parts["contrastive"]
-        state.reconstruction_sum += parts["reconstruction"]
-        state.last_loss = float(loss.detach())
-        pairs_per_second = len(indices) / seconds if seconds > 0 else 0.0
-        self._emit(StepProgress(state.epoch + 1, state.step_in_epoch, self.steps_per_epoch, state.last_loss, pairs_per_second, self._eta()))
-
-    def _end_epoch(self) -> None:
-        """Record the epoch (a budget may cut the last one short), keep its backbone, and decide whether to go on."""
-        state = self.state
-        steps = max(1, state.step_in_epoch)
-        number = state.epoch + 1
-        seconds = self._elapsed() - state.epoch_start_seconds
-        parts = {"contrastive": state.contrastive_sum / steps, "reconstruction": state.reconstruction_sum / steps}
-        record = {"epoch": number, "train_loss": state.loss_sum / steps, **parts, "lr": self.schedule.lr, "seconds": seconds, "elapsed_seconds": self._elapsed()}
-        self.run.append_metrics(record)
-        self.run.save_best_model(self.network.backbone_state(), {"epoch": str(number), "objective": "self-supervised: " + OBJECTIVE_TEXT})
-        self._emit(EpochEnd(number, record["train_loss"], parts, False, seconds))
-        state.epoch, state.step_in_epoch = number, 0
-        state.loss_sum = state.contrastive_sum = state.reconstruction_sum = 0.0
-        if state.stopped_because is None and state.global_step >= state.planned_steps:
-            budget_cut = state.planned_steps < self.config.epochs * self.steps_per_epoch
-            state.stopped_because = TIME_LIMIT if budget_cut else COMPLETED
-
-    def _plan_for_budget(self, budget: float) -> None:
-        """Fit the cosine schedule to the steps the budget holds at the pace of the first steps (all included:
-        views, checkpoints, metrics), leaving out the first step's one-time warm-up."""
-        self._needs_plan = False
-        state = self.state
-        per_step = max((self._elapsed() - self._step_seconds[0]) / max(1, len(self._step_seconds) - 1), 1e-9)
-        state.planned_steps = max(state.global_step, min(self.config.epochs * self.steps_per_epoch, math.floor(budget / per_step)))
-        self.schedule.replan(state.planned_steps)
-        self._log(f"time budget: about {state.planned_steps} steps ({state.planned_steps / self.steps_per_epoch:.1f} epochs) of {per_step:.2f} s fit in {self.config.time_limit_minutes:g} min")
-
-    # --------------------------------------------------------- state and output
-
-    def _start_run_folder(self) -> None:
+    def run_config(self) -> RunConfig:
+        """What ``config.json`` records: the network, the loop's settings, how slices were taken, and counts."""
         preprocessing = {
             "intensity": "per volume, as fine-tuning's default for its modality (CT: HU window [-1000, 2000]; others: 0.5-99.5 percentiles), to [0, 1]",
             "slices": f"2D, along the stored slice axis, up to {self.settings.slices_per_series} per series",
             "channels": 1,
         }
-        run_config = RunConfig(self.config, self.spec.to_dict(), preprocessing, self.data.summary())
-        self.run.start_fresh(run_config, {"pretraining": {**self.settings.to_dict(), "objective_text": OBJECTIVE_TEXT}})
+        return RunConfig(self.config, self.spec.to_dict(), preprocessing, self.data.summary())
 
-    def _save_checkpoint(self) -> None:
-        """Write the whole pretraining state atomically, in the background while the next epoch trains."""
-        self.state.elapsed_seconds = self._elapsed()
-        state = {
-            "format": 1,
-            "network": self.network.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.schedule.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "state": dataclasses.asdict(self.state),
-        }
-        self._writer.submit(self.run.save_checkpoint, snapshot(state))
+    def config_extra(self) -> dict[str, Any]:
+        return {"pretraining": {**self.settings.to_dict(), "objective_text": OBJECTIVE_TEXT}}
 
-    def _finish(self) -> RunSummary:
-        state = self.state
-        last = self.run.read_metrics()[-1:] or [{}]
-        details = {
+    def start(self, setup: DeviceSetup, ctx: DistContext) -> None:
+        self.setup = setup
+
+    def batches(self, epoch: int) -> Iterator[SlicePairs]:
+        order = torch.randperm(len(self.images), generator=torch.Generator().manual_seed(_seed(self.config.seed, epoch)))
+        for step in range(self.steps_per_epoch):
+            yield SlicePairs(order[step * self.batch_size : (step + 1) * self.batch_size].tolist(), _seed(self.config.seed, epoch, step))
+
+    def count(self, batch: SlicePairs) -> int:
+        return len(batch.indices)
+
+    def loss(self, net: nn.Module, batch: SlicePairs) -> tuple[torch.Tensor, dict[str, float]]:
+        generator = torch.Generator().manual_seed(batch.seed)
+        views = make_views([self.images[i] for i in batch.indices], [self.boxes[i] for i in batch.indices], self.settings.views, generator)
+        views = dataclasses.replace(views, **{name: images_to_device(getattr(views, name), self.setup) for name in ("masked_a", "clean_a", "mask_a", "view_b")})
+        return pretraining_loss(net, views, self.settings.objective)
+
+    def model_to_save(self, epoch: int, metrics: dict[str, Any], is_best: bool) -> SavedModel:
+        """The backbone after every epoch."""
+        return self.network.backbone_state(), {"epoch": str(epoch), "objective": "self-supervised: " + OBJECTIVE_TEXT}
+
+    def summary_details(self, run: RunFolder, steps: int) -> dict[str, Any]:
+        last = run.read_metrics()[-1:] or [{}]
+        return {
             "architecture": self.spec.architecture,
             "objective": OBJECTIVE_TEXT,
-            "steps": state.global_step,
+            "steps": steps,
             "final_loss": last[0].get("train_loss"),
             "contrastive": last[0].get("contrastive"),
             "reconstruction": last[0].get("reconstruction"),
             "data": self.data.summary(),
-            "weights": f"run:{self.run.path}" if self.run.best_model_path.is_file() else None,
+            "weights": f"run:{run.path}" if run.best_model_path.is_file() else None,
         }
-        summary = RunSummary(PRETRAINING_TASK, state.epoch, state.elapsed_seconds, state.stopped_because, self.setup.name, details=details, run_dir=self.run.path)
-        self.run.write_summary(summary)
-        self.run.write_model_card(render_pretraining_card(self.spec, self.config, self.settings, summary))
-        self._emit(Finished(summary))
-        return summary
 
-    def _elapsed(self) -> float:
-        return self._elapsed_before + self.clock() - self._fit_started
-
-    def _eta(self) -> float | None:
-        if not self._step_seconds:
-            return None
-        remaining = max(0, self.state.planned_steps - self.state.global_step) * sum(self._step_seconds) / len(self._step_seconds)
-        budget = self.config.time_limit_seconds
-        return remaining if budget is None else min(remaining, max(0.0, budget - self._elapsed()))
-
-    def _emit(self, event: TrainEvent) -> None:
-        if self.on_event is not None:
-            self.on_event(event)
-
-    def _log(self, message: str) -> None:
-        self._emit(LogLine(message))
+    def model_card(self, config: RunConfig, summary: RunSummary, run: RunFolder) -> str:
+        return render_pretraining_card(self.spec, config.train, self.settings, summary)
 
 
 def _seed(*numbers: int) -> int:

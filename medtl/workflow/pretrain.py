@@ -1,8 +1,9 @@
 """``pretrain``: from a :class:`PretrainRequest` to a pretraining run folder; the entry point of ``medtl pretrain`` and the app's Pretrain panel.
 
 It collects the unlabelled slices (:mod:`medtl.pretrain.unlabelled`), chooses the network
-(:func:`pretrain_spec`) and runs the :class:`~medtl.pretrain.pretrainer.Pretrainer`. The run folder
-it leaves is one that ``--weights run:RUN`` (the app: the Weights list) fine-tunes from.
+(:func:`pretrain_spec`) and runs the :class:`~medtl.training.trainer.Trainer` with a
+:class:`~medtl.pretrain.pretrainer.PretrainingObjective`. The run folder it leaves is one that
+``--weights run:RUN`` (the app: the Weights list) fine-tunes from.
 """
 
 from __future__ import annotations
@@ -125,10 +126,11 @@ def pretrain(
     before training starts raises :class:`~medtl.progress.Cancelled`.
     """
     from medtl.models.spec import build_model
-    from medtl.pretrain.pretrainer import Pretrainer
+    from medtl.pretrain.pretrainer import PretrainingObjective
     from medtl.pretrain.unlabelled import collect_unlabelled, counts_text, problem_lines
     from medtl.training.device import select_device
     from medtl.training.reproducibility import seed_everything
+    from medtl.training.trainer import Trainer
 
     out_dir = request.out_dir
     cancel = cancel or CancelToken()
@@ -161,8 +163,8 @@ def pretrain(
     seed_everything(config.seed)
     backbone, _ = build_model(spec)
     emit(f"model: {spec.architecture} backbone, {sum(p.numel() for p in backbone.parameters()) / 1e6:.1f} M parameters with its head; views {settings.views.crop_size} px")
-    pretrainer = Pretrainer(data, spec, config, settings, out_dir, backbone=backbone, on_event=on_event, cancel=cancel, clock=clock)
-    return pretrainer.fit(resume=request.resume)
+    objective = PretrainingObjective(data, spec, config, settings, backbone=backbone)
+    return Trainer(objective, objective.run_config(), out_dir, on_event=on_event, cancel=cancel, clock=clock).fit(resume=request.resume)
 
 
 def _stored(out_dir: Path) -> tuple[ModelSpec, TrainConfig, PretrainSettings]:

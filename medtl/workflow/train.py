@@ -251,6 +251,8 @@ def _fit(
     from medtl.models.spec import build_model
     from medtl.models.strategy import epoch_hook, param_groups
     from medtl.training.reproducibility import seed_everything
+    from medtl.training.run_folder import RunConfig
+    from medtl.training.supervised import SupervisedObjective
     from medtl.training.trainer import Trainer
 
     spec = plan.spec
@@ -263,22 +265,17 @@ def _fit(
         emit(f"weights: {report.summary()}")
         spec = dataclasses.replace(spec, arch_params=report.arch_params)
         _write_load_report(run_dir, report)
-    trainer = Trainer(
+    objective = SupervisedObjective(
         plan.config,
         net,
         train_loader,
         val_loader,
-        run_dir,
         loss_fn=defaults.segmentation_loss() if plan.config.task == "segmentation" else None,
         param_groups=param_groups(net, spec, plan.config.lr),
         epoch_hook=lambda epoch: epoch_hook(net, spec, epoch),
-        on_event=on_event,
-        cancel=cancel,
-        model_spec_dict=spec.to_dict(),
-        preprocessing_dict=plan.preprocessing.to_dict(),
-        data_summary_dict=data_dict,
-        weights_licence=report.licence,
     )
+    run_config = RunConfig(plan.config, spec.to_dict(), plan.preprocessing.to_dict(), data_dict, report.licence)
+    trainer = Trainer(objective, run_config, run_dir, on_event=on_event, cancel=cancel)
     return trainer.fit(resume=resume)
 
 
