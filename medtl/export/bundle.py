@@ -23,6 +23,7 @@ from typing import Any
 from medtl import __version__
 from medtl.errors import MedtlError
 from medtl.inference.predictor import Predictor
+from medtl.training.run_folder import RunFolder
 
 BUNDLE_VERSION = "0.1.0"
 METADATA_SCHEMA = "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/meta_schema_20220324.json"
@@ -45,7 +46,7 @@ def export_bundle(run_dir: Path | str, destination: Path | str) -> Path:
         _write_json(staging / "configs" / "metadata.json", metadata(predictor, run_dir.name))
         _write_json(staging / "configs" / "inference.json", inference_config(predictor))
         torch.save({name: tensor.detach().cpu().contiguous() for name, tensor in predictor.model.state_dict().items()}, staging / "models" / "model.pt")
-        card = run_dir / "model_card.md"
+        card = RunFolder(run_dir).model_card_path
         if card.is_file():
             (staging / "docs").mkdir()
             shutil.copyfile(card, staging / "docs" / "README.md")

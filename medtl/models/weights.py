@@ -287,7 +287,9 @@ class RunSource(WeightSource):
     def run_spec(self) -> ModelSpec:
         from medtl.models.spec import ModelSpec
 
-        config_path = self.run_dir / "config.json"
+        from medtl.training.run_folder import RunFolder
+
+        config_path = RunFolder(self.run_dir).config_path
         try:
             config = json.loads(config_path.read_text(encoding="utf-8"))
             model = config["model"]
@@ -298,7 +300,9 @@ class RunSource(WeightSource):
         return ModelSpec.from_json(model) if isinstance(model, str) else ModelSpec.from_dict(model)
 
     def state_dict(self, progress: ProgressCallback | None = None, cancel: CancelToken | None = None) -> StateDict:
-        path = self.run_dir / "best_model.safetensors"
+        from medtl.training.run_folder import RunFolder
+
+        path = RunFolder(self.run_dir).best_model_path
         if not path.is_file():
             raise MedtlError(f"{self.run_dir}: the run has no best_model.safetensors (did it finish an epoch?)")
         return load_state_dict_file(path)

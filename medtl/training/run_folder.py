@@ -3,6 +3,7 @@
 ::
 
     config.json             {"train": TrainConfig, "model": ModelSpec dict, "preprocessing": ..., "data": ...}
+    load_report.json        which pretrained tensors were loaded, adapted, new and dropped
     metrics.jsonl           one JSON object per epoch, appended and flushed as training goes
     checkpoint.pt           the full training state (``torch.load(weights_only=True)`` reads it)
     best_model.safetensors  the weights with the best validation metric
@@ -129,6 +130,14 @@ class RunFolder:
     @property
     def model_card_path(self) -> Path:
         return self.path / "model_card.md"
+
+    @property
+    def load_report_path(self) -> Path:
+        return self.path / "load_report.json"
+
+    def write_load_report(self, report: dict[str, Any]) -> None:
+        """``load_report.json``: which pretrained tensors were loaded, adapted, new and dropped (and why)."""
+        write_text_atomic(self.load_report_path, _dumps(report, indent=1))
 
     def _read_json(self, path: Path) -> Any:
         return read_json(path, f"is {self.path} a medtl run folder?")

@@ -15,7 +15,6 @@ and their comparison.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,7 +154,7 @@ def train(request: TrainRequest, on_event: EventCallback | None = None, cancel: 
     for arm, run_dir, arm_plan in arms:
         if compare:
             emit(f"{arm}: training into {run_dir}")
-        arm_resume = request.resume and (run_dir / "checkpoint.pt").is_file()
+        arm_resume = request.resume and RunFolder(run_dir).checkpoint_path.is_file()
         summaries.append(_fit(run_dir, arm_plan, train_loader, val_loader, data_dict, arm_resume, on_event, emit, cancel))
         if summaries[-1].cancelled:
             return TrainResult(out_dir, summaries[-1])
@@ -171,7 +170,7 @@ def _emitter(on_event: EventCallback | None, is_main: bool) -> Emit:
 
 
 def _has_config(run_dir: Path) -> bool:
-    return (run_dir / "config.json").is_file()
+    return RunFolder(run_dir).config_path.is_file()
 
 
 def _refuse_to_overwrite(folder: ComparisonFolder) -> None:
@@ -280,10 +279,9 @@ def _fit(
 
 
 def _write_load_report(run_dir: Path, report: LoadReport) -> None:
-    """``load_report.json``: which tensors were loaded, adapted, new and dropped (and why)."""
-    from medtl.atomic import write_text_atomic
+    """The run folder's load report: which tensors were loaded, adapted, new and dropped (and why)."""
     from medtl.training import distributed
 
     if distributed.current().is_main:
         fields = ("source", "loaded", "adapted", "new", "dropped", "backbone_fraction")
-        write_text_atomic(run_dir / "load_report.json", json.dumps({name: getattr(report, name) for name in fields}, indent=1))
+        RunFolder(run_dir).write_load_report({name: getattr(report, name) for name in fields})

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QFileDialog, QFormLayou
 
 from medtl.models.registry import ARCHITECTURES
 from medtl.progress import CancelToken, ProgressCallback
+from medtl.training.run_folder import RunFolder
 from medtl.workflow.pretrain import DEFAULT_MODEL, PretrainRequest
 from ui.models.training_progress import TrainingProgress
 from ui.qt.curve_plot import Curve
@@ -206,7 +207,7 @@ class PretrainPanel(QWidget):
         self.run_finished.emit(summary)
 
     def _cancelled(self, run_dir: Path) -> None:
-        if (run_dir / "checkpoint.pt").is_file():
+        if RunFolder(run_dir).checkpoint_path.is_file():
             self.monitor.add_log(f"cancelled; the checkpoint in {run_dir} lets `medtl pretrain … --out {run_dir} --resume` continue it")
         else:
             self.monitor.add_log("cancelled before pretraining started; nothing was written")

@@ -24,6 +24,7 @@ from medtl.models.registry import ARCHITECTURES
 from medtl.models.strategy import STRATEGIES
 from medtl.models.weights import PACKAGED
 from medtl.progress import CancelToken, ProgressCallback
+from medtl.training.compare import ComparisonFolder
 from medtl.training.compare import runs_in
 from medtl.workflow.train import TrainRequest
 from ui.models.training_progress import TrainingProgress, progress_of_run
@@ -296,8 +297,8 @@ class TrainingPanel(QWidget):
         """The run folder the last successful training left (its pretrained arm when compared)."""
         if self._run_dir is None:
             return None
-        pretrained = self._run_dir / "pretrained"
-        return pretrained if (pretrained / "config.json").is_file() else self._run_dir
+        folder = ComparisonFolder(self._run_dir)
+        return folder.arm("pretrained").path if folder.is_comparison() else self._run_dir
 
     def _done(self, result: TrainResult) -> None:
         self.monitor.finished()
