@@ -163,6 +163,22 @@ def test_cancel_during_training_raises_and_the_cli_says_interrupted(tmp_path: Pa
     assert "medtl demo: interrupted" in capsys.readouterr().err
 
 
+def test_ctrl_c_in_the_demo_cancels_once_then_quits(capsys: pytest.CaptureFixture[str]) -> None:
+    """The demo shares the CLI's Ctrl-C handling: the first cancels after the step (saying so), the second quits."""
+    import signal
+    import sys
+
+    from medtl.cli.train_command import TrainConsole, interrupt_cancels
+
+    cancel = CancelToken()
+    with pytest.raises(KeyboardInterrupt), interrupt_cancels(cancel, TrainConsole(sys.stderr), "demo", "stopping after this step"):
+        signal.raise_signal(signal.SIGINT)
+        assert cancel.cancelled
+        signal.raise_signal(signal.SIGINT)
+    assert "medtl demo: stopping after this step (Ctrl-C again to quit at once)" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_budget_is_shared_by_the_arms_and_refused_when_too_small() -> None:
     assert arm_minutes(7.5, 5.0) == pytest.approx(((7.5 * 60 - 5 - 60) / 2 - 15) / 60, abs=0.01)
     with pytest.raises(MedtlError, match="--minutes 1 leaves too little time"):

@@ -4,19 +4,11 @@ the same network from scratch on a few labelled slices, predict, and write overl
 from __future__ import annotations
 
 import argparse
-import contextlib
-import signal
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from medtl.training.config import DEVICES
-
-if TYPE_CHECKING:
-    from medtl.cli.train_command import TrainConsole
-    from medtl.progress import CancelToken
 
 HELP = "fine-tune a bundled pretrained network and the same from scratch on the sample study; overlays and a report"
 INTERRUPTED = 130
@@ -33,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from medtl.cli.train_command import TrainConsole
+    from medtl.cli.train_command import TrainConsole, interrupt_cancels
     from medtl.demo.runner import run_demo
     from medtl.progress import Cancelled, CancelToken
 
@@ -46,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         console.line(f"{prefix} {message}  ({time.monotonic() - started:.0f} s)")
 
     try:
-        with _interrupt_cancels(cancel, console):
+        with interrupt_cancels(cancel, console, "demo", "stopping after this step"):
             result = run_demo(args.out, minutes=args.minutes, epochs=args.epochs, device=args.device, progress=stage, on_event=console, cancel=cancel)
     except Cancelled:
         console.line(f"medtl demo: interrupted; what was written so far is in {args.out} (run the demo again to start over)")
@@ -57,19 +49,3 @@ def run(args: argparse.Namespace) -> int:
         print(f"caveat: {note}")
     return 0
 
-
-@contextlib.contextmanager
-def _interrupt_cancels(cancel: CancelToken, console: TrainConsole) -> Iterator[None]:
-    """Ctrl-C cancels (the demo stops after the current training step or stage); a second Ctrl-C quits at once."""
-
-    def on_interrupt(signum: int, frame: Any) -> None:
-        if cancel.cancelled:
-            raise KeyboardInterrupt
-        cancel.cancel()
-        console.line("medtl demo: stopping after this step (Ctrl-C again to quit at once)")
-
-    previous = signal.signal(signal.SIGINT, on_interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)

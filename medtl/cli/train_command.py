@@ -82,14 +82,14 @@ def resume_command(args: argparse.Namespace) -> str:
 
 
 @contextlib.contextmanager
-def interrupt_cancels(cancel: CancelToken, console: TrainConsole, command: str = "train") -> Iterator[None]:
-    """Ctrl-C cancels (training stops after the current step and checkpoints); a second Ctrl-C quits at once."""
+def interrupt_cancels(cancel: CancelToken, console: TrainConsole, command: str = "train", stopping: str = "stopping after this step and saving a checkpoint") -> Iterator[None]:
+    """Ctrl-C cancels (the job stops after the current step; ``stopping`` says what happens then); a second Ctrl-C quits at once."""
 
     def on_interrupt(signum: int, frame: Any) -> None:
         if cancel.cancelled:
             raise KeyboardInterrupt
         cancel.cancel()
-        console.line(f"medtl {command}: stopping after this step and saving a checkpoint (Ctrl-C again to quit at once)")
+        console.line(f"medtl {command}: {stopping} (Ctrl-C again to quit at once)")
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
