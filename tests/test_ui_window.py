@@ -256,7 +256,7 @@ def test_a_prediction_appears_as_an_overlay_layer(qtbot, window: MainWindow, ct_
     assert window.status_message.text().startswith("Segmented: bone")
 
 
-def test_a_prediction_exports_the_files_medtl_predict_writes(qtbot, window: MainWindow, ct_folder: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_prediction_exports_the_files_medtl_predict_writes(qtbot, window: MainWindow, ct_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     """Model → Export prediction writes the mask as NIfTI on the series' grid and as DICOM SEG; a bad folder is a problem, not a crash."""
     import nibabel
     import pydicom
@@ -271,8 +271,9 @@ def test_a_prediction_exports_the_files_medtl_predict_writes(qtbot, window: Main
     with qtbot.waitSignal(window.prediction_shown, timeout=60_000):
         window.predict_with_run(run)
     assert window.export_action.isEnabled()
+    monkeypatch.setattr("ui.qt.main_window.QFileDialog.getExistingDirectory", lambda *args: str(tmp_path / "export"))
     with qtbot.waitSignal(window.prediction_exported, timeout=60_000) as exported:
-        window.export_prediction(tmp_path / "export")
+        window.export_action.trigger()  # Model → Export prediction…, the folder chosen in the dialog
     names = sorted(path.name for path in exported.args[0].files)
     assert names == ["bones_prediction.nii.gz", "bones_prediction.seg.dcm"]
     mask = np.asarray(nibabel.load(tmp_path / "export" / "bones_prediction.nii.gz").dataobj)

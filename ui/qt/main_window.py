@@ -432,7 +432,7 @@ class MainWindow(QMainWindow):
         quit_action = self._action("&Quit", "Ctrl+Q", self.close)
         cancel_action = self._action("Cancel scan, load or prediction", "Esc", self.cancel_tasks)
         predict_action = self._action("&Predict with a trained run…", "Ctrl+P", self.choose_run, "predict")
-        self.export_action = self._action("&Export prediction…", "Ctrl+E", self.export_prediction)
+        self.export_action = self._action("&Export prediction…", "Ctrl+E", lambda: self.export_prediction())  # not the checked flag
         self.export_action.setEnabled(False)
         train_action = self._action("&Fine-tune a model…", "Ctrl+T", self.show_training, "train")
         pretrain_action = self._action("P&retrain on unlabelled images…", "Ctrl+Shift+T", self.show_pretrain)
