@@ -79,8 +79,11 @@ def test_an_incomplete_form_does_not_start(qtbot, settings: AppSettings, datalis
     with pytest.raises(InvalidRequest, match="positive number of minutes, not -1") as bad_minutes:
         TrainRequest(datalist, "classification", tmp_path / "run", time_limit_minutes=-1)
     assert bad_minutes.value.field == "time_limit_minutes"
+    with pytest.raises(InvalidRequest, match="^choose a datalist"):
+        TrainRequest(Path(""), "classification", tmp_path / "run")
     panel = TrainingPanel(settings)
     qtbot.addWidget(panel)
+    assert not panel.start() and "cannot start: choose a datalist (.json file) to train on" in panel.monitor.log.toPlainText()
     fill_form(panel, datalist, Path(""))
     assert not panel.start() and "cannot start: choose an output folder for the run" in panel.monitor.log.toPlainText()
 

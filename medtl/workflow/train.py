@@ -80,6 +80,8 @@ class TrainRequest:
             check_choice("strategy", self.strategy, tuple(STRATEGIES), "the strategy")
         check_epochs("epochs", self.epochs)
         check_positive_minutes("time_limit_minutes", self.time_limit_minutes)
+        if str(self.datalist).strip() in ("", "."):
+            raise InvalidRequest("datalist", "choose a datalist (.json file) to train on")
         if not self.datalist.is_file():
             raise InvalidRequest("datalist", f"the datalist {self.datalist} does not exist (choose a datalist .json file)")
         if not str(self.out_dir).strip() or str(self.out_dir) == ".":

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QLabel, QPlainTextEdit, QProgressBar, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QPlainTextEdit, QProgressBar, QScrollArea, QVBoxLayout, QWidget
 
 from medtl.progress import CancelToken, ProgressCallback
 from medtl.training.events import StepProgress, TrainEvent
@@ -77,7 +77,16 @@ class RunMonitor(QWidget):
             return build()
         except InvalidRequest as error:
             self.add_log(f"cannot start: {error}")
+            self._reveal_log()
             return None
+
+    def _reveal_log(self) -> None:
+        """Scroll the panel holding this monitor (when it is in a scroll area) so that the log's last line shows."""
+        parent = self.parentWidget()
+        while parent is not None and not isinstance(parent, QScrollArea):
+            parent = parent.parentWidget()
+        if parent is not None:
+            parent.ensureWidgetVisible(self.log)
 
     def begin(self) -> None:
         """A new run: fresh progress, empty log, the clock started."""
