@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 
@@ -20,3 +21,17 @@ class DicomReadError(MedtlError):
 
 class GeometryError(MedtlError):
     """A series whose slices do not form a volume that can be trusted (e.g. mixed orientations)."""
+
+
+class InvalidRequest(MedtlError):
+    """A request field whose value cannot work. ``field`` is the dataclass field's name."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(reason)
+
+    def for_cli(self, flags: Mapping[str, str]) -> MedtlError:
+        """The same error with the command line's flag for the field in front (``--time-limit: …``)."""
+        flag = flags.get(self.field)
+        return MedtlError(f"{flag}: {self.reason}" if flag else self.reason)

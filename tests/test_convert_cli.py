@@ -90,6 +90,7 @@ def test_several_series_without_choice_fail_listing_them(tmp_path: Path, capsys:
     assert main(["convert", str(tmp_path), "-o", str(out)]) == 2
     err = capsys.readouterr().err
     assert "holds 2 image series" in err and "1.2.3.4  CT  'first'  2 instance(s)" in err and "1.2.3.5" in err
+    assert err.startswith("medtl convert: error: --series: ")  # the engine names the setting, the CLI its flag
     assert "Traceback" not in err and not out.exists()
     assert main(["convert", str(tmp_path), "-o", str(out), "--series", "1.2.3.5"]) == 0
     assert nibabel.load(out).shape == (8, 8, 3)

@@ -12,7 +12,7 @@ from medtl.cli import main
 from medtl.demo.report import CLEAR_DIFFERENCE_POINTS, caveats, verdict
 from medtl.demo.runner import DEMO_NETWORK, MARKER, arm_minutes, prepare_out_dir, run_demo
 from medtl.demo.task import SLAB_SLICES, choose_slices
-from medtl.errors import MedtlError
+from medtl.errors import InvalidRequest, MedtlError
 from medtl.progress import Cancelled, CancelToken
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -181,8 +181,13 @@ def test_ctrl_c_in_the_demo_cancels_once_then_quits(capsys: pytest.CaptureFixtur
 
 def test_budget_is_shared_by_the_arms_and_refused_when_too_small() -> None:
     assert arm_minutes(7.5, 5.0) == pytest.approx(((7.5 * 60 - 5 - 60) / 2 - 15) / 60, abs=0.01)
-    with pytest.raises(MedtlError, match="--minutes 1 leaves too little time"):
+    with pytest.raises(InvalidRequest, match="a budget of 1 minutes leaves too little time"):
         arm_minutes(1.0, 5.0)
+
+
+def test_a_too_small_budget_names_the_flag_on_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--minutes", "1"]) == 2
+    assert capsys.readouterr().err.startswith("medtl demo: error: --minutes: a budget of 1 minutes leaves too little time to train; give at least")
 
 
 @pytest.mark.parametrize(

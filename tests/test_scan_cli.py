@@ -69,6 +69,10 @@ def test_unusable_catalog_fails_with_one_line(tmp_path: Path, capsys: pytest.Cap
     assert main(["scan", str(tmp_path), "--catalog", str(tmp_path / "a_file" / "catalog.sqlite")]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
     assert main(["scan", str(tmp_path), "--catalog", str(tmp_path / "garbage.sqlite"), "--json"]) == 0  # a cache: rebuilt
+    (tmp_path / "a_folder.sqlite").mkdir()
+    assert main(["scan", str(tmp_path), "--catalog", str(tmp_path / "a_folder.sqlite")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("medtl scan: error: --catalog: cannot open the scan catalog") and err.endswith("choose another catalog file, or scan without one")
 
 
 def test_catalog_options(tmp_path: Path, private_catalog: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,6 +1,8 @@
 """The `medtl` command line. Each subcommand lives in its own module in this package.
 
-A subcommand module defines ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``.
+A subcommand module defines ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``, and may
+define ``FLAGS``: the option that sets each request field, put in front of an
+:class:`~medtl.errors.InvalidRequest` about that field (``--time-limit: the time limit must be …``).
 When the command line names a subcommand, only that subcommand's module is imported (some import
 numpy or more at module level); ``medtl --help`` and mistyped commands import them all to list them.
 torch, MONAI and Qt are imported inside ``run`` by the commands that need them.
@@ -15,7 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from medtl import __version__
-from medtl.errors import MedtlError
+from medtl.errors import InvalidRequest, MedtlError
 
 SUBCOMMANDS = ("scan", "convert", "sample", "models", "train", "pretrain", "predict", "export", "app", "demo")
 
@@ -30,7 +32,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         module = importlib.import_module(f"medtl.cli.{name}_command")
         sub_parser = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(sub_parser)
-        sub_parser.set_defaults(handler=module.run)
+        sub_parser.set_defaults(handler=module.run, flags=getattr(module, "FLAGS", {}))
     return parser
 
 
@@ -47,6 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(args.handler(args) or 0)
+    except InvalidRequest as error:
+        print(f"medtl {args.command}: error: {error.for_cli(args.flags)}", file=sys.stderr)
+        return 2
     except MedtlError as error:
         print(f"medtl {args.command}: error: {error}", file=sys.stderr)
         return 2

@@ -21,6 +21,8 @@ if TYPE_CHECKING:  # pragma: no cover
 # pydicom imports these at start-up (about 50 ms) only to download its example files; reading a series never uses them.
 PYDICOM_DOWNLOAD_MODULES = ("requests", "urllib.request")
 
+FLAGS = {"series_uid": "--series"}
+"""The flag that sets each request field, named in front of its errors."""
 HELP = "convert a DICOM series (file or folder) to NIfTI in modality units on its world grid"
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from medtl.training.config import DEVICES
 
+FLAGS = {"out_dir": "--out", "minutes": "--minutes"}
+"""The flag that sets each setting of the demo, named in front of its errors."""
 HELP = "fine-tune a bundled pretrained network and the same from scratch on the sample study; overlays and a report"
 INTERRUPTED = 130
 DEFAULT_OUT = Path("medtl-demo")

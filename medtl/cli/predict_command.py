@@ -39,12 +39,8 @@ def run(args: argparse.Namespace) -> int:
     from medtl.export.prediction_outputs import PREDICTIONS_CSV, classification_row, write_predictions_csv
     from medtl.inference.prediction import ClassificationPrediction
     from medtl.workflow.predict import PredictRequest, predict
-    from medtl.workflow.request import InvalidRequest
 
-    try:
-        request = PredictRequest(args.run, tuple(args.inputs), args.out, args.series, args.uncertainty, args.device, args.batch_size)
-    except InvalidRequest as error:
-        raise error.for_cli(FLAGS) from None
+    request = PredictRequest(args.run, tuple(args.inputs), args.out, args.series, args.uncertainty, args.device, args.batch_size)
     progress = TerminalProgress() if sys.stderr.isatty() else None
     rows: list[dict[str, str]] = []
     failures = 0
@@ -74,7 +70,8 @@ def _write(outcome: InputOutcome, out: Path) -> PredictionOutputs | str:
     from medtl.workflow.predict import FailedInput
 
     if isinstance(outcome, FailedInput):
-        return outcome.reason
+        flag = FLAGS.get(outcome.field or "")
+        return f"{flag}: {outcome.reason}" if flag else outcome.reason
     try:
         return write_prediction_outputs(outcome.prediction, out, outcome.name, outcome.model_name)
     except MedtlError as error:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 FLAGS = {
     "paths": "PATH", "out_dir": "--out", "model": "--model", "epochs": "--epochs", "time_limit_minutes": "--time-limit", "device": "--device",
-    "resume": "--resume", "batch_size": "--batch-size",
+    "resume": "--resume", "batch_size": "--batch-size", "catalog": "--catalog",
 }  # fmt: skip
 """The flag that sets each :class:`~medtl.workflow.pretrain.PretrainRequest` field, named in front of its errors."""
 HELP = "learn a backbone from unlabelled images (self-supervised) into a run folder that `train --weights run:RUN` starts from"
@@ -66,26 +66,20 @@ def run(args: argparse.Namespace) -> int:
     from medtl.pretrain.views import ViewSettings
     from medtl.progress import Cancelled, CancelToken
     from medtl.workflow.pretrain import PretrainRequest, pretrain
-    from medtl.workflow.request import InvalidRequest
 
     if args.slices_per_series < 1:
         raise MedtlError("--slices-per-series must be at least 1")
     settings = PretrainSettings(views=ViewSettings(crop_size=args.crop_size), slices_per_series=args.slices_per_series, max_slices=args.max_slices)
-    try:
-        request = PretrainRequest(
-            tuple(args.paths), args.out, model=args.model, epochs=args.epochs, time_limit_minutes=args.time_limit, device=args.device,
-            resume=args.resume, seed=args.seed, batch_size=args.batch_size, settings=settings,
-        )  # fmt: skip
-    except InvalidRequest as error:
-        raise error.for_cli(FLAGS) from None
+    request = PretrainRequest(
+        tuple(args.paths), args.out, model=args.model, epochs=args.epochs, time_limit_minutes=args.time_limit, device=args.device,
+        resume=args.resume, seed=args.seed, batch_size=args.batch_size, settings=settings,
+    )  # fmt: skip
     console = PretrainConsole(sys.stderr)
     cancel = CancelToken()
     catalog = None if args.no_catalog else Catalog(args.catalog)
     try:
         with interrupt_cancels(cancel, console, "pretrain"):
             summary = pretrain(request, console, cancel, catalog=catalog)
-    except InvalidRequest as error:
-        raise error.for_cli(FLAGS) from None
     except Cancelled:
         console.line("medtl pretrain: interrupted before training started; nothing to resume")
         return INTERRUPTED

@@ -16,6 +16,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 _PROBLEMS_LISTED_PER_FOLDER = 3
 
+FLAGS = {"catalog": "--catalog"}
+"""The flag that sets each setting, named in front of its errors."""
 HELP = "list the DICOM patients, studies and series in a folder (and the files that could not be used)"
 
 

@@ -50,7 +50,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from medtl.progress import Cancelled, CancelToken
     from medtl.training import distributed
-    from medtl.workflow.request import InvalidRequest
     from medtl.workflow.train import TrainRequest, train
 
     try:
@@ -63,8 +62,6 @@ def run(args: argparse.Namespace) -> int:
         cancel = CancelToken()
         with interrupt_cancels(cancel, console):
             result = train(request, console, cancel)
-    except InvalidRequest as error:
-        raise error.for_cli(FLAGS) from None
     except Cancelled:
         console.line("medtl train: interrupted before training started; nothing to resume")
         return INTERRUPTED

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from medtl.errors import MedtlError
+from medtl.errors import InvalidRequest, MedtlError
 from medtl.progress import Cancelled, CancelToken, ProgressCallback, report
 from medtl.training.compare import ARMS, ComparisonFolder
 from medtl.training.events import EventCallback, Finished, TrainEvent
@@ -94,10 +94,10 @@ class DemoResult:
 def prepare_out_dir(out_dir: Path) -> None:
     """Make ``out_dir`` ready: new or empty, or a previous demo (whose outputs are removed). Refuses anything else."""
     if out_dir.exists() and not out_dir.is_dir():
-        raise MedtlError(f"{out_dir}: is a file, not a folder; give --out a new or empty folder")
+        raise InvalidRequest("out_dir", f"{out_dir}: is a file, not a folder; choose a new or empty folder")
     if out_dir.is_dir() and any(out_dir.iterdir()):
         if not (out_dir / MARKER).is_file():
-            raise MedtlError(f"{out_dir}: is not empty and holds no earlier medtl demo; give --out a new or empty folder")
+            raise InvalidRequest("out_dir", f"{out_dir}: is not empty and holds no earlier medtl demo; choose a new or empty folder")
         for name in OUTPUTS:
             path = out_dir / name
             if path.is_dir():
@@ -114,7 +114,7 @@ def arm_minutes(total_minutes: float, spent_seconds: float) -> float:
     minutes = (left / 2.0 - ARM_OVERHEAD_SECONDS) / 60.0
     if minutes < MIN_ARM_MINUTES:
         needed = (spent_seconds + POST_TRAINING_SECONDS + 2 * (ARM_OVERHEAD_SECONDS + MIN_ARM_MINUTES * 60.0)) / 60.0
-        raise MedtlError(f"--minutes {total_minutes:g} leaves too little time to train; give at least {np.ceil(needed * 2) / 2:g}")
+        raise InvalidRequest("minutes", f"a budget of {total_minutes:g} minutes leaves too little time to train; give at least {np.ceil(needed * 2) / 2:g}")
     return round(minutes, 2)
 
 
@@ -147,7 +147,7 @@ def run_demo(
         raise MedtlError("give the demo a time budget (minutes) or a number of epochs")
     if minutes is not None:
         if minutes <= 0:
-            raise MedtlError(f"--minutes must be a positive number, not {minutes:g}")
+            raise InvalidRequest("minutes", f"the budget must be a positive number of minutes, not {minutes:g}")
         arm_minutes(minutes, 0.0)  # refuse a budget too small before writing anything
     _check_weights_installed(network)
     grid = grid or GRID

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from medtl.dicom.records import InstanceHeader, PatientInfo, ScanProblem, ScanResult, SeriesInfo, StudyInfo
-from medtl.errors import MedtlError
+from medtl.errors import InvalidRequest, MedtlError
 
 SCHEMA_VERSION = 2  # 2: the results table
 ENV_VARIABLE = "MEDTL_CATALOG"
@@ -238,7 +238,7 @@ class Catalog:
 
 
 def _unusable(path: Path, error: sqlite3.Error) -> MedtlError:
-    return MedtlError(f"cannot open the scan catalog {path} ({error}); choose another with --catalog or use --no-catalog")
+    return InvalidRequest("catalog", f"cannot open the scan catalog {path} ({error}); choose another catalog file, or scan without one")
 
 
 def _prepare(connection: sqlite3.Connection) -> sqlite3.Connection:

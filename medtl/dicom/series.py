@@ -53,7 +53,7 @@ from medtl.dicom.pixels import (
     write_modality,
 )
 from medtl.dicom.volume import SliceSource, Volume
-from medtl.errors import DicomReadError, GeometryError, MedtlError
+from medtl.errors import DicomReadError, GeometryError, InvalidRequest, MedtlError
 from medtl.progress import CancelToken, ProgressCallback, report
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ def load_path(
         problems = "; ".join(f"{p.path.name}: {p.reason}" for p in result.errors[:3])
         raise MedtlError(f"{path}: no DICOM image series found" + (f" ({problems})" if problems else ""))
     else:
-        raise MedtlError(f"{path} holds {len(images)} image series; choose one by its series UID (--series). {_list_series(images)}")
+        raise InvalidRequest("series_uid", f"{path} holds {len(images)} image series; choose one by its series UID. {_list_series(images)}")
     return load_series(chosen.files, progress, cancel)
 
 

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
 from medtl.atomic import atomic_path
-from medtl.errors import MedtlError
+from medtl.errors import InvalidRequest, MedtlError
 from medtl.progress import CancelToken, ProgressCallback, report
 
 if TYPE_CHECKING:
@@ -399,8 +399,9 @@ def parse_source(text: str) -> WeightSource:
         if not path.is_file():
             raise MedtlError(f"{path}: no such weight file")
         return StateDictFile(path)
-    raise MedtlError(
-        f"--weights {text!r}: not understood. Give a state-dict file ({', '.join(STATE_DICT_SUFFIXES)}), a MONAI bundle "
+    raise InvalidRequest(
+        "weights",
+        f"the weights {text!r} are not understood. Give a state-dict file ({', '.join(STATE_DICT_SUFFIXES)}), a MONAI bundle "
         f"folder or .zip, one of {', '.join(PACKAGED)}, run:RUN_FOLDER, or https://...#sha256=HEX"
     )
 

@@ -79,11 +79,13 @@ class PredictedInput:
 
 @dataclass(frozen=True)
 class FailedInput:
-    """An input that could not be predicted on, and why (a message naming the file)."""
+    """An input that could not be predicted on, and why (a message naming the file); ``field`` is the request field
+    the reason is about (``"series_uid"`` when a folder holds several series), if any."""
 
     input: Path
     name: str
     reason: str
+    field: str | None = None
 
 
 InputOutcome: TypeAlias = PredictedInput | FailedInput
@@ -105,7 +107,7 @@ def predict(request: PredictRequest, progress: ProgressCallback | None = None, c
         except Cancelled:
             raise
         except MedtlError as error:
-            yield FailedInput(path, name, str(error))
+            yield FailedInput(path, name, str(error), getattr(error, "field", None))
             continue
         yield PredictedInput(path, name, prediction, predictor.spec.architecture)
 

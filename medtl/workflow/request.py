@@ -8,23 +8,9 @@ adds its flag with :func:`InvalidRequest.for_cli`, the app shows the message bes
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from medtl.errors import InvalidRequest
 
-from medtl.errors import MedtlError
-
-
-class InvalidRequest(MedtlError):
-    """A request field whose value cannot work. ``field`` is the dataclass field's name."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        self.field = field
-        self.reason = reason
-        super().__init__(reason)
-
-    def for_cli(self, flags: Mapping[str, str]) -> MedtlError:
-        """The same error with the command line's flag for the field in front (``--time-limit: …``)."""
-        flag = flags.get(self.field)
-        return MedtlError(f"{flag}: {self.reason}" if flag else self.reason)
+__all__ = ["InvalidRequest", "check_choice", "check_epochs", "check_positive_minutes"]
 
 
 def check_positive_minutes(field: str, minutes: float | None) -> None:

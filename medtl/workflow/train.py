@@ -86,12 +86,26 @@ class TrainRequest:
             raise InvalidRequest("datalist", f"the datalist {self.datalist} does not exist (choose a datalist .json file)")
         if not str(self.out_dir).strip() or str(self.out_dir) == ".":
             raise InvalidRequest("out_dir", "choose an output folder for the run")
+        if self.weights not in (None, "none"):
+            _check_weights(self.weights)
         if self.compare_scratch and self.weights == "none":
             raise InvalidRequest("weights", "comparing with training from scratch needs pretrained weights, not none")
 
     def ignored_on_resume(self) -> list[str]:
         """The settings given that a resume ignores (the run's stored ones win), in words."""
         return [words for name, words in _SETTINGS_STORED_ON_RESUME.items() if getattr(self, name) is not None] if self.resume else []
+
+
+def _check_weights(text: str) -> None:
+    """The weights name a source medtl can read (a file, a bundle, a packaged name, a run, a verified URL)."""
+    from medtl.models.weights import parse_source
+
+    try:
+        parse_source(text)
+    except InvalidRequest:
+        raise
+    except MedtlError as error:
+        raise InvalidRequest("weights", str(error)) from None
 
 
 @dataclass(frozen=True)
