@@ -26,7 +26,7 @@ from medtl.training.run_folder import RunFolder
 from medtl.workflow.pretrain import DEFAULT_MODEL, PretrainRequest
 from ui.models.training_progress import TrainingProgress
 from ui.qt.curve_plot import Curve
-from ui.qt.run_monitor import RunMonitor, loss_curves
+from ui.qt.run_monitor import RunMonitor, RunPanel, loss_curves
 
 if TYPE_CHECKING:
     from medtl.training.run_summary import RunSummary
@@ -35,7 +35,7 @@ DEFAULT_MINUTES = 3.0
 _PART_COLOURS = {"contrastive": "#f28e2b", "reconstruction": "#59a14f"}
 
 
-class PretrainPanel(QWidget):
+class PretrainPanel(RunPanel):
     """Inputs, model, budget and device; Start / Cancel; a progress bar with the time left, loss curves, the log and the result."""
 
     run_finished = Signal(object)  # the run's summary (dict), when it ends other than by a cancel
@@ -156,10 +156,6 @@ class PretrainPanel(QWidget):
 
     # --- running -----------------------------------------------------------------------------
 
-    @property
-    def running(self) -> bool:
-        return self.monitor.running
-
     def start(self) -> bool:
         """Start pretraining from the form; False (with the reasons in the log) if the form is incomplete."""
         request = self.monitor.request_to_start(self.request)
@@ -185,9 +181,6 @@ class PretrainPanel(QWidget):
 
         self.monitor.run(call, self._done, lambda: self._cancelled(request.out_dir))
         return True
-
-    def cancel(self) -> None:
-        self.monitor.cancel()
 
     def _done(self, summary: RunSummary) -> None:
         self.monitor.finished()

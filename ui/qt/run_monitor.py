@@ -146,3 +146,16 @@ class RunMonitor(QWidget):
         self.status.setText(self.progress.status())
         if not isinstance(event, StepProgress) or len(self.progress.step_loss) % 10 == 0:
             self.redraw()
+
+
+class RunPanel(QWidget):
+    """A panel that runs one engine job at a time and shows it in its :class:`RunMonitor` (``self.monitor``)."""
+
+    monitor: RunMonitor
+
+    @property
+    def running(self) -> bool:
+        return self.monitor.running
+
+    def cancel(self) -> None:
+        self.monitor.cancel()

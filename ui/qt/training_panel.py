@@ -29,7 +29,7 @@ from medtl.training.compare import runs_in
 from medtl.workflow.train import TrainRequest
 from ui.models.training_progress import TrainingProgress, progress_of_run
 from ui.qt.curve_plot import Curve
-from ui.qt.run_monitor import RunMonitor, loss_curves
+from ui.qt.run_monitor import RunMonitor, RunPanel, loss_curves
 from ui.qt.tasks import EngineTask, TaskGroup, start_task
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -44,7 +44,7 @@ _METRIC_COLOURS = ("#59a14f", "#edc948", "#b07aa1", "#76b7b2")
 _RUN_COLOURS = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#edc948")
 
 
-class TrainingPanel(QWidget):
+class TrainingPanel(RunPanel):
     """The form, Start / Cancel, a progress bar with the time left, loss and metric curves, and the log."""
 
     run_finished = Signal(object)  # the run's TrainResult, also after a cancel-free early stop
@@ -265,10 +265,6 @@ class TrainingPanel(QWidget):
 
     # --- running -----------------------------------------------------------------------------
 
-    @property
-    def running(self) -> bool:
-        return self.monitor.running
-
     def start(self) -> bool:
         """Start training from the form; False (with the reasons in the log) if the form is incomplete."""
         request = self.monitor.request_to_start(self.request)
@@ -289,9 +285,6 @@ class TrainingPanel(QWidget):
 
         self.monitor.run(call, self._done, lambda: self.monitor.add_log(f"cancelled; the checkpoint in {request.out_dir} lets a new run resume it"))
         return True
-
-    def cancel(self) -> None:
-        self.monitor.cancel()
 
     def predictable_run(self) -> Path | None:
         """The run folder the last successful training left (its pretrained arm when compared)."""
