@@ -52,14 +52,14 @@ def run(args: argparse.Namespace) -> int:
     from medtl.training import distributed
     from medtl.workflow.train import TrainRequest, train
 
+    request = TrainRequest(
+        args.datalist, args.task, args.out, model=args.model, weights=args.weights, strategy=args.strategy, epochs=args.epochs,
+        time_limit_minutes=args.time_limit, device=args.device, compare_scratch=args.compare_scratch, resume=args.resume, seed=args.seed,
+    )  # fmt: skip
+    is_main = distributed.init_from_env().is_main
+    console = TrainConsole(sys.stderr if is_main else None)
+    cancel = CancelToken()
     try:
-        request = TrainRequest(
-            args.datalist, args.task, args.out, model=args.model, weights=args.weights, strategy=args.strategy, epochs=args.epochs,
-            time_limit_minutes=args.time_limit, device=args.device, compare_scratch=args.compare_scratch, resume=args.resume, seed=args.seed,
-        )  # fmt: skip
-        is_main = distributed.init_from_env().is_main
-        console = TrainConsole(sys.stderr if is_main else None)
-        cancel = CancelToken()
         with interrupt_cancels(cancel, console):
             result = train(request, console, cancel)
     except Cancelled:

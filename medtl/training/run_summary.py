@@ -40,10 +40,6 @@ class RunSummary:
     def cancelled(self) -> bool:
         return self.stopped_because == CANCELLED
 
-    @property
-    def is_pretraining(self) -> bool:
-        return self.task == PRETRAINING_TASK
-
     def best_text(self) -> str:
         """``"0.9123 at epoch 7"``, or ``"none"`` when no validation scored."""
         return "none" if self.best_metric is None else f"{self.best_metric:.4f} at epoch {self.best_epoch}"
