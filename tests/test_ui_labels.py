@@ -179,7 +179,7 @@ def test_accept_paint_undo_save_and_reuse_as_training_label(qtbot, window: MainW
 
     with qtbot.waitSignal(window.label_saved, timeout=TIMEOUT_MS) as saved:
         qtbot.keyClick(window, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
-    assert not editor.dirty and tools.status.text() == "Label saved"
+    assert not editor.dirty and tools.status.text() == "Label saved; every slice annotated"
     written = read_image(saved.args[0].mask)
     assert np.array_equal(written.array, editor.layer.mask) and np.allclose(written.affine_lps(), model.volume.affine_lps())
 

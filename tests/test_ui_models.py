@@ -135,7 +135,7 @@ def test_corner_text_and_anonymised_mode() -> None:
     plane = ViewPlane.acquired(np.eye(3))
     text = model.corner_text(plane)
     assert text.top_left[:3] == ["Doe^Jane", "PID7", "2024-01-02"]
-    assert text.bottom_left[0] == f"Slice {model.slice_index(plane) + 1}/12" and str(model.window) in text.bottom_left[1]
+    assert text.bottom_left[0] == f"Slice {model.slice_index(plane) + 1}/12" and text.bottom_left[1] == "W 1719 L -156"
     model.set_anonymised(True)
     shown = " ".join(line for lines in vars(model.corner_text(plane)).values() for line in lines)
     assert ANONYMOUS in shown and "Doe" not in shown and "PID7" not in shown and "2024" not in shown

@@ -3,8 +3,20 @@
 A brush dab covers a disc of screen pixels of the view's plane; the plane maps them to the voxels
 it shows there (:meth:`ViewPlane.voxel_indices`: exact for grid planes, the nearest voxel for the
 resampled planes of oblique series), so painting in any view writes the voxels under the pointer.
-A stroke keeps only the voxels it changed (flat indices, values before and after), and the undo
-history is bounded in bytes: the oldest strokes are forgotten first.
+A stroke keeps the voxels it changed (flat indices, values before and after), the voxels the user
+drew on, and the record of annotated slices before and after; the undo history is bounded in bytes:
+the oldest strokes are forgotten first.
+
+Nothing the user drew is replaced without asking: :meth:`LabelEditor.accept` merges a prediction
+into the label as one undoable step, filling only the voxels the user has not drawn on (brushed or
+erased, or labelled in the mask the editor started from).
+
+The editor records which slices the user annotated (:class:`~medtl.data.sparse.Annotated`): a brush
+or eraser stroke on a grid plane marks its slice along that plane's array axis (axial: axis 0 of a
+``[z, y, x]`` array acquired axially); accepting a prediction marks everything (the user took the
+prediction as the label everywhere). A stroke on a resampled plane of an oblique series marks no
+slice: it cuts through many array slices without annotating any of them whole, so its voxels count
+for training only where a grid view annotated their slice.
 """
 
 from __future__ import annotations
@@ -14,7 +26,7 @@ from enum import Enum
 
 import numpy as np
 
-from medtl.render.colours import label_colour
+from medtl.data.sparse import Annotated
 from ui.models.overlays import LabelLayer
 from ui.models.view_plane import ViewPlane
 
@@ -30,20 +42,24 @@ class Tool(Enum):
     ERASER = "eraser"
 
 
+_NO_VOXELS = np.zeros(0, dtype=np.intp)
+
+
 @dataclass(frozen=True)
 class Stroke:
-    """The voxels one stroke changed (flat indices into the ``[z, y, x]`` mask), their values before and after."""
+    """The voxels one stroke changed (flat indices into the ``[z, y, x]`` mask), their values before and after, the
+    voxels the user drew on (``drawn``: every voxel under the brush or eraser; none for an accepted prediction), and
+    the annotated slices before and after."""
 
     voxels: np.ndarray
     before: np.ndarray
     after: np.ndarray
+    drawn: np.ndarray = field(default_factory=lambda: _NO_VOXELS)
+    annotated: tuple[Annotated, Annotated] = field(default_factory=lambda: (Annotated(), Annotated()))
 
     @property
     def nbytes(self) -> int:
-        return self.voxels.nbytes + self.before.nbytes + self.after.nbytes
-
-    def apply(self, mask: np.ndarray, undo: bool) -> None:
-        mask.reshape(-1)[self.voxels] = self.before if undo else self.after
+        return self.voxels.nbytes + self.before.nbytes + self.after.nbytes + self.drawn.nbytes
 
 
 @dataclass
@@ -58,6 +74,8 @@ class LabelEditor:
     edits: int = 0  # counts strokes, undos and redos: a save records the count it saw
     revision: int = 0  # counts every change of the mask, dabs included (views cache their cuts by it)
     undo_bytes: int = UNDO_BYTES
+    annotated: Annotated = field(default_factory=Annotated)  # the slices the user annotated
+    _drawn: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint16))  # per voxel: strokes (kept or redone) that drew on it
     _undo: list[Stroke] = field(default_factory=list)
     _redo: list[Stroke] = field(default_factory=list)
     _open: tuple[ViewPlane, int] | None = None  # the plane and slice of the stroke being painted
@@ -67,6 +85,7 @@ class LabelEditor:
     def __post_init__(self) -> None:
         if not self.layer.mask.flags.c_contiguous:
             raise ValueError("an edited label mask must be C-contiguous")
+        self._drawn = (self.layer.mask != 0).astype(np.uint16)  # what the label holds already is the user's
 
     @property
     def can_undo(self) -> bool:
@@ -104,22 +123,52 @@ class LabelEditor:
         self._last = (row, column)
         self.revision += 1
         if not erase:
-            self.layer.colors.setdefault(self.value, label_colour(self.value))
+            self.layer.colors.setdefault(self.value, self.layer.colour_of(self.value))
 
     def end(self) -> Stroke | None:
-        """Close the open stroke; it becomes one undo step if it changed anything."""
+        """Close the open stroke; it becomes one undo step if it changed the label, marked a slice, or drew on a voxel
+        not drawn on before (an eraser stroke over background says "nothing here": that is annotating too)."""
         if self._open is None:
             return None
-        dabs, self._open, self._dabs = self._dabs, None, []
+        (plane, index), dabs, self._open, self._dabs = self._open, self._dabs, None, []
         if not dabs:
             return None
         voxels, first = np.unique(np.concatenate([v for v, _ in dabs]), return_index=True)
         before = np.concatenate([b for _, b in dabs])[first]  # each voxel's value before its first dab
         after = self.layer.mask.reshape(-1)[voxels]
         changed = before != after
-        if not changed.any():
+        axis = annotated_axis(plane)
+        annotated = self.annotated if axis is None else self.annotated.add(axis, [index])
+        if not changed.any() and annotated == self.annotated and self._drawn.reshape(-1)[voxels].all():
             return None
-        stroke = Stroke(voxels[changed], before[changed], after[changed])
+        return self._record(Stroke(voxels[changed], before[changed], after[changed], voxels, (self.annotated, annotated)))
+
+    def accept(self, values: np.ndarray, names: dict[int, str]) -> Stroke | None:
+        """Merge a prediction ``values`` (``[z, y, x]`` on the label's grid) into the label as one undo step: it fills
+        every voxel the user has not drawn on; the voxels the user drew keep their value. ``names`` name its values
+        (they replace the placeholder names "label N"). The whole label counts as annotated afterwards."""
+        self.end()
+        if values.shape != self.layer.mask.shape:
+            raise ValueError(f"the prediction has shape {values.shape}, the label {self.layer.mask.shape}")
+        for value, name in names.items():
+            if value != 0 and self.names.get(value, f"label {value}") == f"label {value}":
+                self.names[value] = name
+        flat, new = self.layer.mask.reshape(-1), np.asarray(values, dtype=np.uint8).reshape(-1)
+        voxels = np.flatnonzero((self._drawn.reshape(-1) == 0) & (flat != new))
+        for value in np.unique(new[voxels]):
+            if value:
+                self.layer.colors.setdefault(int(value), self.layer.colour_of(int(value)))
+        if not len(voxels) and self.annotated.complete:
+            return None
+        stroke = Stroke(voxels, flat[voxels], new[voxels], _NO_VOXELS, (self.annotated, Annotated.everything()))
+        flat[voxels] = stroke.after
+        self.revision += 1
+        return self._record(stroke)
+
+    def _record(self, stroke: Stroke) -> Stroke:
+        """``stroke`` (already applied to the mask) becomes the newest undo step."""
+        self._drawn.reshape(-1)[stroke.drawn] += 1
+        self.annotated = stroke.annotated[1]
         self._undo.append(stroke)
         self._redo.clear()
         while sum(s.nbytes for s in self._undo) > self.undo_bytes and len(self._undo) > 1:
@@ -138,7 +187,13 @@ class LabelEditor:
         if not source:
             return False
         stroke = source.pop()
-        stroke.apply(self.layer.mask, undo)
+        self.layer.mask.reshape(-1)[stroke.voxels] = stroke.before if undo else stroke.after
+        drawn = self._drawn.reshape(-1)
+        if undo:
+            drawn[stroke.drawn] -= 1
+        else:
+            drawn[stroke.drawn] += 1
+        self.annotated = stroke.annotated[0 if undo else 1]
         target.append(stroke)
         self.dirty, self.edits, self.revision = True, self.edits + 1, self.revision + 1
         return True
@@ -146,6 +201,11 @@ class LabelEditor:
     def saved(self, edits: int) -> None:
         """The mask as it was after ``edits`` edits has been stored: clean unless it was edited since."""
         self.dirty = self.edits != edits
+
+
+def annotated_axis(plane: ViewPlane) -> int | None:
+    """The ``[z, y, x]`` array axis whose slices a stroke on ``plane`` annotates; None for a resampled (oblique) plane."""
+    return None if plane.computed else 2 - plane.normal
 
 
 def disc(row: float, column: float, radius_mm: float, pixel_mm: tuple[float, float], shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:

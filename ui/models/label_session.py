@@ -22,7 +22,7 @@ def attach_saved_label(model: ViewerModel, store: LabelStore) -> None:
     if found is None:
         return
     saved, mask = found
-    model.edit_label(mask.array, saved.labels, "label (saved)", dirty=False)
+    model.edit_label(mask.array, saved.labels, "label (saved)", dirty=False, annotated=saved.annotated)
 
 
 def save_call(model: ViewerModel, store: LabelStore) -> tuple[SaveCall, int]:
@@ -31,11 +31,11 @@ def save_call(model: ViewerModel, store: LabelStore) -> tuple[SaveCall, int]:
     editor = model.editor
     if editor is None:
         raise MedtlError("there is no editable label to save: accept a prediction or start a new label first")
-    mask, names, edits = editor.layer.mask.copy(), dict(editor.names), editor.edits
+    mask, names, edits, annotated = editor.layer.mask.copy(), dict(editor.names), editor.edits, editor.annotated
     volume, files, description = model.volume, model.files, model.label.series_description
 
     def call(progress: ProgressCallback, cancel: CancelToken) -> SavedLabel:
         progress(0, 0, "saving the label")
-        return store.save_snapshot(id(editor), edits, mask, volume, files, names, description)  # an older snapshot never overwrites a newer one
+        return store.save_snapshot(id(editor), edits, mask, volume, files, names, description, annotated)  # an older snapshot never overwrites a newer one
 
     return call, edits

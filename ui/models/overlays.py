@@ -15,7 +15,12 @@ from enum import Enum
 import numpy as np
 
 from medtl.render.blend import boundary, mix_bgra
-from medtl.render.colours import COLORMAPS, colormap_table, label_colour
+from medtl.render.colours import COLORMAPS, LABEL_PALETTE, colormap_table
+
+Palette = tuple[tuple[int, int, int], ...]
+PREDICTION_PALETTE: Palette = ((255, 0, 255), (0, 240, 255), (190, 255, 0), (150, 80, 255), (255, 255, 0), (0, 255, 150))
+"""Colours of predicted labels 1, 2, ...: saturated, so that a prediction never looks like the label being edited
+(:data:`~medtl.render.colours.LABEL_PALETTE`, muted)."""
 
 
 class LabelStyle(Enum):
@@ -25,7 +30,8 @@ class LabelStyle(Enum):
 
 @dataclass(eq=False)
 class LabelLayer:
-    """An integer mask ``[z, y, x]`` on the volume's grid (0 = background), one colour and name per label."""
+    """An integer mask ``[z, y, x]`` on the volume's grid (0 = background), one colour and name per label; label
+    values get their colour from ``palette`` (cycled) unless ``colors`` names one."""
 
     name: str
     mask: np.ndarray
@@ -34,6 +40,7 @@ class LabelLayer:
     opacity: float = 0.5
     style: LabelStyle = LabelStyle.FILL
     visible: bool = True
+    palette: Palette = LABEL_PALETTE
 
     def __post_init__(self) -> None:
         if self.mask.ndim != 3 or self.mask.dtype.kind not in "iub":
@@ -43,7 +50,11 @@ class LabelLayer:
         self.mask = self.mask.astype(np.uint8, copy=False)
         for label in np.unique(self.mask):
             if label:
-                self.colors.setdefault(int(label), label_colour(int(label)))
+                self.colors.setdefault(int(label), self.colour_of(int(label)))
+
+    def colour_of(self, value: int) -> tuple[int, int, int]:
+        """The palette colour of label ``value`` (1, 2, ...)."""
+        return self.palette[(int(value) - 1) % len(self.palette)]
 
     @property
     def array(self) -> np.ndarray:

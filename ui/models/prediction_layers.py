@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from medtl.inference.prediction import ClassificationPrediction, SegmentationPrediction
-from ui.models.overlays import HeatmapLayer, LabelLayer, OverlayLayer
+from ui.models.overlays import PREDICTION_PALETTE, HeatmapLayer, LabelLayer, OverlayLayer
 
 if TYPE_CHECKING:  # pragma: no cover
     from medtl.inference.prediction import Prediction
@@ -22,7 +22,7 @@ def prediction_layers(prediction: Prediction, run_name: str) -> list[OverlayLaye
     if isinstance(prediction, SegmentationPrediction):
         names = {value: name for value, name in sorted(prediction.labels.items()) if value != 0}
         mask = prediction.mask.array.astype(np.uint8, copy=False)
-        layers.append(LabelLayer(f"{run_name}: {', '.join(names.values()) or 'mask'}", mask, names=names))
+        layers.append(LabelLayer(f"{run_name}: {', '.join(names.values()) or 'mask'}", mask, names=names, palette=PREDICTION_PALETTE))
     if isinstance(prediction, ClassificationPrediction):
         heatmap = HeatmapLayer(f"{run_name}: Grad-CAM ({prediction.predicted})", prediction.heatmap.array, vmin=GRADCAM_FLOOR, vmax=1.0)
         layers.append(heatmap)

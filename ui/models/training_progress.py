@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from medtl.training.events import EpochEnd, Finished, LogLine, StepProgress, TrainEvent
+from medtl.training.events import CANCELLED, EARLY_STOPPING, TIME_LIMIT, EpochEnd, Finished, LogLine, StepProgress, TrainEvent
 
 if TYPE_CHECKING:
     from medtl.training.run_summary import RunSummary
@@ -27,6 +27,7 @@ class TrainingProgress:
     best: tuple[str, float, int] | None = None  # metric name, value, epoch
     last_step: StepProgress | None = None
     summary: RunSummary | None = None
+    epochs: int | None = None  # the epochs the run plans, once known (its configuration)
 
     def add(self, event: TrainEvent) -> str | None:
         """Take in ``event``; returns a line for the log, if it deserves one."""
@@ -55,7 +56,8 @@ class TrainingProgress:
         step = self.last_step
         if step is None:
             return "preparing data and model…"
-        text = f"epoch {step.epoch}, step {step.step}/{step.steps_per_epoch}, loss {step.loss:.4f}, {step.images_per_second:.1f} images/s"
+        epoch = f"{step.epoch}/{self.epochs}" if self.epochs else str(step.epoch)
+        text = f"epoch {epoch}, step {step.step}/{step.steps_per_epoch}, loss {step.loss:.4f}, {step.images_per_second:.1f} images/s"
         if step.eta_seconds is not None:
             text += f", {_duration(step.eta_seconds)} left"
         if self.best is not None:
@@ -77,6 +79,18 @@ class TrainingProgress:
         return (
             f"epoch {event.epoch}: loss {event.train_loss:.4f}" + "".join(f", {text}" for text in shown) + f"{best}, {event.seconds:.1f} s"
         )
+
+
+def ended_status(summary: RunSummary) -> str:
+    """The status line of a run that ended with ``summary``: why it stopped, its best metric, what can follow."""
+    epochs = f"{summary.epochs} epoch{'s' if summary.epochs != 1 else ''}"
+    best = f"; best {summary.best_metric_name or 'metric'} {summary.best_text()}" if summary.best_metric is not None else ""
+    if summary.stopped_because == CANCELLED:
+        return f"cancelled after {epochs}{best}: Resume goes on from its checkpoint"
+    if summary.stopped_because == TIME_LIMIT:
+        return f"done: time limit reached after {epochs}{best} (Resume goes on)"
+    reason = " (early stopping)" if summary.stopped_because == EARLY_STOPPING else ""
+    return f"done: {epochs} in {_duration(summary.seconds)}{reason}{best}"
 
 
 def _duration(seconds: float) -> str:

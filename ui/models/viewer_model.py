@@ -3,6 +3,10 @@
 It holds the volume, the window/level and inversion, the overlay layers and the cursor (the
 crosshair point, a voxel index that also selects the slice each plane shows), and renders a
 plane of it to RGB pixels. Widgets observe :attr:`ViewerModel.changed` and repaint.
+
+The label being edited is always the top layer, so a prediction shown later lies under the edits.
+A projection (the MIP pane) has its own window, made from the projection's values: the maxima of a
+volume sit far above most of its voxels, so the slices' window would show the MIP flat white.
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from medtl.dicom.records import PatientInfo, SeriesInfo, StudyInfo
+from medtl.data.sparse import Annotated
 from medtl.dicom.volume import Volume
-from medtl.render.window import PRESETS, GreyMapper, WindowLevel, auto_window
+from medtl.render.window import PRESETS, GreyMapper, WindowLevel, auto_window, percentile_range
 from ui.models.cut_cache import CutCache
 from ui.models.dicom_date import format_dicom_date
 from ui.models.events import Event
@@ -27,6 +32,24 @@ from ui.models.world_plane import WorldGrid, WorldPlane, is_oblique
 
 PLACED_KINDS = {"classic", "enhanced"}  # volumes whose grid is placed in the patient; others get no orientation letters
 ANONYMOUS = "Anonymised"
+PROJECTION_PERCENTILES = (5.0, 99.5)
+"""A projection's window spans these percentiles of its pixels above its minimum (the background outside the body)."""
+
+
+def window_text(window: WindowLevel) -> str:
+    """``"W 317 L 61"``: whole numbers, except for windows narrower than 10 (3 significant digits)."""
+    if window.width >= 10:
+        return f"W {window.width:.0f} L {window.center:.0f}"
+    return f"W {window.width:.3g} L {window.center:.3g}"
+
+
+def projection_window(values: np.ndarray) -> WindowLevel:
+    """A window for a projection's pixels ``values``: :data:`PROJECTION_PERCENTILES` of those above the minimum."""
+    values = np.asarray(values)
+    floor = values.min() if values.size else 0
+    inside = values[values > floor]
+    low, high = percentile_range(inside if inside.size else values.reshape(-1), PROJECTION_PERCENTILES)
+    return WindowLevel(high - low, (high + low) / 2)
 
 
 @dataclass(frozen=True)
@@ -92,15 +115,25 @@ class ViewerModel:
         self.has_geometry = volume.metadata.get("kind") in PLACED_KINDS
         self._monochrome1 = volume.metadata.get("photometric") == "MONOCHROME1"
         self._mapper = None if volume.is_rgb else GreyMapper(volume.array.dtype)
+        self._projection_mapper = None if volume.is_rgb else GreyMapper(volume.array.dtype)  # its own table: views alternate
         self.initial_window = self._stored_window() or (WindowLevel(255, 127.5) if volume.is_rgb else auto_window(volume.array))
         self.window = self.initial_window
+        self.projection_windows: dict[ViewPlane, WindowLevel] = {}  # the window of each projection shown, once made
         self.cursor = np.array([(n - 1) // 2 for n in reversed(volume.shape)], dtype=int)  # x, y, z
 
     # --- display settings --------------------------------------------------------------------
 
-    def set_window(self, window: WindowLevel) -> None:
-        self.window = window
+    def set_window(self, window: WindowLevel, plane: ViewPlane | None = None) -> None:
+        """Set the slices' window, or the window of the projection ``plane``."""
+        if plane is not None and plane.projection:
+            self.projection_windows[plane] = window
+        else:
+            self.window = window
         self.changed.emit()
+
+    def window_of(self, plane: ViewPlane) -> WindowLevel:
+        """The window ``plane`` is shown with: its own for a projection (once made), else the slices' window."""
+        return self.projection_windows.get(plane, self.window) if plane.projection else self.window
 
     def apply_preset(self, name: str) -> None:
         self.set_window(PRESETS[name])
@@ -119,6 +152,7 @@ class ViewerModel:
     def reset(self) -> None:
         """The window stored in the series (or the automatic one), no inversion, cursor at the centre."""
         self.window, self.invert = self.initial_window, False
+        self.projection_windows.clear()
         self.cursor = np.array([(n - 1) // 2 for n in reversed(self.volume.shape)], dtype=int)
         self.changed.emit()
 
@@ -171,9 +205,11 @@ class ViewerModel:
     # --- layers ------------------------------------------------------------------------------
 
     def add_layer(self, layer: OverlayLayer) -> None:
+        """Put ``layer`` on top of the others, but under the label being edited."""
         if layer.array.shape != self.volume.shape:
             raise ValueError(f"layer {layer.name!r} has shape {layer.array.shape}, the volume {self.volume.shape}")
-        self.layers.append(layer)
+        edited = self.editor.layer if self.editor is not None else None
+        self.layers.insert(self.layers.index(edited) if edited in self.layers else len(self.layers), layer)
         self.changed.emit()
 
     def remove_layer(self, layer: OverlayLayer) -> None:
@@ -182,14 +218,18 @@ class ViewerModel:
             self.editor = None
         self.changed.emit()
 
-    def edit_label(self, mask: np.ndarray, names: dict[int, str], name: str = "label (editable)", dirty: bool = True) -> LabelEditor:
-        """Make a copy of ``mask`` the editable label layer (replacing the previous one), on top of the others."""
+    def edit_label(
+        self, mask: np.ndarray, names: dict[int, str], name: str = "label (editable)", dirty: bool = True, annotated: Annotated | None = None
+    ) -> LabelEditor:
+        """Make a copy of ``mask`` the editable label layer (replacing the previous one), on top of the others;
+        ``annotated``: the slices annotated in it (None: every slice, as for a whole mask handed in)."""
         if self.editor is not None and self.editor.layer in self.layers:
             self.layers.remove(self.editor.layer)
         names = {value: text for value, text in names.items() if value != 0} or {1: "label 1"}
         layer = LabelLayer(name, np.array(mask, dtype=np.uint8, copy=True), names=names, opacity=0.4)
-        self.editor = LabelEditor(layer, names, value=min(names), dirty=dirty)
-        self.add_layer(layer)
+        self.editor = LabelEditor(layer, names, value=min(names), dirty=dirty, annotated=annotated if annotated is not None else Annotated.everything())
+        self.layers.append(layer)
+        self.changed.emit()
         return self.editor
 
     def layer_changed(self) -> None:
@@ -217,8 +257,11 @@ class ViewerModel:
         if self._mapper is None:
             pixels = self._colour_pixels(values)
         else:
-            self._mapper.set_window(self.window, self.invert != self._monochrome1)
-            pixels = self._mapper(values)
+            if plane.projection and plane not in self.projection_windows:
+                self.projection_windows[plane] = projection_window(values)
+            mapper = self._projection_mapper if plane.projection and self._projection_mapper is not None else self._mapper
+            mapper.set_window(self.window_of(plane), self.invert != self._monochrome1)
+            pixels = mapper(values)
         bgra = pixels.view(np.uint8).reshape(*pixels.shape, 4)
         return composite(bgra, self.layers, cuts)
 
@@ -261,7 +304,7 @@ class ViewerModel:
             ],
             bottom_left=[
                 "whole volume" if plane.projection else f"Slice {self.slice_index(plane) + 1}/{self.slice_count(plane)}",
-                str(self.window) + (" inverted" if self.invert else ""),
+                window_text(self.window_of(plane)) + (" inverted" if self.invert else ""),
             ],
             bottom_right=["{:.2f} x {:.2f} mm".format(*plane.pixel_spacing(self.volume.spacing))],
         )

@@ -132,7 +132,9 @@ class LabelTools(QWidget):
             self.value_box.blockSignals(False)
         self.value_box.setCurrentIndex(max(self.value_box.findData(editor.value), 0))
         editor.set_radius(self.size.value())
-        self.status.setText("Unsaved edits (Ctrl+S saves)" if editor.dirty else "Label saved")
+        annotated = editor.annotated
+        extent = "every slice annotated" if annotated.complete else f"{annotated.count()} slice{'s' if annotated.count() != 1 else ''} annotated"
+        self.status.setText(("Unsaved edits (Ctrl+S saves)" if editor.dirty else "Label saved") + f"; {extent}")
 
     def _set_tool(self, tool: Tool) -> None:
         """Switch to ``tool``; choosing the checked tool again goes back to navigating."""

@@ -16,6 +16,7 @@ import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QAbstractButton,
     QDockWidget,
     QFileDialog,
     QLabel,
@@ -28,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 from superqt.utils import GeneratorWorker
 
+from medtl.data.sparse import Annotated
 from medtl.dicom.catalog import Catalog
 from medtl.dicom.records import ScanResult, SeriesInfo
 from medtl.dicom.scan import scan
@@ -111,6 +113,8 @@ class MainWindow(QMainWindow):
         self.pretrain.weights_chosen.connect(self.fine_tune_from)
         self.layers_dock.raise_()
         self.training.predict_requested.connect(self.predict_with_run)
+        self.training.monitor.problem.connect(lambda message: self._run_problem("fine-tuning", message))
+        self.pretrain.monitor.problem.connect(lambda message: self._run_problem("pretraining", message))
         self.problems.count_changed.connect(lambda n: self.problems_dock.setWindowTitle(f"Problems ({n})" if n else "Problems"))
         self._build_status_bar()
         self._build_menus_and_toolbar()
@@ -118,6 +122,8 @@ class MainWindow(QMainWindow):
         self.viewer.set_layout_mode(self.settings.viewer_layout())
         self.viewer.layout_changed.connect(self.settings.set_viewer_layout)
         self.viewer.actions_by_name["anonymise"].toggled.connect(self.browser.set_anonymised)
+        for dock in (self.browser_dock, self.layers_dock, self.training_dock, self.pretrain_dock, self.problems_dock):
+            _no_focus_on_click(dock)
         self.resize(1440, 900)
         if not self.settings.restore_window(self):
             self.resizeDocks([self.browser_dock, self.layers_dock], [400, 340], Qt.Orientation.Horizontal)
@@ -230,21 +236,32 @@ class MainWindow(QMainWindow):
     # --- labels ------------------------------------------------------------------------------
 
     def accept_as_label(self, layer: LabelLayer) -> None:
-        """Copy ``layer`` (a prediction) into the editable label of the shown series, ready for correction."""
+        """Merge ``layer`` (a prediction) into the editable label of the shown series (a new one if there is none), as
+        one undoable step: the prediction fills what the user has not drawn; the user's strokes stay."""
         model = self.viewer.model
         if model is None or layer not in model.layers:
             return
-        if model.editor is not None and model.editor.dirty and not self.confirm_replace_label():
+        editor = model.editor
+        if editor is None:
+            editor = model.edit_label(np.zeros(model.volume.shape, np.uint8), layer.names, f"label (from {layer.name})", dirty=False, annotated=Annotated())
+        if editor.accept(layer.mask, layer.names) is None:
+            self.status_message.setText(f"{layer.name} adds nothing to the label")
             return
-        model.edit_label(layer.mask, layer.names, f"label (from {layer.name})")
-        self.status_message.setText(f"Accepted {layer.name} as the label: correct it with the brush (B) and eraser (E), save with Ctrl+S")
+        model.layer_changed()
+        self.label_tools.refresh()
+        self.viewer.focus_active_view()
+        self.status_message.setText(
+            f"Merged {layer.name} into the label, keeping what you drew (Ctrl+Z undoes): correct it with the brush (B) and eraser (E), "
+            "save with Ctrl+S"
+        )
 
     def new_label(self) -> None:
         """An empty editable label for the shown series."""
         model = self.viewer.model
         if model is None or (model.editor is not None and model.editor.dirty and not self.confirm_replace_label()):
             return
-        model.edit_label(np.zeros(model.volume.shape, np.uint8), {1: "label 1"}, "label (new)", dirty=False)
+        model.edit_label(np.zeros(model.volume.shape, np.uint8), {1: "label 1"}, "label (new)", dirty=False, annotated=Annotated())
+        self.viewer.focus_active_view()
 
     def save_label(self) -> None:
         """Save the editable label into the label store, in the background."""
@@ -375,6 +392,12 @@ class MainWindow(QMainWindow):
         z, y, x = model.volume.shape
         self.status_message.setText(f"{model.label.modality} {x}×{y}×{z}, {model.volume.array.dtype}")
         self.series_shown.emit(model)
+
+    def _run_problem(self, job: str, message: str) -> None:
+        """A training-like run could not start or failed: list it in Problems and say so in the status bar."""
+        self.problems.add(job, message)
+        self.problems_dock.show()
+        self.status_message.setText(f"{job.capitalize()}: {message} (see Problems)")
 
     def _failed(self, where: str, message: str, action: str = "open") -> None:
         self._idle()
@@ -552,6 +575,13 @@ class MainWindow(QMainWindow):
             log.warning("background tasks did not stop within the time allowed")
         self.settings.save_window(self)
         super().closeEvent(event)
+
+
+def _no_focus_on_click(widget: QWidget) -> None:
+    """Buttons in ``widget`` take the keyboard focus by Tab only: clicking one leaves it where it was (on the image,
+    so the slice keys go on working)."""
+    for button in widget.findChildren(QAbstractButton):
+        button.setFocusPolicy(Qt.FocusPolicy.TabFocus)
 
 
 def _scrolled(widget: QWidget) -> QScrollArea:

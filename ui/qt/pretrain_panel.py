@@ -24,7 +24,7 @@ from medtl.models.registry import ARCHITECTURES
 from medtl.progress import CancelToken, ProgressCallback
 from medtl.training.run_folder import RunFolder
 from medtl.workflow.pretrain import DEFAULT_MODEL, PretrainRequest
-from ui.models.training_progress import TrainingProgress
+from ui.models.training_progress import TrainingProgress, ended_status
 from ui.qt.curve_plot import Curve
 from ui.qt.run_monitor import RunMonitor, RunPanel, loss_curves
 
@@ -183,7 +183,7 @@ class PretrainPanel(RunPanel):
         return True
 
     def _done(self, summary: RunSummary) -> None:
-        self.monitor.finished()
+        self.monitor.finished(ended_status(summary))
         if summary.cancelled or summary.run_dir is None:  # cancelled between the engine's last poll and its return
             self._cancelled(summary.run_dir or self.run_dir)
             return
@@ -200,6 +200,7 @@ class PretrainPanel(RunPanel):
         self.run_finished.emit(summary)
 
     def _cancelled(self, run_dir: Path) -> None:
+        self.monitor.status.setText("cancelled")
         if RunFolder(run_dir).checkpoint_path.is_file():
             self.monitor.add_log(f"cancelled; the checkpoint in {run_dir} lets `medtl pretrain … --out {run_dir} --resume` continue it")
         else:

@@ -42,6 +42,7 @@ class RunMonitor(QWidget):
 
     event_received = Signal(object)  # TrainEvent, relayed from the worker thread
     running_changed = Signal(bool)
+    problem = Signal(str)  # a start refused or a run failed: the reason, for the window to show
 
     def __init__(self, curves: Callable[[TrainingProgress], list[Curve]], parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -76,9 +77,15 @@ class RunMonitor(QWidget):
         try:
             return build()
         except InvalidRequest as error:
-            self.add_log(f"cannot start: {error}")
-            self._reveal_log()
+            self.report_problem(f"cannot start: {error}")
             return None
+
+    def report_problem(self, message: str) -> None:
+        """Show ``message`` (a refused start, a failure) in the status line and the log, and tell the window."""
+        self.add_log(message)
+        self.status.setText(message)
+        self._reveal_log()
+        self.problem.emit(message)
 
     def _reveal_log(self) -> None:
         """Scroll the panel holding this monitor (when it is in a scroll area) so that the log's last line shows."""
@@ -93,13 +100,14 @@ class RunMonitor(QWidget):
         self.progress = TrainingProgress()
         self._started = time.monotonic()
         self.log.clear()
+        self.status.setText(self.progress.status())
 
     def run(self, call: Callable[[ProgressCallback, CancelToken], Any], done: Callable[[Any], None], cancelled: Callable[[], None]) -> None:
         """Start ``call`` (which passes :meth:`relay` to the engine as ``on_event``) in a worker; ``done`` gets its
-        result, ``cancelled`` runs after a cancel; a failure is logged."""
+        result, ``cancelled`` runs after a cancel; a failure is reported (:meth:`report_problem`)."""
         self.bar.setRange(0, 0)  # busy until the engine estimates the time left
         self.task = start_task(
-            call, self, done=done, failed=lambda message: self.add_log(f"failed: {message}"), cancelled=cancelled, finished=self._ended
+            call, self, done=done, failed=lambda message: self.report_problem(f"failed: {message}"), cancelled=cancelled, finished=self._ended
         )
         self.running_changed.emit(True)
         self.redraw()
@@ -119,9 +127,11 @@ class RunMonitor(QWidget):
             self._last_step_relay = now
         self.event_received.emit(event)
 
-    def finished(self) -> None:
+    def finished(self, status: str) -> None:
+        """The run ended as ``status`` says (done, stopped at its time limit...)."""
         self.bar.setRange(0, 1000)
         self.bar.setValue(1000)
+        self.status.setText(status)
 
     def _ended(self) -> None:
         self.task = None

@@ -268,7 +268,7 @@ class SliceView(QWidget):
         if button == Qt.MouseButton.MiddleButton or (button == Qt.MouseButton.LeftButton and shift):
             self._drag = (Qt.MouseButton.MiddleButton, event.position(), QPointF(self.pan))
         elif button == Qt.MouseButton.RightButton:
-            self._drag = (button, event.position(), self.model.window)
+            self._drag = (button, event.position(), self.model.window_of(self.plane))
         elif button == Qt.MouseButton.LeftButton and self._painting():
             assert self.model.editor is not None
             self._drag = (button, event.position(), QPointF())
@@ -289,7 +289,7 @@ class SliceView(QWidget):
                 self.update()
             elif button == Qt.MouseButton.RightButton and isinstance(initial, WindowLevel):
                 sensitivity = max(self.model.initial_window.width, 10.0) / 256
-                self.model.set_window(initial.dragged(delta.x(), delta.y(), sensitivity))
+                self.model.set_window(initial.dragged(delta.x(), delta.y(), sensitivity), self.plane)
             elif button == Qt.MouseButton.LeftButton and self._painting():
                 self._paint_at(event.position())
             elif button == Qt.MouseButton.LeftButton:

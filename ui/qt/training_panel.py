@@ -2,7 +2,13 @@
 
 The engine's :func:`medtl.workflow.train.train` runs in an :class:`EngineTask`; its events are
 relayed to this panel as a queued signal (step events at most ten times a second) and folded into
-a :class:`TrainingProgress`. Cancel stops the engine within one step; it leaves a checkpoint.
+a :class:`TrainingProgress`. Cancel stops the engine within one step; it leaves a checkpoint that
+Resume goes on from. "Train again from this model" starts a new run from the finished one on the
+current labels (:mod:`ui.models.run_request`).
+
+Nothing needs typing: the task follows the datalist (masks: segmentation), the run folder is a new
+dated folder under the per-user data folder, and "Use my saved labels" writes the label store's
+datalist (partly annotated labels as sparse masks).
 """
 
 from __future__ import annotations
@@ -16,9 +22,10 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPaintEvent
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox, QToolButton, QVBoxLayout, QWidget
 
-from medtl.data.datalist import TASKS
+from medtl.data.datalist import TASKS, load_datalist
 from medtl.data.summary import DatalistSummary, summarise_datalist
-from medtl.labels.store import LabelStore
+from medtl.errors import MedtlError
+from medtl.labels.store import DATALIST_NAME, LabelStore
 from medtl.models.licence import licence_text
 from medtl.models.registry import ARCHITECTURES
 from medtl.models.strategy import STRATEGIES
@@ -26,8 +33,11 @@ from medtl.models.weights import PACKAGED
 from medtl.progress import CancelToken, ProgressCallback
 from medtl.training.compare import ComparisonFolder
 from medtl.training.compare import runs_in
+from medtl.training.events import CANCELLED, StepProgress
+from medtl.training.run_folder import RunFolder
 from medtl.workflow.train import TrainRequest
-from ui.models.training_progress import TrainingProgress, progress_of_run
+from ui.models.run_request import RunOutcome, default_run_dir, resume_request, train_again_request
+from ui.models.training_progress import TrainingProgress, ended_status, progress_of_run
 from ui.qt.curve_plot import Curve
 from ui.qt.run_monitor import RunMonitor, RunPanel, loss_curves
 from ui.qt.tasks import EngineTask, TaskGroup, start_task
@@ -57,10 +67,15 @@ class TrainingPanel(RunPanel):
         self.settings = settings
         self.label_store = label_store or LabelStore()
         self._run_dir: Path | None = None
+        self.outcome: RunOutcome | None = None  # how the last run of this panel ended
         self._device_probe: EngineTask | None = None
         self._build_form()
         self._build_progress()
-        self._task_changed(TASKS[0])
+        self._epochs_read = False
+        self.monitor.event_received.connect(self._read_planned_epochs)
+        if not self.datalist.text().strip() and self.label_store.saved():
+            self.task_box.setCurrentText("segmentation")  # the user's labels are masks
+        self._task_changed(self.task_box.currentText())
         self.monitor.running_changed.connect(self._set_running)
         self._set_running(False)
 
@@ -71,8 +86,9 @@ class TrainingPanel(RunPanel):
         self.datalist.setPlaceholderText("datalist .json (MSD style: images and labels)")
         self.task_box = QComboBox(self)
         self.task_box.addItems(list(TASKS))
-        self.out_dir = QLineEdit(str(self.settings.store.value("training/out_dir", "")), self)
+        self.out_dir = QLineEdit(str(default_run_dir()), self)
         self.out_dir.setPlaceholderText("a new folder for the run")
+        self.out_dir.setToolTip("where the run is written: a new folder (a dated one under your medtl data folder unless you choose)")
         self.model_box = QComboBox(self)
         self.weights_box = QComboBox(self)
         self.weights_box.setEditable(True)
@@ -134,10 +150,15 @@ class TrainingPanel(RunPanel):
         self.add_button.setToolTip("add another run's curves to the ones shown")
         self.predict_button = QPushButton("Predict", self)
         self.predict_button.setToolTip("predict on the shown series with the run just trained")
+        self.resume_button = QPushButton("Resume", self)
+        self.resume_button.setToolTip("go on with the cancelled or time-limited run from its checkpoint")
+        self.again_button = QPushButton("Train again from this model", self)
+        self.again_button.setToolTip("a new run that starts from the model just trained, on the current labels (saved labels are read again)")
         self._layout = QVBoxLayout(self)
         self._layout.setContentsMargins(4, 4, 4, 4)
         self._layout.addLayout(form)
-        for row in ((self.start_button, self.cancel_button, self.predict_button), (self.open_button, self.add_button)):
+        rows = ((self.start_button, self.cancel_button, self.predict_button), (self.resume_button, self.again_button), (self.open_button, self.add_button))
+        for row in rows:
             buttons = QHBoxLayout()
             for button in row:
                 buttons.addWidget(button)
@@ -153,6 +174,8 @@ class TrainingPanel(RunPanel):
         self.cancel_button.clicked.connect(self.cancel)
         self.predict_button.clicked.connect(lambda: self.predict_requested.emit(self.predictable_run()))
         self.predict_button.setEnabled(False)
+        self.resume_button.clicked.connect(self.resume)
+        self.again_button.clicked.connect(self.train_again)
         self.open_button.clicked.connect(lambda: self._choose_runs(replace=True))
         self.add_button.clicked.connect(lambda: self._choose_runs(replace=False))
         self.history: list[tuple[str, TrainingProgress]] = []  # past runs shown instead of the live one
@@ -171,22 +194,32 @@ class TrainingPanel(RunPanel):
             self.datalist.setText(path)
 
     def summarise_datalist(self) -> None:
-        """Read the chosen datalist in a worker and show its cases per class or label and its split."""
+        """Read the chosen datalist in a worker, set the task its labels make (masks: segmentation, class names:
+        classification) and show its cases per class or label and its split."""
         self._summary_task.cancel_all()
         path = self.datalist.text().strip()
         if not path:
             self.data_summary.setText("Choose a datalist to see its cases and split.")
             return
-        task_name = self.task_box.currentText()
         self.data_summary.setText("reading the datalist…")
+
+        def summarise(progress: ProgressCallback, cancel: CancelToken) -> tuple[str, DatalistSummary]:
+            task = load_datalist(path).task
+            return task, summarise_datalist(path, task, progress, cancel)
+
         self._summary_task.start(
-            "summary", lambda progress, cancel: summarise_datalist(path, task_name, progress, cancel),
+            "summary", summarise,
             progress=lambda done, total, _message: self.data_summary.setText(f"reading the datalist… {done}/{total}"),
-            done=self._show_summary,
+            done=lambda result: self._show_summary(*result),
             failed=lambda message: self.data_summary.setText(f"<span style='color:#e15759'>{html.escape(message)}</span>"),
         )  # fmt: skip
 
-    def _show_summary(self, summary: DatalistSummary) -> None:
+    def _show_summary(self, task: str, summary: DatalistSummary) -> None:
+        if task != self.task_box.currentText():
+            self.task_box.blockSignals(True)  # the summary shown is already this task's
+            self.task_box.setCurrentText(task)
+            self.task_box.blockSignals(False)
+            self._task_changed(task)
         lines = [html.escape(line) for line in summary.lines()]
         lines += [f"<span style='color:#edc948'>{html.escape(warning)}</span>" for warning in summary.warnings]
         self.data_summary.setText("<br>".join(lines))
@@ -200,7 +233,7 @@ class TrainingPanel(RunPanel):
         store = self.label_store
         start_task(
             lambda _progress, _cancel: store.write_datalist(), self,
-            done=self._use_datalist, failed=lambda message: self.monitor.add_log(f"no datalist from saved labels: {message}"),
+            done=self._use_datalist, failed=lambda message: self.monitor.report_problem(f"no datalist from saved labels: {message}"),
         )  # fmt: skip
 
     def _use_datalist(self, path: Path) -> None:
@@ -266,15 +299,54 @@ class TrainingPanel(RunPanel):
     # --- running -----------------------------------------------------------------------------
 
     def start(self) -> bool:
-        """Start training from the form; False (with the reasons in the log) if the form is incomplete."""
+        """Start training from the form; False (with the reasons in the status line and the log) if the form cannot work."""
         request = self.monitor.request_to_start(self.request)
         if request is None:
             return False
         self.settings.store.setValue("training/datalist", str(request.datalist))
-        self.settings.store.setValue("training/out_dir", str(request.out_dir))
-        self._run_dir, self.history = request.out_dir, []
+        self._launch(request, f"training a {request.task} model on {request.datalist} into {request.out_dir}")
+        return True
+
+    def resume(self) -> bool:
+        """Go on with the last run of the panel (cancelled, or stopped at its time limit) from its checkpoint."""
+        outcome = self.outcome
+        if outcome is None or not outcome.resumable:
+            return False
+        request = self.monitor.request_to_start(lambda: resume_request(outcome))
+        if request is None:
+            return False
+        self._launch(request, f"resuming {request.out_dir}")
+        return True
+
+    def train_again(self) -> None:
+        """A new run (in the run folder field's new folder) from the model just trained, on the current labels: the
+        label store's datalist is written again first when it is the one in use (labels corrected since are in it)."""
+        outcome = self.outcome
+        if outcome is None or not outcome.has_model or self.running:
+            return
+        datalist = Path(self.datalist.text().strip())
+        if datalist == self.label_store.root / DATALIST_NAME:
+            store = self.label_store
+            start_task(
+                lambda _progress, _cancel: store.write_datalist(datalist), self,
+                done=lambda path: self._train_again_on(outcome, path),
+                failed=lambda message: self.monitor.report_problem(f"no datalist from saved labels: {message}"),
+            )  # fmt: skip
+        else:
+            self._train_again_on(outcome, datalist)
+
+    def _train_again_on(self, parent: RunOutcome, datalist: Path) -> None:
+        request = self.monitor.request_to_start(lambda: train_again_request(parent, datalist, Path(self.out_dir.text().strip())))
+        if request is not None:
+            self._launch(request, f"training again from {parent.run_dir} on {datalist} into {request.out_dir}")
+
+    def _launch(self, request: TrainRequest, description: str) -> None:
+        """Run ``request`` in the worker, shown in the monitor."""
+        self._run_dir, self.history, self.outcome = request.out_dir, [], None
+        self._set_follow_ups()
         self.monitor.begin()
-        self.monitor.add_log(f"training a {request.task} model on {request.datalist} into {request.out_dir}")
+        self.monitor.add_log(description)
+        self._epochs_read = False
 
         def call(_progress: ProgressCallback, cancel: CancelToken) -> TrainResult:
             from medtl.workflow.train import (
@@ -283,8 +355,39 @@ class TrainingPanel(RunPanel):
 
             return train(request, self.monitor.relay, cancel)
 
-        self.monitor.run(call, self._done, lambda: self.monitor.add_log(f"cancelled; the checkpoint in {request.out_dir} lets a new run resume it"))
-        return True
+        self.monitor.run(call, lambda result: self._done(request, result), lambda: self._cancelled(request))
+        self.monitor.task.finished.connect(lambda: self._ended(request))  # type: ignore[union-attr]
+
+    def _read_planned_epochs(self, event: object) -> None:
+        """Once the run has written its configuration (by its first step), the status line says "epoch i/n"."""
+        if self._epochs_read or not isinstance(event, StepProgress) or self._run_dir is None:
+            return
+        self._epochs_read = True
+        folder = RunFolder(self.predictable_run() or self._run_dir)
+        try:
+            self.monitor.progress.epochs = folder.read_config().train.epochs
+        except MedtlError:
+            self.monitor.progress.epochs = None
+
+    def _cancelled(self, request: TrainRequest) -> None:
+        self.outcome = self._outcome(request, CANCELLED)
+        self.monitor.finished("cancelled" + (": Resume goes on from its checkpoint" if self.outcome.resumable else " before training began"))
+        self.monitor.add_log(self.monitor.status.text())
+
+    def _ended(self, request: TrainRequest) -> None:
+        """Whatever the end: the next run gets a new default folder, and Resume / Train again follow the outcome."""
+        if Path(self.out_dir.text().strip()) == request.out_dir:
+            self.out_dir.setText(str(default_run_dir()))
+        self._set_follow_ups()
+
+    def _outcome(self, request: TrainRequest, stopped_because: str | None) -> RunOutcome:
+        run_dir = self.predictable_run() or request.out_dir
+        return RunOutcome(run_dir, request.out_dir, request.datalist, request.task, request.device, stopped_because)
+
+    def _set_follow_ups(self) -> None:
+        running, outcome = self.running, self.outcome
+        self.resume_button.setEnabled(not running and outcome is not None and outcome.resumable)
+        self.again_button.setEnabled(not running and outcome is not None and outcome.has_model)
 
     def predictable_run(self) -> Path | None:
         """The run folder the last successful training left (its pretrained arm when compared)."""
@@ -293,10 +396,11 @@ class TrainingPanel(RunPanel):
         folder = ComparisonFolder(self._run_dir)
         return folder.arm("pretrained").path if folder.is_comparison() else self._run_dir
 
-    def _done(self, result: TrainResult) -> None:
-        self.monitor.finished()
+    def _done(self, request: TrainRequest, result: TrainResult) -> None:
         summary = result.summary
-        self.monitor.add_log(f"done: {summary.stopped_because or 'finished'}; best {summary.best_metric_name or 'metric'} {summary.best_metric}")
+        self.outcome = self._outcome(request, summary.stopped_because)
+        self.monitor.finished(ended_status(summary))
+        self.monitor.add_log(self.monitor.status.text())
         self.predict_button.setEnabled(True)
         if result.comparison is not None:
             self.show_runs([result.out_dir])
@@ -307,6 +411,7 @@ class TrainingPanel(RunPanel):
             self.predict_button.setEnabled(False)
         self.start_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
+        self._set_follow_ups()
 
     def _curves(self, progress: TrainingProgress) -> list[Curve]:
         """The live run's curves, or, when past runs are open, each run's loss and first metric in its own colour."""

@@ -140,6 +140,11 @@ class ViewerWidget(QWidget):
         model.layer_changed()
         self.projection_ready.emit()
 
+    def focus_active_view(self) -> None:
+        """Give the keyboard focus to the view the slice keys act on (after a panel command, say)."""
+        if self.model is not None:
+            self.active_view.setFocus(Qt.FocusReason.OtherFocusReason)
+
     def _activate(self, view: SliceView) -> None:
         """Make ``view`` the one the slice keys act on (keyboard focus stays where the user put it)."""
         self.active_view = view
