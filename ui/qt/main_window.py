@@ -590,4 +590,5 @@ def _scrolled(widget: QWidget) -> QScrollArea:
     scroller.setWidget(widget)
     scroller.setWidgetResizable(True)
     scroller.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    scroller.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # a click on the panel's background or a button leaves the focus where it was
     return scroller

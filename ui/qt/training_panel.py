@@ -73,8 +73,8 @@ class TrainingPanel(RunPanel):
         self._build_progress()
         self._epochs_read = False
         self.monitor.event_received.connect(self._read_planned_epochs)
-        if not self.datalist.text().strip() and self.label_store.saved():
-            self.task_box.setCurrentText("segmentation")  # the user's labels are masks
+        if not self.datalist.text().strip():
+            self.task_box.setCurrentText("segmentation")  # labels drawn in the app are masks; a datalist chosen sets its own task
         self._task_changed(self.task_box.currentText())
         self.monitor.running_changed.connect(self._set_running)
         self._set_running(False)
@@ -367,7 +367,8 @@ class TrainingPanel(RunPanel):
         try:
             self.monitor.progress.epochs = folder.read_config().train.epochs
         except MedtlError:
-            self.monitor.progress.epochs = None
+            return
+        self.monitor.status.setText(self.monitor.progress.status())
 
     def _cancelled(self, request: TrainRequest) -> None:
         self.outcome = self._outcome(request, CANCELLED)
