@@ -11,11 +11,13 @@ import pytest
 
 from medtl.data.datalist import load_datalist
 from medtl.data.images import read_image
+from medtl.data.sparse import Annotated
 from medtl.dicom.series import load_series
 from medtl.dicom.volume import Volume
 from medtl.errors import MedtlError
 from medtl.labels.store import (
     IMAGE_NAME,
+    TRAINING_MASK_NAME,
     LabelStore,
     default_labels_dir,
     same_grid,
@@ -111,3 +113,63 @@ def test_an_older_snapshot_never_overwrites_a_newer_one(series: tuple[Volume, li
     assert older == newer and read_image(newer.mask).array.any()  # the older, empty snapshot wrote nothing
     other = store.save_snapshot("label B", 0, np.zeros(volume.shape, np.uint8), volume, files, {1: "lesion"})
     assert not read_image(other.mask).array.any()  # another label's first snapshot is written
+
+
+def test_saving_again_keeps_the_previous_mask_as_a_version_that_can_be_restored(series: tuple[Volume, list[Path]], tmp_path: Path) -> None:
+    volume, files = series
+    store = LabelStore(tmp_path / "labels")
+    uids = (volume.metadata["study_uid"], volume.metadata["series_uid"])
+    assert store.versions(*uids) == []
+    first = store.save(lesion(volume), volume, files, {1: "lesion", 2: "oedema"}, annotated=Annotated().add(0, [2]))
+    assert store.versions(*uids) == []  # nothing was replaced
+    store.save(np.zeros(volume.shape, np.uint8), volume, files, {1: "lesion"})
+    versions = store.versions(*uids)
+    assert [v.number for v in versions] == [1] and versions[0].mask.name == "mask-0001.nii.gz"
+    assert np.array_equal(read_image(versions[0].mask).array, lesion(volume)) and not read_image(first.mask).array.any()
+    restored = store.restore(*uids, 1)
+    assert np.array_equal(read_image(restored.mask).array, lesion(volume))
+    assert restored.labels == {0: "background", 1: "lesion", 2: "oedema"} and restored.annotated == Annotated().add(0, [2])
+    assert [v.number for v in store.versions(*uids)] == [1, 2]  # the empty mask the restore replaced is kept too
+    assert not read_image(store.versions(*uids)[1].mask).array.any()
+    with pytest.raises(MedtlError, match="no version 7"):
+        store.restore(*uids, 7)
+
+
+def test_a_partly_annotated_label_trains_only_on_its_annotated_slices(series: tuple[Volume, list[Path]], tmp_path: Path) -> None:
+    """Most slices unannotated: the datalist's mask marks them ``ignore`` (the highest value, named so), nnU-Net style."""
+    volume, files = series
+    store = LabelStore(tmp_path / "labels")
+    annotated = Annotated().add(0, [2]).add(2, [14])
+    saved = store.save(lesion(volume), volume, files, {1: "lesion", 2: "oedema"}, annotated=annotated)
+    record = json.loads((saved.mask.parent / "label.json").read_text())
+    assert record["annotated"] == {"complete": False, "axial": [2], "coronal": [], "sagittal": [14]}
+    assert store.find(volume.metadata["study_uid"], volume.metadata["series_uid"]).annotated == annotated  # type: ignore[union-attr]
+    datalist = load_datalist(store.write_datalist(), "segmentation")
+    assert datalist.labels == {0: "background", 1: "lesion", 2: "oedema", 3: "ignore"}
+    training = read_image(datalist.training[0].label)
+    assert datalist.training[0].label.name == TRAINING_MASK_NAME and same_grid(training, volume)
+    expected = np.full(volume.shape, 3, np.uint8)
+    expected[2], expected[:, :, 14] = lesion(volume)[2], lesion(volume)[:, :, 14]
+    assert np.array_equal(training.array, expected)  # untouched slices are ignore, annotated background stays 0
+    assert (training.array == 3).mean() > 0.7
+
+    store.save(lesion(volume), volume, files, {1: "lesion", 2: "oedema"})  # a whole mask (imported, or accepted everywhere)
+    datalist = load_datalist(store.write_datalist(), "segmentation")
+    assert datalist.labels == {0: "background", 1: "lesion", 2: "oedema"} and datalist.training[0].label.name == "mask.nii.gz"
+    assert not (saved.mask.parent / TRAINING_MASK_NAME).exists()  # no stale sparse mask left to read by mistake
+
+
+def test_a_label_saved_before_slices_were_recorded_counts_as_complete_and_one_with_none_is_left_out(
+    series: tuple[Volume, list[Path]], tmp_path: Path
+) -> None:
+    volume, files = series
+    store = LabelStore(tmp_path / "labels")
+    saved = store.save(lesion(volume), volume, files, {1: "lesion"}, annotated=Annotated())
+    with pytest.raises(MedtlError, match="no saved label .* has an annotated slice"):
+        store.write_datalist()
+    info = saved.mask.parent / "label.json"
+    old = json.loads(info.read_text())
+    del old["annotated"]
+    info.write_text(json.dumps(old))
+    assert store.saved()[0].annotated.complete
+    assert load_datalist(store.write_datalist(), "segmentation").training[0].label == saved.mask.resolve()

@@ -290,8 +290,10 @@ def test_resume_a_cancelled_run_and_train_again_from_a_finished_one(qtbot, tmp_p
     panel = TrainingPanel(temporary_settings(tmp_path))
     qtbot.addWidget(panel)
     assert not panel.resume_button.isEnabled() and not panel.again_button.isEnabled()
-    fill_form(panel, datalist, tmp_path / "run")
+    assert panel.task_box.currentText() == "segmentation"
+    panel.datalist.setText(str(datalist))
     qtbot.waitUntil(lambda: panel.task_box.currentText() == "classification", timeout=TRAIN_TIMEOUT_MS)  # the datalist names classes
+    fill_form(panel, datalist, tmp_path / "run")
     with qtbot.waitSignal(panel.monitor.event_received, timeout=TRAIN_TIMEOUT_MS, check_params_cb=lambda event: isinstance(event, StepProgress)):
         assert panel.start()
     assert panel.monitor.status.text().startswith("epoch 1/50")

@@ -49,6 +49,7 @@ def datalist(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def fill_form(panel: TrainingPanel, datalist: Path, out_dir: Path) -> None:
     """A small network from scratch (nothing to fetch) on the CPU, with more epochs than a test waits for."""
     panel.datalist.setText(str(datalist))
+    panel.task_box.setCurrentText("classification")  # as the datalist's summary will (the panel starts on segmentation)
     panel.out_dir.setText(str(out_dir))
     panel.model_box.setCurrentText("resnet10")
     panel.weights_box.setCurrentIndex(1)

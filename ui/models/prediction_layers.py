@@ -12,6 +12,7 @@ from ui.models.overlays import PREDICTION_PALETTE, HeatmapLayer, LabelLayer, Ove
 if TYPE_CHECKING:  # pragma: no cover
     from medtl.inference.prediction import Prediction
 
+PREDICTION_OPACITY = 0.35  # under the label being edited (0.6): a prediction shows, the strokes on it show more
 GRADCAM_FLOOR = 0.2  # Grad-CAM below this (of its case maximum) stays transparent: only the evidence is coloured
 UNCERTAINTY_FLOOR = 0.05
 
@@ -22,7 +23,7 @@ def prediction_layers(prediction: Prediction, run_name: str) -> list[OverlayLaye
     if isinstance(prediction, SegmentationPrediction):
         names = {value: name for value, name in sorted(prediction.labels.items()) if value != 0}
         mask = prediction.mask.array.astype(np.uint8, copy=False)
-        layers.append(LabelLayer(f"{run_name}: {', '.join(names.values()) or 'mask'}", mask, names=names, palette=PREDICTION_PALETTE))
+        layers.append(LabelLayer(f"{run_name}: {', '.join(names.values()) or 'mask'}", mask, names=names, opacity=PREDICTION_OPACITY, palette=PREDICTION_PALETTE))
     if isinstance(prediction, ClassificationPrediction):
         heatmap = HeatmapLayer(f"{run_name}: Grad-CAM ({prediction.predicted})", prediction.heatmap.array, vmin=GRADCAM_FLOOR, vmax=1.0)
         layers.append(heatmap)

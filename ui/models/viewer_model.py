@@ -32,6 +32,7 @@ from ui.models.world_plane import WorldGrid, WorldPlane, is_oblique
 
 PLACED_KINDS = {"classic", "enhanced"}  # volumes whose grid is placed in the patient; others get no orientation letters
 ANONYMOUS = "Anonymised"
+EDITED_OPACITY = 0.6  # the label being edited: above the predictions' 0.35, so that strokes stand out on them
 PROJECTION_PERCENTILES = (5.0, 99.5)
 """A projection's window spans these percentiles of its pixels above its minimum (the background outside the body)."""
 
@@ -226,7 +227,7 @@ class ViewerModel:
         if self.editor is not None and self.editor.layer in self.layers:
             self.layers.remove(self.editor.layer)
         names = {value: text for value, text in names.items() if value != 0} or {1: "label 1"}
-        layer = LabelLayer(name, np.array(mask, dtype=np.uint8, copy=True), names=names, opacity=0.4)
+        layer = LabelLayer(name, np.array(mask, dtype=np.uint8, copy=True), names=names, opacity=EDITED_OPACITY)
         self.editor = LabelEditor(layer, names, value=min(names), dirty=dirty, annotated=annotated if annotated is not None else Annotated.everything())
         self.layers.append(layer)
         self.changed.emit()
