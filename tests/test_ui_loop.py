@@ -32,12 +32,11 @@ from tests.test_ui_window import click_into
 from ui.models.label_editor import LabelEditor, annotated_axis
 from ui.models.overlays import PREDICTION_PALETTE, LabelLayer
 from ui.models.prediction_layers import prediction_layers
+from ui.models.projection import ProjectionPlane
 from ui.models.run_request import RunOutcome, default_run_dir, default_runs_root, resume_request, train_again_request
 from ui.models.training_progress import TrainingProgress, ended_status
 from ui.models.view_plane import PlaneKind, ViewPlane
 from ui.models.viewer_model import ViewerModel, projection_window, window_text
-from ui.models.projection import ProjectionPlane
-from ui.qt.main_window import MainWindow
 from ui.qt.training_panel import TrainingPanel
 
 SAMPLE_TIMEOUT_MS = 120_000  # the sample study is built on first use (a few seconds)
@@ -225,9 +224,9 @@ def test_paint_accept_save_and_train_on_the_sample_without_losing_a_stroke(qtbot
     record = json.loads((label.mask.parent / INFO_NAME).read_text())
     assert record["annotated"] == {"complete": False, "axial": [first, second], "coronal": [], "sagittal": []}
     drawn = editor.layer.mask.copy()
-    datalist = load_datalist(store.write_datalist())
-    assert datalist.labels == {0: "background", 1: "label 1", 2: "ignore"} and datalist.training[0].label.name == TRAINING_MASK_NAME
-    training = read_image(datalist.training[0].label).array
+    written = load_datalist(store.write_datalist())
+    assert written.labels == {0: "background", 1: "label 1", 2: "ignore"} and written.training[0].label.name == TRAINING_MASK_NAME
+    training = read_image(written.training[0].label).array
     assert np.array_equal(training[[first, second]], drawn[[first, second]]) and (np.delete(training, [first, second], axis=0) == 2).all()
 
     box = (slice(first - 5, second + 5), *(slice(min(stroke[a], erased[a]) - 4, max(stroke[a], erased[a]) + 4) for a in (1, 2)))
@@ -250,6 +249,7 @@ def test_paint_accept_save_and_train_on_the_sample_without_losing_a_stroke(qtbot
         window.save_label()
     uids = (str(model.volume.metadata["study_uid"]), str(model.volume.metadata["series_uid"]))
     versions = store.versions(*uids)
+    assert "earlier saves kept: 1 in" in window.status_message.text()
     assert [v.number for v in versions] == [1] and np.array_equal(read_image(versions[0].mask).array, drawn)
     assert np.array_equal(read_image(label.mask).array, merged) and store.find(*uids).annotated.complete  # type: ignore[union-attr]
     restored = store.restore(*uids, 1)

@@ -35,7 +35,7 @@ from medtl.dicom.records import ScanResult, SeriesInfo
 from medtl.dicom.scan import scan
 from medtl.dicom.series import load_series
 from medtl.errors import MedtlError
-from medtl.labels.store import LabelStore, SavedLabel
+from medtl.labels.store import VERSIONS_FOLDER, LabelStore, SavedLabel
 from medtl.progress import CancelToken, ProgressCallback
 from medtl.sample_study import sample_study_dir
 from ui.models.label_editor import LabelEditor
@@ -282,7 +282,8 @@ class MainWindow(QMainWindow):
         self._idle()
         editor.saved(edits)
         self.label_tools.refresh()
-        self.status_message.setText(f"Label saved to {saved.mask}")
+        kept = len(self.label_store.versions(saved.study_uid, saved.series_uid))
+        self.status_message.setText(f"Label saved to {saved.mask}" + (f" (earlier saves kept: {kept} in {saved.mask.parent / VERSIONS_FOLDER})" if kept else ""))
         self.label_saved.emit(saved)
 
     def resolve_unsaved_label(self) -> bool:
