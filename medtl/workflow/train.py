@@ -8,8 +8,8 @@ own); nothing is printed. ``cancel`` stops within one step and leaves a checkpoi
 with ``resume=True`` continues from.
 
 With ``init_from`` the new run starts from a finished run's best model ("train again from this model"):
-the same network, preprocessing and settings, the output layer too when the classes or labels are the
-parent's, on the current datalist; its summary names the parent (``parent_run``, and ``pretrained_source``
+the same network, preprocessing and settings, the output layer too when there are as many classes or
+labels as in the parent (a new one otherwise), on the current datalist; its summary names the parent (``parent_run``, and ``pretrained_source``
 ``"run:PARENT"``), and :func:`~medtl.training.run_folder.run_chain` lists the runs it descends from.
 
 With ``compare_scratch`` the output folder is a :class:`~medtl.training.compare.ComparisonFolder`:
@@ -269,8 +269,8 @@ def _new_plan(datalist: Datalist, request: TrainRequest, emit: Emit) -> Plan:
 
 
 def _parent_plan(parent_dir: Path, datalist: Datalist, request: TrainRequest, emit: Emit) -> Plan:
-    """Training again from the run in ``parent_dir``: its network from its best weights (the output layer too when the
-    classes or labels are the same), its preprocessing and settings; the request's device and seed, and its budget when given."""
+    """Training again from the run in ``parent_dir``: its network from its best weights (the output layer too unless the
+    number of classes or labels changed), its preprocessing and settings; the request's device and seed, and its budget when given."""
     from medtl.data.sparse import trained_labels
     from medtl.training.case_results import output_names
 
@@ -278,8 +278,8 @@ def _parent_plan(parent_dir: Path, datalist: Datalist, request: TrainRequest, em
     parent = _plan_of(stored)
     task, spec = datalist.task, parent.spec
     outputs = list(datalist.classes) if task == "classification" else [name for value, name in sorted(trained_labels(datalist.labels).items()) if value != 0]
-    kept = outputs == list(output_names(task, stored.data, spec.num_outputs))
-    spec = dataclasses.replace(spec, weights=f"{RUN_PREFIX}{parent_dir}", num_outputs=spec.num_outputs if kept else len(outputs) + (task == "segmentation"))
+    parent_outputs = list(output_names(task, stored.data, spec.num_outputs))
+    spec = dataclasses.replace(spec, weights=f"{RUN_PREFIX}{parent_dir}", num_outputs=len(outputs) + (task == "segmentation"))
     if request.strategy is not None:
         spec = dataclasses.replace(spec, strategy=request.strategy, strategy_params={})
     config = dataclasses.replace(parent.config, device=request.device, seed=request.seed, class_weights=None)
@@ -287,7 +287,12 @@ def _parent_plan(parent_dir: Path, datalist: Datalist, request: TrainRequest, em
         budget = defaults.choose_train_config(task, parent.preprocessing, epochs=request.epochs, time_limit_minutes=request.time_limit_minutes, device=request.device, seed=request.seed)
         config = dataclasses.replace(config, epochs=budget.epochs, time_limit_minutes=budget.time_limit_minutes, early_stopping_patience=budget.early_stopping_patience)
     what = "classes" if task == "classification" else "labels"
-    head = f"the same {what}, so its output layer too" if kept else f"other {what} ({', '.join(outputs)}), so a new output layer"
+    if outputs == parent_outputs:
+        head = f"the same {what}, so its output layer too"
+    elif len(outputs) == len(parent_outputs):
+        head = f"other {what} ({', '.join(outputs)}) but as many, so its output layer too, as a start"
+    else:
+        head = f"other {what} ({', '.join(outputs)}), so a new output layer"
     emit(f"training again from {parent_dir}: {spec.architecture} with its weights and settings; {head}")
     return Plan(spec, parent.preprocessing, config)
 
