@@ -88,6 +88,8 @@ class TrainRequest:
             raise InvalidRequest("out_dir", "choose an output folder for the run")
         self._take_unset_from_stored_run()
         object.__setattr__(self, "datalist", Path(self.datalist or ""))
+        if str(self.datalist).strip() in ("", "."):
+            raise InvalidRequest("datalist", "choose a datalist (.json file) to train on")
         if self.task is None:
             raise InvalidRequest("task", f"choose the task: {' or '.join(TASKS)}")
         check_choice("task", self.task, TASKS, "the task")
@@ -96,8 +98,6 @@ class TrainRequest:
             check_choice("strategy", self.strategy, tuple(STRATEGIES), "the strategy")
         check_epochs("epochs", self.epochs)
         check_positive_minutes("time_limit_minutes", self.time_limit_minutes)
-        if str(self.datalist).strip() in ("", "."):
-            raise InvalidRequest("datalist", "choose a datalist (.json file) to train on")
         if not self.datalist.is_file():
             raise InvalidRequest("datalist", f"the datalist {self.datalist} does not exist (choose a datalist .json file)")
         if self.weights not in (None, "none"):
