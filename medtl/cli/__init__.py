@@ -19,7 +19,8 @@ from collections.abc import Sequence
 from medtl import __version__
 from medtl.errors import InvalidRequest, MedtlError
 
-SUBCOMMANDS = ("scan", "convert", "sample", "models", "train", "pretrain", "predict", "rank", "export", "app", "demo")
+SUBCOMMANDS = ("scan", "convert", "sample", "models", "train", "pretrain", "predict", "export", "app", "demo")
+SUBCOMMANDS += ("rank",)
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

@@ -239,25 +239,26 @@ def _forward(model: torch.nn.Module, images: torch.Tensor, roi_size: tuple[int, 
 
 
 def _segmentation_results(items: list[dict[str, Any]], outputs: list[tuple[torch.Tensor, Any]], data: dict[str, Any]) -> CaseResults:
+    """One case a batch, as validation scores it (a whole image, or the slices of one volume); masks holding the
+    ``ignore`` label are scored on their annotated voxels."""
     import torch
 
+    from medtl.data.sparse import ignore_value
     from medtl.training.metrics import MetricAccumulator, label_spacing
 
     names = output_names("segmentation", data, outputs[0][0].shape[1])
+    ignore = ignore_value({int(value): str(name) for value, name in (data.get("labels") or {}).items()})
     cases: list[Case] = []
     unit = "voxels"
-    for logits, labels in outputs:
+    for item, (logits, labels) in zip(items, outputs, strict=True):
         spacing = label_spacing(labels)
         unit = "mm" if spacing is not None else "voxels"
-        plain = labels.as_subclass(torch.Tensor)
-        for b in range(logits.shape[0]):
-            scores = MetricAccumulator("segmentation")
-            scores.update(logits[b : b + 1], plain[b : b + 1], None if spacing is None else spacing[b : b + 1])
-            metrics = scores.compute()
-            item = items[len(cases)]
-            dice = {name: metrics[f"dice_{value}"] for value, name in enumerate(names, start=1)}
-            hd95 = {name: metrics[f"hd95_{unit}_{value}"] for value, name in enumerate(names, start=1)}
-            cases.append(SegmentationCase(Path(item["image"]), Path(item["label"]), dice, hd95))
+        scores = MetricAccumulator("segmentation", *([] if ignore is None else [ignore]))  # the ignore label, for sparse masks
+        scores.update(logits, labels.as_subclass(torch.Tensor), spacing)
+        metrics = scores.compute()
+        dice = {name: metrics[f"dice_{value}"] for value, name in enumerate(names, start=1)}
+        hd95 = {name: metrics[f"hd95_{unit}_{value}"] for value, name in enumerate(names, start=1)}
+        cases.append(SegmentationCase(Path(item["image"]), Path(item["label"]), dice, hd95))
     return CaseResults("segmentation", names, tuple(cases), unit)
 
 

@@ -4,13 +4,13 @@
 
     config.json             {"train": TrainConfig, "model": ModelSpec dict, "preprocessing": ..., "data": ...}
     load_report.json        which pretrained tensors were loaded, adapted, new and dropped
+    case_results.json       the best model on each validation case (:class:`~medtl.training.case_results.CaseResults`)
+    case_results.csv        the same cases as a table, for a spreadsheet
     metrics.jsonl           one JSON object per epoch, appended and flushed as training goes
     checkpoint.pt           the full training state (``torch.load(weights_only=True)`` reads it)
     best_model.safetensors  the weights with the best validation metric
     summary.json            task, best_metric_name, best_metric, epochs, seconds, pretrained_source, stopped_because
     model_card.md           data, split, metrics, source weights and licence, intended use
-    case_results.json       the best model on each validation case (:class:`~medtl.training.case_results.CaseResults`)
-    case_results.csv        the same cases as a table, for a spreadsheet
 
 A run that started from another run's model (``"run:PATH"`` weights) has that run as its parent;
 :func:`run_chain` follows the parents for a run history.
@@ -143,6 +143,10 @@ class RunFolder:
     def load_report_path(self) -> Path:
         return self.path / "load_report.json"
 
+    def write_load_report(self, report: dict[str, Any]) -> None:
+        """``load_report.json``: which pretrained tensors were loaded, adapted, new and dropped (and why)."""
+        write_text_atomic(self.load_report_path, _dumps(report, indent=1))
+
     @property
     def case_results_paths(self) -> tuple[Path, Path]:
         """``case_results.json`` (read back by :meth:`read_case_results`) and ``case_results.csv``."""
@@ -198,10 +202,6 @@ class RunFolder:
         if source is None or not source.startswith(RUN_PREFIX):
             return None
         return Path(source.removeprefix(RUN_PREFIX)).expanduser()
-
-    def write_load_report(self, report: dict[str, Any]) -> None:
-        """``load_report.json``: which pretrained tensors were loaded, adapted, new and dropped (and why)."""
-        write_text_atomic(self.load_report_path, _dumps(report, indent=1))
 
     def _read_json(self, path: Path) -> Any:
         return read_json(path, f"is {self.path} a medtl run folder?")
