@@ -11,9 +11,6 @@
     best_model.safetensors  the weights with the best validation metric
     summary.json            task, best_metric_name, best_metric, epochs, seconds, pretrained_source, stopped_because
     model_card.md           data, split, metrics, source weights and licence, intended use
-
-A run that started from another run's model (``"run:PATH"`` weights) has that run as its parent;
-:func:`run_chain` follows the parents for a run history.
 """
 
 from __future__ import annotations
