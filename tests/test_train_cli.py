@@ -1,4 +1,4 @@
-"""`medtl train` end to end on tiny real tasks: run folder, progress, comparison, Ctrl-C and resume, bad input."""
+"""`medtl train` end to end on tiny real tasks: run folder, progress, comparison, Ctrl-C and resume, training again, bad input."""
 
 from __future__ import annotations
 
@@ -10,12 +10,16 @@ from typing import Any
 import pytest
 
 from medtl.cli import main, train_command
+from medtl.training.run_folder import run_chain
 from tests.test_workflow_train import bone_task, orientation_task  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 SUMMARY_KEYS = {"task", "best_metric_name", "best_metric", "epochs", "seconds", "pretrained_source"}
-RUN_FILES = ("config.json", "metrics.jsonl", "best_model.safetensors", "summary.json", "model_card.md", "checkpoint.pt", "load_report.json")
+RUN_FILES = (
+    "config.json", "metrics.jsonl", "best_model.safetensors", "summary.json", "model_card.md", "checkpoint.pt", "load_report.json",
+    "case_results.json", "case_results.csv",
+)  # fmt: skip
 
 
 def test_help_lists_the_options(capsys: pytest.CaptureFixture[str]) -> None:
@@ -23,11 +27,11 @@ def test_help_lists_the_options(capsys: pytest.CaptureFixture[str]) -> None:
         main(["train", "--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for option in ("--datalist", "--task", "--out", "--model", "--weights", "--strategy", "--epochs", "--time-limit", "--device", "--compare-scratch", "--resume", "--seed"):
+    for option in ("--datalist", "--task", "--out", "--model", "--weights", "--strategy", "--epochs", "--time-limit", "--device", "--compare-scratch", "--resume", "--init-from", "--seed"):
         assert option in out
 
 
-def test_ctrl_c_checkpoints_then_resume_finishes_the_run_folder(bone_task: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+def test_ctrl_c_checkpoints_then_resume_finishes_the_run_folder_and_a_new_run_starts_from_it(bone_task: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
     run = tmp_path / "run"
     args = ["train", "--datalist", str(bone_task), "--task", "segmentation", "--out", str(run), "--model", "unet", "--epochs", "2"]
     step = train_command.TrainConsole._step
@@ -41,11 +45,11 @@ def test_ctrl_c_checkpoints_then_resume_finishes_the_run_folder(bone_task: Path,
     assert main(args) == 130
     err = capsys.readouterr().err
     assert "epoch 1: train loss" in err and "mean_dice" in err
-    assert f"medtl train --datalist {bone_task} --task segmentation --out {run} --resume" in err
+    assert f"Continue it with:\n  medtl train --resume {run}\n" in err  # the run folder holds the datalist and the settings
     assert "Traceback" not in err
     monkeypatch.undo()
 
-    assert main([*args[:-2], "--resume"]) == 0
+    assert main(["train", "--resume", str(run)]) == 0
     out, err = capsys.readouterr()
     assert "resumed after epoch 1, step 1" in err and "epoch 2: train loss" in err and "epoch 1: train loss" not in err
     assert f"run folder: {run}" in out and "best mean_dice:" in out
@@ -60,7 +64,16 @@ def test_ctrl_c_checkpoints_then_resume_finishes_the_run_folder(bone_task: Path,
     assert "not be used for diagnosis" in (run / "model_card.md").read_text()
 
     assert main(args) == 2  # a finished run is never overwritten
-    assert "already holds a training run" in capsys.readouterr().err
+    assert "medtl train: error: --out: " in (err := capsys.readouterr().err) and "already holds a training run; resume it, or choose another output folder" in err
+    assert main([*args, "--resume"]) == 0  # the older form: resuming a finished run only rewrites its summary
+    assert "finished (completed): 2 epoch(s)" in capsys.readouterr().err
+
+    again = tmp_path / "again"
+    assert main(["train", "--init-from", str(run), "--out", str(again), "--epochs", "1"]) == 0
+    out, err = capsys.readouterr()
+    assert f"training again from {run}: unet with its weights and settings" in err and f"pretrained weights: run:{run}" in out
+    assert json.loads((again / "summary.json").read_text())["parent_run"] == str(run)
+    assert run_chain(again) == [again, run]
 
 
 def test_defaults_with_compare_scratch_write_both_runs_and_the_comparison(orientation_task: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
@@ -102,6 +115,24 @@ def test_a_bad_setting_names_its_flag_and_says_why(options: list[str], expected:
     err = capsys.readouterr().err
     assert err.startswith(f"medtl train: error: {expected}") and err.count("\n") == 1
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [
+        (["--resume", "a", "--out", "b"], "--resume: two run folders given (a and b); name the run to resume once"),
+        (["--resume", "nowhere"], "--resume: nowhere: nothing to resume (no config.json); start a new run instead"),
+        (["--init-from", "nowhere", "--out", "new"], "--init-from: "),
+        (["--datalist", "x.json", "--task", "segmentation"], "--out: choose an output folder for the run"),
+        (["--out", "new"], "--datalist: choose a datalist (.json file) to train on"),
+    ],
+)
+def test_resume_and_init_from_errors_name_their_flag(words: list[str], expected: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", *words]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"medtl train: error: {expected}") and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_plain_progress_lines_when_stderr_is_not_a_tty() -> None:

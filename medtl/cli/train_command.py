@@ -1,4 +1,9 @@
-"""`medtl train`: fine-tune a network on a datalist into a run folder, with a progress bar; Ctrl-C checkpoints."""
+"""`medtl train`: fine-tune a network on a datalist into a run folder, with a progress bar; Ctrl-C checkpoints.
+
+``medtl train --resume RUN`` continues an interrupted run with its stored settings and datalist (the
+older ``--out RUN --resume`` works too); ``medtl train --init-from RUN --out NEW`` trains again from a
+finished run's best model, on its datalist unless ``--datalist`` names another.
+"""
 
 from __future__ import annotations
 
@@ -27,15 +32,15 @@ PLAIN_STEP_INTERVAL_S = 10.0
 _BAR_WIDTH = 20
 FLAGS = {
     "datalist": "--datalist", "task": "--task", "out_dir": "--out", "model": "--model", "weights": "--weights", "strategy": "--strategy",
-    "epochs": "--epochs", "time_limit_minutes": "--time-limit", "device": "--device", "resume": "--resume",
+    "epochs": "--epochs", "time_limit_minutes": "--time-limit", "device": "--device", "resume": "--resume", "init_from": "--init-from",
 }  # fmt: skip
 """The flag that sets each :class:`~medtl.workflow.train.TrainRequest` field, named in front of its errors."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--datalist", type=Path, required=True, metavar="DL.json", help="MSD-style datalist JSON (training, optional validation)")
-    parser.add_argument("--task", choices=TASKS, required=True, help="what the labels are: class names or mask files")
-    parser.add_argument("--out", type=Path, required=True, metavar="RUN", help="the run folder to write (config, metrics, best model, model card)")
+    parser.add_argument("--datalist", type=Path, metavar="DL.json", help="MSD-style datalist JSON (training, optional validation); resuming or with --init-from: the run's")
+    parser.add_argument("--task", choices=TASKS, help="what the labels are: class names or mask files; resuming or with --init-from: the run's")
+    parser.add_argument("--out", type=Path, metavar="RUN", help="the run folder to write (config, metrics, best model, model card, per-case results)")
     parser.add_argument("--model", metavar="NAME", help="architecture (see `medtl models`); default: chosen for the task and the data")
     parser.add_argument("--weights", metavar="SOURCE", help="pretrained weights: FILE, BUNDLE, a packaged name, run:RUN, URL#sha256=HEX, or none")
     parser.add_argument("--strategy", choices=tuple(STRATEGIES), help="what trains: linear_probe, last_k, full (default) or gradual")
@@ -43,7 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--time-limit", type=float, metavar="MIN", dest="time_limit", help="training budget in minutes; the schedule is planned to fill it")
     parser.add_argument("--device", choices=DEVICES, default="auto", help="where to train (default: CUDA, then Apple MPS, then CPU)")
     parser.add_argument("--compare-scratch", action="store_true", help="also train the same architecture from scratch on the same budget and compare")
-    parser.add_argument("--resume", action="store_true", help="continue an interrupted run in RUN with its stored settings")
+    parser.add_argument("--resume", nargs="?", const=True, type=Path, metavar="RUN", help="continue the interrupted run in RUN (or in --out) with its stored settings")
+    parser.add_argument("--init-from", type=Path, metavar="RUN", dest="init_from", help="train again from the best model of the finished run RUN (its network and settings) into --out")
     parser.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the split, the initialisation and the augmentation (default 0)")
 
 
@@ -52,9 +58,11 @@ def run(args: argparse.Namespace) -> int:
     from medtl.training import distributed
     from medtl.workflow.train import TrainRequest, train
 
+    out = run_folder(args)
     request = TrainRequest(
-        args.datalist, args.task, args.out, model=args.model, weights=args.weights, strategy=args.strategy, epochs=args.epochs,
-        time_limit_minutes=args.time_limit, device=args.device, compare_scratch=args.compare_scratch, resume=args.resume, seed=args.seed,
+        args.datalist, args.task, out, model=args.model, weights=args.weights, strategy=args.strategy, epochs=args.epochs,
+        time_limit_minutes=args.time_limit, device=args.device, compare_scratch=args.compare_scratch, resume=args.resume is not None,
+        seed=args.seed, init_from=args.init_from,
     )  # fmt: skip
     is_main = distributed.init_from_env().is_main
     console = TrainConsole(sys.stderr if is_main else None)
@@ -66,16 +74,27 @@ def run(args: argparse.Namespace) -> int:
         console.line("medtl train: interrupted before training started; nothing to resume")
         return INTERRUPTED
     if result.cancelled:
-        console.line(f"medtl train: interrupted; the run is checkpointed in {args.out}. Continue it with:\n  {resume_command(args)}")
+        console.line(f"medtl train: interrupted; the run is checkpointed in {out}. Continue it with:\n  {resume_command(out)}")
         return INTERRUPTED
     if is_main:
         print(final_summary(result))
     return 0
 
 
-def resume_command(args: argparse.Namespace) -> str:
-    words = ["medtl", "train", "--datalist", str(args.datalist), "--task", args.task, "--out", str(args.out), "--resume"]
-    return " ".join(shlex.quote(word) for word in words + (["--compare-scratch"] if args.compare_scratch else []))
+def run_folder(args: argparse.Namespace) -> Path:
+    """The run folder: ``--resume RUN``'s, else ``--out``'s (empty when neither names one: the request says so)."""
+    from medtl.errors import InvalidRequest
+
+    if isinstance(args.resume, Path):
+        if args.out is not None and args.out != args.resume:
+            raise InvalidRequest("resume", f"two run folders given ({args.resume} and {args.out}); name the run to resume once")
+        return args.resume
+    return args.out if args.out is not None else Path("")
+
+
+def resume_command(run: Path) -> str:
+    """The command that continues the run in ``run`` (a comparison folder included): its settings and datalist are stored there."""
+    return " ".join(shlex.quote(word) for word in ("medtl", "train", "--resume", str(run)))
 
 
 @contextlib.contextmanager

@@ -4,6 +4,8 @@
 
     config.json             {"train": TrainConfig, "model": ModelSpec dict, "preprocessing": ..., "data": ...}
     load_report.json        which pretrained tensors were loaded, adapted, new and dropped
+    case_results.json       the best model on each validation case (:class:`~medtl.training.case_results.CaseResults`)
+    case_results.csv        the same cases as a table, for a spreadsheet
     metrics.jsonl           one JSON object per epoch, appended and flushed as training goes
     checkpoint.pt           the full training state (``torch.load(weights_only=True)`` reads it)
     best_model.safetensors  the weights with the best validation metric
@@ -18,12 +20,15 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from medtl.atomic import atomic_path, write_text_atomic
 from medtl.errors import MedtlError
 from medtl.training.config import TrainConfig
-from medtl.training.run_summary import RunSummary
+from medtl.training.run_summary import PRETRAINING_TASK, RUN_PREFIX, RunSummary
+
+if TYPE_CHECKING:
+    from medtl.training.case_results import CaseResults
 
 
 def jsonable(value: Any) -> Any:
@@ -139,12 +144,68 @@ class RunFolder:
         """``load_report.json``: which pretrained tensors were loaded, adapted, new and dropped (and why)."""
         write_text_atomic(self.load_report_path, _dumps(report, indent=1))
 
+    @property
+    def case_results_paths(self) -> tuple[Path, Path]:
+        """``case_results.json`` (read back by :meth:`read_case_results`) and ``case_results.csv``."""
+        return self.path / "case_results.json", self.path / "case_results.csv"
+
+    def write_case_results(self, results: CaseResults) -> None:
+        """The best model's results per validation case, as JSON and as a CSV table."""
+        json_path, csv_path = self.case_results_paths
+        write_text_atomic(json_path, _dumps(results.to_dict(), indent=1))
+        write_text_atomic(csv_path, results.csv_text())
+
+    def read_case_results(self) -> CaseResults:
+        from medtl.training.case_results import CaseResults
+
+        json_path = self.case_results_paths[0]
+        data = read_json(json_path, "per-case results are written when a run finishes")
+        try:
+            return CaseResults.from_dict(data)
+        except (KeyError, TypeError, ValueError) as error:
+            raise MedtlError(f"{json_path}: not medtl case results (missing or invalid {error})") from None
+
+    def model_problem(self) -> str | None:
+        """Why this folder's model cannot be used (to predict with, rank with or train again from), in the user's
+        words; ``None`` when the folder holds the best model of a finished training run."""
+        from medtl.training.compare import ComparisonFolder
+
+        comparison = ComparisonFolder(self.path)
+        if not self.path.is_dir():
+            return f"{self.path}: no such run folder; choose the folder of a finished training run"
+        if not self.config_path.is_file() and comparison.is_comparison():
+            arms = " or ".join(str(comparison.arm(name).path) for name in ("pretrained", "scratch"))
+            return f"{self.path} holds two runs (pretrained and from scratch); choose one of them: {arms}"
+        if not self.config_path.is_file():
+            return f"{self.path}: not a training run folder (it has no config.json)"
+        if not self.summary_path.is_file():
+            return f"{self.path}: the run has not finished (no summary.json); resume it, or wait until it ends"
+        try:
+            task = self.read_summary().task
+        except MedtlError as error:
+            return str(error)
+        if task == PRETRAINING_TASK:
+            return f"{self.path}: a self-supervised pretraining run has no task model; fine-tune from its weights ({RUN_PREFIX}{self.path}) first"
+        if not self.best_model_path.is_file():
+            return f"{self.path}: the run has no trained model (it never finished a validation); resume it, or choose another run"
+        return None
+
+    def parent(self) -> Path | None:
+        """The run whose model this run started from (its ``"run:PATH"`` weights in ``config.json``), if any."""
+        if not self.config_path.is_file():
+            return None
+        config = self._read_json(self.config_path)
+        source, _ = weight_provenance(config.get("model") or {} if isinstance(config, dict) else {})
+        if source is None or not source.startswith(RUN_PREFIX):
+            return None
+        return Path(source.removeprefix(RUN_PREFIX)).expanduser()
+
     def _read_json(self, path: Path) -> Any:
         return read_json(path, f"is {self.path} a medtl run folder?")
 
     def start_fresh(self, config: RunConfig, extra: dict[str, Any] | None = None) -> None:
         """Write ``config.json`` and remove what an earlier run in this folder left (metrics, models, summary)."""
-        for stale in (self.checkpoint_path, self.best_model_path, self.summary_path, self.model_card_path, self.metrics_path):
+        for stale in (self.checkpoint_path, self.best_model_path, self.summary_path, self.model_card_path, self.metrics_path, *self.case_results_paths):
             stale.unlink(missing_ok=True)
         self.write_config(config, extra)
 
@@ -245,3 +306,17 @@ class RunFolder:
 
     def write_model_card(self, text: str) -> None:
         write_text_atomic(self.model_card_path, text)
+
+
+def run_chain(run_dir: Path | str) -> list[Path]:
+    """A run and the runs it started from, newest first: ``[run, parent, grandparent, ...]``.
+
+    The chain ends at a run that started from other weights (or from none), or at a parent folder
+    that no longer exists (listed last, so that a history can say it is gone).
+    """
+    chain = [Path(run_dir)]
+    seen = {chain[0].resolve()}
+    while (parent := RunFolder(chain[-1]).parent()) is not None and parent.resolve() not in seen:
+        chain.append(parent)
+        seen.add(parent.resolve())
+    return chain

@@ -4,6 +4,9 @@ Every training job (fine-tuning, self-supervised pretraining, and later ones) en
 fields every run has are attributes; what only one kind of job reports (pretraining's final
 losses and input counts, say) lives in ``details``. ``summary.json`` keeps its flat layout, so run
 folders written before this class existed read back unchanged.
+
+Provenance: a run that started from another run's model (``pretrained_source`` ``"run:PATH"``, as
+``medtl train --init-from`` and ``--weights run:PATH`` make) names that run in ``parent_run``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from medtl.errors import MedtlError
 from medtl.training.events import CANCELLED
 
 PRETRAINING_TASK = "self-supervised pretraining"
+RUN_PREFIX = "run:"
+"""How a weight source names a previous run (see :func:`medtl.models.weights.parse_source`)."""
 
 
 @dataclass(frozen=True)
@@ -32,9 +37,15 @@ class RunSummary:
     best_metric: float | None = None
     best_epoch: int | None = None
     pretrained_source: str | None = None
+    parent_run: str | None = None
+    """The run whose model this one started from (read off ``pretrained_source`` when not given)."""
     details: dict[str, Any] = field(default_factory=dict)
     run_dir: Path | None = None
     """Where the run lies; set when it is read back or returned by a job, never written to the file."""
+
+    def __post_init__(self) -> None:
+        if self.parent_run is None and self.pretrained_source is not None and self.pretrained_source.startswith(RUN_PREFIX):
+            object.__setattr__(self, "parent_run", self.pretrained_source.removeprefix(RUN_PREFIX))
 
     @property
     def cancelled(self) -> bool:

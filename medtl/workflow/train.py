@@ -7,6 +7,11 @@ through ``on_event`` (the Trainer's events plus :class:`~medtl.training.events.L
 own); nothing is printed. ``cancel`` stops within one step and leaves a checkpoint that a request
 with ``resume=True`` continues from.
 
+With ``init_from`` the new run starts from a finished run's best model ("train again from this model"):
+the same network, preprocessing and settings, the output layer too when there are as many classes or
+labels as in the parent (a new one otherwise), on the current datalist; its summary names the parent (``parent_run``, and ``pretrained_source``
+``"run:PARENT"``), and :func:`~medtl.training.run_folder.run_chain` lists the runs it descends from.
+
 With ``compare_scratch`` the output folder is a :class:`~medtl.training.compare.ComparisonFolder`:
 the pretrained arm, the same architecture from random initialisation (same data, seed and budget),
 and their comparison.
@@ -30,11 +35,13 @@ from medtl.progress import CancelToken
 from medtl.training.compare import ComparisonFolder
 from medtl.training.config import DEVICES, TrainConfig
 from medtl.training.events import EventCallback, LogLine
-from medtl.training.run_folder import RunFolder
+from medtl.training.run_folder import RunConfig, RunFolder
+from medtl.training.run_summary import RUN_PREFIX
 from medtl.workflow import defaults
 from medtl.workflow.request import InvalidRequest, check_choice, check_epochs, check_positive_minutes
 
 if TYPE_CHECKING:
+    import torch
     from torch.utils.data import DataLoader
 
     from medtl.data.dataset import DataSummary
@@ -55,11 +62,14 @@ class TrainRequest:
     initialisation) and a freezing strategy; ``None`` leaves the choice to the defaults for the data.
     ``time_limit_minutes`` is a budget the schedule is planned to fill. ``compare_scratch`` also trains
     the same architecture from scratch on the same budget. ``resume`` continues the run in ``out_dir``
-    with the settings stored there (the other settings are then ignored).
+    with the settings stored there (the other settings are then ignored; ``datalist`` and ``task`` may be
+    ``None``: the run's). ``init_from`` (a finished run's folder) starts a new run from that run's best
+    model with its network and settings (``datalist`` and ``task`` may be ``None``: the parent's; a given
+    number of epochs or time limit replaces the parent's budget).
     """
 
-    datalist: Path
-    task: str
+    datalist: Path | None
+    task: str | None
     out_dir: Path
     model: str | None = None
     weights: str | None = None
@@ -70,30 +80,72 @@ class TrainRequest:
     compare_scratch: bool = False
     resume: bool = False
     seed: int = 0
+    init_from: Path | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "datalist", Path(self.datalist))
         object.__setattr__(self, "out_dir", Path(self.out_dir))
+        if not str(self.out_dir).strip() or str(self.out_dir) == ".":
+            raise InvalidRequest("out_dir", "choose an output folder for the run")
+        self._take_unset_from_stored_run()
+        object.__setattr__(self, "datalist", Path(self.datalist or ""))
+        if str(self.datalist).strip() in ("", "."):
+            raise InvalidRequest("datalist", "choose a datalist (.json file) to train on")
+        if self.task is None:
+            raise InvalidRequest("task", f"choose the task: {' or '.join(TASKS)}")
         check_choice("task", self.task, TASKS, "the task")
         check_choice("device", self.device, DEVICES, "the device")
         if self.strategy is not None:
             check_choice("strategy", self.strategy, tuple(STRATEGIES), "the strategy")
         check_epochs("epochs", self.epochs)
         check_positive_minutes("time_limit_minutes", self.time_limit_minutes)
-        if str(self.datalist).strip() in ("", "."):
-            raise InvalidRequest("datalist", "choose a datalist (.json file) to train on")
         if not self.datalist.is_file():
             raise InvalidRequest("datalist", f"the datalist {self.datalist} does not exist (choose a datalist .json file)")
-        if not str(self.out_dir).strip() or str(self.out_dir) == ".":
-            raise InvalidRequest("out_dir", "choose an output folder for the run")
         if self.weights not in (None, "none"):
             _check_weights(self.weights)
         if self.compare_scratch and self.weights == "none":
             raise InvalidRequest("weights", "comparing with training from scratch needs pretrained weights, not none")
 
+    def _take_unset_from_stored_run(self) -> None:
+        """Resuming or training again from a run: check that run, and take its datalist and task where none is given."""
+        if self.init_from is not None:
+            object.__setattr__(self, "init_from", Path(self.init_from).expanduser().absolute())  # the new run records where its parent lies
+            if self.resume:
+                raise InvalidRequest("init_from", "a resumed run goes on from its own checkpoint; train again from another run into a new output folder instead")
+            for name in ("model", "weights"):
+                if getattr(self, name) is not None:
+                    raise InvalidRequest(name, f"training again from a run keeps that run's network and weights; leave {_SETTINGS_STORED_ON_RESUME[name]} unset")
+            problem = RunFolder(self.init_from).model_problem()
+            if problem is not None:
+                raise InvalidRequest("init_from", problem)
+            stored = _stored_config(self.init_from, "init_from")
+            if self.task is not None and self.task != stored.train.task:
+                raise InvalidRequest("task", f"{self.init_from} is a {stored.train.task} run; training again from it is {stored.train.task} too")
+        elif self.resume and (self.datalist is None or self.task is None):
+            folder = ComparisonFolder(self.out_dir)
+            stored = _stored_config(folder.arm("pretrained").path if folder.is_comparison() else self.out_dir, "resume")
+        else:
+            return
+        if self.task is None:
+            object.__setattr__(self, "task", stored.train.task)
+        if self.datalist is None:
+            if not stored.data.get("datalist"):
+                raise InvalidRequest("datalist", "the run does not record its datalist; choose a datalist (.json file)")
+            object.__setattr__(self, "datalist", Path(stored.data["datalist"]))
+
     def ignored_on_resume(self) -> list[str]:
         """The settings given that a resume ignores (the run's stored ones win), in words."""
         return [words for name, words in _SETTINGS_STORED_ON_RESUME.items() if getattr(self, name) is not None] if self.resume else []
+
+
+def _stored_config(run_dir: Path, field: str) -> RunConfig:
+    """The configuration a run folder was started with; ``field`` names the setting that chose the folder."""
+    folder = RunFolder(run_dir)
+    if not folder.config_path.is_file():
+        raise InvalidRequest(field, f"{run_dir}: nothing to resume (no config.json); start a new run instead" if field == "resume" else f"{run_dir}: not a training run folder")
+    try:
+        return folder.read_config()
+    except MedtlError as error:
+        raise InvalidRequest(field, str(error)) from None
 
 
 def _check_weights(text: str) -> None:
@@ -153,7 +205,7 @@ def train(request: TrainRequest, on_event: EventCallback | None = None, cancel: 
         plan = _stored_plan(main_dir)
     else:
         _refuse_to_overwrite(folder)
-        plan = _new_plan(datalist, request, emit)
+        plan = _parent_plan(request.init_from, datalist, request, emit) if request.init_from is not None else _new_plan(datalist, request, emit)
         if request.compare_scratch and plan.spec.weights is None:
             raise InvalidRequest("weights", f"comparing with training from scratch needs pretrained weights, but {plan.spec.architecture} has no pretrained weights here; choose weights")
     cancel.raise_if_cancelled()
@@ -216,11 +268,43 @@ def _new_plan(datalist: Datalist, request: TrainRequest, emit: Emit) -> Plan:
     return Plan(spec, preprocessing, config)
 
 
+def _parent_plan(parent_dir: Path, datalist: Datalist, request: TrainRequest, emit: Emit) -> Plan:
+    """Training again from the run in ``parent_dir``: its network from its best weights (the output layer too unless the
+    number of classes or labels changed), its preprocessing and settings; the request's device and seed, and its budget when given."""
+    from medtl.data.sparse import trained_labels
+    from medtl.training.case_results import output_names
+
+    stored = RunFolder(parent_dir).read_config()
+    parent = _plan_of(stored)
+    task, spec = datalist.task, parent.spec
+    outputs = list(datalist.classes) if task == "classification" else [name for value, name in sorted(trained_labels(datalist.labels).items()) if value != 0]
+    parent_outputs = list(output_names(task, stored.data, spec.num_outputs))
+    spec = dataclasses.replace(spec, weights=f"{RUN_PREFIX}{parent_dir}", num_outputs=len(outputs) + (task == "segmentation"))
+    if request.strategy is not None:
+        spec = dataclasses.replace(spec, strategy=request.strategy, strategy_params={})
+    config = dataclasses.replace(parent.config, device=request.device, seed=request.seed, class_weights=None)
+    if request.epochs is not None or request.time_limit_minutes is not None:
+        budget = defaults.choose_train_config(task, parent.preprocessing, epochs=request.epochs, time_limit_minutes=request.time_limit_minutes, device=request.device, seed=request.seed)
+        config = dataclasses.replace(config, epochs=budget.epochs, time_limit_minutes=budget.time_limit_minutes, early_stopping_patience=budget.early_stopping_patience)
+    what = "classes" if task == "classification" else "labels"
+    if outputs == parent_outputs:
+        head = f"the same {what}, so its output layer too"
+    elif len(outputs) == len(parent_outputs):
+        head = f"other {what} ({', '.join(outputs)}) but as many, so its output layer too, as a start"
+    else:
+        head = f"other {what} ({', '.join(outputs)}), so a new output layer"
+    emit(f"training again from {parent_dir}: {spec.architecture} with its weights and settings; {head}")
+    return Plan(spec, parent.preprocessing, config)
+
+
 def _stored_plan(run_dir: Path) -> Plan:
     """The plan a run folder was started with (``config.json``)."""
     if not _has_config(run_dir):
         raise InvalidRequest("resume", f"{run_dir}: nothing to resume (no config.json); start a new run instead")
-    stored = RunFolder(run_dir).read_config()
+    return _plan_of(RunFolder(run_dir).read_config())
+
+
+def _plan_of(stored: RunConfig) -> Plan:
     return Plan(ModelSpec.from_dict(stored.model), Preprocessing.from_dict(stored.preprocessing), stored.train)
 
 
@@ -291,7 +375,28 @@ def _fit(
     )
     run_config = RunConfig(plan.config, spec.to_dict(), plan.preprocessing.to_dict(), data_dict, report.licence)
     trainer = Trainer(objective, run_config, run_dir, on_event=on_event, cancel=cancel)
-    return trainer.fit(resume=resume)
+    summary = trainer.fit(resume=resume)
+    _write_case_results(run_dir, net, val_loader, plan.config, data_dict, summary, emit, cancel)
+    return summary
+
+
+def _write_case_results(
+    run_dir: Path, net: torch.nn.Module, val_loader: DataLoader, config: TrainConfig, data_dict: dict[str, Any], summary: RunSummary, emit: Emit, cancel: CancelToken
+) -> None:
+    """Score the best model on each validation case into the run folder (``case_results.json`` and ``.csv``)."""
+    from medtl.training import distributed
+    from medtl.training.case_results import evaluate_cases
+
+    run = RunFolder(run_dir)
+    if summary.cancelled or not distributed.current().is_main or not run.best_model_path.is_file():
+        return
+    net.load_state_dict(run.load_best_model())
+    results = evaluate_cases(net, val_loader, config, data_dict, cancel)
+    if results is None:
+        emit("per-case results: not written (cancelled)")
+        return
+    run.write_case_results(results)
+    emit(f"per-case results of the best model on {len(results.cases)} validation case(s): {run.case_results_paths[0]}")
 
 
 def _write_load_report(run_dir: Path, report: LoadReport) -> None:
