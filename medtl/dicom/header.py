@@ -10,6 +10,7 @@ time of ``dcmread(stop_before_pixels=True)`` and, unlike it, notices files that 
 from __future__ import annotations
 
 import io
+import math
 import os
 import warnings
 from collections.abc import Callable, Iterable
@@ -284,13 +285,13 @@ def _integer(elements: Elements, tag: int) -> int | None:
 
 
 def _decimals(elements: Elements, tag: int, count: int) -> tuple[float, ...] | None:
-    """A multi-valued DS of exactly ``count`` numbers, or None when absent or malformed."""
+    """A multi-valued DS of exactly ``count`` finite numbers, or None when absent or malformed."""
     text = _text(elements, tag)
     try:
         values = tuple(float(value) for value in text.split("\\")) if text else ()
     except ValueError:
         return None
-    return values if len(values) == count else None
+    return values if len(values) == count and all(map(math.isfinite, values)) else None
 
 
 def _unsigned_short(elements: Elements, tag: int) -> int | None:

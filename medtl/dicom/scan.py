@@ -10,6 +10,7 @@ pydicom is imported only when a file must be read: a re-scan of an unchanged fol
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import logging
 import math
@@ -39,7 +40,7 @@ _FILES_PER_WORKER = 300
 _BATCH_RANGE = (16, 256)
 _ORIENTATION_DECIMALS = 3
 # Bump when grouping, sorting or warnings change: results the catalog remembers from other versions are not used.
-_RESULT_VERSION = f"medtl {__version__}, scan results 1"
+_RESULT_VERSION = f"medtl {__version__}, scan results 2"  # 2: files sharing a SOP Instance UID stay unless identical
 
 ReadResult = tuple[str, CatalogEntry, bool]  # path, what was read, whether the catalog may remember it
 
@@ -354,10 +355,11 @@ def _hierarchy(headers: list[InstanceHeader]) -> tuple[list[PatientInfo], int]:
     duplicates: dict[tuple[str, str, str], int] = defaultdict(int)
     for header in headers:
         key = (header.patient_id, header.study_uid, header.series_uid)
-        if header.sop_instance_uid in first_by_sop:
+        first = first_by_sop.get(header.sop_instance_uid)
+        if first is not None and _is_copy(first, header):
             duplicates[key] += 1
             continue
-        first_by_sop[header.sop_instance_uid] = header
+        first_by_sop.setdefault(header.sop_instance_uid, header)
         if key not in series:
             patient = patients.get(header.patient_id)
             if patient is None:
@@ -374,6 +376,26 @@ def _hierarchy(headers: list[InstanceHeader]) -> tuple[list[PatientInfo], int]:
     return _sorted(list(patients.values())), sum(duplicates.values())
 
 
+def _is_copy(first: InstanceHeader, other: InstanceHeader) -> bool:
+    """Whether ``other`` is a byte-for-byte copy of ``first`` (same SOP Instance UID).
+
+    Files that share the UID but differ both stay in their series, so that loading it compares their
+    pixels and refuses the series when they differ: the scan cannot tell which file is right.
+    """
+    if dataclasses.replace(first, path=other.path, mtime_ns=other.mtime_ns) != other:
+        return False
+    try:
+        with open(first.path, "rb") as a, open(other.path, "rb") as b:
+            while True:
+                chunk = a.read(1 << 20)
+                if chunk != b.read(1 << 20):
+                    return False
+                if not chunk:
+                    return True
+    except OSError:
+        return False
+
+
 def _sorted(patients: list[PatientInfo]) -> list[PatientInfo]:
     """Patients by ID, studies by date and UID, series by number and UID, instances by number (then path)."""
     for patient in patients:
@@ -388,7 +410,10 @@ def _sorted(patients: list[PatientInfo]) -> list[PatientInfo]:
 def _series_warnings(series: SeriesInfo, duplicates: int) -> list[str]:
     warnings = []
     if duplicates:
-        warnings.append(f"{duplicates} duplicate instance(s): the same SOP Instance UID in several files, one is used")
+        warnings.append(f"{duplicates} duplicate instance(s): identical copies of a file, one is used")
+    shared = len(series.instances) - len({h.sop_instance_uid for h in series.instances})
+    if shared:
+        warnings.append(f"{shared} file(s) share a SOP Instance UID with another file but differ from it; one of them is wrong")
     orientations = {h.image_orientation for h in series.instances if h.image_orientation}
     if len(orientations) > 1:  # exact comparison first: rounding every instance is the slow path
         orientations = {tuple(round(v, _ORIENTATION_DECIMALS) for v in orientation) for orientation in orientations}
