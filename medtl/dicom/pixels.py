@@ -27,6 +27,7 @@ from pydicom.pixels import apply_color_lut, get_decoder
 from pydicom.pixels.decoders.base import Decoder
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+from medtl.dicom.messages import one_line
 from medtl.dicom.values import decimal, integer, raw_value, tag_name
 from medtl.errors import DicomReadError
 
@@ -98,7 +99,9 @@ def _rescale_from(item: Dataset, default: Rescale, path: Path) -> Rescale:
 
 
 def rescale_of(ds: Dataset, path: Path) -> Rescale:
-    """The top-level modality LUT of a classic image (DoseGridScaling for RT Dose)."""
+    """The top-level modality LUT of a classic image (DoseGridScaling for RT Dose); none for colour, which has no modality LUT."""
+    if is_colour(ds):
+        return Rescale()
     if ds.get("Modality") == "RTDOSE":
         scaling = decimal(ds, "DoseGridScaling", path)
         if scaling is not None:
@@ -108,15 +111,16 @@ def rescale_of(ds: Dataset, path: Path) -> Rescale:
     return _rescale_from(ds, Rescale(), path)
 
 
-def functional_item(ds: Dataset, frame: int, sequence: str) -> Dataset | None:
+def functional_item(ds: Dataset, frame: int, sequence: str, path: Path) -> Dataset | None:
     """The first item of functional group ``sequence`` for ``frame``: per-frame if present, else shared."""
     for groups in ("PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence"):
-        items = ds.get(groups)
+        items = raw_value(ds, groups, path)
         if not items:
             continue
-        group = items[frame] if groups.startswith("PerFrame") else items[0]
-        if sequence in group and len(group[sequence].value):
-            return group[sequence].value[0]
+        group = items[min(frame, len(items) - 1)] if groups.startswith("PerFrame") else items[0]
+        value = raw_value(group, sequence, path)
+        if value:
+            return value[0]
     return None
 
 
@@ -124,11 +128,11 @@ def frame_rescales(ds: Dataset, path: Path) -> list[Rescale]:
     """The modality LUT of every frame of a (possibly enhanced) multi-frame object."""
     default = rescale_of(ds, path)
     count = int(ds.get("NumberOfFrames", 1) or 1)
-    if "PerFrameFunctionalGroupsSequence" not in ds:
+    if "PerFrameFunctionalGroupsSequence" not in ds or is_colour(ds):
         return [default] * count
     rescales = []
     for frame in range(count):
-        item = functional_item(ds, frame, "PixelValueTransformationSequence")
+        item = functional_item(ds, frame, "PixelValueTransformationSequence", path)
         rescales.append(default if item is None else _rescale_from(item, default, path))
     return rescales
 
@@ -240,6 +244,7 @@ def decode_frame(ds: Dataset, path: Path, frame: int | None = None) -> np.ndarra
         raise DicomReadError(path, "has no pixel data (not an image)")
     if frame is None and int(ds.get("NumberOfFrames", 1) or 1) > 1:
         raise DicomReadError(path, "has several frames; a frame index is needed")
+    raw_value(ds, "PixelData", path)  # a value pydicom cannot convert (a damaged VR) is named as such
     native = _native_frame(ds)
     if native is not None:
         return native
@@ -251,7 +256,7 @@ def decode_frame(ds: Dataset, path: Path, frame: int | None = None) -> np.ndarra
     except (KeyboardInterrupt, SystemExit, GeneratorExit):
         raise
     except BaseException as error:  # noqa: BLE001 - any decoder failure is a property of the file; a Rust decoder's panic is not an Exception
-        raise DicomReadError(path, f"cannot decode pixel data ({transfer_syntax(ds).name}): {error}") from error
+        raise DicomReadError(path, f"cannot decode pixel data ({transfer_syntax(ds).name}): {one_line(str(error))}") from error
     return array
 
 

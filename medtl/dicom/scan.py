@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from medtl import __version__
 from medtl.dicom.catalog import Catalog, CatalogEntry, Outcome, listing_digest
+from medtl.dicom.messages import describe
 from medtl.dicom.records import InstanceHeader, PatientInfo, ScanProblem, ScanResult, SeriesInfo, StudyInfo
 from medtl.errors import DicomReadError, MedtlError
 from medtl.progress import CancelToken, ProgressCallback, report
@@ -325,7 +326,7 @@ def _read_one(path: str) -> ReadResult:
         return path, CatalogEntry(stat.st_size, stat.st_mtime_ns, ScanProblem(error.path, error.reason)), remember
     except Exception as error:  # a bug met on one odd file must not end the scan of thousands: report it, retry next time
         log.warning("unexpected error reading %s", path, exc_info=True)
-        problem = ScanProblem(Path(path), f"unexpected error reading the header ({type(error).__name__}: {error})")
+        problem = ScanProblem(Path(path), f"unexpected error reading the header ({describe(error)})")
         return path, CatalogEntry(stat.st_size, stat.st_mtime_ns, problem), False
     return path, CatalogEntry(stat.st_size, stat.st_mtime_ns, outcome), True
 

@@ -40,9 +40,11 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from medtl.dicom.geometry import Plane, StackGeometry, plan_stack
+from medtl.dicom.messages import describe
 from medtl.dicom.pixels import (
     Rescale,
     ValuesDoNotFit,
+    check_pixel_module,
     decode_frame,
     frame_rescales,
     functional_item,
@@ -52,9 +54,8 @@ from medtl.dicom.pixels import (
     rescale_of,
     transfer_syntax,
     write_modality,
-    check_pixel_module,
 )
-from medtl.dicom.values import MAX_POSITION_MM, MAX_SPACING_MM, decimal, decimals, raw_value, tag_name
+from medtl.dicom.values import MAX_POSITION_MM, MAX_SPACING_MM, MIN_SPACING_MM, decimal, decimals, raw_value, tag_name
 from medtl.dicom.volume import SliceSource, Volume
 from medtl.errors import DicomReadError, GeometryError, InvalidRequest, MedtlError
 from medtl.progress import CancelToken, ProgressCallback, report
@@ -127,9 +128,9 @@ def _list_series(series: Sequence[Any]) -> str:
 def _read_dataset(path: Path) -> Dataset:
     """The whole dataset, pixel data included, its pixel module checked against the pixel data."""
     ds = _parse(path, lambda: pydicom.dcmread(path))
-    syntax = transfer_syntax(ds)
-    native = "PixelData" in ds and not syntax.is_encapsulated
-    check_pixel_module(ds, path, len(ds.PixelData) if native else None, _file_size(path))
+    pixels = raw_value(ds, "PixelData", path)
+    native = pixels is not None and not transfer_syntax(ds).is_encapsulated
+    check_pixel_module(ds, path, len(pixels) if native else None, _file_size(path))
     return ds
 
 
@@ -148,7 +149,7 @@ def _parse(path: Path, read: Callable[[], Any]) -> Any:
     except InvalidDicomError:
         raise DicomReadError(path, "not a DICOM file") from None
     except Exception as error:  # noqa: BLE001 - pydicom raises many kinds on corrupt input
-        raise DicomReadError(path, f"unreadable DICOM ({type(error).__name__}: {error})") from error
+        raise DicomReadError(path, f"unreadable DICOM ({describe(error)})") from error
 
 
 def _read_header(path: Path) -> tuple[Dataset, PixelSpan | None]:
@@ -354,10 +355,11 @@ def _pixel_spacing(item: Dataset | None, path: Path) -> tuple[float, float] | No
     """(row, column) spacing in mm from PixelSpacing, else ImagerPixelSpacing; None if absent or zero."""
     for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
         spacing = decimals(item, keyword, 2, path, bound=MAX_SPACING_MM) if item is not None else None
-        if spacing is not None and min(spacing) < 0:
-            raise DicomReadError(path, f"{tag_name(keyword)} is {list(spacing)}; a pixel spacing must be positive")
-        if spacing is not None and min(spacing) > 0:
-            return spacing  # type: ignore[return-value]
+        if spacing is None or max(spacing) == 0:
+            continue
+        if min(spacing) < MIN_SPACING_MM:
+            raise DicomReadError(path, f"{tag_name(keyword)} is {list(spacing)}; a pixel spacing must be positive (at least {MIN_SPACING_MM:g} mm)")
+        return spacing  # type: ignore[return-value]
     return None
 
 
@@ -368,23 +370,26 @@ def _frame_shape(ds: Dataset) -> tuple[int, ...]:
 
 def _metadata(ds: Dataset, path: Path, instances: int, kind: str, warnings: list[str]) -> dict[str, Any]:
     """Key attributes of the series (may hold PHI: never log them); a window that cannot be used is left out, with a warning."""
-    modality = str(ds.get("Modality", ""))
+    def text(keyword: str) -> str:
+        return str(raw_value(ds, keyword, path) or "")
+
+    modality, rescale_type = text("Modality"), text("RescaleType")
     meta: dict[str, Any] = {
         "modality": modality,
-        "series_uid": str(ds.get("SeriesInstanceUID", "")),
-        "study_uid": str(ds.get("StudyInstanceUID", "")),
-        "frame_of_reference_uid": str(ds.get("FrameOfReferenceUID", "")),
-        "series_description": str(ds.get("SeriesDescription", "")),
-        "patient_id": str(ds.get("PatientID", "")),
-        "sop_class_uid": str(ds.get("SOPClassUID", "")),
+        "series_uid": text("SeriesInstanceUID"),
+        "study_uid": text("StudyInstanceUID"),
+        "frame_of_reference_uid": text("FrameOfReferenceUID"),
+        "series_description": text("SeriesDescription"),
+        "patient_id": text("PatientID"),
+        "sop_class_uid": text("SOPClassUID"),
         "transfer_syntax": str(transfer_syntax(ds)),
-        "photometric": "RGB" if is_colour(ds) else str(ds.get("PhotometricInterpretation", "")),
-        "units": _units(ds, modality),
+        "photometric": "RGB" if is_colour(ds) else text("PhotometricInterpretation"),
+        "units": {"CT": "HU", "RTDOSE": text("DoseUnits")}.get(modality, "" if rescale_type == "US" else rescale_type),
         "instances": instances,
         "kind": kind,
     }
     try:
-        voi = functional_item(ds, 0, "FrameVOILUTSequence") or ds
+        voi = functional_item(ds, 0, "FrameVOILUTSequence", path) or ds
         center, width = decimal(voi, "WindowCenter", path), decimal(voi, "WindowWidth", path, low=1e-6)
     except DicomReadError as error:
         warnings.append(f"{path.name}: {error.reason}; its display window is ignored")
@@ -397,18 +402,10 @@ def _metadata(ds: Dataset, path: Path, instances: int, kind: str, warnings: list
 
 def _frame_sources(path: Path, ds: Dataset) -> list[SliceSource]:
     """The source of each frame of ``ds`` (one, without a frame number, for a single-frame file)."""
-    uid = str(ds.get("SOPInstanceUID", ""))
+    uid = str(raw_value(ds, "SOPInstanceUID", path) or "")
     count = _frame_count(ds)
     return [SliceSource(path, uid, frame + 1 if count > 1 else None) for frame in range(count)]
 
-
-def _units(ds: Dataset, modality: str) -> str:
-    if modality == "CT":
-        return "HU"
-    if modality == "RTDOSE":
-        return str(ds.get("DoseUnits", ""))
-    rescale_type = str(ds.get("RescaleType", ""))
-    return "" if rescale_type in ("", "US") else rescale_type
 
 
 # --- pixel filling -----------------------------------------------------------------------------
@@ -628,6 +625,8 @@ def _slice_thickness(ds: Dataset, path: Path) -> float:
     """The z spacing of a single-slice volume (SpacingBetweenSlices, SliceThickness, else 1 mm)."""
     for keyword in ("SpacingBetweenSlices", "SliceThickness"):
         value = decimal(ds, keyword, path, high=MAX_SPACING_MM)
+        if value is not None and 0 < value < MIN_SPACING_MM:
+            raise DicomReadError(path, f"{tag_name(keyword)} is {value:g}; a slice thickness must be at least {MIN_SPACING_MM:g} mm")
         if value is not None and value > 0:
             return value
     return 1.0
@@ -645,7 +644,7 @@ def _load_multiframe(path: Path, progress: ProgressCallback | None, cancel: Canc
     planes = _frame_planes(ds, path)
     if planes is None:
         return _unplaced(ds, path, decode, rescales, "multiframe", progress, cancel)
-    measures = functional_item(ds, 0, "PixelMeasuresSequence")
+    measures = functional_item(ds, 0, "PixelMeasuresSequence", path)
     pixel_spacing = _pixel_spacing(measures, path) or _pixel_spacing(ds, path)
     if pixel_spacing is None:
         raise DicomReadError(path, "has no PixelSpacing, so the voxel size is unknown")
@@ -678,8 +677,8 @@ def _frame_planes(ds: Dataset, path: Path) -> list[Plane] | None:
     if "PerFrameFunctionalGroupsSequence" in ds:
         planes = []
         for frame in range(count):
-            position = functional_item(ds, frame, "PlanePositionSequence")
-            orientation = functional_item(ds, frame, "PlaneOrientationSequence")
+            position = functional_item(ds, frame, "PlanePositionSequence", path)
+            orientation = functional_item(ds, frame, "PlaneOrientationSequence", path)
             if position is None or orientation is None or "ImagePositionPatient" not in position:
                 return None
             planes.append(_plane(position, orientation, path, f"{path.name} frame {frame + 1}"))

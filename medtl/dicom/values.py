@@ -17,12 +17,15 @@ from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
+from medtl.dicom.messages import describe
 from medtl.errors import DicomReadError
 
 MAX_POSITION_MM = 1e6
 """Positions further than a kilometre from the scanner's origin are damage, not anatomy."""
 MAX_SPACING_MM = 1e4
 """A pixel or slice spacing above ten metres is damage."""
+MIN_SPACING_MM = 1e-6
+"""So is one below a nanometre (a grid that small makes the affine singular)."""
 
 
 def tag_name(keyword: str) -> str:
@@ -36,7 +39,7 @@ def raw_value(item: Dataset, keyword: str, path: Path | str) -> Any:
     try:
         value = item.get(keyword)
     except Exception as error:  # noqa: BLE001 - pydicom converts raw values on access and raises many kinds on damaged ones
-        raise DicomReadError(path, f"{tag_name(keyword)} cannot be read ({type(error).__name__}: {error})") from None
+        raise DicomReadError(path, f"{tag_name(keyword)} cannot be read ({describe(error)})") from None
     return None if value is None or value == "" or (isinstance(value, (bytes, MultiValue, list)) and len(value) == 0) else value
 
 
