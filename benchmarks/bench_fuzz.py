@@ -43,10 +43,6 @@ def main() -> int:
         print(f"\n| {label} | ok | refused | failed |\n|---|---:|---:|---:|")
         for name, counts in sorted(table.items()):
             print(f"| {name} | {counts['ok']} | {counts['refused']} | {counts['failed']} |")
-    reasons = Counter(o["outcome"].split(": ", 1)[1].split(" (")[0].split(":")[-1].strip()[:60] for o in result.outcomes if o["outcome"].startswith("refused"))
-    print("\nmost common reasons for refusing:")
-    for reason, count in reasons.most_common(8):
-        print(f"  {count:5d}  {reason}")
     for failure in result.failures:
         print(f"FAILED case {failure['case']} ({failure['source']}, {failure['detail']}): {failure['outcome']}")
     if result.hung:

@@ -20,6 +20,7 @@ from medtl import __version__
 from medtl.errors import InvalidRequest, MedtlError
 
 SUBCOMMANDS = ("scan", "convert", "sample", "models", "train", "pretrain", "predict", "export", "app", "demo")
+SUBCOMMANDS += ("catalog",)
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

@@ -60,6 +60,8 @@ def scan(
     :class:`medtl.progress.Cancelled` if ``cancel`` is set (what was read so far is remembered).
     """
     started = time.perf_counter()
+    if catalog is not None:
+        _forget_what_is_gone(catalog, Path(path))
     root = _checked_root(Path(path))
     with _gc_paused():  # everything a re-scan of an unchanged folder does
         files, problems = _walk(root, cancel)
@@ -152,6 +154,16 @@ def _read_and_remember(
             deleted = known.keys() - files.keys() if completed else ()
             catalog.update(((file, entry) for file, entry, remember in fresh if remember), forget=deleted)
     return fresh
+
+
+def _forget_what_is_gone(catalog: Catalog, path: Path) -> None:
+    """The catalog forgets ``path`` if it is gone, and every other scanned folder that is gone (it holds patients' names)."""
+    try:
+        if not path.exists():
+            catalog.forget(path.resolve())
+        catalog.forget_missing()
+    except MedtlError as error:  # busy: the next scan forgets them
+        log.warning("%s", error)
 
 
 def _checked_root(path: Path) -> Path:
