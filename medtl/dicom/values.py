@@ -90,7 +90,10 @@ def decimals(item: Dataset, keyword: str, count: int, path: Path | str, *, bound
 
 
 def integer(item: Dataset, keyword: str, path: Path | str, *, low: int | None = None, high: int | None = None) -> int | None:
-    """A whole number within ``[low, high]``; None if absent."""
+    """A single whole number within ``[low, high]``; None if absent."""
+    value = raw_value(item, keyword, path)
+    if isinstance(value, (MultiValue, list, tuple)) and len(value) != 1:
+        raise DicomReadError(path, f"{tag_name(keyword)} is {_shown(value)}; it must be one number")
     number = decimal(item, keyword, path, low=low, high=high)
     if number is None:
         return None
