@@ -124,6 +124,8 @@ def test_same_sop_instance_uid_with_different_pixels_is_refused(tmp_path: Path) 
     twin = pydicom.dcmread(files[1])
     twin.PixelData = (twin.pixel_array + 5).astype(np.int16).tobytes()
     twin.save_as(tmp_path / "copy.dcm")
+    series = scan(tmp_path).all_series()[0]
+    assert len(series.instances) == 7 and "1 file(s) share a SOP Instance UID with another file but differ from it" in series.warnings[0]
     with pytest.raises(GeometryError, match="IM00002.dcm and copy.dcm have the same SOP Instance UID but different pixels"):
         load_path(tmp_path)
 

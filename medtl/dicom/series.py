@@ -15,6 +15,12 @@ What is loaded, and how:
 - Single 2D images (CR, DX, US, SC, RGB or grey): one slice on an identity grid at the origin,
   spacing from PixelSpacing, else ImagerPixelSpacing, else 1 mm with a warning.
 
+Nothing is used before it is checked (:mod:`medtl.dicom.values`, :func:`~medtl.dicom.pixels.check_pixel_module`):
+numbers must be finite and in range, the pixel module must describe the bytes of the pixel data,
+declared sizes must fit the file and the memory, the files must lie in one frame of reference, and
+files sharing a SOP Instance UID must be copies of one another. A gap is interpolated only when no
+unreadable file beside the series may be the missing slice: such a file is named instead.
+
 Every slice of the volume records its source (:attr:`Volume.slice_sources`: file, SOP Instance UID,
 frame of a multi-frame file; ``None`` for a slice interpolated into a gap).
 
