@@ -52,6 +52,7 @@ class SeriesSpec:
     patient_name: str = "Test^Generated"
     study_uid: str | None = None
     series_uid: str | None = None
+    frame_of_reference_uid: str | None = None  # None: one derived from series_uid when given (parts of a series share it), else a new one
     series_description: str = "generated"
     seed: int = 0
 
@@ -132,7 +133,7 @@ def write_series(folder: Path, values: np.ndarray, spec: SeriesSpec | None = Non
     direction = np.eye(3) if spec.direction is None else np.asarray(spec.direction, float)
     study_uid = spec.study_uid or generate_uid()
     series_uid = spec.series_uid or generate_uid()
-    frame_of_reference = generate_uid()
+    frame_of_reference = spec.frame_of_reference_uid or generate_uid(entropy_srcs=[spec.series_uid] if spec.series_uid else None)
     stored = stored_values(values, spec)
     positions = slice_positions(values.shape, spec)
     kept = [z for z in range(values.shape[0]) if z not in set(spec.drop_slices)]

@@ -7,10 +7,12 @@ import json
 import os
 import shutil
 import sqlite3
+import stat
 import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pydicom
 import pytest
@@ -20,6 +22,7 @@ from medtl.dicom import header as header_module
 from medtl.dicom.catalog import Catalog, default_catalog_path
 from medtl.dicom.records import ScanResult
 from medtl.dicom.scan import scan
+from medtl.errors import MedtlError
 from medtl.progress import CancelToken, Cancelled
 from tests.dicomgen import SeriesSpec, phantom, write_series
 from tests.test_scan import messy_folder, series_named
@@ -308,3 +311,79 @@ def test_names_that_are_not_utf8_are_scanned_with_a_catalog(tmp_path: Path) -> N
         result = scan(folder, catalog=catalog)
         assert not result.errors
         assert [len(series.instances) for series in result.all_series()] == [3]
+
+
+def _first_scan(catalog_path: str, folder: str, start: Any, outcomes: Any) -> None:
+    start.wait()  # both processes open the new catalog at the same moment
+    try:
+        scan(Path(folder), catalog=Catalog(Path(catalog_path)), workers=1)
+        outcomes.put("ok")
+    except Exception as error:  # noqa: BLE001 - what the test looks for
+        outcomes.put(f"{type(error).__name__}: {error}")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="forks two scans at once")
+def test_two_first_scans_at_once_on_a_new_catalog_both_succeed(tmp_path: Path) -> None:
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    write_series(tmp_path / "data", phantom((3, 8, 8)))
+    outcomes = context.Queue()
+    for pair in range(10):
+        start = context.Barrier(2)
+        catalog_path = tmp_path / f"catalog{pair}" / "catalog.sqlite"
+        scans = [context.Process(target=_first_scan, args=(str(catalog_path), str(tmp_path / "data"), start, outcomes)) for _ in range(2)]
+        for process in scans:
+            process.start()
+        for process in scans:
+            process.join(60)
+    results = [outcomes.get(timeout=10) for _ in range(20)]
+    assert results == ["ok"] * 20
+    assert scan(tmp_path / "data", catalog=Catalog(tmp_path / "catalog0" / "catalog.sqlite")).files_read == 0
+
+
+def test_the_catalog_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "new folder" / "catalog.sqlite"
+    scan(write_series(tmp_path / "data", phantom((2, 8, 8)))[0].parent, catalog=Catalog(path))
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    for file in path.parent.iterdir():  # the database and its WAL files
+        assert stat.S_IMODE(file.stat().st_mode) == 0o600, file.name
+    old = tmp_path / "old.sqlite"  # a catalog an earlier medtl left readable by everyone
+    Catalog(old).close()
+    old.chmod(0o644)
+    Catalog(old)
+    assert stat.S_IMODE(old.stat().st_mode) == 0o600
+
+
+def test_a_scanned_folder_that_is_gone_is_forgotten_on_the_next_scan(tmp_path: Path) -> None:
+    catalog = Catalog(tmp_path / "catalog.sqlite")
+    write_series(tmp_path / "a", phantom((2, 8, 8)), SeriesSpec(patient_name="Gone^Patient"))
+    write_series(tmp_path / "b", phantom((2, 8, 8)))
+    scan(tmp_path / "a", catalog=catalog)
+    scan(tmp_path / "b", catalog=catalog)
+    shutil.rmtree(tmp_path / "a")
+    scan(tmp_path / "b", catalog=catalog)
+    assert catalog.entries_under((tmp_path / "a").resolve()) == {}
+    assert b"Gone^Patient" not in _database_text(tmp_path / "catalog.sqlite")
+    with pytest.raises(MedtlError, match="no such file or folder"):  # scanning it by name forgets it too
+        scan(tmp_path / "b" / "gone", catalog=catalog)
+
+
+def test_catalog_forget_on_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from medtl.cli import main
+
+    path = tmp_path / "catalog.sqlite"
+    folder = write_series(tmp_path / "study", phantom((3, 8, 8)), SeriesSpec(patient_name="Forget^Me"))[0].parent
+    scan(tmp_path, catalog=Catalog(path))  # the parent's remembered scan lists the study too
+    assert main(["catalog", "forget", str(folder), "--catalog", str(path)]) == 0
+    assert capsys.readouterr().out == f"{path}: forgot 3 file(s) at or under {folder.resolve()}\n"
+    assert Catalog(path).entries_under(folder.resolve()) == {} and b"Forget^Me" not in _database_text(path)
+    assert scan(tmp_path, catalog=Catalog(path)).files_read == 3  # read again: nothing of it was remembered
+
+
+def _database_text(path: Path) -> bytes:
+    """Everything the catalog holds, WAL included, as SQLite would show it after a checkpoint."""
+    with sqlite3.connect(path) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        connection.execute("VACUUM")
+    return path.read_bytes()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from medtl.inference.predictor import Predictor
 from medtl.models.spec import ModelSpec, build_model
 from medtl.models.weights import BundleSource, parse_source
 from medtl.training.run_folder import RunFolder
-from tests.test_predict_runs import segmentation_run, segmentation_spec
+from tests.test_predict_runs import segmentation_preprocessing, segmentation_run, segmentation_spec, write_run
 
 
 @pytest.fixture(scope="module")
@@ -79,3 +80,21 @@ def test_torchscript_matches_the_original(run: Path, tmp_path: Path) -> None:
 def test_torchscript_cli(run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["export", "--run", str(run), "--format", "torchscript", "--out", str(tmp_path / "model.ts")]) == 0
     assert "TorchScript" in capsys.readouterr().out and (tmp_path / "model.ts").is_file()
+
+
+HOSTILE = ["$__import__('pathlib').Path('PWNED').touch()", "@network_def", "%configs/metadata.json#version", "kidney@left 5% $"]
+
+
+def test_bundle_names_are_data_never_monai_expressions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    labels = {"0": "background", **{str(i + 1): name for i, name in enumerate(HOSTILE)}}
+    spec = dataclasses.replace(segmentation_spec(3), num_outputs=len(labels))
+    run = write_run(tmp_path / "run", spec, segmentation_preprocessing(3), {"labels": labels})
+    bundle = export_bundle(run, tmp_path / "bundle")
+    parser = ConfigParser()
+    parser.read_config(bundle / "configs" / "inference.json")
+    parser.read_meta(bundle / "configs" / "metadata.json")
+    assert parser.get_parsed_content("medtl::labels") == labels
+    assert parser.get_parsed_content("_meta_::network_data_format::outputs::pred::channel_def") == labels
+    assert type(parser.get_parsed_content("network_def")).__name__ == "UNet"
+    assert not (tmp_path / "PWNED").exists()

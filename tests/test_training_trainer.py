@@ -394,3 +394,26 @@ def test_a_checkpoint_of_an_older_format_is_refused_by_name_and_the_run_stays_re
     with pytest.raises(MedtlError, match=r"checkpoint\.pt: written by an older medtl and cannot be resumed; start a new run"):
         make_trainer(tmp_path, epochs=2).fit(resume=True)
     assert run.read_summary() == summary and run.read_config().train.epochs == 1
+
+
+def test_the_time_budget_counts_the_set_up_and_stops_within_the_first_epoch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Preparing data and probing the batch size took 57 of the 60 s: the run stops after the step that reaches the
+    limit, inside the first epoch, checkpointed, and says why."""
+    from medtl.training.supervised import SupervisedObjective
+
+    clock = FakeClock()
+    start = SupervisedObjective.start
+
+    def slow_start(self: SupervisedObjective, *args: object) -> None:
+        clock.now += 57.0
+        start(self, *args)
+
+    monkeypatch.setattr(SupervisedObjective, "start", slow_start)
+    events: list[TrainEvent] = []
+    summary = make_trainer(tmp_path, model=ticking_classifier(clock), clock=clock, epochs=50, time_limit_minutes=1, on_event=events.append).fit()
+    steps = [e for e in events if isinstance(e, StepProgress)]
+    assert [(e.epoch, e.step) for e in steps] == [(1, 1), (1, 2), (1, 3)]  # 57 s, then a second a step
+    assert summary.stopped_because == "time_limit" and summary.epochs == 1
+    assert RunFolder(tmp_path).load_checkpoint()["progress"]["stopped_because"] == "time_limit"
+    assert any(isinstance(e, LogLine) and "time limit of 1 min reached" in e.message for e in events)
+    assert not any(isinstance(e, LogLine) and "epoch(s) of about" in e.message for e in events)  # no plan that could not hold

@@ -17,6 +17,7 @@ not a database at all (corrupt, truncated) is replaced: it is only a cache.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -25,6 +26,7 @@ import operator
 import os
 import sqlite3
 import threading
+import time
 from array import array
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
@@ -202,6 +204,34 @@ class Catalog:
         paths = _PathMaker()
         return {row[0]: CatalogEntry(row[1], row[2], _outcome(row, paths)) for row in rows}
 
+    def forget(self, path: Path) -> int:
+        """Forget the files at or under ``path`` and the remembered scans that listed them; returns how many files.
+
+        Raises :class:`MedtlError` when the catalog cannot be changed now (another scan holding it too long).
+        """
+        text = str(path)
+        if not storable(text):
+            return 0
+        low, high = _path_range(path)
+        try:
+            with self._connection() as connection:
+                forgotten = connection.execute("DELETE FROM files WHERE path = ? OR (path >= ? AND path < ?)", (text, low, high)).rowcount
+                roots = [row[0] for row in connection.execute("SELECT root FROM results")]
+                stale = [root for root in roots if root == text or low <= root < high or Path(root) in path.parents]
+                connection.executemany("DELETE FROM results WHERE root = ?", ((root,) for root in stale))
+        except sqlite3.OperationalError as error:
+            raise MedtlError(f"{self.path}: the scan catalog cannot be changed now ({error}); try again when no scan is running") from None
+        finally:
+            self._local.memo = None
+        return forgotten
+
+    def forget_missing(self) -> list[Path]:
+        """Forget every folder (or file) scanned before that no longer exists, with its files; returns those forgotten."""
+        gone = [Path(row[0]) for row in self._connection().execute("SELECT root FROM results") if not os.path.exists(row[0])]
+        for root in gone:
+            self.forget(root)
+        return gone
+
     def own_files(self) -> set[str]:
         """The paths of the database and its WAL files, which a scan of a folder holding them must skip."""
         database = str(self.path.resolve())
@@ -222,9 +252,8 @@ class Catalog:
         return connection
 
     def _open(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            return _prepare(sqlite3.connect(self.path, timeout=30))
+            return self._connect()
         except sqlite3.OperationalError as error:  # cannot open, read-only, locked: the user must act
             raise _unusable(self.path, error) from error
         except sqlite3.DatabaseError as error:  # not a database (corrupt, truncated): it is only a cache
@@ -232,23 +261,77 @@ class Catalog:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{self.path}{suffix}").unlink(missing_ok=True)
         try:
-            return _prepare(sqlite3.connect(self.path, timeout=30))
+            return self._connect()
         except sqlite3.Error as error:
             raise _unusable(self.path, error) from error
 
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            _private_file(self.path)
+        except OSError as error:
+            raise _unusable(self.path, error) from error
+        return _prepare(sqlite3.connect(self.path, timeout=30))
 
-def _unusable(path: Path, error: sqlite3.Error) -> MedtlError:
-    return InvalidRequest("catalog", f"cannot open the scan catalog {path} ({error}); choose another catalog file, or scan without one")
+
+def _unusable(path: Path, error: sqlite3.Error | OSError) -> MedtlError:
+    reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+    return InvalidRequest("catalog", f"cannot open the scan catalog {path} ({reason}); choose another catalog file, or scan without one")
+
+
+def _private_file(path: Path) -> None:
+    """Make the catalog file (it holds patient names and IDs) readable by its owner only (0600), in a folder
+    made owner-only (0700) when medtl creates it; an existing catalog and its WAL files are made 0600 too."""
+    if not path.parent.is_dir():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(path.parent, 0o700)  # mkdir's mode is masked by the umask
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))  # SQLite gives the WAL files this mode too
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(OSError):  # gone meanwhile, or not ours to change: then the owner's choice stands
+            file = Path(f"{path}{suffix}")
+            if file.exists() and file.stat().st_mode & 0o077:
+                os.chmod(file, 0o600)
 
 
 def _prepare(connection: sqlite3.Connection) -> sqlite3.Connection:
-    """WAL mode, and the tables of this schema version (a catalog of another version is rebuilt)."""
+    """WAL mode, and the tables of this schema version (a catalog of another version is rebuilt).
+
+    The check and the rebuild are one ``BEGIN IMMEDIATE`` transaction: of two processes opening a new
+    (or outdated) catalog at once, one builds the tables and the other waits, then finds them built.
+    """
     try:
-        connection.execute("PRAGMA journal_mode=WAL")
+        _enable_wal(connection)
         connection.execute("PRAGMA synchronous=NORMAL")
         if connection.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
-            columns = ", ".join(_HEADER_COLUMNS)
-            with connection:
+            _build_schema(connection)
+    except sqlite3.DatabaseError:
+        connection.close()
+        raise
+    return connection
+
+
+def _enable_wal(connection: sqlite3.Connection, seconds: float = 30.0) -> None:
+    """Switch to WAL mode. Two connections switching a new database at once may get "database is locked"
+    at once (SQLite does not wait for the lock this needs), so this retries as the busy timeout would."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
+def _build_schema(connection: sqlite3.Connection) -> None:
+    isolation = connection.isolation_level
+    connection.isolation_level = None  # the transaction below is explicit, DDL included
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            if connection.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:  # another process may have built it meanwhile
+                columns = ", ".join(_HEADER_COLUMNS)
                 connection.execute("DROP TABLE IF EXISTS files")
                 connection.execute("DROP TABLE IF EXISTS results")
                 connection.execute(
@@ -258,10 +341,12 @@ def _prepare(connection: sqlite3.Connection) -> sqlite3.Connection:
                 # a rowid table: its rows are large (SQLite advises WITHOUT ROWID for small ones only)
                 connection.execute("CREATE TABLE results (root TEXT PRIMARY KEY, listing TEXT NOT NULL, result TEXT NOT NULL)")
                 connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-    except sqlite3.DatabaseError:
-        connection.close()
-        raise
-    return connection
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+    finally:
+        connection.isolation_level = isolation
 
 
 def _path_range(root: Path) -> tuple[str, str]:

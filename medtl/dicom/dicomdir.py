@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pydicom
 
+from medtl.dicom.messages import describe
 from medtl.dicom.records import ScanProblem
 from medtl.errors import DicomReadError
 
@@ -43,7 +44,7 @@ def referenced_files(dicomdir: Path) -> tuple[list[Path], list[str]]:
             offsets += [record.get(keyword) or 0 for record in records for keyword in _RECORD_OFFSETS]
             file_ids = [record.get("ReferencedFileID") for record in records]
     except Exception as error:  # pydicom raises many kinds on corrupt input; any of them means "broken"
-        raise DicomReadError(dicomdir, f"unreadable DICOMDIR ({type(error).__name__}: {error})") from error
+        raise DicomReadError(dicomdir, f"unreadable DICOMDIR ({describe(error)})") from error
     if "DirectoryRecordSequence" not in dataset:
         raise DicomReadError(dicomdir, "unreadable DICOMDIR (no directory records)")
     if max(offsets, default=0) >= size:  # pydicom reads a cut file without complaint

@@ -10,6 +10,7 @@ time of ``dcmread(stop_before_pixels=True)`` and, unlike it, notices files that 
 from __future__ import annotations
 
 import io
+import math
 import os
 import warnings
 from collections.abc import Callable, Iterable
@@ -22,6 +23,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.filereader import data_element_generator
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ImplicitVRLittleEndian, MediaStorageDirectoryStorage
 
+from medtl.dicom.messages import describe
 from medtl.dicom.records import InstanceHeader
 from medtl.errors import DicomReadError
 
@@ -155,7 +157,7 @@ def _elements(
             generator = data_element_generator(fp, implicit, little, stop_when=stop_when, specific_tags=tags)  # type: ignore[arg-type]
             return {element.tag: element for element in generator if isinstance(element, RawDataElement)}
     except Exception as error:  # pydicom raises many kinds on corrupt input; any of them means "broken"
-        raise DicomReadError(path, f"unreadable DICOM header ({type(error).__name__}: {error})") from error
+        raise DicomReadError(path, f"unreadable DICOM header ({describe(error)})") from error
 
 
 def _read_dataset(file: BinaryIO, prefix: io.BytesIO, partial: bool, path: Path, encoding: tuple[bool, bool]) -> tuple[Elements, int]:
@@ -187,7 +189,7 @@ def _read_deflated(path: Path) -> tuple[Elements, bool]:
             dataset = pydicom.dcmread(path, defer_size=256)
             elements = {tag: dataset.get_item(tag) for tag in (*_SPECIFIC_TAGS, _CHARACTER_SET) if tag in dataset}
     except Exception as error:  # as in _elements
-        raise DicomReadError(path, f"unreadable deflated DICOM ({type(error).__name__}: {error})") from error
+        raise DicomReadError(path, f"unreadable deflated DICOM ({describe(error)})") from error
     raw = {tag: element for tag, element in elements.items() if isinstance(element, RawDataElement)}
     return raw, any(tag in dataset for tag in _PIXEL_TAGS)
 
@@ -233,6 +235,9 @@ def _header(path: Path, stat: os.stat_result, elements: Elements, sop_class: str
     if not has_pixels and "Image Storage" in UID(sop_class).name:
         raise DicomReadError(path, f"no pixel data, although it is a {UID(sop_class).name} object (file cut short?)")
     is_image = has_pixels and sop_class not in _NON_IMAGE_WITH_PIXELS
+    rows, columns = (_unsigned_short(elements, _TAGS["rows"]), _unsigned_short(elements, _TAGS["columns"])) if is_image else (None, None)
+    if is_image and not (rows and columns):
+        raise DicomReadError(path, f"has pixel data but {'Rows (0028,0010)' if not rows else 'Columns (0028,0011)'} is missing or 0")
     return InstanceHeader(
         path=path,
         size=stat.st_size,
@@ -249,8 +254,8 @@ def _header(path: Path, stat: os.stat_result, elements: Elements, sop_class: str
         modality=_text(elements, _TAGS["modality"]),
         series_number=_integer(elements, _TAGS["series_number"]),
         instance_number=_integer(elements, _TAGS["instance_number"]),
-        rows=_unsigned_short(elements, _TAGS["rows"]) if is_image else None,
-        columns=_unsigned_short(elements, _TAGS["columns"]) if is_image else None,
+        rows=rows,
+        columns=columns,
         number_of_frames=_integer(elements, _TAGS["number_of_frames"]) or 1,
         image_position=_decimals(elements, _TAGS["image_position"], 3),  # type: ignore[arg-type]
         image_orientation=_decimals(elements, _TAGS["image_orientation"], 6),
@@ -284,13 +289,13 @@ def _integer(elements: Elements, tag: int) -> int | None:
 
 
 def _decimals(elements: Elements, tag: int, count: int) -> tuple[float, ...] | None:
-    """A multi-valued DS of exactly ``count`` numbers, or None when absent or malformed."""
+    """A multi-valued DS of exactly ``count`` finite numbers, or None when absent or malformed."""
     text = _text(elements, tag)
     try:
         values = tuple(float(value) for value in text.split("\\")) if text else ()
     except ValueError:
         return None
-    return values if len(values) == count else None
+    return values if len(values) == count and all(map(math.isfinite, values)) else None
 
 
 def _unsigned_short(elements: Elements, tag: int) -> int | None:

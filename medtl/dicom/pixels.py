@@ -27,6 +27,8 @@ from pydicom.pixels import apply_color_lut, get_decoder
 from pydicom.pixels.decoders.base import Decoder
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+from medtl.dicom.messages import one_line
+from medtl.dicom.values import decimal, integer, raw_value, tag_name
 from medtl.errors import DicomReadError
 
 _LIBJPEG = "pylibjpeg pylibjpeg-libjpeg"
@@ -48,6 +50,15 @@ DECODER_PACKAGES: dict[str, str] = {
 }
 _INTEGER_DTYPES = (np.uint8, np.int16, np.uint16, np.int32)
 _LITTLE_ENDIAN_NATIVE = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
+
+
+MAX_COMPRESSION_RATIO = 10_000
+"""Compressed pixel data declared larger than this many times its file is damage: a blank 512 x 512 slice compresses ~1000-fold."""
+
+
+MAX_PADDING_FRACTION = 0.05
+"""Uncompressed pixel data this much longer than its header describes is a lying header, not padding."""
+_SUBSAMPLED = ("YBR_FULL_422", "YBR_PARTIAL_422")
 
 
 class ValuesDoNotFit(Exception):
@@ -79,53 +90,104 @@ def transfer_syntax(ds: Dataset) -> UID:
     return UID(meta.TransferSyntaxUID) if meta is not None and "TransferSyntaxUID" in meta else UID("1.2.840.10008.1.2")
 
 
-def _rescale_from(item: Dataset, default: Rescale) -> Rescale:
-    slope = item.get("RescaleSlope")
-    intercept = item.get("RescaleIntercept")
-    return Rescale(
-        float(slope) if slope not in (None, "") else default.slope,
-        float(intercept) if intercept not in (None, "") else default.intercept,
-    )
+def _rescale_from(item: Dataset, default: Rescale, path: Path) -> Rescale:
+    slope = decimal(item, "RescaleSlope", path)
+    intercept = decimal(item, "RescaleIntercept", path)
+    if slope == 0:
+        raise DicomReadError(path, f"{tag_name('RescaleSlope')} is 0, which would make every pixel the same value")
+    return Rescale(default.slope if slope is None else slope, default.intercept if intercept is None else intercept)
 
 
-def rescale_of(ds: Dataset) -> Rescale:
-    """The top-level modality LUT of a classic image (DoseGridScaling for RT Dose)."""
-    if ds.get("Modality") == "RTDOSE" and ds.get("DoseGridScaling") not in (None, ""):
-        return Rescale(float(ds.DoseGridScaling), 0.0)
-    return _rescale_from(ds, Rescale())
+def rescale_of(ds: Dataset, path: Path) -> Rescale:
+    """The top-level modality LUT of a classic image (DoseGridScaling for RT Dose); none for colour, which has no modality LUT."""
+    if is_colour(ds):
+        return Rescale()
+    if ds.get("Modality") == "RTDOSE":
+        scaling = decimal(ds, "DoseGridScaling", path)
+        if scaling is not None:
+            if scaling <= 0:
+                raise DicomReadError(path, f"{tag_name('DoseGridScaling')} is {scaling:g}; it must be positive")
+            return Rescale(scaling, 0.0)
+    return _rescale_from(ds, Rescale(), path)
 
 
-def functional_item(ds: Dataset, frame: int, sequence: str) -> Dataset | None:
+def functional_item(ds: Dataset, frame: int, sequence: str, path: Path) -> Dataset | None:
     """The first item of functional group ``sequence`` for ``frame``: per-frame if present, else shared."""
     for groups in ("PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence"):
-        items = ds.get(groups)
+        items = raw_value(ds, groups, path)
         if not items:
             continue
-        group = items[frame] if groups.startswith("PerFrame") else items[0]
-        if sequence in group and len(group[sequence].value):
-            return group[sequence].value[0]
+        group = items[min(frame, len(items) - 1)] if groups.startswith("PerFrame") else items[0]
+        value = raw_value(group, sequence, path)
+        if value:
+            return value[0]
     return None
 
 
-def frame_rescales(ds: Dataset) -> list[Rescale]:
+def frame_rescales(ds: Dataset, path: Path) -> list[Rescale]:
     """The modality LUT of every frame of a (possibly enhanced) multi-frame object."""
-    default = rescale_of(ds)
+    default = rescale_of(ds, path)
     count = int(ds.get("NumberOfFrames", 1) or 1)
-    if "PerFrameFunctionalGroupsSequence" not in ds:
+    if "PerFrameFunctionalGroupsSequence" not in ds or is_colour(ds):
         return [default] * count
     rescales = []
     for frame in range(count):
-        item = functional_item(ds, frame, "PixelValueTransformationSequence")
-        rescales.append(default if item is None else _rescale_from(item, default))
+        item = functional_item(ds, frame, "PixelValueTransformationSequence", path)
+        rescales.append(default if item is None else _rescale_from(item, default, path))
     return rescales
 
 
 def stored_range(ds: Dataset) -> tuple[int, int]:
-    """The range of stored values that BitsStored and PixelRepresentation allow."""
+    """The range of stored values that BitsStored and PixelRepresentation allow (of a checked pixel module)."""
     bits = int(ds.get("BitsStored") or ds.get("BitsAllocated") or 16)
     if int(ds.get("PixelRepresentation", 0)) == 1:
         return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     return 0, (1 << bits) - 1
+
+
+def check_pixel_module(ds: Dataset, path: Path, pixel_bytes: int | None, file_size: int) -> int:
+    """Refuse a pixel module that cannot describe its pixel data, before any of its values is used; returns the
+    bytes of uncompressed pixel data beyond what it describes (trailing padding, for the caller to mention).
+
+    Every attribute that sizes or interprets the pixels must be readable and in range. With
+    ``pixel_bytes`` (the length of uncompressed Pixel Data) the declared size must match it: fewer
+    bytes are a cut file; more than ``MAX_PADDING_FRACTION`` more mean that the header lies (e.g.
+    BitsAllocated 8 on 16-bit pixels, or Rows smaller than the image). Either would silently give
+    wrong values. Without it (compressed or unknown), the declared size is bounded by
+    ``MAX_COMPRESSION_RATIO`` times the file's size, so that a damaged header cannot ask for gigabytes of memory.
+    """
+    rows = integer(ds, "Rows", path, low=1, high=65535)
+    columns = integer(ds, "Columns", path, low=1, high=65535)
+    if rows is None or columns is None:
+        raise DicomReadError(path, "is not an image (no Rows/Columns)")
+    samples = integer(ds, "SamplesPerPixel", path, low=1, high=3) or 1
+    if samples == 2:
+        raise DicomReadError(path, f"{tag_name('SamplesPerPixel')} is 2; it must be 1 (grey) or 3 (colour)")
+    bits = integer(ds, "BitsAllocated", path, low=1, high=64)
+    if bits not in (1, 8, 16, 32, 64):
+        raise DicomReadError(path, f"{tag_name('BitsAllocated')} is {bits}; it must be 1, 8, 16, 32 or 64")
+    integer(ds, "BitsStored", path, low=1, high=bits)
+    integer(ds, "PixelRepresentation", path, low=0, high=1)
+    frames = integer(ds, "NumberOfFrames", path, low=1) or 1
+    photometric = raw_value(ds, "PhotometricInterpretation", path)
+    if photometric == "PALETTE COLOR":
+        descriptor = raw_value(ds, "RedPaletteColorLookupTableDescriptor", path)
+        if descriptor is None or len(descriptor) != 3 or descriptor[2] not in (8, 16):
+            raise DicomReadError(path, f"{tag_name('RedPaletteColorLookupTableDescriptor')} must be 3 numbers ending in 8 or 16 bits")
+    per_frame = raw_value(ds, "PerFrameFunctionalGroupsSequence", path)
+    if per_frame is not None and len(per_frame) != frames:
+        raise DicomReadError(path, f"{tag_name('PerFrameFunctionalGroupsSequence')} has {len(per_frame)} items for {frames} frames")
+    values_per_pixel = 2 if samples == 3 and photometric in _SUBSAMPLED else samples  # 4:2:2 keeps two values a pixel
+    expected = (rows * columns * values_per_pixel * frames * bits + 7) // 8
+    declared = f"Rows x Columns x SamplesPerPixel x NumberOfFrames x BitsAllocated ({rows} x {columns} x {samples} x {frames} x {bits} bits)"
+    if pixel_bytes is None:
+        if expected > MAX_COMPRESSION_RATIO * max(file_size, 1):
+            raise DicomReadError(path, f"{declared} make {expected / 2**20:.0f} MiB of pixels, impossible in a file of {file_size} bytes")
+        return 0
+    padding = pixel_bytes - expected
+    if padding < 0 or padding > max(1, MAX_PADDING_FRACTION * expected):
+        raise DicomReadError(path, f"the Pixel Data holds {pixel_bytes} bytes but {declared} make {expected}; the header does not describe the pixels")
+    return padding if padding > 1 else 0  # one byte pads an odd length to an even one, as DICOM requires
 
 
 def _narrowest_integer(low: float, high: float) -> np.dtype | None:
@@ -182,6 +244,7 @@ def decode_frame(ds: Dataset, path: Path, frame: int | None = None) -> np.ndarra
         raise DicomReadError(path, "has no pixel data (not an image)")
     if frame is None and int(ds.get("NumberOfFrames", 1) or 1) > 1:
         raise DicomReadError(path, "has several frames; a frame index is needed")
+    raw_value(ds, "PixelData", path)  # a value pydicom cannot convert (a damaged VR) is named as such
     native = _native_frame(ds)
     if native is not None:
         return native
@@ -190,8 +253,10 @@ def decode_frame(ds: Dataset, path: Path, frame: int | None = None) -> np.ndarra
         array, _ = decoder.as_array(ds, index=frame, as_rgb=True)
         if ds.get("PhotometricInterpretation") == "PALETTE COLOR":
             array = apply_color_lut(array, ds)
-    except Exception as error:  # noqa: BLE001 - any decoder failure is a property of the file
-        raise DicomReadError(path, f"cannot decode pixel data ({transfer_syntax(ds).name}): {error}") from error
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException as error:  # noqa: BLE001 - any decoder failure is a property of the file; a Rust decoder's panic is not an Exception
+        raise DicomReadError(path, f"cannot decode pixel data ({transfer_syntax(ds).name}): {one_line(str(error))}") from error
     return array
 
 

@@ -10,6 +10,7 @@ pydicom is imported only when a file must be read: a re-scan of an unchanged fol
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import logging
 import math
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from medtl import __version__
 from medtl.dicom.catalog import Catalog, CatalogEntry, Outcome, listing_digest
+from medtl.dicom.messages import describe
 from medtl.dicom.records import InstanceHeader, PatientInfo, ScanProblem, ScanResult, SeriesInfo, StudyInfo
 from medtl.errors import DicomReadError, MedtlError
 from medtl.progress import CancelToken, ProgressCallback, report
@@ -39,7 +41,7 @@ _FILES_PER_WORKER = 300
 _BATCH_RANGE = (16, 256)
 _ORIENTATION_DECIMALS = 3
 # Bump when grouping, sorting or warnings change: results the catalog remembers from other versions are not used.
-_RESULT_VERSION = f"medtl {__version__}, scan results 1"
+_RESULT_VERSION = f"medtl {__version__}, scan results 2"  # 2: files sharing a SOP Instance UID stay unless identical
 
 ReadResult = tuple[str, CatalogEntry, bool]  # path, what was read, whether the catalog may remember it
 
@@ -58,6 +60,8 @@ def scan(
     :class:`medtl.progress.Cancelled` if ``cancel`` is set (what was read so far is remembered).
     """
     started = time.perf_counter()
+    if catalog is not None:
+        _forget_what_is_gone(catalog, Path(path))
     root = _checked_root(Path(path))
     with _gc_paused():  # everything a re-scan of an unchanged folder does
         files, problems = _walk(root, cancel)
@@ -150,6 +154,16 @@ def _read_and_remember(
             deleted = known.keys() - files.keys() if completed else ()
             catalog.update(((file, entry) for file, entry, remember in fresh if remember), forget=deleted)
     return fresh
+
+
+def _forget_what_is_gone(catalog: Catalog, path: Path) -> None:
+    """The catalog forgets ``path`` if it is gone, and every other scanned folder that is gone (it holds patients' names)."""
+    try:
+        if not path.exists():
+            catalog.forget(path.resolve())
+        catalog.forget_missing()
+    except MedtlError as error:  # busy: the next scan forgets them
+        log.warning("%s", error)
 
 
 def _checked_root(path: Path) -> Path:
@@ -324,7 +338,7 @@ def _read_one(path: str) -> ReadResult:
         return path, CatalogEntry(stat.st_size, stat.st_mtime_ns, ScanProblem(error.path, error.reason)), remember
     except Exception as error:  # a bug met on one odd file must not end the scan of thousands: report it, retry next time
         log.warning("unexpected error reading %s", path, exc_info=True)
-        problem = ScanProblem(Path(path), f"unexpected error reading the header ({type(error).__name__}: {error})")
+        problem = ScanProblem(Path(path), f"unexpected error reading the header ({describe(error)})")
         return path, CatalogEntry(stat.st_size, stat.st_mtime_ns, problem), False
     return path, CatalogEntry(stat.st_size, stat.st_mtime_ns, outcome), True
 
@@ -354,10 +368,11 @@ def _hierarchy(headers: list[InstanceHeader]) -> tuple[list[PatientInfo], int]:
     duplicates: dict[tuple[str, str, str], int] = defaultdict(int)
     for header in headers:
         key = (header.patient_id, header.study_uid, header.series_uid)
-        if header.sop_instance_uid in first_by_sop:
+        first = first_by_sop.get(header.sop_instance_uid)
+        if first is not None and _is_copy(first, header):
             duplicates[key] += 1
             continue
-        first_by_sop[header.sop_instance_uid] = header
+        first_by_sop.setdefault(header.sop_instance_uid, header)
         if key not in series:
             patient = patients.get(header.patient_id)
             if patient is None:
@@ -374,6 +389,26 @@ def _hierarchy(headers: list[InstanceHeader]) -> tuple[list[PatientInfo], int]:
     return _sorted(list(patients.values())), sum(duplicates.values())
 
 
+def _is_copy(first: InstanceHeader, other: InstanceHeader) -> bool:
+    """Whether ``other`` is a byte-for-byte copy of ``first`` (same SOP Instance UID).
+
+    Files that share the UID but differ both stay in their series, so that loading it compares their
+    pixels and refuses the series when they differ: the scan cannot tell which file is right.
+    """
+    if dataclasses.replace(first, path=other.path, mtime_ns=other.mtime_ns) != other:
+        return False
+    try:
+        with open(first.path, "rb") as a, open(other.path, "rb") as b:
+            while True:
+                chunk = a.read(1 << 20)
+                if chunk != b.read(1 << 20):
+                    return False
+                if not chunk:
+                    return True
+    except OSError:
+        return False
+
+
 def _sorted(patients: list[PatientInfo]) -> list[PatientInfo]:
     """Patients by ID, studies by date and UID, series by number and UID, instances by number (then path)."""
     for patient in patients:
@@ -388,7 +423,10 @@ def _sorted(patients: list[PatientInfo]) -> list[PatientInfo]:
 def _series_warnings(series: SeriesInfo, duplicates: int) -> list[str]:
     warnings = []
     if duplicates:
-        warnings.append(f"{duplicates} duplicate instance(s): the same SOP Instance UID in several files, one is used")
+        warnings.append(f"{duplicates} duplicate instance(s): identical copies of a file, one is used")
+    shared = len(series.instances) - len({h.sop_instance_uid for h in series.instances})
+    if shared:
+        warnings.append(f"{shared} file(s) share a SOP Instance UID with another file but differ from it; one of them is wrong")
     orientations = {h.image_orientation for h in series.instances if h.image_orientation}
     if len(orientations) > 1:  # exact comparison first: rounding every instance is the slow path
         orientations = {tuple(round(v, _ORIENTATION_DECIMALS) for v in orientation) for orientation in orientations}

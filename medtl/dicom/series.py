@@ -15,6 +15,12 @@ What is loaded, and how:
 - Single 2D images (CR, DX, US, SC, RGB or grey): one slice on an identity grid at the origin,
   spacing from PixelSpacing, else ImagerPixelSpacing, else 1 mm with a warning.
 
+Nothing is used before it is checked (:mod:`medtl.dicom.values`, :func:`~medtl.dicom.pixels.check_pixel_module`):
+numbers must be finite and in range, the pixel module must describe the bytes of the pixel data,
+declared sizes must fit the file and the memory, the files must lie in one frame of reference, and
+files sharing a SOP Instance UID must be copies of one another. A gap is interpolated only when no
+unreadable file beside the series may be the missing slice: such a file is named instead.
+
 Every slice of the volume records its source (:attr:`Volume.slice_sources`: file, SOP Instance UID,
 frame of a multi-frame file; ``None`` for a slice interpolated into a gap).
 
@@ -27,6 +33,8 @@ reported and cancellation polled between slices.
 from __future__ import annotations
 
 import logging
+import math
+import os
 import struct
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -36,12 +44,13 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
-from pydicom.multival import MultiValue
 
 from medtl.dicom.geometry import Plane, StackGeometry, plan_stack
+from medtl.dicom.messages import describe
 from medtl.dicom.pixels import (
     Rescale,
     ValuesDoNotFit,
+    check_pixel_module,
     decode_frame,
     frame_rescales,
     functional_item,
@@ -52,6 +61,7 @@ from medtl.dicom.pixels import (
     transfer_syntax,
     write_modality,
 )
+from medtl.dicom.values import MAX_POSITION_MM, MAX_SPACING_MM, MIN_SPACING_MM, decimal, decimals, raw_value, tag_name
 from medtl.dicom.volume import SliceSource, Volume
 from medtl.errors import DicomReadError, GeometryError, InvalidRequest, MedtlError
 from medtl.progress import CancelToken, ProgressCallback, report
@@ -71,12 +81,16 @@ def load_series(files: Sequence[Path | str], progress: ProgressCallback | None =
     if not paths:
         raise MedtlError("no DICOM files to load")
     headers, spans = _read_headers(paths, cancel)
-    _check_one_series(paths, headers)
+    padded = _check_headers(paths, headers, spans)
+    paths, headers, spans, copies = _without_copies(paths, headers, spans)
     if len(paths) == 1 and _frame_count(headers[0]) > 1:
-        return _load_multiframe(paths[0], progress, cancel)
-    if len(paths) == 1 and not _is_placed(headers[0]):
-        return _load_image_2d(paths[0], progress, cancel)
-    return _load_classic(paths, headers, spans, progress, cancel)
+        volume = _load_multiframe(paths[0], progress, cancel)
+    elif len(paths) == 1 and not _is_placed(headers[0]):
+        volume = _load_image_2d(paths[0], progress, cancel)
+    else:
+        volume = _load_classic(paths, headers, spans, progress, cancel)
+    volume.warnings[:0] = padded + copies
+    return volume
 
 
 def load_path(
@@ -104,6 +118,8 @@ def load_path(
         raise MedtlError(f"{path}: no DICOM image series found" + (f" ({problems})" if problems else ""))
     else:
         raise InvalidRequest("series_uid", f"{path} holds {len(images)} image series; choose one by its series UID. {_list_series(images)}")
+    folders = {file.parent for file in chosen.files}
+    _refuse_unreadable_members(chosen.series_uid, [p.path for p in result.errors if p.path.parent in folders], certain_only=True)
     return load_series(chosen.files, progress, cancel)
 
 
@@ -116,8 +132,19 @@ def _list_series(series: Sequence[Any]) -> str:
 
 
 def _read_dataset(path: Path) -> Dataset:
-    """The whole dataset, pixel data included."""
-    return _parse(path, lambda: pydicom.dcmread(path))
+    """The whole dataset, pixel data included, its pixel module checked against the pixel data."""
+    ds = _parse(path, lambda: pydicom.dcmread(path))
+    pixels = raw_value(ds, "PixelData", path)
+    native = pixels is not None and not transfer_syntax(ds).is_encapsulated
+    check_pixel_module(ds, path, len(pixels) if native else None, _file_size(path))
+    return ds
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError as error:
+        raise DicomReadError(path, f"cannot read the file ({error.strerror or error})") from None
 
 
 def _parse(path: Path, read: Callable[[], Any]) -> Any:
@@ -128,7 +155,7 @@ def _parse(path: Path, read: Callable[[], Any]) -> Any:
     except InvalidDicomError:
         raise DicomReadError(path, "not a DICOM file") from None
     except Exception as error:  # noqa: BLE001 - pydicom raises many kinds on corrupt input
-        raise DicomReadError(path, f"unreadable DICOM ({type(error).__name__}: {error})") from error
+        raise DicomReadError(path, f"unreadable DICOM ({describe(error)})") from error
 
 
 def _read_header(path: Path) -> tuple[Dataset, PixelSpan | None]:
@@ -165,7 +192,7 @@ def _decode_file(path: Path, header: Dataset, span: PixelSpan | None) -> tuple[n
     """
     if span is None:
         ds = _read_dataset(path)
-        return decode_frame(ds, path), rescale_of(ds)
+        return decode_frame(ds, path), rescale_of(ds, path)
     offset, length = span
     with open(path, "rb") as handle:
         handle.seek(offset)
@@ -174,7 +201,7 @@ def _decode_file(path: Path, header: Dataset, span: PixelSpan | None) -> tuple[n
         raise DicomReadError(path, f"truncated: the pixel data needs {length} bytes, the file holds {len(value)}")
     header.PixelData = value
     try:
-        return decode_frame(header, path), rescale_of(header)
+        return decode_frame(header, path), rescale_of(header, path)
     finally:
         del header.PixelData
 
@@ -190,15 +217,127 @@ def _read_headers(paths: Sequence[Path], cancel: CancelToken | None) -> tuple[li
     return headers, spans
 
 
-def _check_one_series(paths: Sequence[Path], headers: Sequence[Dataset]) -> None:
-    uids = {str(h.get("SeriesInstanceUID", "")) for h in headers}
+def _check_headers(paths: Sequence[Path], headers: Sequence[Dataset], spans: Sequence[PixelSpan | None]) -> list[str]:
+    """Refuse files that are not images of one series in one frame of reference, or whose pixel module does not fit their
+    pixels; returns a warning about pixel data padded beyond what the header describes."""
+    uids = {str(raw_value(h, "SeriesInstanceUID", p) or "") for p, h in zip(paths, headers)}
     if len(uids) > 1:
         raise MedtlError(f"the {len(paths)} files belong to {len(uids)} different series; load one series at a time")
-    for path, header in zip(paths, headers):
-        if header.get("Modality") in NON_IMAGE_MODALITIES:
-            raise DicomReadError(path, f"is a {header.Modality} object, not an image")
-        if "Rows" not in header or "Columns" not in header:
-            raise DicomReadError(path, "is not an image (no Rows/Columns)")
+    frames: dict[str, Path] = {}
+    padded: list[tuple[Path, int]] = []
+    for path, header, span in zip(paths, headers, spans):
+        modality = raw_value(header, "Modality", path)
+        if modality in NON_IMAGE_MODALITIES:
+            raise DicomReadError(path, f"is a {modality} object, not an image")
+        padding = check_pixel_module(header, path, span[1] if span is not None else None, _file_size(path))
+        if padding:
+            padded.append((path, padding))
+        frames.setdefault(str(raw_value(header, "FrameOfReferenceUID", path) or ""), path)
+    frames.pop("", None)
+    if len(frames) > 1:
+        examples = ", ".join(_names(list(frames.values())[:3]))
+        raise GeometryError(
+            f"the files of series {uids.pop() or '(no UID)'} lie in {len(frames)} different frames of reference "
+            f"({tag_name('FrameOfReferenceUID')} differs: e.g. {examples}), so they are separate acquisitions, not one volume; "
+            "put the files of each in a folder of its own and load them one at a time"
+        )
+    if not padded:
+        return []
+    most = max(padding for _, padding in padded)
+    return [f"{len(padded)} file(s) (e.g. {padded[0][0].name}) hold up to {most} bytes of pixel data beyond what their header describes; ignored"]
+
+
+def _names(paths: Sequence[Path]) -> list[str]:
+    """Short names that tell ``paths`` apart: relative to their common folder."""
+    try:
+        common = os.path.commonpath([path.parent for path in paths])
+    except ValueError:  # on different drives
+        return [str(path) for path in paths]
+    return [os.path.relpath(path, common) for path in paths]
+
+
+def _without_copies(
+    paths: Sequence[Path], headers: Sequence[Dataset], spans: Sequence[PixelSpan | None]
+) -> tuple[list[Path], list[Dataset], list[PixelSpan | None], list[str]]:
+    """The files less the copies of an instance (same SOP Instance UID, position and pixels), and a warning naming them.
+
+    Files that share a SOP Instance UID but differ in position or pixels are refused: one of them is
+    wrong, and which one cannot be told.
+    """
+    first: dict[str, int] = {}
+    dropped: list[int] = []
+    for index, (path, header) in enumerate(zip(paths, headers)):
+        uid = str(raw_value(header, "SOPInstanceUID", path) or "")
+        if not uid or uid not in first:
+            first.setdefault(uid, index)
+            continue
+        kept = first[uid]
+        same_place = _position(headers[kept], paths[kept]) == _position(header, path)
+        (a, rescale_a), (b, rescale_b) = _decode_file(paths[kept], headers[kept], spans[kept]), _decode_file(path, header, spans[index])
+        if not (same_place and rescale_a == rescale_b and a.shape == b.shape and np.array_equal(a, b)):
+            differ = "pixels" if same_place else "positions"
+            a_name, b_name = _names([paths[kept], path])
+            raise GeometryError(
+                f"{a_name} and {b_name} have the same SOP Instance UID but different {differ}; one of them is "
+                "wrong and medtl cannot tell which - remove the wrong file"
+            )
+        dropped.append(index)
+    if not dropped:
+        return list(paths), list(headers), list(spans), []
+    keep = [i for i in range(len(paths)) if i not in set(dropped)]
+    names = ", ".join(paths[i].name for i in dropped[:5])
+    warning = f"{len(dropped)} file(s) repeat another file's instance (same SOP Instance UID and pixels) and were ignored ({names})"
+    return [paths[i] for i in keep], [headers[i] for i in keep], [spans[i] for i in keep], [warning]
+
+
+def _position(header: Dataset, path: Path) -> tuple[float, ...] | None:
+    return decimals(header, "ImagePositionPatient", 3, path, bound=MAX_POSITION_MM)
+
+
+def _refuse_unreadable_members(series_uid: str, candidates: Sequence[Path], *, certain_only: bool, gap: Sequence[int] = ()) -> None:
+    """Refuse the series when one of ``candidates`` (files beside its own) cannot be read but belongs to it.
+
+    The series UID of such a file is read as far as it can be; a file whose UID cannot be read at all
+    may belong to the series too, unless ``certain_only``. Its slice would otherwise be missing, or
+    interpolated over (``gap``: the slices missing), without the file ever being named.
+    """
+    from medtl.dicom.header import read_header
+
+    for path in sorted(candidates):
+        try:
+            read_header(path)
+            continue  # a readable instance (of another series, or left out by the caller) or not DICOM at all
+        except DicomReadError as error:
+            reason = error.reason
+        uid = _damaged_series_uid(path)
+        if uid == series_uid or (uid is None and not certain_only):
+            belongs = "it belongs to" if uid == series_uid else "it may belong to"
+            missing = f" (slice(s) {list(gap)} are missing)" if gap else ""
+            raise DicomReadError(path, f"{reason}; {belongs} this series{missing}: repair it, or remove it to load the series without it")
+
+
+def _damaged_series_uid(path: Path) -> str | None:
+    """The SeriesInstanceUID of a damaged file, read as far as it can be; None if it cannot."""
+    try:
+        ds = pydicom.dcmread(path, force=True, stop_before_pixels=True, specific_tags=["SeriesInstanceUID"])
+        return str(ds.get("SeriesInstanceUID", "")) or None
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException:  # noqa: BLE001 - a damaged file may fail in any way; then its series is unknown
+        return None
+
+
+def _siblings(paths: Sequence[Path]) -> list[Path]:
+    """The other files in the folders of ``paths``."""
+    own = set(paths)
+    found = []
+    for folder in {path.parent for path in paths}:
+        try:
+            with os.scandir(folder) as entries:
+                found.extend(Path(entry.path) for entry in entries if entry.is_file() and Path(entry.path) not in own)
+        except OSError:
+            continue  # an unlistable folder hides nothing the series was given
+    return found
 
 
 def _frame_count(ds: Dataset) -> int:
@@ -209,23 +348,24 @@ def _is_placed(ds: Dataset) -> bool:
     return "ImagePositionPatient" in ds and "ImageOrientationPatient" in ds
 
 
-def _decimals(value: Any, count: int, path: Path, keyword: str) -> tuple[float, ...]:
-    try:
-        numbers = tuple(float(v) for v in value)
-    except (TypeError, ValueError):
-        numbers = ()
-    if len(numbers) != count:
-        raise DicomReadError(path, f"{keyword} must have {count} numbers, got {value!r}")
-    return numbers
+def _plane(item: Dataset, orientation_item: Dataset, path: Path, label: str) -> Plane:
+    """The plane of a slice or frame from ImagePositionPatient and ImageOrientationPatient (both required)."""
+    position = _position(item, path)
+    orientation = decimals(orientation_item, "ImageOrientationPatient", 6, path, bound=1.0 + 1e-3)
+    if position is None or orientation is None:
+        raise DicomReadError(path, f"has no {tag_name('ImagePositionPatient' if position is None else 'ImageOrientationPatient')}")
+    return Plane(position, orientation, label)  # type: ignore[arg-type]
 
 
 def _pixel_spacing(item: Dataset | None, path: Path) -> tuple[float, float] | None:
     """(row, column) spacing in mm from PixelSpacing, else ImagerPixelSpacing; None if absent or zero."""
     for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
-        if item is not None and item.get(keyword):
-            spacing = _decimals(item.get(keyword), 2, path, keyword)
-            if min(spacing) > 0:
-                return spacing  # type: ignore[return-value]
+        spacing = decimals(item, keyword, 2, path, bound=MAX_SPACING_MM) if item is not None else None
+        if spacing is None or max(spacing) == 0:
+            continue
+        if min(spacing) < MIN_SPACING_MM:
+            raise DicomReadError(path, f"{tag_name(keyword)} is {list(spacing)}; a pixel spacing must be positive (at least {MIN_SPACING_MM:g} mm)")
+        return spacing  # type: ignore[return-value]
     return None
 
 
@@ -234,45 +374,44 @@ def _frame_shape(ds: Dataset) -> tuple[int, ...]:
     return (*shape, 3) if is_colour(ds) else shape
 
 
-def _metadata(ds: Dataset, instances: int, kind: str) -> dict[str, Any]:
-    """Key attributes of the series (may hold PHI: never log them)."""
-    modality = str(ds.get("Modality", ""))
+def _metadata(ds: Dataset, path: Path, instances: int, kind: str, warnings: list[str]) -> dict[str, Any]:
+    """Key attributes of the series (may hold PHI: never log them); a window that cannot be used is left out, with a warning."""
+    def text(keyword: str) -> str:
+        return str(raw_value(ds, keyword, path) or "")
+
+    modality, rescale_type = text("Modality"), text("RescaleType")
     meta: dict[str, Any] = {
         "modality": modality,
-        "series_uid": str(ds.get("SeriesInstanceUID", "")),
-        "study_uid": str(ds.get("StudyInstanceUID", "")),
-        "frame_of_reference_uid": str(ds.get("FrameOfReferenceUID", "")),
-        "series_description": str(ds.get("SeriesDescription", "")),
-        "patient_id": str(ds.get("PatientID", "")),
-        "sop_class_uid": str(ds.get("SOPClassUID", "")),
+        "series_uid": text("SeriesInstanceUID"),
+        "study_uid": text("StudyInstanceUID"),
+        "frame_of_reference_uid": text("FrameOfReferenceUID"),
+        "series_description": text("SeriesDescription"),
+        "patient_id": text("PatientID"),
+        "sop_class_uid": text("SOPClassUID"),
         "transfer_syntax": str(transfer_syntax(ds)),
-        "photometric": "RGB" if is_colour(ds) else str(ds.get("PhotometricInterpretation", "")),
-        "units": _units(ds, modality),
+        "photometric": "RGB" if is_colour(ds) else text("PhotometricInterpretation"),
+        "units": {"CT": "HU", "RTDOSE": text("DoseUnits")}.get(modality, "" if rescale_type == "US" else rescale_type),
         "instances": instances,
         "kind": kind,
     }
-    voi = functional_item(ds, 0, "FrameVOILUTSequence") or ds
-    for keyword, key in (("WindowCenter", "window_center"), ("WindowWidth", "window_width")):
-        value = voi.get(keyword)
-        if value not in (None, ""):
-            meta[key] = float(value[0] if isinstance(value, MultiValue) else value)
+    try:
+        voi = functional_item(ds, 0, "FrameVOILUTSequence", path) or ds
+        center, width = decimal(voi, "WindowCenter", path), decimal(voi, "WindowWidth", path, low=1e-6)
+    except DicomReadError as error:
+        warnings.append(f"{path.name}: {error.reason}; its display window is ignored")
+        return meta
+    for key, value in (("window_center", center), ("window_width", width)):
+        if value is not None:
+            meta[key] = value
     return meta
 
 
 def _frame_sources(path: Path, ds: Dataset) -> list[SliceSource]:
     """The source of each frame of ``ds`` (one, without a frame number, for a single-frame file)."""
-    uid = str(ds.get("SOPInstanceUID", ""))
+    uid = str(raw_value(ds, "SOPInstanceUID", path) or "")
     count = _frame_count(ds)
     return [SliceSource(path, uid, frame + 1 if count > 1 else None) for frame in range(count)]
 
-
-def _units(ds: Dataset, modality: str) -> str:
-    if modality == "CT":
-        return "HU"
-    if modality == "RTDOSE":
-        return str(ds.get("DoseUnits", ""))
-    rescale_type = str(ds.get("RescaleType", ""))
-    return "" if rescale_type in ("", "US") else rescale_type
 
 
 # --- pixel filling -----------------------------------------------------------------------------
@@ -313,8 +452,8 @@ def _fill_as(
     progress: ProgressCallback | None,
     cancel: CancelToken | None,
 ) -> np.ndarray:
-    out = np.empty((len(slots), *frame_shape), dtype=dtype)
     jobs = [(z, index) for z, index in enumerate(slots) if index is not None]
+    out = _allocate((len(slots), *frame_shape), dtype, label(jobs[0][1]))
     for done, (z, index) in enumerate(jobs, 1):
         if cancel is not None:
             cancel.raise_if_cancelled()
@@ -322,8 +461,29 @@ def _fill_as(
         if stored.shape != frame_shape:
             raise DicomReadError(label(index), f"image is {stored.shape}, the other slices are {frame_shape}")
         write_modality(stored, rescale, out[z])
+        if out.dtype.kind == "f" and not np.isfinite(out[z]).all():
+            raise DicomReadError(label(index), f"pixel values are not finite numbers after the rescale {rescale.slope:g} x value + {rescale.intercept:g}")
         report(progress, done, len(jobs), "reading slices")
     return out
+
+
+def _allocate(shape: tuple[int, ...], dtype: np.dtype, label: str) -> np.ndarray:
+    """An empty array, refused with a reason when it would not fit in this computer's memory."""
+    size = int(np.prod(shape, dtype=np.float64)) * np.dtype(dtype).itemsize
+    problem = MedtlError(f"{label}: the volume ({' x '.join(map(str, shape))} {np.dtype(dtype)}) needs {size / 2**30:.1f} GiB, more than this computer's memory")
+    if size > _physical_memory():
+        raise problem
+    try:
+        return np.empty(shape, dtype=dtype)
+    except MemoryError:
+        raise problem from None
+
+
+def _physical_memory() -> float:
+    try:
+        return float(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):  # not POSIX: numpy's own MemoryError is the only guard
+        return math.inf
 
 
 def _interpolate_missing(array: np.ndarray, slots: Sequence[int | None]) -> None:
@@ -408,6 +568,8 @@ def _volume(
     """The Volume; ``sources[i]`` is where plane ``i`` came from (slice ``z`` records that of ``geometry.slots[z]``)."""
     for warning in warnings:
         log.info("%s", warning)
+    if array.dtype.kind == "f" and not np.isfinite(array).all():  # each slice was checked; a last guard for what follows from them
+        raise GeometryError("the assembled volume holds values that are not finite numbers")
     return Volume(
         array=array,
         spacing=spacing,
@@ -441,19 +603,18 @@ def _load_classic(
             )
         if (header.Rows, header.Columns) != (first.Rows, first.Columns):
             raise GeometryError(f"{path}: image is {header.Rows}x{header.Columns}, {paths[0].name} is {first.Rows}x{first.Columns}")
-        position = _decimals(header.ImagePositionPatient, 3, path, "ImagePositionPatient")
-        orientation = _decimals(header.ImageOrientationPatient, 6, path, "ImageOrientationPatient")
-        planes.append(Plane(position, orientation, path.name))  # type: ignore[arg-type]
+        planes.append(_plane(header, header, path, path.name))
     pixel_spacing = _common_pixel_spacing(paths, headers)
 
     def decode(index: int) -> tuple[np.ndarray, Rescale]:
         return _decode_file(paths[index], headers[index], spans[index])
 
-    array, geometry, spacing, warnings = _assemble(
-        planes, pixel_spacing, _slice_thickness(first), decode, first, [rescale_of(h) for h in headers], progress, cancel
-    )
+    rescales = [rescale_of(h, p) for p, h in zip(paths, headers)]
+    array, geometry, spacing, warnings = _assemble(planes, pixel_spacing, _slice_thickness(first, paths[0]), decode, first, rescales, progress, cancel)
+    if geometry.interpolated:
+        _refuse_unreadable_members(str(first.SeriesInstanceUID), _siblings(paths), certain_only=False, gap=geometry.interpolated)
     sources = [source for path, header in zip(paths, headers) for source in _frame_sources(path, header)]
-    return _volume(array, geometry, spacing, _metadata(first, len(paths), "classic"), warnings, sources)
+    return _volume(array, geometry, spacing, _metadata(first, paths[0], len(paths), "classic", warnings), warnings, sources)
 
 
 def _common_pixel_spacing(paths: Sequence[Path], headers: Sequence[Dataset]) -> tuple[float, float]:
@@ -466,12 +627,14 @@ def _common_pixel_spacing(paths: Sequence[Path], headers: Sequence[Dataset]) -> 
     return spacing
 
 
-def _slice_thickness(ds: Dataset) -> float:
+def _slice_thickness(ds: Dataset, path: Path) -> float:
     """The z spacing of a single-slice volume (SpacingBetweenSlices, SliceThickness, else 1 mm)."""
     for keyword in ("SpacingBetweenSlices", "SliceThickness"):
-        value = ds.get(keyword)
-        if value not in (None, "") and float(value) > 0:
-            return float(value)
+        value = decimal(ds, keyword, path, high=MAX_SPACING_MM)
+        if value is not None and 0 < value < MIN_SPACING_MM:
+            raise DicomReadError(path, f"{tag_name(keyword)} is {value:g}; a slice thickness must be at least {MIN_SPACING_MM:g} mm")
+        if value is not None and value > 0:
+            return value
     return 1.0
 
 
@@ -479,7 +642,7 @@ def _load_multiframe(path: Path, progress: ProgressCallback | None, cancel: Canc
     header, span = _read_header(path)
     read_frame = _frame_reader(path, header, span)
     ds = header if read_frame is not None else _read_dataset(path)
-    rescales = frame_rescales(ds)
+    rescales = frame_rescales(ds, path)
 
     def decode(index: int) -> tuple[np.ndarray, Rescale]:
         return (read_frame(index) if read_frame is not None else decode_frame(ds, path, index)), rescales[index]
@@ -487,15 +650,15 @@ def _load_multiframe(path: Path, progress: ProgressCallback | None, cancel: Canc
     planes = _frame_planes(ds, path)
     if planes is None:
         return _unplaced(ds, path, decode, rescales, "multiframe", progress, cancel)
-    measures = functional_item(ds, 0, "PixelMeasuresSequence")
+    measures = functional_item(ds, 0, "PixelMeasuresSequence", path)
     pixel_spacing = _pixel_spacing(measures, path) or _pixel_spacing(ds, path)
     if pixel_spacing is None:
         raise DicomReadError(path, "has no PixelSpacing, so the voxel size is unknown")
     array, geometry, spacing, warnings = _assemble(
-        planes, pixel_spacing, _slice_thickness(measures or ds), decode, ds, rescales, progress, cancel
+        planes, pixel_spacing, _slice_thickness(measures or ds, path), decode, ds, rescales, progress, cancel
     )
     kind = "enhanced" if "PerFrameFunctionalGroupsSequence" in ds else "multiframe"
-    return _volume(array, geometry, spacing, _metadata(ds, 1, kind), warnings, _frame_sources(path, ds))
+    return _volume(array, geometry, spacing, _metadata(ds, path, 1, kind, warnings), warnings, _frame_sources(path, ds))
 
 
 def _frame_reader(path: Path, header: Dataset, span: PixelSpan | None) -> Callable[[int], np.ndarray] | None:
@@ -520,34 +683,28 @@ def _frame_planes(ds: Dataset, path: Path) -> list[Plane] | None:
     if "PerFrameFunctionalGroupsSequence" in ds:
         planes = []
         for frame in range(count):
-            position = functional_item(ds, frame, "PlanePositionSequence")
-            orientation = functional_item(ds, frame, "PlaneOrientationSequence")
+            position = functional_item(ds, frame, "PlanePositionSequence", path)
+            orientation = functional_item(ds, frame, "PlaneOrientationSequence", path)
             if position is None or orientation is None or "ImagePositionPatient" not in position:
                 return None
-            planes.append(
-                Plane(
-                    _decimals(position.ImagePositionPatient, 3, path, "ImagePositionPatient"),  # type: ignore[arg-type]
-                    _decimals(orientation.ImageOrientationPatient, 6, path, "ImageOrientationPatient"),  # type: ignore[arg-type]
-                    f"{path.name} frame {frame + 1}",
-                )
-            )
+            planes.append(_plane(position, orientation, path, f"{path.name} frame {frame + 1}"))
         return planes
-    offsets = ds.get("GridFrameOffsetVector")
-    if not _is_placed(ds) or offsets is None or len(offsets) != count:
+    offsets = raw_value(ds, "GridFrameOffsetVector", path)
+    if not _is_placed(ds) or offsets is None or count < 2:
         return None
-    origin = np.array(_decimals(ds.ImagePositionPatient, 3, path, "ImagePositionPatient"))
-    orientation = _decimals(ds.ImageOrientationPatient, 6, path, "ImageOrientationPatient")
-    normal = np.cross(orientation[:3], orientation[3:])
+    first = _plane(ds, ds, path, f"{path.name} frame 1")
+    distances = decimals(ds, "GridFrameOffsetVector", count, path, bound=MAX_POSITION_MM)
+    normal = np.cross(first.orientation[:3], first.orientation[3:])
     # GridFrameOffsetVector is relative to IPP when its first value is 0, absolute otherwise: both are offsets from frame 1.
     return [
-        Plane(tuple(origin + (float(offset) - float(offsets[0])) * normal), orientation, f"{path.name} frame {frame + 1}")  # type: ignore[arg-type]
-        for frame, offset in enumerate(offsets)
+        Plane(tuple(np.array(first.position) + (offset - distances[0]) * normal), first.orientation, f"{path.name} frame {frame + 1}")  # type: ignore[arg-type, index]
+        for frame, offset in enumerate(distances)  # type: ignore[arg-type]
     ]
 
 
 def _load_image_2d(path: Path, progress: ProgressCallback | None, cancel: CancelToken | None) -> Volume:
     ds = _read_dataset(path)
-    rescales = [rescale_of(ds)]
+    rescales = [rescale_of(ds, path)]
     return _unplaced(ds, path, lambda _: (decode_frame(ds, path), rescales[0]), rescales, "image2d", progress, cancel)
 
 
@@ -573,4 +730,4 @@ def _unplaced(
     dtypes = modality_dtypes(ds, rescales)
     array = _fill(slots, decode, _frame_shape(ds), dtypes, lambda _: str(path), progress, cancel)
     geometry = StackGeometry(tuple(slots), (0.0, 0.0, 0.0), np.eye(3), 1.0, (), 0.0, (), ())
-    return _volume(array, geometry, (pixel_spacing[1], pixel_spacing[0], 1.0), _metadata(ds, 1, kind), warnings, _frame_sources(path, ds))
+    return _volume(array, geometry, (pixel_spacing[1], pixel_spacing[0], 1.0), _metadata(ds, path, 1, kind, warnings), warnings, _frame_sources(path, ds))

@@ -19,6 +19,7 @@ subset of slices, a mask on its grid) does not inherit the record.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,8 +59,8 @@ class Volume:
         self.direction = np.asarray(self.direction, dtype=float).reshape(3, 3)
         if self.array.ndim not in (3, 4):
             raise ValueError(f"Volume array must be [z, y, x] or [z, y, x, c], got shape {self.array.shape}")
-        if any(s <= 0 for s in self.spacing):
-            raise ValueError(f"Volume spacing must be positive, got {self.spacing}")
+        if not all(math.isfinite(s) and s > 0 for s in self.spacing) or not all(map(math.isfinite, self.origin)):
+            raise ValueError(f"Volume spacing must be positive and finite and its origin finite, got {self.spacing} and {self.origin}")
         if self.slice_sources and len(self.slice_sources) != self.array.shape[0]:
             raise ValueError(f"Volume has {self.array.shape[0]} slices but {len(self.slice_sources)} slice sources")
 

@@ -28,6 +28,8 @@ from medtl.training.run_folder import RunFolder
 BUNDLE_VERSION = "0.1.0"
 METADATA_SCHEMA = "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/meta_schema_20220324.json"
 INTENDED_USE = "Research only; not for diagnosis or treatment decisions."
+_MONAI_SYNTAX = "$@%"
+"""Characters that make a string more than data to MONAI's ConfigParser (expressions, references, macros)."""
 
 
 def export_bundle(run_dir: Path | str, destination: Path | str) -> Path:
@@ -77,19 +79,37 @@ def inference_config(predictor: Predictor) -> dict[str, Any]:
         ],
         "bundle_root": ".",
         "device": "$torch.device('cuda' if torch.cuda.is_available() else 'cpu')",
-        "medtl": {
-            "version": __version__,
-            "model": spec,
-            "preprocessing": predictor.preprocessing.to_dict(),
-            "classes": predictor.classes,
-            "labels": {str(value): name for value, name in predictor.labels.items()},
-        },
+        "medtl": literal(
+            {
+                "version": __version__,
+                "model": spec,
+                "preprocessing": predictor.preprocessing.to_dict(),
+                "classes": predictor.classes,
+                "labels": {str(value): name for value, name in predictor.labels.items()},
+            }
+        ),
         "network_def": "$build_model(ModelSpec.from_dict(@medtl::model))[0]",
         "network": "$@network_def.to(@device)",
         "preprocessing": "$Preprocessing.from_dict(@medtl::preprocessing).eval_transforms()",
         "inferer": inferer,
         "postprocessing": {"_target_": "Activationsd", "keys": "pred", "softmax": True},
     }
+
+
+def literal(value: Any) -> Any:
+    """``value`` (plain JSON) with every string that MONAI's ``ConfigParser`` could read as something else (an expression
+    ``$...``, a reference ``@...``, a macro ``%...``) replaced by an expression that gives back the string itself.
+
+    Names (of classes, labels, runs, weight files) are data, never code: the replacement decodes the string's UTF-8
+    bytes from hex, so nothing of the name reaches ``eval`` but hex digits.
+    """
+    if isinstance(value, str):
+        return f"$bytes.fromhex('{value.encode('utf-8').hex()}').decode('utf-8')" if any(c in value for c in _MONAI_SYNTAX) else value
+    if isinstance(value, list):
+        return [literal(item) for item in value]
+    if isinstance(value, dict):
+        return {key: literal(item) for key, item in value.items()}
+    return value
 
 
 def metadata(predictor: Predictor, name: str) -> dict[str, Any]:
@@ -101,7 +121,7 @@ def metadata(predictor: Predictor, name: str) -> dict[str, Any]:
     spec, pre = predictor.spec, predictor.preprocessing
     segmentation = spec.task == "segmentation"
     outputs = {str(value): label for value, label in predictor.labels.items()} if segmentation else {str(i): c for i, c in enumerate(predictor.classes)}
-    return {
+    return literal({
         "schema": METADATA_SCHEMA,
         "version": BUNDLE_VERSION,
         "changelog": {BUNDLE_VERSION: f"exported by medtl {__version__} from run {name}"},
@@ -142,4 +162,4 @@ def metadata(predictor: Predictor, name: str) -> dict[str, Any]:
                 }
             },
         },
-    }
+    })

@@ -98,6 +98,7 @@ class Trainer:
         just returns its summary).
         """
         config, objective = self.config, self.objective
+        self._fit_started, self._elapsed_before = self.clock(), 0.0  # the budget counts the set-up too: device, data, micro-batch probe
         self._ctx = ctx = distributed.current()
         self.setup = setup_device(objective.network, config.device, config.amp, ctx.local_rank)
         self.module = objective.network.to(self.setup.device)
@@ -135,8 +136,8 @@ class Trainer:
         p, unit = self.progress, objective.unit
         parts = f", {p.micro_batch} at a time" if p.micro_batch < objective.batch_size else ""
         self._log(f"training on {self.setup.name}, mixed precision {self.setup.amp_label}, {self.steps_per_epoch} step(s) of {objective.batch_size} {unit}s an epoch{parts}")
-        self._fit_started, self._elapsed_before = self.clock(), p.elapsed_seconds
-        self._steps_this_fit, self._step_seconds_this_fit, self._first_step_seconds = 0, 0.0, 0.0
+        self._elapsed_before = p.elapsed_seconds
+        self._steps_this_fit, self._step_seconds_this_fit, self._after_first_step = 0, 0.0, 0.0
         budgeted, plan_after = config.time_limit_seconds is not None, objective.plan_budget_after_steps
         self._plan_by_epochs = budgeted and plan_after is None
         self._step_plan_after = plan_after if budgeted and checkpoint is None else None  # a resumed run keeps its plan
@@ -213,7 +214,7 @@ class Trainer:
             self._steps_this_fit += 1
             self._step_seconds_this_fit += seconds
             if self._steps_this_fit == 1:
-                self._first_step_seconds = seconds
+                self._after_first_step = self._elapsed()
             self._emit(StepProgress(p.epoch + 1, p.step_in_epoch, self.steps_per_epoch, loss, count * ctx.world_size / seconds if seconds > 0 else 0.0, self._eta()))
             if budget is not None and self._step_plan_after is not None and self._steps_this_fit >= self._step_plan_after:
                 self._plan_steps(budget)
@@ -263,18 +264,23 @@ class Trainer:
         if planned * self.steps_per_epoch == p.planned_steps and epochs_done > 1:
             return
         self._replan(planned * self.steps_per_epoch)
-        if epochs_done == 1:
+        if p.stopped_because == TIME_LIMIT:
+            return  # already said so
+        if epochs_done == 1 and fit < 1:
+            self._log(f"time budget: the first epoch took about {elapsed:.0f} s, more than the {self.config.time_limit_minutes:g} min; stopping after it")
+        elif epochs_done == 1:
             self._log(f"time budget: {planned} epoch(s) of about {elapsed:.0f} s fit in {self.config.time_limit_minutes:g} min")
         else:
             self._log(f"time budget: re-planned to {planned} epoch(s) at {last_epoch_seconds:.1f} s an epoch")
 
     def _plan_steps(self, budget: float) -> None:
-        """Fit the cosine schedule to the steps the budget holds at the pace of this run's first steps (all
-        included: data, checkpoints, metrics), leaving out the first step's one-time warm-up."""
+        """Fit the cosine schedule to the steps the time left holds at the pace of this run's steps since its first
+        (all included: data, checkpoints, metrics; the set-up and the first step's one-time warm-up left out)."""
         self._step_plan_after = None
         p = self.progress
-        per_step = max((self._elapsed() - self._first_step_seconds) / max(1, self._steps_this_fit - 1), 1e-9)
-        planned = max(p.global_step, min(self.config.epochs * self.steps_per_epoch, math.floor(budget / per_step)))
+        per_step = max((self._elapsed() - self._after_first_step) / max(1, self._steps_this_fit - 1), 1e-9)
+        left = math.floor(max(0.0, budget - self._elapsed()) / per_step)
+        planned = max(p.global_step, min(self.config.epochs * self.steps_per_epoch, p.global_step + left))
         self._replan(planned)
         self._log(f"time budget: about {planned} steps ({planned / self.steps_per_epoch:.1f} epochs) of {per_step:.2f} s fit in {self.config.time_limit_minutes:g} min")
 
