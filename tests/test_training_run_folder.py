@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -105,3 +109,75 @@ def test_the_run_folder_reads_its_per_epoch_curves(tmp_path: Path) -> None:
     assert [epoch for epoch, _ in curves.metrics["auc"]] == [1.0, 2.0, 3.0] and curves.metrics["auc"][-1][1] == pytest.approx(0.7)
     assert list(curves.metrics) == ["auc"] and curves.train_loss[0] == (1.0, 1.0)  # lr and seconds are not metrics
     assert len(curves.train_loss) == 4
+
+
+FULL = "no space left on the device"
+RESUME = "resume the run: it goes on from its last checkpoint"
+
+
+def _safetensors_full_disk(*args: object, **kwargs: object) -> None:
+    from safetensors import SafetensorError
+
+    raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")  # its words for ENOSPC
+
+
+def _oserror_full_disk(*args: object, **kwargs: object) -> None:
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.mark.parametrize("writer", [_safetensors_full_disk, _oserror_full_disk], ids=["safetensors-error", "oserror"])
+def test_a_full_disk_while_saving_the_best_model_keeps_the_previous_one_and_says_the_run_can_be_resumed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, writer: object
+) -> None:
+    import safetensors.torch
+
+    run = RunFolder(tmp_path)
+    run.save_best_model({"w": torch.ones(4)}, {"epoch": "1"})
+    before = run.best_model_path.read_bytes()
+    monkeypatch.setattr(safetensors.torch, "save_file", writer)
+    with pytest.raises(MedtlError) as raised:
+        run.save_best_model({"w": torch.zeros(4)}, {"epoch": "2"})
+    assert str(raised.value).startswith(f"{run.best_model_path}: cannot write the best model: {FULL}; the previous best model is kept.")
+    assert RESUME in str(raised.value)
+    assert run.best_model_path.read_bytes() == before and [path.name for path in tmp_path.iterdir()] == ["best_model.safetensors"]
+
+
+def test_a_full_disk_while_saving_the_first_checkpoint_says_none_was_saved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def torch_full_disk(obj: object, f: object) -> None:  # torch's zip writer: a RuntimeError, the OSError behind it
+        try:
+            f.write(b"PK")  # type: ignore[attr-defined]
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")  # noqa: B904 - as torch does
+
+    monkeypatch.setattr(torch, "save", torch_full_disk)
+    run = RunFolder(tmp_path)
+    with pytest.raises(MedtlError, match=rf"checkpoint\.pt: cannot write the checkpoint: {FULL}; no checkpoint was saved before\. .*{RESUME}"):
+        run.save_checkpoint({"epoch": 1})
+    assert not list(tmp_path.iterdir())  # no temporary file left behind
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 256 KiB tmpfs, where this process may mount one (root on Linux); the test is skipped elsewhere."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount_point)], capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def test_a_really_full_disk_keeps_the_previous_best_model_and_checkpoint(tiny_disk: Path) -> None:
+    run = RunFolder(tiny_disk / "run")
+    small, large = {"w": torch.ones(1000)}, {"w": torch.zeros(100_000)}  # 4 KB fits twice, 400 KB does not
+    run.save_best_model(small, {"epoch": "1"})
+    run.save_checkpoint({"epoch": 1, "model": small})
+    with pytest.raises(MedtlError, match=rf"best_model\.safetensors: cannot write the best model: {FULL}; the previous best model is kept\. .*{RESUME}"):
+        run.save_best_model(large, {"epoch": "2"})
+    with pytest.raises(MedtlError, match=rf"checkpoint\.pt: cannot write the checkpoint: {FULL}; the previous checkpoint is kept\. .*{RESUME}"):
+        run.save_checkpoint({"epoch": 2, "model": large})
+    assert torch.equal(run.load_best_model()["w"], small["w"]) and run.load_checkpoint()["epoch"] == 1
+    assert sorted(path.name for path in run.path.iterdir()) == ["best_model.safetensors", "checkpoint.pt"]

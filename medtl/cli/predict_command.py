@@ -1,11 +1,13 @@
 """`medtl predict --run RUN INPUT... --out DIR`: apply a trained run to images.
 
 Segmentation: ``DIR/<name>.nii.gz`` (the mask on the input's grid), plus ``DIR/<name>.seg.dcm`` for
-DICOM input and ``DIR/<name>_uncertainty.nii.gz`` with ``--uncertainty``. Classification:
+DICOM input (``--seg pacs``, the default: with the source's patient and study; ``--seg shared``:
+de-identified) and ``DIR/<name>_uncertainty.nii.gz`` with ``--uncertainty``. Classification:
 ``DIR/predictions.csv`` (``input``, ``predicted``, ``p_<class>``..., ``uncertainty`` with
 ``--uncertainty``), ``DIR/<name>_heatmap.nii.gz`` and ``DIR/<name>_heatmap.png`` (middle slice), and
 ``DIR/<name>_slices.csv`` when a 2D model saw several slices (:mod:`medtl.export.prediction_outputs`).
-An input that fails is reported in one line and the others go on; the exit status is then 2.
+An input that fails is reported in one line and the others go on; the exit status is then 2. No file
+name holds the patient's name, ID or birth date (``<name>`` is then ``series_`` and a digest).
 """
 
 from __future__ import annotations
@@ -16,12 +18,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
+    from medtl.export.deidentify import Deidentifier
     from medtl.export.prediction_outputs import PredictionOutputs
     from medtl.inference.prediction import Prediction
     from medtl.workflow.predict import InputOutcome
 
 HELP = "predict with a trained run: masks (NIfTI, DICOM SEG) or class probabilities with Grad-CAM heatmaps"
-FLAGS = {"run_dir": "--run", "out_dir": "--out", "series_uid": "--series", "uncertainty": "--uncertainty", "device": "--device", "batch_size": "--batch-size"}
+FLAGS = {
+    "run_dir": "--run", "out_dir": "--out", "series_uid": "--series", "uncertainty": "--uncertainty", "device": "--device", "batch_size": "--batch-size", "seg": "--seg"
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,22 +37,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--uncertainty", choices=("tta", "mc"), help="also estimate uncertainty: test-time flips (tta) or MC dropout (mc)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto", help="where the network runs (default: auto)")
     parser.add_argument("--batch-size", type=int, default=8, metavar="N", help="slices or windows per forward pass (default: 8)")
+    parser.add_argument(
+        "--seg", choices=("pacs", "shared"), default="pacs",
+        help="the DICOM SEG written for DICOM input: pacs (default) carries the source's patient name, ID, birth date and study, "
+        "for a SEG that goes back to the PACS; shared is de-identified (DICOM PS3.15 basic confidentiality profile: no name, "
+        "ID or birth date, pseudonymous UIDs and IDs, dates shifted, private tags removed), for a SEG that leaves the hospital",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from medtl.cli.scan_command import TerminalProgress
-    from medtl.export.prediction_outputs import PREDICTIONS_CSV, classification_row, write_predictions_csv
+    from medtl.export.prediction_outputs import PREDICTIONS_CSV, classification_row, seg_deidentifier, write_predictions_csv
     from medtl.inference.prediction import ClassificationPrediction
     from medtl.workflow.predict import PredictRequest, predict
 
-    request = PredictRequest(args.run, tuple(args.inputs), args.out, args.series, args.uncertainty, args.device, args.batch_size)
+    request = PredictRequest(args.run, tuple(args.inputs), args.out, args.series, args.uncertainty, args.device, args.batch_size, args.seg)
+    deidentify = seg_deidentifier(request.seg)  # one for the whole job: pseudonyms agree across its inputs
     progress = TerminalProgress() if sys.stderr.isatty() else None
     rows: list[dict[str, str]] = []
     failures = 0
     for outcome in predict(request, progress):
         if progress is not None:
             progress.clear()
-        outputs = _write(outcome, args.out)
+        outputs = _write(outcome, args.out, deidentify)
         if isinstance(outputs, str):
             print(f"medtl predict: error: {outputs}", file=sys.stderr)
             failures += 1
@@ -63,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     return 2 if failures else 0
 
 
-def _write(outcome: InputOutcome, out: Path) -> PredictionOutputs | str:
+def _write(outcome: InputOutcome, out: Path, deidentify: Deidentifier | None) -> PredictionOutputs | str:
     """The files written for an input's prediction, or why there are none (the input's failure, or the writer's)."""
     from medtl.errors import MedtlError
     from medtl.export.prediction_outputs import write_prediction_outputs
@@ -73,7 +85,7 @@ def _write(outcome: InputOutcome, out: Path) -> PredictionOutputs | str:
         flag = FLAGS.get(outcome.field or "")
         return f"{flag}: {outcome.reason}" if flag else outcome.reason
     try:
-        return write_prediction_outputs(outcome.prediction, out, outcome.name, outcome.model_name)
+        return write_prediction_outputs(outcome.prediction, out, outcome.name, outcome.model_name, deidentify)
     except MedtlError as error:
         return str(error)
 

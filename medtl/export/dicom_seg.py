@@ -8,6 +8,11 @@ checked to lie on the mask slice it fills by its ImagePositionPatient. One segme
 label, numbered 1..N in label order and named after the run's labels. Slices that were interpolated
 into a gap have no source instance and are left out (reported as a warning); a series resampled for
 gantry tilt is refused, because its slices no longer coincide with the source images.
+
+A SEG for the PACS carries its source's patient and study modules. A SEG to be shared is written with
+a :class:`~medtl.export.deidentify.Deidentifier`: the source headers it copies from are de-identified
+first (PS3.15 basic profile), so it holds no patient name, ID or birth date and references the
+pseudonymous UIDs that a copy of the source de-identified by the same Deidentifier has.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from pydicom.dataset import Dataset
@@ -23,6 +29,9 @@ from medtl import __version__
 from medtl.atomic import atomic_path
 from medtl.dicom.volume import SliceSource, Volume
 from medtl.errors import GeometryError, MedtlError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from medtl.export.deidentify import Deidentifier
 
 SLICE_TOLERANCE = 0.2  # of the slice spacing
 IN_PLANE_TOLERANCE = 0.1  # of the smaller pixel spacing
@@ -116,12 +125,15 @@ def _slice_of(position: object, orientation: object, grid: Volume, label: object
     return z
 
 
-def write_dicom_seg(mask: Volume, labels: dict[int, str], source: Volume, destination: Path | str, algorithm: str = "medtl") -> list[str]:
+def write_dicom_seg(
+    mask: Volume, labels: dict[int, str], source: Volume, destination: Path | str, algorithm: str = "medtl", deidentify: Deidentifier | None = None
+) -> list[str]:
     """Write ``mask`` (label values on the grid of ``source``, a Volume loaded from DICOM) as DICOM SEG at
     ``destination``, referencing the instances ``source`` was loaded from; returns warnings.
 
     ``labels`` maps mask values to names (0 is background); ``algorithm`` names the model in the
-    segment descriptions. The file is written atomically.
+    segment descriptions; ``deidentify`` makes the SEG one to share (see the module's description).
+    The file is written atomically.
     """
     import highdicom as hd
     from pydicom.sr.codedict import codes
@@ -138,6 +150,7 @@ def write_dicom_seg(mask: Volume, labels: dict[int, str], source: Volume, destin
     if mask.shape != source.shape:
         raise MedtlError(f"{destination}: the mask's grid {mask.shape} is not its source image's {source.shape}")
     frames = source_frames(source, mask)
+    datasets = [deidentify.apply(ds) for ds in frames.datasets] if deidentify is not None else frames.datasets
     lookup = np.zeros(int(mask.array.max(initial=0)) + 1, dtype=np.uint16 if len(values) > 255 else np.uint8)
     for number, value in enumerate(values, 1):
         if value < len(lookup):
@@ -157,7 +170,7 @@ def write_dicom_seg(mask: Volume, labels: dict[int, str], source: Volume, destin
     ]
     try:
         seg = hd.seg.Segmentation(
-            source_images=frames.datasets,
+            source_images=datasets,
             pixel_array=pixels,
             segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
             segment_descriptions=segments,
@@ -178,6 +191,8 @@ def write_dicom_seg(mask: Volume, labels: dict[int, str], source: Volume, destin
     measures = seg.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0]
     if "SliceThickness" not in measures:  # highdicom copies the source's; without it, highdicom's own reader refuses the SEG
         measures.SliceThickness = f"{mask.spacing[2]:.6g}"
+    if deidentify is not None:
+        deidentify.record(seg)
     with atomic_path(destination) as tmp:
         seg.save_as(tmp)
     if frames.missing:

@@ -3,29 +3,41 @@
 For an input whose outputs are named ``NAME`` (:func:`output_names`), in the folder ``OUT``:
 
 - segmentation: ``OUT/NAME.nii.gz`` (the mask on the input's grid), ``OUT/NAME_uncertainty.nii.gz``
-  (with uncertainty) and ``OUT/NAME.seg.dcm`` (when the input was loaded from DICOM);
+  (with uncertainty) and ``OUT/NAME.seg.dcm`` (when the input was loaded from DICOM): for the PACS
+  (the source's patient and study) or to be shared (de-identified, :data:`SEG_VARIANTS`);
 - classification: ``OUT/NAME_heatmap.nii.gz`` and ``OUT/NAME_heatmap.png`` (middle slice), and
   ``OUT/NAME_slices.csv`` (``slice``, ``p_<class>``...) when a 2D model saw several slices. Each
   input is also one row of ``OUT/predictions.csv`` (:func:`classification_row`,
   :func:`write_predictions_csv`: ``input``, ``predicted``, ``p_<class>``..., ``uncertainty``).
 
-Every file is written atomically.
+A name that holds the patient's name, ID or birth date (a DICOM folder named after the patient) is
+replaced by ``series_`` and a digest (:func:`phi_free_name`). Every file is written atomically.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from medtl.atomic import write_text_atomic
 from medtl.inference.prediction import ClassificationPrediction, Prediction, SegmentationPrediction
 
+if TYPE_CHECKING:  # pragma: no cover
+    from medtl.dicom.volume import Volume
+    from medtl.export.deidentify import Deidentifier
+
 PREDICTIONS_CSV = "predictions.csv"
+SegVariant = Literal["pacs", "shared"]
+SEG_VARIANTS: tuple[SegVariant, ...] = ("pacs", "shared")
+"""Which DICOM SEG is written: ``pacs`` carries the source's patient and study modules (a SEG that goes
+back to the PACS); ``shared`` is de-identified (PS3.15 basic profile, :mod:`medtl.export.deidentify`)."""
 _IMAGE_SUFFIXES = (".nii.gz", ".nii", ".dcm", ".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
 
@@ -52,28 +64,59 @@ def output_names(paths: Sequence[Path]) -> list[str]:
     return names
 
 
-def write_prediction_outputs(prediction: Prediction, out_dir: Path | str, name: str, model_name: str) -> PredictionOutputs:
-    """Write ``prediction``'s files into ``out_dir`` with the stem ``name``; ``model_name`` names the algorithm in DICOM SEG.
+def seg_deidentifier(seg: SegVariant) -> Deidentifier | None:
+    """What de-identifies one export's DICOM SEGs of variant ``seg``: a new Deidentifier for ``shared``, None for ``pacs``."""
+    if seg not in SEG_VARIANTS:
+        raise ValueError(f"the DICOM SEG variant must be one of {', '.join(SEG_VARIANTS)}, not {seg!r}")
+    from medtl.export.deidentify import Deidentifier
+
+    return Deidentifier() if seg == "shared" else None
+
+
+def write_prediction_outputs(
+    prediction: Prediction, out_dir: Path | str, name: str, model_name: str, deidentify: Deidentifier | None = None
+) -> PredictionOutputs:
+    """Write ``prediction``'s files into ``out_dir`` with the stem ``name`` (:func:`phi_free_name` of it); ``model_name``
+    names the algorithm in DICOM SEG; ``deidentify`` (one per export, :func:`seg_deidentifier`) makes the SEG one to share.
 
     The classification row of ``predictions.csv`` is not written here (:func:`classification_row`).
     """
-    out_dir = Path(out_dir)
+    out_dir, name = Path(out_dir), phi_free_name(name, prediction.source)
     if isinstance(prediction, SegmentationPrediction):
-        return _write_segmentation(prediction, out_dir, name, model_name)
+        return _write_segmentation(prediction, out_dir, name, model_name, deidentify)
     return _write_classification(prediction, out_dir, name)
 
 
-def export_prediction(prediction: Prediction, out_dir: Path | str, name: str, model_name: str) -> PredictionOutputs:
-    """One prediction's complete export (the app's *Export prediction*): its files, and for a classification
-    its one-row ``predictions.csv``, as ``medtl predict`` writes them for one input."""
-    outputs = write_prediction_outputs(prediction, out_dir, name, model_name)
+def export_prediction(prediction: Prediction, out_dir: Path | str, name: str, model_name: str, seg: SegVariant = "pacs") -> PredictionOutputs:
+    """One prediction's complete export (the app's *Export prediction*): its files (a DICOM SEG of variant ``seg``), and
+    for a classification its one-row ``predictions.csv``, as ``medtl predict`` writes them for one input."""
+    outputs = write_prediction_outputs(prediction, out_dir, name, model_name, seg_deidentifier(seg))
     if isinstance(prediction, SegmentationPrediction):
         return outputs
     table = write_predictions_csv(Path(out_dir) / PREDICTIONS_CSV, [classification_row(prediction)])
     return PredictionOutputs((*outputs.files, table), outputs.warnings)
 
 
-def _write_segmentation(prediction: SegmentationPrediction, out_dir: Path, name: str, model_name: str) -> PredictionOutputs:
+def phi_free_name(name: str, source: Volume) -> str:
+    """``name``, unless it holds the patient's name, ID or birth date as the first DICOM file of ``source`` records
+    them (or that file cannot be read to tell): then ``series_`` and a digest of the series UID and ``name``."""
+    where = next((where for where in source.slice_sources if where is not None), None)
+    if where is None:
+        return name
+    import pydicom
+
+    from medtl.export.deidentify import patient_identity, phi_found
+
+    try:
+        identity = patient_identity(pydicom.dcmread(where.path, stop_before_pixels=True))
+        if not phi_found(name.encode(), identity):
+            return name
+    except Exception:  # noqa: BLE001 - whatever stops the check, the name is not shown to be free of PHI
+        pass
+    return "series_" + hashlib.sha256(f"{source.metadata.get('series_uid', '')}/{name}".encode()).hexdigest()[:12]
+
+
+def _write_segmentation(prediction: SegmentationPrediction, out_dir: Path, name: str, model_name: str, deidentify: Deidentifier | None) -> PredictionOutputs:
     from medtl.export.nifti import write_nifti
 
     files = [write_nifti(prediction.mask, out_dir / f"{name}.nii.gz")]
@@ -84,7 +127,8 @@ def _write_segmentation(prediction: SegmentationPrediction, out_dir: Path, name:
         from medtl.export.dicom_seg import write_dicom_seg
 
         destination = out_dir / f"{name}.seg.dcm"
-        warnings += [f"{destination}: {warning}" for warning in write_dicom_seg(prediction.mask, dict(prediction.labels), prediction.source, destination, model_name)]
+        written = write_dicom_seg(prediction.mask, dict(prediction.labels), prediction.source, destination, model_name, deidentify)
+        warnings += [f"{destination}: {warning}" for warning in written]
         files.append(destination)
     return PredictionOutputs(tuple(files), tuple(warnings))
 

@@ -18,11 +18,13 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from medtl.atomic import atomic_path, write_text_atomic
+from medtl.atomic import atomic_path, in_words, write_text_atomic
 from medtl.errors import MedtlError
 from medtl.training.config import TrainConfig
 from medtl.training.run_summary import PRETRAINING_TASK, RUN_PREFIX, RunSummary
@@ -258,16 +260,15 @@ class RunFolder:
     def save_checkpoint(self, state: dict[str, Any]) -> None:
         """``state`` must hold only tensors and plain Python types, so that it loads with ``weights_only=True``.
 
-        A failed write (a full disk) raises :class:`MedtlError` naming the file; the previous checkpoint is kept.
+        A failed write (a full disk) raises :class:`MedtlError` naming the file (:func:`_save`); the previous checkpoint is kept.
         """
         import torch
 
-        try:
-            with atomic_path(self.checkpoint_path) as tmp:
-                torch.save(state, tmp)
-        except (OSError, RuntimeError) as error:  # torch's zip writer reports a full disk as a RuntimeError
-            reason = getattr(error, "strerror", None) or error
-            raise MedtlError(f"{self.checkpoint_path}: cannot write the checkpoint ({reason}); the previous one is kept") from None
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as handle:  # through Python, so that a full disk is an OSError behind torch's RuntimeError
+                torch.save(state, handle)
+
+        _save(self.checkpoint_path, "checkpoint", write)
 
     def load_checkpoint(self) -> dict[str, Any]:
         import torch
@@ -280,12 +281,14 @@ class RunFolder:
             raise MedtlError(f"{self.checkpoint_path}: cannot be read as a medtl checkpoint ({error})") from None
 
     def save_best_model(self, state_dict: dict[str, Any], metadata: dict[str, str]) -> None:
-        """Save weights as safetensors; tensors are copied to contiguous CPU storage (tied weights become copies)."""
+        """Save weights as safetensors; tensors are copied to contiguous CPU storage (tied weights become copies).
+
+        A failed write (a full disk) raises :class:`MedtlError` naming the file (:func:`_save`); the previous best model is kept.
+        """
         from safetensors.torch import save_file
 
         tensors = {name: tensor.detach().cpu().contiguous().clone() for name, tensor in state_dict.items()}
-        with atomic_path(self.best_model_path) as tmp:
-            save_file(tensors, str(tmp), metadata=metadata)
+        _save(self.best_model_path, "best model", lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
     def load_best_model(self) -> dict[str, Any]:
         from safetensors.torch import load_file
@@ -306,6 +309,33 @@ class RunFolder:
 
     def write_model_card(self, text: str) -> None:
         write_text_atomic(self.model_card_path, text)
+
+
+def _save(path: Path, what: str, write: Callable[[Path], None]) -> None:
+    """Write ``path`` atomically with ``write(temporary path)``; a failure (a full disk, a read-only folder) is a MedtlError
+    that names ``path``, says why in words, that the previous file is kept and that the run can be resumed."""
+    from safetensors import SafetensorError
+
+    existed = path.exists()
+    try:
+        with atomic_path(path) as tmp:
+            write(tmp)
+    except (OSError, RuntimeError, SafetensorError) as error:  # torch reports a full disk as a RuntimeError, safetensors as a SafetensorError
+        kept = f"the previous {what} is kept" if existed else f"no {what} was saved before"
+        resume = "Once the file can be written again, resume the run: it goes on from its last checkpoint"
+        raise MedtlError(f"{path}: cannot write the {what}: {_why(error, path.parent)}; {kept}. {resume}") from None
+
+
+def _why(error: BaseException, folder: Path) -> str:
+    """Why a write failed, in words: from the OSError behind ``error`` or the OS error number in its text, else its text."""
+    cause: BaseException | None = error
+    while cause is not None:
+        worded = re.search(r"os error (\d+)", str(cause))  # as safetensors words it
+        number = getattr(cause, "errno", None) or (int(worded[1]) if worded else None)
+        if number:
+            return in_words(OSError(number, os.strerror(number)), folder)
+        cause = cause.__cause__ or cause.__context__
+    return str(error)
 
 
 def run_chain(run_dir: Path | str) -> list[Path]:

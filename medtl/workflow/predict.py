@@ -4,7 +4,8 @@
 :class:`PredictedInput` (the prediction, and the stem its files are named with) or a
 :class:`FailedInput` (the reason, in the user's words); the other inputs go on after a failure. It
 writes nothing: the caller writes each prediction with
-:func:`medtl.export.prediction_outputs.write_prediction_outputs` and can then let it go, so memory
+:func:`medtl.export.prediction_outputs.write_prediction_outputs` (with the request's ``seg`` variant's
+Deidentifier, one for the whole job) and can then let it go, so memory
 holds one input's volumes at a time. ``medtl predict`` is this job on the command line.
 
 Importing this module imports nothing heavy; :func:`predict` imports torch.
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import TypeAlias
 
 from medtl.errors import MedtlError
-from medtl.export.prediction_outputs import output_names
+from medtl.export.prediction_outputs import SEG_VARIANTS, SegVariant, output_names
 from medtl.inference.prediction import UNCERTAINTY_METHODS, Prediction
 from medtl.progress import Cancelled, CancelToken, ProgressCallback
 from medtl.training.config import DEVICES
@@ -35,7 +36,10 @@ class PredictRequest:
     DICOM series folders or files, NIfTI or PNG/JPEG/TIFF images; ``out_dir`` is where the caller
     writes the outputs (None: nowhere, e.g. the app only shows them); ``series_uid`` chooses the
     series of a DICOM folder that holds several; ``uncertainty`` is ``"tta"`` (test-time flips),
-    ``"mc"`` (MC dropout) or None; ``batch_size`` counts slices or windows per forward pass.
+    ``"mc"`` (MC dropout) or None; ``batch_size`` counts slices or windows per forward pass; ``seg`` is the
+    DICOM SEG the caller writes for a DICOM input: ``"pacs"`` (with the source's patient and study, to go
+    back to the PACS) or ``"shared"`` (de-identified, to leave the hospital;
+    :func:`~medtl.export.prediction_outputs.seg_deidentifier` gives the export its Deidentifier).
     """
 
     run_dir: Path
@@ -45,6 +49,7 @@ class PredictRequest:
     uncertainty: str | None = None
     device: str = "auto"
     batch_size: int = DEFAULT_BATCH_SIZE
+    seg: SegVariant = "pacs"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "run_dir", Path(self.run_dir))
@@ -65,6 +70,7 @@ class PredictRequest:
         if self.uncertainty is not None:
             check_choice("uncertainty", self.uncertainty, UNCERTAINTY_METHODS, "the uncertainty method")
         check_choice("device", self.device, DEVICES, "the device")
+        check_choice("seg", self.seg, SEG_VARIANTS, "the DICOM SEG variant")
 
 
 @dataclass(frozen=True, eq=False)
