@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import highdicom as hd
 import nibabel
 import numpy as np
+import pydicom
 import pytest
 from PIL import Image
+from pydicom.data import get_testdata_file
+from pydicom.uid import generate_uid
 
 from medtl.data.images import read_image
 from medtl.dicom.volume import Volume
+from medtl.export.deidentify import phi_found
 from medtl.export.nifti import write_nifti
-from medtl.export.prediction_outputs import PredictionOutputs, classification_row, export_prediction, output_names, write_prediction_outputs, write_predictions_csv
+from medtl.export.prediction_outputs import (
+    PredictionOutputs,
+    SegVariant,
+    classification_row,
+    export_prediction,
+    output_names,
+    seg_deidentifier,
+    write_prediction_outputs,
+    write_predictions_csv,
+)
 from medtl.inference.prediction import ClassificationPrediction
 from tests.dicomgen import SeriesSpec, phantom, write_series
 from tests.test_predict_runs import oblique_ct
@@ -97,3 +111,70 @@ def test_a_classification_needs_one_probability_per_class() -> None:
     with pytest.raises(ValueError, match=r"2 classes need probabilities of shape \(2,\)"):
         ClassificationPrediction(prediction.source, None, ("normal", "fracture"), np.array([1.0]), prediction.heatmap)
     assert not prediction.probabilities.flags.writeable
+
+
+def named_ct(folder: Path) -> tuple[Path, list[str]]:
+    """pydicom's real CT_small.dcm (GE private tags, patient CompressedSamples^CT1, ID 1CT1) with a birth date, in ``folder``."""
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm", download=False))
+    ds.PatientBirthDate = "19620315"
+    folder.mkdir(parents=True)
+    ds.save_as(folder / "ct.dcm")
+    return folder, [str(ds.PatientName), ds.PatientID, ds.PatientBirthDate]
+
+
+def every_byte(paths: tuple[Path, ...]) -> bytes:
+    """The files' bytes, NIfTI decompressed, and their names."""
+    return b"".join((gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()) + path.name.encode() for path in paths)
+
+
+def test_a_shared_seg_holds_no_byte_of_the_patients_identity_and_references_the_deidentified_source(tmp_path: Path) -> None:
+    folder, identity = named_ct(tmp_path / "in")
+    prediction = threshold_predictor(2).predict(folder)
+    export = seg_deidentifier("shared")
+    outputs = write_prediction_outputs(prediction, tmp_path / "out", "in", "unet", export)
+    assert [path.name for path in outputs.files] == ["in.nii.gz", "in.seg.dcm"]
+    assert phi_found(every_byte(outputs.files), [*identity, "GEMS_IDEN_01", "JFK IMAGING"]) == []
+    seg = hd.seg.segread(outputs.files[1])
+    source = export.apply(pydicom.dcmread(folder / "ct.dcm"))  # a copy of the source, de-identified in the same export
+    referenced = seg.ReferencedSeriesSequence[0]
+    assert (referenced.SeriesInstanceUID, referenced.ReferencedInstanceSequence[0].ReferencedSOPInstanceUID) == (source.SeriesInstanceUID, source.SOPInstanceUID)
+    assert (seg.StudyInstanceUID, seg.FrameOfReferenceUID, seg.PatientID) == (source.StudyInstanceUID, source.FrameOfReferenceUID, source.PatientID)
+    assert (str(seg.PatientName), seg.PatientBirthDate, seg.PatientIdentityRemoved) == ("", "", "YES")
+    assert [item.CodeValue for item in seg.DeidentificationMethodCodeSequence] == ["113100", "113107"]
+    assert prediction.mask.array.any() and np.array_equal(seg.pixel_array.reshape(128, 128), prediction.mask.array[0] == 1)  # still the mask
+
+
+def test_a_pacs_seg_keeps_the_patient_module(tmp_path: Path) -> None:
+    folder, identity = named_ct(tmp_path / "in")
+    outputs = export_prediction(threshold_predictor(2).predict(folder), tmp_path / "out", "in", "unet")
+    seg = hd.seg.segread(outputs.files[-1])
+    source = pydicom.dcmread(folder / "ct.dcm")
+    assert [str(seg.PatientName), seg.PatientID, seg.PatientBirthDate] == identity and seg.StudyInstanceUID == source.StudyInstanceUID
+    assert "PatientIdentityRemoved" not in seg
+
+
+def test_one_export_gives_two_series_of_a_patient_the_same_pseudonyms(tmp_path: Path) -> None:
+    spec = {"patient_name": "Doe^Jane", "patient_id": "MRN0042", "study_uid": generate_uid()}
+    first = oblique_ct(tmp_path / "first", **spec)
+    second = oblique_ct(tmp_path / "second", **spec, seed=1)
+    export = seg_deidentifier("shared")
+    segs = [hd.seg.segread(write_prediction_outputs(threshold_predictor(2).predict(ct), tmp_path / "out", ct.name, "unet", export).files[-1]) for ct in (first, second)]
+    assert segs[0].PatientID == segs[1].PatientID == export.identifier("MRN0042") and segs[0].StudyInstanceUID == segs[1].StudyInstanceUID == export.uid(spec["study_uid"])
+    assert segs[0].ReferencedSeriesSequence[0].SeriesInstanceUID != segs[1].ReferencedSeriesSequence[0].SeriesInstanceUID
+    assert phi_found(every_byte(tuple((tmp_path / "out").iterdir())), ["Doe^Jane", "MRN0042", "19700101"]) == []
+
+
+@pytest.mark.parametrize("seg", ["pacs", "shared"])
+def test_no_output_file_is_named_after_the_patient(tmp_path: Path, seg: SegVariant) -> None:
+    folder = oblique_ct(tmp_path / "DOE_JANE_MRN0042", patient_name="Doe^Jane", patient_id="MRN0042")
+    prediction = threshold_predictor(2).predict(folder)
+    (name,) = output_names([folder])
+    outputs = export_prediction(prediction, tmp_path / "out", name, "unet", seg)
+    names = [path.name for path in outputs.files]
+    assert phi_found(" ".join(names).encode(), ["Doe^Jane", "MRN0042"]) == []
+    assert names[0].startswith("series_") and names == [names[0], names[0].replace(".nii.gz", ".seg.dcm")]
+
+
+def test_an_unknown_seg_variant_is_refused() -> None:
+    with pytest.raises(ValueError, match="the DICOM SEG variant must be one of pacs, shared, not 'public'"):
+        seg_deidentifier("public")  # type: ignore[arg-type]

@@ -30,6 +30,7 @@ def ct(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ({"series_uid": " "}, "series_uid", "the series UID must not be empty"),
         ({"uncertainty": "dropout"}, "uncertainty", "the uncertainty method must be one of tta, mc, not 'dropout'"),
         ({"device": "tpu"}, "device", "the device must be one of auto, cpu, cuda, mps, not 'tpu'"),
+        ({"seg": "public"}, "seg", "the DICOM SEG variant must be one of pacs, shared, not 'public'"),
     ],
 )
 def test_a_request_names_the_field_that_cannot_work(ct: Path, tmp_path: Path, change: dict[str, Any], field: str, message: str) -> None:
@@ -72,3 +73,19 @@ def test_cancelling_stops_the_job_rather_than_failing_an_input(ct: Path, tmp_pat
 def test_the_cli_puts_its_flag_in_front_of_the_request_message(ct: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["predict", "--run", str(tmp_path / "run"), str(ct), "--out", str(tmp_path / "out"), "--batch-size", "0"]) == 2
     assert capsys.readouterr().err == "medtl predict: error: --batch-size: the batch size must be at least 1, not 0\n"
+
+
+def test_the_cli_writes_a_deidentified_seg_on_request_and_names_no_file_after_the_patient(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import highdicom as hd
+
+    from medtl.export.deidentify import phi_found
+
+    ct = oblique_ct(tmp_path / "Doe_Jane", patient_name="Doe^Jane", patient_id="MRN0042")
+    assert PredictRequest(tmp_path / "run", (ct,)).seg == "pacs"  # the default: a SEG that goes back to the PACS
+    run, out = segmentation_run(tmp_path / "run"), tmp_path / "out"
+    assert main(["predict", "--run", str(run), str(ct), "--out", str(out), "--device", "cpu", "--seg", "shared"]) == 0
+    written = sorted(out.iterdir())
+    assert [path.suffixes for path in written] == [[".nii", ".gz"], [".seg", ".dcm"]] and all(path.name.startswith("series_") for path in written)
+    assert phi_found(written[1].read_bytes() + " ".join(path.name for path in written).encode(), ["Doe^Jane", "MRN0042", "19700101"]) == []
+    assert hd.seg.segread(written[1]).PatientIdentityRemoved == "YES"
+    assert "Doe" not in capsys.readouterr().out.split("->")[-1]  # the files it lists

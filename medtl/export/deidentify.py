@@ -218,7 +218,7 @@ def phi_found(data: bytes | Path, values: Iterable[str]) -> list[str]:
     """Which of ``values`` (a name, an ID, a birth date…) occur in ``data`` (bytes, or a file's bytes).
 
     Each value is looked for as given, with the name separator ``^`` and spaces swapped, in upper,
-    lower and title case, and each name part of three or more characters on its own, encoded as
+    lower and title case, and each ``^``-separated name part of three or more characters on its own, encoded as
     UTF-8 and as Latin-1 (DICOM's default character set). Returns the values found (as given).
     """
     content = data.read_bytes() if isinstance(data, Path) else data
@@ -227,7 +227,7 @@ def phi_found(data: bytes | Path, values: Iterable[str]) -> list[str]:
         value = str(value).strip()
         if not value:
             continue
-        parts = {value, value.replace("^", " "), value.replace(" ", "^"), *(part for part in value.replace("^", " ").split() if len(part) >= 3)}
+        parts = {value, value.replace("^", " "), value.replace(" ", "^"), *(part.strip() for part in value.split("^") if len(part.strip()) >= 3)}
         forms = {form for part in parts for form in (part, part.upper(), part.lower(), part.title())}
         encoded = {form.encode(codec, errors="ignore") for form in forms for codec in ("utf-8", "latin-1")}
         if any(needle and needle in content for needle in encoded):
