@@ -11,6 +11,7 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import UID
+from pydicom.valuerep import DA
 
 from medtl.errors import MedtlError
 from medtl.export.deidentify import Deidentifier, patient_identity, phi_found, profile_actions
@@ -64,7 +65,7 @@ def test_shifted_dates_keep_their_intervals_and_the_birth_date_goes() -> None:
     original, ds = real("CT_small.dcm"), real("CT_small.dcm")
     ds.PatientBirthDate = "19620315"
     Deidentifier().apply(ds)
-    days = {keyword: pydicom.valuerep.DA(ds[keyword].value) - pydicom.valuerep.DA(original[keyword].value) for keyword in ("StudyDate", "SeriesDate", "ContentDate")}
+    days = {keyword: DA(ds[keyword].value) - DA(original[keyword].value) for keyword in ("StudyDate", "SeriesDate", "ContentDate")}
     assert len(set(days.values())) == 1 and -3650 <= next(iter(days.values())).days <= -365
     assert ds.StudyTime == original.StudyTime and ds.PatientBirthDate == ""
 
@@ -102,11 +103,22 @@ def test_identifying_attributes_go_also_inside_sequences_and_outside_the_table()
     assert ds.ReferencedImageSequence[0].ReferencedSOPInstanceUID == ds.SOPInstanceUID and ds.ReferencedImageSequence[0].ReferencedSOPClassUID == ds.SOPClassUID
 
 
+def test_an_item_in_two_sequences_is_pseudonymised_once() -> None:
+    ds, shared = Dataset(), Dataset()
+    shared.ReferencedSOPInstanceUID = "1.2.3.4"
+    ds.ReferencedImageSequence = Sequence([shared])
+    ds.SourceImageSequence = Sequence([shared])  # the same item object, as highdicom builds a SEG's references
+    export = Deidentifier()
+    export.apply(ds)
+    assert ds.ReferencedImageSequence[0].ReferencedSOPInstanceUID == ds.SourceImageSequence[0].ReferencedSOPInstanceUID == export.uid("1.2.3.4")
+
+
 def test_the_profile_table_is_the_standards() -> None:
     single, repeating = profile_actions()
     assert len(single) > 600 and len(repeating) == 3  # PS3.15 Table E.1-1 (2026c); curves and overlay data and comments
     keyword = pydicom.datadict.tag_for_keyword
-    assert [single[keyword(name)] for name in ("PatientName", "PatientID", "PatientBirthDate", "StudyInstanceUID", "PatientComments")] == ["Z", "D", "Z", "U", "X"]
+    names = ("PatientName", "PatientID", "PatientBirthDate", "StudyInstanceUID", "PatientComments")
+    assert [single[keyword(name)] for name in names] == ["Z", "D", "Z", "U", "X"]
 
 
 def test_an_image_with_burned_in_annotation_is_refused() -> None:
@@ -116,7 +128,9 @@ def test_an_image_with_burned_in_annotation_is_refused() -> None:
         Deidentifier().apply(ds)
 
 
-@pytest.mark.parametrize(("value", "written"), [("Doe^Jane", b"DOE^JANE"), ("Doe^Jane", b"Jane Doe"), ("Doe^Jane", b"doe"), ("Doe^Jan\u00e9", "JAN\u00c9".encode("latin-1"))])
+@pytest.mark.parametrize(
+    ("value", "written"), [("Doe^Jane", b"DOE^JANE"), ("Doe^Jane", b"Jane Doe"), ("Doe^Jane", b"doe"), ("Doe^Jan\u00e9", "JAN\u00c9".encode("latin-1"))]
+)
 def test_the_phi_check_finds_a_name_however_it_is_written(value: str, written: bytes) -> None:
     assert phi_found(b"\x00header " + written + b" trailer", [value]) == [value]
 

@@ -137,7 +137,10 @@ def test_a_shared_seg_holds_no_byte_of_the_patients_identity_and_references_the_
     seg = hd.seg.segread(outputs.files[1])
     source = export.apply(pydicom.dcmread(folder / "ct.dcm"))  # a copy of the source, de-identified in the same export
     referenced = seg.ReferencedSeriesSequence[0]
-    assert (referenced.SeriesInstanceUID, referenced.ReferencedInstanceSequence[0].ReferencedSOPInstanceUID) == (source.SeriesInstanceUID, source.SOPInstanceUID)
+    instance = referenced.ReferencedInstanceSequence[0]
+    assert (referenced.SeriesInstanceUID, instance.ReferencedSOPInstanceUID) == (source.SeriesInstanceUID, source.SOPInstanceUID)
+    derivation = seg.PerFrameFunctionalGroupsSequence[0].DerivationImageSequence[0]
+    assert derivation.SourceImageSequence[0].ReferencedSOPInstanceUID == source.SOPInstanceUID  # per frame too
     assert (seg.StudyInstanceUID, seg.FrameOfReferenceUID, seg.PatientID) == (source.StudyInstanceUID, source.FrameOfReferenceUID, source.PatientID)
     assert (str(seg.PatientName), seg.PatientBirthDate, seg.PatientIdentityRemoved) == ("", "", "YES")
     assert [item.CodeValue for item in seg.DeidentificationMethodCodeSequence] == ["113100", "113107"]
@@ -158,8 +161,10 @@ def test_one_export_gives_two_series_of_a_patient_the_same_pseudonyms(tmp_path: 
     first = oblique_ct(tmp_path / "first", **spec)
     second = oblique_ct(tmp_path / "second", **spec, seed=1)
     export = seg_deidentifier("shared")
-    segs = [hd.seg.segread(write_prediction_outputs(threshold_predictor(2).predict(ct), tmp_path / "out", ct.name, "unet", export).files[-1]) for ct in (first, second)]
-    assert segs[0].PatientID == segs[1].PatientID == export.identifier("MRN0042") and segs[0].StudyInstanceUID == segs[1].StudyInstanceUID == export.uid(spec["study_uid"])
+    outputs = [write_prediction_outputs(threshold_predictor(2).predict(ct), tmp_path / "out", ct.name, "unet", export) for ct in (first, second)]
+    segs = [hd.seg.segread(written.files[-1]) for written in outputs]
+    assert segs[0].PatientID == segs[1].PatientID == export.identifier("MRN0042")
+    assert segs[0].StudyInstanceUID == segs[1].StudyInstanceUID == export.uid(spec["study_uid"])
     assert segs[0].ReferencedSeriesSequence[0].SeriesInstanceUID != segs[1].ReferencedSeriesSequence[0].SeriesInstanceUID
     assert phi_found(every_byte(tuple((tmp_path / "out").iterdir())), ["Doe^Jane", "MRN0042", "19700101"]) == []
 

@@ -25,7 +25,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 HELP = "predict with a trained run: masks (NIfTI, DICOM SEG) or class probabilities with Grad-CAM heatmaps"
 FLAGS = {
-    "run_dir": "--run", "out_dir": "--out", "series_uid": "--series", "uncertainty": "--uncertainty", "device": "--device", "batch_size": "--batch-size", "seg": "--seg"
+    "run_dir": "--run", "out_dir": "--out", "series_uid": "--series", "uncertainty": "--uncertainty", "device": "--device", "batch_size": "--batch-size",
+    "seg": "--seg",
 }
 
 

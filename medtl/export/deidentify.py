@@ -51,11 +51,13 @@ from medtl.errors import MedtlError
 PROFILE_TABLE = "dicomfields_2026c"
 """The release of PS3.15 Table E.1-1 used, as named by the ``dicom-anonymizer`` package."""
 
-_ACTIONS = {"D_TAGS": "D", "Z_TAGS": "Z", "X_TAGS": "X", "U_TAGS": "U", "Z_D_TAGS": "D", "X_Z_TAGS": "Z", "X_D_TAGS": "D", "X_Z_D_TAGS": "D", "X_Z_U_STAR_TAGS": "U*"}
+_ACTIONS = {
+    "D_TAGS": "D", "Z_TAGS": "Z", "X_TAGS": "X", "U_TAGS": "U", "Z_D_TAGS": "D", "X_Z_TAGS": "Z", "X_D_TAGS": "D", "X_Z_D_TAGS": "D", "X_Z_U_STAR_TAGS": "U*",
+}
 """The table's action categories, compound ones resolved to the action that keeps the object valid."""
 
-_PATIENT_DATES = frozenset({0x00100030, 0x00100032, 0x00100033, 0x00100034})
-"""Birth date, birth time and the birth/death dates in an alternative calendar: never kept, even shifted."""
+_BIRTH = frozenset({0x00100030, 0x00100032})
+"""The patient's birth date and time: never kept, not even shifted."""
 
 _TEXT_VRS = frozenset({"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UT"})
 _DUMMY = {"DA": "19000101", "DT": "19000101000000", "TM": "000000", "DS": "0", "IS": "0", "AS": "000Y"}
@@ -139,16 +141,18 @@ class Deidentifier:
         """
         if "PixelData" in ds and str(ds.get("BurnedInAnnotation", "")).upper() == "YES":
             raise MedtlError("the image has burned-in annotation (BurnedInAnnotation YES) that medtl cannot remove; it cannot be de-identified")
-        self._clean(ds)
+        cleaned: set[int] = set()  # an item may sit in two sequences (highdicom shares them): it is cleaned once
+        self._clean(ds, cleaned)
         if getattr(ds, "file_meta", None) is not None:
-            self._clean(ds.file_meta)
-        self.record(ds)
+            self._clean(ds.file_meta, cleaned)
+        self._record(ds)
         return ds
 
-    def record(self, ds: Dataset) -> None:
+    def _record(self, ds: Dataset) -> None:
         """Record in ``ds`` that it was de-identified, how and with which options (PS3.15 E.1.1)."""
         ds.PatientIdentityRemoved = "YES"
-        ds.DeidentificationMethod = ["PS3.15 Basic Application Level Confidentiality Profile", *(meaning for _, meaning in self.method_codes[1:]), f"medtl {__version__}"]
+        options = [meaning for _, meaning in self.method_codes[1:]]
+        ds.DeidentificationMethod = ["PS3.15 Basic Application Level Confidentiality Profile", *options, f"medtl {__version__}"]
         items = []
         for value, meaning in self.method_codes:
             item = Dataset()
@@ -157,7 +161,10 @@ class Deidentifier:
         ds.DeidentificationMethodCodeSequence = Sequence(items)
         ds.LongitudinalTemporalInformationModified = "MODIFIED" if self.shift_dates else "REMOVED"
 
-    def _clean(self, ds: Dataset) -> None:
+    def _clean(self, ds: Dataset, cleaned: set[int]) -> None:
+        if id(ds) in cleaned:
+            return
+        cleaned.add(id(ds))
         for tag in list(ds.keys()):
             if tag.is_private:
                 del ds[tag]
@@ -167,9 +174,9 @@ class Deidentifier:
             except Exception:  # noqa: BLE001 - a value pydicom cannot read may hold anything: it goes
                 del ds[tag]
                 continue
-            self._clean_element(ds, element)
+            self._clean_element(ds, element, cleaned)
 
-    def _clean_element(self, ds: Dataset, element: DataElement) -> None:
+    def _clean_element(self, ds: Dataset, element: DataElement, cleaned: set[int]) -> None:
         action, vr = _action_of(int(element.tag)), element.VR
         if vr == "SQ":
             if action == "X":
@@ -178,8 +185,8 @@ class Deidentifier:
                 element.value = Sequence()
             else:
                 for item in element.value:
-                    self._clean(item)
-        elif self.shift_dates and vr in ("DA", "DT", "TM") and int(element.tag) not in _PATIENT_DATES:
+                    self._clean(item, cleaned)
+        elif self.shift_dates and vr in ("DA", "DT", "TM") and int(element.tag) not in _BIRTH:
             if vr != "TM":
                 element.value = self._map(element, self.date)
         elif action is None:

@@ -10,8 +10,8 @@ into a gap have no source instance and are left out (reported as a warning); a s
 gantry tilt is refused, because its slices no longer coincide with the source images.
 
 A SEG for the PACS carries its source's patient and study modules. A SEG to be shared is written with
-a :class:`~medtl.export.deidentify.Deidentifier`: the source headers it copies from are de-identified
-first (PS3.15 basic profile), so it holds no patient name, ID or birth date and references the
+a :class:`~medtl.export.deidentify.Deidentifier`, which applies the PS3.15 basic profile to the whole
+SEG before it is saved: it holds no patient name, ID or birth date, and its references are the
 pseudonymous UIDs that a copy of the source de-identified by the same Deidentifier has.
 """
 
@@ -150,7 +150,6 @@ def write_dicom_seg(
     if mask.shape != source.shape:
         raise MedtlError(f"{destination}: the mask's grid {mask.shape} is not its source image's {source.shape}")
     frames = source_frames(source, mask)
-    datasets = [deidentify.apply(ds) for ds in frames.datasets] if deidentify is not None else frames.datasets
     lookup = np.zeros(int(mask.array.max(initial=0)) + 1, dtype=np.uint16 if len(values) > 255 else np.uint8)
     for number, value in enumerate(values, 1):
         if value < len(lookup):
@@ -170,7 +169,7 @@ def write_dicom_seg(
     ]
     try:
         seg = hd.seg.Segmentation(
-            source_images=datasets,
+            source_images=frames.datasets,
             pixel_array=pixels,
             segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
             segment_descriptions=segments,
@@ -192,7 +191,7 @@ def write_dicom_seg(
     if "SliceThickness" not in measures:  # highdicom copies the source's; without it, highdicom's own reader refuses the SEG
         measures.SliceThickness = f"{mask.spacing[2]:.6g}"
     if deidentify is not None:
-        deidentify.record(seg)
+        deidentify.apply(seg)
     with atomic_path(destination) as tmp:
         seg.save_as(tmp)
     if frames.missing:
