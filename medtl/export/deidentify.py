@@ -48,9 +48,6 @@ from pydicom.sequence import Sequence
 from medtl import __version__
 from medtl.errors import MedtlError
 
-PROFILE_TABLE = "dicomfields_2026c"
-"""The release of PS3.15 Table E.1-1 used, as named by the ``dicom-anonymizer`` package."""
-
 _ACTIONS = {
     "D_TAGS": "D", "Z_TAGS": "Z", "X_TAGS": "X", "U_TAGS": "U", "Z_D_TAGS": "D", "X_Z_TAGS": "Z", "X_D_TAGS": "D", "X_Z_D_TAGS": "D", "X_Z_U_STAR_TAGS": "U*",
 }
@@ -71,14 +68,14 @@ MODIFIED_DATES_OPTION = ("113107", "Retain Longitudinal Temporal Information Mod
 
 @functools.cache
 def profile_actions() -> tuple[dict[int, str], tuple[tuple[int, int, int, int, str], ...]]:
-    """The table's action per tag, and its repeating-group entries as ``(group, element, group mask, element mask, action)``."""
-    from dicomanonymizer.dicomfields_selector import dicom_anonymization_database_selector
+    """The action per tag of PS3.15 Table E.1-1 (release 2026c), and its repeating-group entries as
+    ``(group, element, group mask, element mask, action)``."""
+    from dicomanonymizer.dicom_anonymization_databases import dicomfields_2026c as table  # imported by name: an installer finds it
 
-    table = dicom_anonymization_database_selector(PROFILE_TABLE)
     single: dict[int, str] = {}
     masked: list[tuple[int, int, int, int, str]] = []
     for category, action in _ACTIONS.items():
-        for entry in table[category]:
+        for entry in getattr(table, category):
             if len(entry) == 2:
                 single[(entry[0] << 16) | entry[1]] = action
             else:
