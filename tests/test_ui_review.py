@@ -32,7 +32,7 @@ from tests.test_workflow_continue import disk_datalist
 from ui.models.case_table import MISSING, CaseTable, auc_text, confusion_rows
 from ui.models.label_session import label_versions, restore_call, version_text
 from ui.models.overlays import HeatmapLayer, LabelLayer
-from ui.models.prediction_layers import UNCERTAINTY_COLORMAP, choose_uncertainty, prediction_layers
+from ui.models.prediction_layers import NO_UNCERTAINTY, UNCERTAINTY_COLORMAP, choose_uncertainty, prediction_layers
 from ui.models.ranking_queue import RankingQueue, SeriesInput, series_inputs
 from ui.models.run_request import RunOutcome, resume_request, train_again_request
 from ui.models.run_review import WITHIN_PATIENT_NOTE, chain_text, is_within_patient, review_run, run_history
@@ -147,7 +147,7 @@ def test_uncertainty_is_asked_for_as_tta_then_mc_and_shown_as_a_heat_map() -> No
 
     assert choose_uncertainty(lambda method: None) == ("tta", None)
     assert choose_uncertainty(lambda method: refuse(method) if method == "tta" else None) == ("mc", None)
-    assert choose_uncertainty(refuse) == (None, "no uncertainty for this model: no mc")
+    assert choose_uncertainty(refuse) == (None, NO_UNCERTAINTY) and "neither TTA nor MC dropout" in NO_UNCERTAINTY
     grid = ((1.0, 1.0, 1.0), (0.0, 0.0, 0.0))
     mask = np.zeros((2, 4, 4), np.uint8)
     entropy = np.full((2, 4, 4), 0.5, np.float32)

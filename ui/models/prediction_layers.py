@@ -23,17 +23,19 @@ UNCERTAINTY_METHODS = {"tta": "TTA", "mc": "MC dropout"}
 """The uncertainty the app asks for, in order of preference (TTA: test-time flips, as the checkbox says), and their names."""
 
 
+NO_UNCERTAINTY = "shown without uncertainty: this model was trained without flips and has no dropout, so neither TTA nor MC dropout can estimate it"
+
+
 def choose_uncertainty(check: Callable[[str], None]) -> tuple[str | None, str | None]:
     """The first of :data:`UNCERTAINTY_METHODS` that ``check`` (a predictor's ``check_uncertainty``) accepts, or None
-    with the reason the model allows none."""
-    reasons = []
+    and :data:`NO_UNCERTAINTY` when the model allows none."""
     for method in UNCERTAINTY_METHODS:
         try:
             check(method)
             return method, None
-        except MedtlError as error:
-            reasons.append(str(error))
-    return None, f"no uncertainty for this model: {reasons[-1]}"
+        except MedtlError:
+            continue
+    return None, NO_UNCERTAINTY
 
 
 def prediction_layers(prediction: Prediction, run_name: str, uncertainty: str | None = None) -> list[OverlayLayer]:

@@ -93,7 +93,8 @@ def _draw_legend(painter: QPainter, area: QRectF, curves: list[Curve], at_bottom
     """One line per curve, top left (or bottom right, out of the way of curves that rise early): a stroke of its colour
     and its name (right-axis curves say so)."""
     height = 14 * len(curves) + 2
-    box = QRectF(area.center().x(), area.bottom() - height - 2, area.width() / 2 - 2, height) if at_bottom else QRectF(area.left() + 2, area.top() + 2, area.width() - 4, height)
+    left = area.left() + (area.width() * 0.3 if at_bottom else 2)
+    box = QRectF(left, area.bottom() - height - 2 if at_bottom else area.top() + 2, area.right() - left - 2, height)
     painter.fillRect(box, QColor(16, 19, 24, 190))
     y = box.top() + 8
     for curve in curves:

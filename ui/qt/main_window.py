@@ -119,14 +119,15 @@ class MainWindow(QMainWindow):
         self.training_dock = self._dock("Fine-tune", "fine_tune", _scrolled(self.training), Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.layers_dock, self.training_dock)
         self.results = ResultsPanel(self)
-        self.results_dock = self._dock("Results", "results", self.results, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.results_dock = self._dock("Results", "results", _scrolled(self.results), Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.training_dock, self.results_dock)
-        self.ranking = RankingPanel(self)
-        self.ranking_dock = self._dock("Label next", "label_next", self.ranking, Qt.DockWidgetArea.RightDockWidgetArea)
-        self.tabifyDockWidget(self.results_dock, self.ranking_dock)
         self.pretrain = PretrainPanel(self)
         self.pretrain_dock = self._dock("Pretrain", "pretrain", _scrolled(self.pretrain), Qt.DockWidgetArea.RightDockWidgetArea)
-        self.tabifyDockWidget(self.ranking_dock, self.pretrain_dock)
+        self.tabifyDockWidget(self.results_dock, self.pretrain_dock)
+        self.ranking = RankingPanel(self)  # a list of series to open, like the study browser: beside it
+        self.ranking_dock = self._dock("Label next", "label_next", self.ranking, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.tabifyDockWidget(self.browser_dock, self.ranking_dock)
+        self.browser_dock.raise_()
         self.pretrain.weights_chosen.connect(self.fine_tune_from)
         self.layers_dock.raise_()
         self.training.predict_requested.connect(self.predict_with_run)
@@ -246,10 +247,11 @@ class MainWindow(QMainWindow):
         for layer in prediction_layers(prediction, run_dir.name, uncertainty):
             model.add_layer(layer)
         self.layers_dock.show()
-        self.status_message.setText(prediction_summary(prediction))
-        if note is not None:
+        summary = prediction_summary(prediction)
+        if note is not None:  # uncertainty was asked for and the model allows none
             self.problems.add(f"run {run_dir}", note)
-            self.status_message.setText(f"{prediction_summary(prediction)}; {note}")
+            summary += f"; {note}"
+        self.status_message.setText(summary)
         self.last_prediction = (prediction, run_dir)
         self.export_action.setEnabled(True)
         self.prediction_shown.emit(prediction)
@@ -300,7 +302,7 @@ class MainWindow(QMainWindow):
         self.results_dock.show()
         self.results_dock.raise_()
 
-    def review_run(self) -> Path | None:
+    def run_to_rank(self) -> Path | None:
         """The run to rank with: the one the Results panel shows, else the fine-tune panel's last, else one chosen now."""
         run = self.results.run_dir or self.training.predictable_run()
         if run is None:
@@ -313,7 +315,7 @@ class MainWindow(QMainWindow):
         """Rank the unlabelled series of the study browser with the run under review, in the Label next panel."""
         self.ranking_dock.show()
         self.ranking_dock.raise_()
-        run = self.review_run()
+        run = self.run_to_rank()
         if run is None:
             self.status_message.setText("Train a model or open a run in the Results panel first, then rank")
             return
@@ -324,14 +326,17 @@ class MainWindow(QMainWindow):
         """Open a series of the ranking (from the study browser when it lists it), at the slice the model is least sure of."""
         model = self.viewer.model
         self.status_message.setText(f"Next case: {entry.text()}")
+        self._slice_when_shown = (entry.series.series_uid, entry.slice_index) if entry.slice_index is not None else None
         if model is not None and series_uids(model)[1] == entry.series.series_uid:
-            if entry.slice_index is not None:
-                model.set_cursor([*model.cursor[:2], entry.slice_index])
-            return
-        if entry.slice_index is not None:
-            self._slice_when_shown = (entry.series.series_uid, entry.slice_index)
-        if not self.browser.select_series(entry.series.series_uid):
+            self._go_to_pending_slice(model)
+        elif not self.browser.select_series(entry.series.series_uid):
             self.open_path(entry.series.path)
+
+    def _go_to_pending_slice(self, model: ViewerModel) -> None:
+        """Show the slice a ranking pointed at, if ``model`` is the series it was for."""
+        pending, self._slice_when_shown = self._slice_when_shown, None
+        if pending is not None and pending[0] == series_uids(model)[1]:
+            model.set_cursor([*model.cursor[:2], pending[1]])
 
     # --- labels ------------------------------------------------------------------------------
 
@@ -528,9 +533,7 @@ class MainWindow(QMainWindow):
         self.label_tools.set_model(model)
         z, y, x = model.volume.shape
         self.status_message.setText(f"{model.label.modality} {x}×{y}×{z}, {model.volume.array.dtype}")
-        pending_slice, self._slice_when_shown = self._slice_when_shown, None
-        if pending_slice is not None and pending_slice[0] == series_uids(model)[1]:
-            model.set_cursor([*model.cursor[:2], pending_slice[1]])
+        self._go_to_pending_slice(model)
         self.series_shown.emit(model)
         run, self._predict_when_shown = self._predict_when_shown, None
         if run is not None:

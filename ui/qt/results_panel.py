@@ -39,6 +39,7 @@ WARNING_COLOUR = "#edc948"
 _ROC_COLOURS = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#76b7b2")
 _CHANCE_COLOUR = QColor(125, 135, 150, 160)
 _HISTORY_ROWS = 4
+_TABLE_ROWS = 6  # the least the case table shows; the panel scrolls below it
 _RUN_ROLE = Qt.ItemDataRole.UserRole + 1
 Index = QModelIndex | QPersistentModelIndex
 
@@ -112,6 +113,8 @@ class ResultsPanel(QWidget):
         self.history_list = QListWidget(self)
         self.history_list.setToolTip("this run and the runs it was trained again from, newest first: click one to see its results")
         self.history_list.setMaximumHeight(self.history_list.fontMetrics().height() * (_HISTORY_ROWS + 1) + 8)
+        self.history_list.setWordWrap(True)
+        self.history_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.history_list.currentItemChanged.connect(self._history_chosen)
         self.note = QLabel(self)
         self.note.setWordWrap(True)
@@ -124,9 +127,8 @@ class ResultsPanel(QWidget):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().hide()
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
         self.table.doubleClicked.connect(self._case_double_clicked)
+        self.table.setMinimumHeight(self.table.verticalHeader().defaultSectionSize() * (_TABLE_ROWS + 1))
         self.hint = QLabel("Double-click a case to open it with this run's prediction.", self)
         self.hint.setWordWrap(True)
         self.uncertainty_box = QCheckBox("Show uncertainty (TTA)", self)
@@ -140,7 +142,9 @@ class ResultsPanel(QWidget):
         self.classification = QWidget(self)
         extra = QVBoxLayout(self.classification)
         extra.setContentsMargins(0, 0, 0, 0)
-        extra.addWidget(QLabel("Confusion matrix (rows: true class, columns: predicted)", self.classification))
+        confusion_title = QLabel("Confusion matrix (rows: true class, columns: predicted)", self.classification)
+        confusion_title.setWordWrap(True)
+        extra.addWidget(confusion_title)
         extra.addWidget(self.confusion)
         extra.addWidget(self.auc)
         extra.addWidget(self.roc)
@@ -189,6 +193,9 @@ class ResultsPanel(QWidget):
         self.review = review
         results = review.results if review is not None else None
         self.model.set_table(CaseTable(results) if results is not None else None)
+        for column, decimals in enumerate(self.model.table.decimals if self.model.table is not None else ()):  # names share the width left by the figures
+            self.table.horizontalHeader().setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents if decimals is not None else QHeaderView.ResizeMode.Stretch)
+        self.table.setColumnHidden(1, results is not None and results.task == "segmentation" and len(results.names) == 1)  # one label: no need to name it
         self.table.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
         for row in range(self.history_list.count()):
             item = self.history_list.item(row)
