@@ -33,7 +33,7 @@ from ui.models.case_table import MISSING, CaseTable, auc_text, confusion_rows
 from ui.models.label_session import label_versions, restore_call, version_text
 from ui.models.overlays import HeatmapLayer, LabelLayer
 from ui.models.prediction_layers import NO_UNCERTAINTY, UNCERTAINTY_COLORMAP, choose_uncertainty, prediction_layers
-from ui.models.ranking_queue import RankingQueue, SeriesInput, series_inputs
+from ui.models.ranking_queue import RankingQueue, series_inputs
 from ui.models.run_request import RunOutcome, resume_request, train_again_request
 from ui.models.run_review import WITHIN_PATIENT_NOTE, chain_text, is_within_patient, review_run, run_history
 from ui.models.viewer_model import ViewerModel
@@ -178,7 +178,6 @@ def test_series_inputs_leave_out_labelled_series_and_the_queue_walks_the_ranking
     assert queue.entries[0].text() == "1. two (CT, 3 images): 0.800, least sure on slice 2" and queue.entries[1].text() == "2. one (CT, 3 images): 0.300"
     assert queue.next() == queue.entries[0] and queue.next() == queue.entries[1] and queue.next() is None
     assert queue.opened(0).series == two and queue.next() == queue.entries[1]
-    assert SeriesInput(two.path, two.series_uid, two.name) == two
 
 
 def test_restore_call_brings_an_earlier_save_back_and_keeps_the_replaced_one(tmp_path: Path) -> None:
