@@ -33,7 +33,7 @@ from ui.models.label_editor import LabelEditor, annotated_axis
 from ui.models.overlays import PREDICTION_PALETTE, LabelLayer
 from ui.models.prediction_layers import prediction_layers
 from ui.models.projection import ProjectionPlane
-from ui.models.run_request import RunOutcome, default_run_dir, default_runs_root, resume_request, train_again_request
+from ui.models.run_request import RunOutcome, default_run_dir, default_runs_root
 from ui.models.training_progress import TrainingProgress, ended_status
 from ui.models.view_plane import PlaneKind, ViewPlane
 from ui.models.viewer_model import ViewerModel, projection_window, window_text
@@ -144,24 +144,20 @@ def test_default_run_folders_are_new_and_dated(tmp_path: Path) -> None:
     assert default_run_dir().parent == default_runs_root() and default_runs_root().parent.name == "medtl"
 
 
-def test_resume_and_train_again_requests_follow_the_outcome(tmp_path: Path) -> None:
+def test_resume_and_train_again_follow_the_outcome(tmp_path: Path) -> None:
+    """Which follow-up a run allows; the requests they make are tested on a real run in test_ui_review."""
     datalist_file = tmp_path / "datalist.json"
-    datalist_file.write_text("{}")
     run = tmp_path / "run"
     folder = RunFolder(run)
     run.mkdir()
-    outcome = RunOutcome(run, run, datalist_file, "segmentation", "cpu", CANCELLED)
+    outcome = RunOutcome(run, run, datalist_file, "cpu", CANCELLED)
     assert not outcome.resumable and not outcome.has_model  # no checkpoint yet
     folder.checkpoint_path.touch()
     folder.best_model_path.touch()
     assert outcome.resumable and not outcome.has_model
-    request = resume_request(outcome)
-    assert request.resume and request.out_dir == run and request.task == "segmentation" and request.device == "cpu"
-    finished = RunOutcome(run, run, datalist_file, "segmentation", "cpu", COMPLETED)
+    finished = RunOutcome(run, run, datalist_file, "cpu", COMPLETED)
     assert finished.has_model and not finished.resumable
-    assert RunOutcome(run, run, datalist_file, "segmentation", "cpu", TIME_LIMIT).resumable
-    again = train_again_request(finished, datalist_file, tmp_path / "next")
-    assert again.weights == f"run:{run}" and again.out_dir == tmp_path / "next" and not again.resume and again.model is None
+    assert RunOutcome(run, run, datalist_file, "cpu", TIME_LIMIT).resumable
 
 
 def test_the_status_line_follows_the_run() -> None:

@@ -72,7 +72,7 @@ def test_progress_folds_events_into_curves_and_a_status_line() -> None:
 
 def test_an_incomplete_form_does_not_start(qtbot, settings: AppSettings, datalist: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(InvalidRequest, match="the datalist .*missing.json does not exist") as missing:
-        TrainRequest(tmp_path / "missing.json", "classification", Path(""))
+        TrainRequest(tmp_path / "missing.json", "classification", tmp_path / "run")
     assert missing.value.field == "datalist"
     with pytest.raises(InvalidRequest, match="choose an output folder") as no_folder:
         TrainRequest(datalist, "classification", Path(""))

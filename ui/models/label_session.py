@@ -1,15 +1,19 @@
-"""The editable label of a shown series and the :class:`LabelStore`: find a saved label, save the one edited."""
+"""The editable label of a shown series and the :class:`LabelStore`: find a saved label, save the one edited, list
+its earlier saves and restore one."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 
+from medtl.dicom.volume import Volume
 from medtl.errors import MedtlError
-from medtl.labels.store import LabelStore, SavedLabel
+from medtl.labels.store import LabelStore, LabelVersion, SavedLabel
 from medtl.progress import CancelToken, ProgressCallback
 from ui.models.viewer_model import ViewerModel
 
 SaveCall = Callable[[ProgressCallback, CancelToken], SavedLabel]
+RestoreCall = Callable[[ProgressCallback, CancelToken], tuple[SavedLabel, Volume]]
 
 
 def attach_saved_label(model: ViewerModel, store: LabelStore) -> None:
@@ -39,3 +43,37 @@ def save_call(model: ViewerModel, store: LabelStore) -> tuple[SaveCall, int]:
         return store.save_snapshot(id(editor), edits, mask, volume, files, names, description, annotated)  # an older snapshot never overwrites a newer one
 
     return call, edits
+
+
+def series_uids(model: ViewerModel) -> tuple[str, str]:
+    """(study UID, series UID) of the shown series, as the label store files its label."""
+    meta = model.volume.metadata
+    return str(meta.get("study_uid", "")), str(meta.get("series_uid", ""))
+
+
+def label_versions(model: ViewerModel, store: LabelStore) -> list[LabelVersion]:
+    """The earlier saves of the shown series' label, newest first (none for an image without a series UID)."""
+    study, series = series_uids(model)
+    return list(reversed(store.versions(study, series))) if series else []
+
+
+def version_text(version: LabelVersion) -> str:
+    """``"version 3, saved 2025-03-04 05:06:07"`` (local time)."""
+    return f"version {version.number}, saved {datetime.fromtimestamp(version.saved_at):%Y-%m-%d %H:%M:%S}"
+
+
+def restore_call(model: ViewerModel, store: LabelStore, number: int) -> RestoreCall:
+    """An engine call that makes version ``number`` the shown series' label again (the label it replaces becomes the
+    newest version, so restoring is undone by restoring that one) and reads it back on the series' grid."""
+    volume = model.volume
+    study, series = series_uids(model)
+
+    def call(progress: ProgressCallback, cancel: CancelToken) -> tuple[SavedLabel, Volume]:
+        progress(0, 0, f"restoring label version {number}")
+        store.restore(study, series, number)
+        found = store.load_for(volume)
+        if found is None:
+            raise MedtlError(f"{store.folder(study, series)}: the restored label has no mask")
+        return found
+
+    return call

@@ -39,12 +39,12 @@ def default_run_dir(root: Path | None = None, now: datetime | None = None) -> Pa
 @dataclass(frozen=True)
 class RunOutcome:
     """How the panel's last run ended: its folder (the model's run, the pretrained arm of a comparison), the folder the
-    request named, what it trained on, and why it stopped (a summary's ``stopped_because``; None: it failed)."""
+    request named, the datalist it trained on, its device, and why it stopped (a summary's ``stopped_because``; None: it
+    failed)."""
 
     run_dir: Path
     out_dir: Path
-    datalist: Path
-    task: str
+    datalist: Path | None
     device: str
     stopped_because: str | None
 
@@ -60,11 +60,12 @@ class RunOutcome:
 
 
 def resume_request(outcome: RunOutcome) -> TrainRequest:
-    """Go on with the stopped run where it stopped, with the settings stored in it."""
-    return TrainRequest(outcome.datalist, outcome.task, outcome.out_dir, device=outcome.device, resume=True)
+    """Go on with the stopped run where it stopped, with everything stored in it (its datalist, task and settings)."""
+    return TrainRequest(None, None, outcome.out_dir, resume=True)
 
 
-def train_again_request(parent: RunOutcome, datalist: Path, out_dir: Path) -> TrainRequest:
-    """A new run into ``out_dir`` on ``datalist`` (the current labels), starting from ``parent`` 's best model: its
-    architecture and weights (``run:`` weights), a new head when the labels changed."""
-    return TrainRequest(datalist, parent.task, out_dir, weights=f"run:{parent.run_dir}", device=parent.device)
+def train_again_request(parent: RunOutcome, datalist: Path | None, out_dir: Path) -> TrainRequest:
+    """A new run into ``out_dir`` on ``datalist`` (the current labels; None: the parent's datalist), starting from
+    ``parent`` 's best model (the engine's ``init_from``: its network, weights and settings, a new output layer when the
+    labels changed); the task is the parent's."""
+    return TrainRequest(datalist, None, out_dir, init_from=parent.run_dir, device=parent.device)

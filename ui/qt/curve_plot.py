@@ -1,4 +1,4 @@
-"""`CurvePlot`: a small line chart (training loss and metrics against epochs), painted with QPainter.
+"""`CurvePlot`: a small line chart (training loss and metrics against epochs, ROC curves), painted with QPainter.
 
 Two y axes: losses on the left, metrics on the right (each scaled to its own range), so curves
 of different units share one chart without a plotting library.
@@ -26,11 +26,14 @@ class Curve:
 
 
 class CurvePlot(QWidget):
-    """Draws :attr:`curves`; call :meth:`set_curves` to replace them."""
+    """Draws :attr:`curves` against ``x_label`` (from 0); call :meth:`set_curves` to replace them."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, parent: QWidget | None = None, x_label: str = "epoch", empty_text: str = "Curves appear once training runs", legend_at_bottom: bool = False
+    ) -> None:
         super().__init__(parent)
         self.curves: list[Curve] = []
+        self.x_label, self.empty_text, self.legend_at_bottom = x_label, empty_text, legend_at_bottom
         self.setMinimumHeight(180)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
@@ -48,7 +51,7 @@ class CurvePlot(QWidget):
         painter.drawRect(area)
         drawn = [curve for curve in self.curves if curve.points]
         if not drawn:
-            painter.drawText(area, Qt.AlignmentFlag.AlignCenter, "Curves appear once training runs")
+            painter.drawText(area, Qt.AlignmentFlag.AlignCenter, self.empty_text)
             painter.end()
             return
         x_max = max(max(x for x, _ in curve.points) for curve in drawn)
@@ -56,9 +59,9 @@ class CurvePlot(QWidget):
             side = [curve for curve in drawn if curve.right_axis == right_axis]
             if side:
                 self._draw_side(painter, area, side, x_max, right_axis)
-        _draw_legend(painter, area, drawn)
+        _draw_legend(painter, area, drawn, self.legend_at_bottom)
         painter.setPen(QPen(AXIS_COLOUR, 1))
-        painter.drawText(QRectF(area.left(), area.bottom() + 4, area.width(), 16), Qt.AlignmentFlag.AlignRight, f"epoch {x_max:g}")
+        painter.drawText(QRectF(area.left(), area.bottom() + 4, area.width(), 16), Qt.AlignmentFlag.AlignRight, f"{self.x_label} {x_max:g}")
         painter.end()
 
     def _draw_side(self, painter: QPainter, area: QRectF, curves: list[Curve], x_max: float, right_axis: bool) -> None:
@@ -86,16 +89,18 @@ class CurvePlot(QWidget):
         painter.drawText(QRectF(x, area.bottom() - 8, width, 14), align, f"{low:.3g}")
 
 
-def _draw_legend(painter: QPainter, area: QRectF, curves: list[Curve]) -> None:
-    """One line per curve, top left: a stroke of its colour and its name (right-axis curves say so)."""
-    painter.fillRect(QRectF(area.left() + 2, area.top() + 2, area.width() - 4, 14 * len(curves) + 2), QColor(16, 19, 24, 190))
-    y = area.top() + 10
+def _draw_legend(painter: QPainter, area: QRectF, curves: list[Curve], at_bottom: bool) -> None:
+    """One line per curve, top left (or bottom right, out of the way of curves that rise early): a stroke of its colour
+    and its name (right-axis curves say so)."""
+    height = 14 * len(curves) + 2
+    left = area.left() + (area.width() * 0.3 if at_bottom else 2)
+    box = QRectF(left, area.bottom() - height - 2 if at_bottom else area.top() + 2, area.right() - left - 2, height)
+    painter.fillRect(box, QColor(16, 19, 24, 190))
+    y = box.top() + 8
     for curve in curves:
         painter.setPen(QPen(curve.colour, curve.width + 0.5))
-        painter.drawLine(QPointF(area.left() + 6, y), QPointF(area.left() + 20, y))
+        painter.drawLine(QPointF(box.left() + 4, y), QPointF(box.left() + 18, y))
         painter.setPen(QPen(curve.colour, 1))
         label = f"{curve.name} (right axis)" if curve.right_axis else curve.name
-        painter.drawText(
-            QRectF(area.left() + 24, y - 7, area.width() - 28, 14), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, label
-        )
+        painter.drawText(QRectF(box.left() + 22, y - 7, box.width() - 24, 14), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, label)
         y += 14

@@ -1,6 +1,7 @@
-"""`MainWindow`: study browser, viewer, layers, fine-tune and problems panels, bound to the engine through tasks.
+"""`MainWindow`: study browser, viewer, layers, fine-tune, results, label-next and problems panels, bound to the engine
+through tasks.
 
-Every engine call (scan, load, predict, train) runs in an :class:`EngineTask` off the GUI thread; a new
+Every engine call (scan, load, predict, train, rank) runs in an :class:`EngineTask` off the GUI thread; a new
 task of a kind cancels the running one of that kind, and closing the window stops them all.
 """
 
@@ -29,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 from superqt.utils import GeneratorWorker
 
+from medtl.data.images import image_format, read_image
 from medtl.data.sparse import Annotated
 from medtl.dicom.catalog import Catalog
 from medtl.dicom.records import ScanResult, SeriesInfo
@@ -39,15 +41,19 @@ from medtl.labels.store import VERSIONS_FOLDER, LabelStore, SavedLabel
 from medtl.progress import CancelToken, ProgressCallback
 from medtl.sample_study import sample_study_dir
 from ui.models.label_editor import LabelEditor
-from ui.models.label_session import attach_saved_label, save_call
+from ui.models.label_session import attach_saved_label, label_versions, restore_call, save_call, series_uids
 from ui.models.overlays import LabelLayer
-from ui.models.prediction_layers import prediction_layers, prediction_summary
+from ui.models.prediction_layers import choose_uncertainty, prediction_layers, prediction_summary
+from ui.models.ranking_queue import QueueEntry, series_inputs
 from ui.models.viewer_model import PixelInfo, SeriesLabel, ViewerModel
 from ui.qt.label_tools import LabelTools
+from ui.qt.label_versions_dialog import LabelVersionsDialog
 from ui.qt.layers_panel import LayersPanel
 from ui.qt.pretrain_panel import PretrainPanel
 from ui.qt.problems_panel import ProblemsPanel
+from ui.qt.ranking_panel import RankingPanel
 from ui.qt.resources import icon
+from ui.qt.results_panel import ResultsPanel
 from ui.qt.settings import AppSettings
 from ui.qt.shortcuts_dialog import ShortcutsDialog
 from ui.qt.study_browser import SeriesPath, StudyBrowser
@@ -57,6 +63,7 @@ from ui.qt.training_panel import TrainingPanel
 from ui.qt.viewer_widget import ViewerWidget
 
 if TYPE_CHECKING:  # pragma: no cover - importing the predictor imports torch
+    from medtl.dicom.volume import Volume
     from medtl.export.prediction_outputs import PredictionOutputs
     from medtl.inference.predictor import Prediction
 
@@ -73,6 +80,7 @@ class MainWindow(QMainWindow):
     series_shown = Signal(object)  # ViewerModel, once its first slice can be painted
     task_failed = Signal(str)
     label_saved = Signal(object)  # SavedLabel
+    label_restored = Signal(object)  # SavedLabel: an earlier version made the label again, and shown
     prediction_shown = Signal(object)  # Prediction, once its layers are on the series it was made for
     prediction_exported = Signal(object)  # PredictionOutputs: the files written
 
@@ -86,6 +94,9 @@ class MainWindow(QMainWindow):
         self._tasks = TaskGroup(self)  # running tasks by kind ("scan", "load"); a new one cancels the old
         self._fallbacks: list[SeriesPath] = []
         self._thumbnails: GeneratorWorker | None = None  # image series to try, in order, if the one shown first fails to load
+        self._predict_when_shown: Path | None = None  # a run to predict with on the series being opened (a case of the Results panel)
+        self._slice_when_shown: tuple[str, int] | None = None  # (series UID, z): the slice to show once that series is shown
+        self.versions_dialog: LabelVersionsDialog | None = None
         self.setWindowTitle(APP_TITLE)
         self.setWindowIcon(icon("app"))
         self.setAcceptDrops(True)
@@ -107,12 +118,23 @@ class MainWindow(QMainWindow):
         self.training = TrainingPanel(self.settings, self, self.label_store)
         self.training_dock = self._dock("Fine-tune", "fine_tune", _scrolled(self.training), Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.layers_dock, self.training_dock)
+        self.results = ResultsPanel(self)
+        self.results_dock = self._dock("Results", "results", _scrolled(self.results), Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.training_dock, self.results_dock)
         self.pretrain = PretrainPanel(self)
         self.pretrain_dock = self._dock("Pretrain", "pretrain", _scrolled(self.pretrain), Qt.DockWidgetArea.RightDockWidgetArea)
-        self.tabifyDockWidget(self.training_dock, self.pretrain_dock)
+        self.tabifyDockWidget(self.results_dock, self.pretrain_dock)
+        self.ranking = RankingPanel(self)  # a list of series to open, like the study browser: beside it
+        self.ranking_dock = self._dock("Label next", "label_next", self.ranking, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.tabifyDockWidget(self.browser_dock, self.ranking_dock)
+        self.browser_dock.raise_()
         self.pretrain.weights_chosen.connect(self.fine_tune_from)
         self.layers_dock.raise_()
         self.training.predict_requested.connect(self.predict_with_run)
+        self.training.run_finished.connect(self._review_latest_run)
+        self.results.case_activated.connect(self.open_case)
+        self.ranking.rank_requested.connect(self.rank_cases)
+        self.ranking.open_requested.connect(self.open_ranked)
         self.training.monitor.problem.connect(lambda message: self._run_problem("fine-tuning", message))
         self.pretrain.monitor.problem.connect(lambda message: self._run_problem("pretraining", message))
         self.problems.count_changed.connect(lambda n: self.problems_dock.setWindowTitle(f"Problems ({n})" if n else "Problems"))
@@ -122,7 +144,7 @@ class MainWindow(QMainWindow):
         self.viewer.set_layout_mode(self.settings.viewer_layout())
         self.viewer.layout_changed.connect(self.settings.set_viewer_layout)
         self.viewer.actions_by_name["anonymise"].toggled.connect(self.browser.set_anonymised)
-        for dock in (self.browser_dock, self.layers_dock, self.training_dock, self.pretrain_dock, self.problems_dock):
+        for dock in self.docks():
             _no_focus_on_click(dock)
         self.resize(1440, 900)
         if not self.settings.restore_window(self):
@@ -132,11 +154,16 @@ class MainWindow(QMainWindow):
     # --- opening -----------------------------------------------------------------------------
 
     def open_path(self, path: Path | str) -> None:
-        """Scan ``path`` (a folder or a file) in the background; then list it and show its first image series that loads."""
+        """Scan ``path`` (a folder or a DICOM file) in the background; then list it and show its first image series that
+        loads. A NIfTI or picture file is shown as it is (read in the background)."""
         path = Path(path)
-        self.folder = path
+        self._predict_when_shown = None
         self.settings.add_recent(path)
         self.setWindowTitle(f"{APP_TITLE} — {path}")
+        if path.is_file() and image_format(path) != "dicom":
+            self._open_image_file(path)
+            return
+        self.folder = path
         self.pretrain.set_input_folder(path)
         catalog = self.catalog
         started = time.perf_counter()
@@ -145,6 +172,29 @@ class MainWindow(QMainWindow):
             lambda result: self._scanned(path, result, time.perf_counter() - started), lambda message: self._failed(str(path), message),
         )  # fmt: skip
         self._show_progress(0, 0, f"scanning {path.name or path}")
+
+    def _open_image_file(self, path: Path) -> None:
+        """Show a NIfTI or picture file (it has no study or series to list)."""
+        if not self.resolve_unsaved_label():
+            return
+        self._fallbacks = []
+
+        def load(_progress: ProgressCallback, _cancel: CancelToken) -> ViewerModel:
+            volume = read_image(path)
+            model = ViewerModel(volume, SeriesLabel(series_description=path.name, modality=str(volume.metadata.get("modality", ""))))
+            model.patient_planes()
+            return model
+
+        self._run("load", load, self._loaded, lambda message: self._failed(str(path), message))
+        self._show_progress(0, 0, f"reading {path.name}")
+
+    def open_case(self, image: Path, run_dir: Path) -> None:
+        """Open a case of a run's results (its image: a DICOM folder or file, NIfTI or picture) and, once it is shown,
+        predict it with the run."""
+        if not self.resolve_unsaved_label():
+            return
+        self.open_path(image)
+        self._predict_when_shown = run_dir
 
     def show_series(self, series_path: SeriesPath) -> None:
         """Load the series (and the label saved for it, if any) in the background and show it."""
@@ -164,22 +214,25 @@ class MainWindow(QMainWindow):
         self._show_progress(0, len(files), "loading series")
 
     def predict_with_run(self, run_dir: Path | str) -> None:
-        """Apply the trained run at ``run_dir`` to the shown series in the background; its outputs become overlay layers."""
+        """Apply the trained run at ``run_dir`` to the shown series in the background; its outputs become overlay layers
+        (with "Show uncertainty", also the model's uncertainty map)."""
         model = self.viewer.model
         if model is None:
             self.status_message.setText("Open a series first, then predict on it")
             return
         run_dir = Path(run_dir)
-        volume = model.volume
+        volume, with_uncertainty = model.volume, self.uncertainty_action.isChecked()
 
-        def predict(progress: ProgressCallback, cancel: CancelToken) -> Prediction:
+        def predict(progress: ProgressCallback, cancel: CancelToken) -> tuple[Prediction, str | None, str | None]:
             from medtl.inference.predictor import (
                 Predictor,  # imports torch: only now, in the worker
             )
 
-            return Predictor.from_run(run_dir).predict(volume, progress, cancel)
+            predictor = Predictor.from_run(run_dir)
+            method, note = choose_uncertainty(predictor.check_uncertainty) if with_uncertainty else (None, None)
+            return predictor.predict(volume, progress, cancel, uncertainty=method), method, note
 
-        self._run("predict", predict, lambda prediction: self._predicted(model, prediction, run_dir), lambda message: self._failed(f"run {run_dir}", message))
+        self._run("predict", predict, lambda result: self._predicted(model, run_dir, *result), lambda message: self._failed(f"run {run_dir}", message))
         self._show_progress(0, 0, f"loading run {run_dir.name}")
 
     def choose_run(self) -> None:
@@ -189,12 +242,16 @@ class MainWindow(QMainWindow):
             self.settings.store.setValue("last_run_folder", folder)
             self.predict_with_run(folder)
 
-    def _predicted(self, model: ViewerModel, prediction: Prediction, run_dir: Path) -> None:
+    def _predicted(self, model: ViewerModel, run_dir: Path, prediction: Prediction, uncertainty: str | None, note: str | None) -> None:
         self._idle()
-        for layer in prediction_layers(prediction, run_dir.name):
+        for layer in prediction_layers(prediction, run_dir.name, uncertainty):
             model.add_layer(layer)
         self.layers_dock.show()
-        self.status_message.setText(prediction_summary(prediction))
+        summary = prediction_summary(prediction)
+        if note is not None:  # uncertainty was asked for and the model allows none
+            self.problems.add(f"run {run_dir}", note)
+            summary += f"; {note}"
+        self.status_message.setText(summary)
         self.last_prediction = (prediction, run_dir)
         self.export_action.setEnabled(True)
         self.prediction_shown.emit(prediction)
@@ -233,7 +290,91 @@ class MainWindow(QMainWindow):
         self.status_message.setText(f"Exported to {outputs.files[0].parent}: {names}" if outputs.files else "Nothing was exported")
         self.prediction_exported.emit(outputs)
 
+    # --- review: results, what to label next ------------------------------------------------
+
+    def _review_latest_run(self) -> None:
+        """The run the fine-tune panel just finished goes to the Results panel."""
+        run = self.training.predictable_run()
+        if run is not None:
+            self.results.show_run(run)
+
+    def show_results(self) -> None:
+        self.results_dock.show()
+        self.results_dock.raise_()
+
+    def run_to_rank(self) -> Path | None:
+        """The run to rank with: the one the Results panel shows, else the fine-tune panel's last, else one chosen now."""
+        run = self.results.run_dir or self.training.predictable_run()
+        if run is None:
+            start = self.settings.store.value("last_run_folder", str(Path.home()))
+            folder = QFileDialog.getExistingDirectory(self, "Rank with a trained run folder", str(start))
+            run = Path(folder) if folder else None
+        return run
+
+    def rank_cases(self) -> None:
+        """Rank the unlabelled series of the study browser with the run under review, in the Label next panel."""
+        self.ranking_dock.show()
+        self.ranking_dock.raise_()
+        run = self.run_to_rank()
+        if run is None:
+            self.status_message.setText("Train a model or open a run in the Results panel first, then rank")
+            return
+        inputs, skipped = series_inputs(self.browser.image_series(), self.label_store)
+        self.ranking.start(run, inputs, skipped)
+
+    def open_ranked(self, entry: QueueEntry) -> None:
+        """Open a series of the ranking (from the study browser when it lists it), at the slice the model is least sure of."""
+        model = self.viewer.model
+        self.status_message.setText(f"Next case: {entry.text()}")
+        self._slice_when_shown = (entry.series.series_uid, entry.slice_index) if entry.slice_index is not None else None
+        if model is not None and series_uids(model)[1] == entry.series.series_uid:
+            self._go_to_pending_slice(model)
+        elif not self.browser.select_series(entry.series.series_uid):
+            self.open_path(entry.series.path)
+
+    def _go_to_pending_slice(self, model: ViewerModel) -> None:
+        """Show the slice a ranking pointed at, if ``model`` is the series it was for."""
+        pending, self._slice_when_shown = self._slice_when_shown, None
+        if pending is not None and pending[0] == series_uids(model)[1]:
+            model.set_cursor([*model.cursor[:2], pending[1]])
+
     # --- labels ------------------------------------------------------------------------------
+
+    def show_label_versions(self) -> None:
+        """List the earlier saves of the shown series' label, to restore one."""
+        model = self.viewer.model
+        versions = label_versions(model, self.label_store) if model is not None else []
+        if model is None or not versions:
+            self.status_message.setText("No earlier versions: a label's earlier saves are kept each time it is saved again")
+            return
+        name = model.label.series_description or series_uids(model)[1]
+        self.versions_dialog = LabelVersionsDialog(versions, name, self)
+        self.versions_dialog.restore_requested.connect(self.restore_label_version)
+        self.versions_dialog.open()
+
+    def restore_label_version(self, number: int) -> None:
+        """Make version ``number`` the shown series' label again (in the background) and edit it; the label it replaces
+        is kept as the newest version."""
+        model = self.viewer.model
+        if model is None or not self.resolve_unsaved_label():
+            return
+        self._run("restore_label", restore_call(model, self.label_store, number), lambda found: self._label_restored(model, number, *found), self._label_not_restored)
+
+    def _label_restored(self, model: ViewerModel, number: int, saved: SavedLabel, mask: Volume) -> None:
+        self._idle()
+        if model is not self.viewer.model:
+            return
+        model.edit_label(mask.array, saved.labels, f"label (version {number})", dirty=False, annotated=saved.annotated)
+        self.label_tools.refresh()
+        newest = label_versions(model, self.label_store)[0].number
+        self.status_message.setText(f"Restored label version {number}; the label it replaced is kept as version {newest} (restore it to undo)")
+        self.label_restored.emit(saved)
+
+    def _label_not_restored(self, message: str) -> None:
+        self._idle()
+        self.problems.add("restoring the label", message)
+        self.problems_dock.show()
+        self.status_message.setText("The label was NOT restored: see Problems")
 
     def accept_as_label(self, layer: LabelLayer) -> None:
         """Merge ``layer`` (a prediction) into the editable label of the shown series (a new one if there is none), as
@@ -392,7 +533,11 @@ class MainWindow(QMainWindow):
         self.label_tools.set_model(model)
         z, y, x = model.volume.shape
         self.status_message.setText(f"{model.label.modality} {x}×{y}×{z}, {model.volume.array.dtype}")
+        self._go_to_pending_slice(model)
         self.series_shown.emit(model)
+        run, self._predict_when_shown = self._predict_when_shown, None
+        if run is not None:
+            self.predict_with_run(run)
 
     def _run_problem(self, job: str, message: str) -> None:
         """A training-like run could not start or failed: list it in Problems and say so in the status bar."""
@@ -402,6 +547,7 @@ class MainWindow(QMainWindow):
 
     def _failed(self, where: str, message: str, action: str = "open") -> None:
         self._idle()
+        self._predict_when_shown = None
         self.problems.add(where, message)
         self.problems_dock.show()
         self.status_message.setText(f"Could not {action} {where}: see Problems")
@@ -460,6 +606,15 @@ class MainWindow(QMainWindow):
         self.export_action.setEnabled(False)
         train_action = self._action("&Fine-tune a model…", "Ctrl+T", self.show_training, "train")
         pretrain_action = self._action("P&retrain on unlabelled images…", "Ctrl+Shift+T", self.show_pretrain)
+        results_action = self._action("Review a run's &results", "Ctrl+R", self.show_results)
+        self.rank_action = self._action("Ran&k cases to label next…", None, self.rank_cases)
+        self.addAction(self.ranking.next_action)
+        self.uncertainty_action = QAction("Show &uncertainty (TTA) when predicting", self)
+        self.uncertainty_action.setCheckable(True)  # off by default: uncertainty takes several forward passes
+        for box in (self.training.uncertainty_box, self.results.uncertainty_box):
+            box.toggled.connect(self.uncertainty_action.setChecked)
+            self.uncertainty_action.toggled.connect(box.setChecked)
+        versions_action = self._action("Restore an earlier &version…", None, self.show_label_versions)
         self.help_action = self._action("&Keyboard shortcuts", "F1", self.show_shortcuts, "help")
         file_menu = self.menuBar().addMenu("&File")
         file_menu.addActions([open_action, sample_action])
@@ -467,12 +622,16 @@ class MainWindow(QMainWindow):
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         file_menu.addSeparator()
         file_menu.addActions([cancel_action, quit_action])
-        self.menuBar().addMenu("&Model").addActions([train_action, pretrain_action, predict_action, self.export_action])
+        model_menu = self.menuBar().addMenu("&Model")
+        model_menu.addActions([train_action, pretrain_action, predict_action, self.uncertainty_action, self.export_action])
+        model_menu.addSeparator()
+        model_menu.addActions([results_action, self.rank_action, self.ranking.next_action])
         labels = self.label_tools.actions_by_name
         label_menu = self.menuBar().addMenu("&Label")
         for names in (("accept", "new_label"), ("brush", "eraser", "smaller", "larger"), ("undo", "redo", "save")):
             label_menu.addActions([labels[name] for name in names])
             label_menu.addSeparator()
+        label_menu.addAction(versions_action)
         self.addActions(list(labels.values()))
         view_menu = self.menuBar().addMenu("&View")
         view_menu.addActions([views["layout_single"], views["layout_mpr"], views["layout_grid"]])
@@ -486,9 +645,7 @@ class MainWindow(QMainWindow):
             [views[name] for name in ("next_slice", "previous_slice", "page_forward", "page_back", "first_slice", "last_slice")]
         )
         view_menu.addSeparator()
-        view_menu.addActions(
-            [dock.toggleViewAction() for dock in (self.browser_dock, self.layers_dock, self.training_dock, self.problems_dock)]
-        )
+        view_menu.addActions([dock.toggleViewAction() for dock in self.docks()])
         self.menuBar().addMenu("&Help").addAction(self.help_action)
 
         toolbar = self.addToolBar("Main")
@@ -535,6 +692,9 @@ class MainWindow(QMainWindow):
         dialog = ShortcutsDialog([*self.actions(), *self.viewer.actions()], self)
         dialog.show()
         return dialog
+
+    def docks(self) -> list[QDockWidget]:
+        return [self.browser_dock, self.layers_dock, self.training_dock, self.results_dock, self.ranking_dock, self.pretrain_dock, self.problems_dock]
 
     def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)

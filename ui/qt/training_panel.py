@@ -150,6 +150,8 @@ class TrainingPanel(RunPanel):
         self.add_button.setToolTip("add another run's curves to the ones shown")
         self.predict_button = QPushButton("Predict", self)
         self.predict_button.setToolTip("predict on the shown series with the run just trained")
+        self.uncertainty_box = QCheckBox("Show uncertainty (TTA)", self)
+        self.uncertainty_box.setToolTip("predict with test-time flips (or MC dropout) and show how unsure the model is, as a heat map layer")
         self.resume_button = QPushButton("Resume", self)
         self.resume_button.setToolTip("go on with the cancelled or time-limited run from its checkpoint")
         self.again_button = QPushButton("Train again from this model", self)
@@ -157,7 +159,7 @@ class TrainingPanel(RunPanel):
         self._layout = QVBoxLayout(self)
         self._layout.setContentsMargins(4, 4, 4, 4)
         self._layout.addLayout(form)
-        rows = ((self.start_button, self.cancel_button, self.predict_button), (self.resume_button, self.again_button), (self.open_button, self.add_button))
+        rows = ((self.start_button, self.cancel_button, self.predict_button), (self.uncertainty_box,), (self.resume_button, self.again_button), (self.open_button, self.add_button))
         for row in rows:
             buttons = QHBoxLayout()
             for button in row:
@@ -324,21 +326,22 @@ class TrainingPanel(RunPanel):
         outcome = self.outcome
         if outcome is None or not outcome.has_model or self.running:
             return
-        datalist = Path(self.datalist.text().strip())
-        if datalist == self.label_store.root / DATALIST_NAME:
+        text = self.datalist.text().strip()
+        datalist = Path(text) if text else None  # None: the parent's
+        if (datalist or outcome.datalist) == self.label_store.root / DATALIST_NAME:
             store = self.label_store
             start_task(
-                lambda _progress, _cancel: store.write_datalist(datalist), self,
-                done=lambda path: self._train_again_on(outcome, path),
+                lambda _progress, _cancel: store.write_datalist(datalist or outcome.datalist), self,
+                done=lambda _path: self._train_again_on(outcome, datalist),
                 failed=lambda message: self.monitor.report_problem(f"no datalist from saved labels: {message}"),
             )  # fmt: skip
         else:
             self._train_again_on(outcome, datalist)
 
-    def _train_again_on(self, parent: RunOutcome, datalist: Path) -> None:
+    def _train_again_on(self, parent: RunOutcome, datalist: Path | None) -> None:
         request = self.monitor.request_to_start(lambda: train_again_request(parent, datalist, Path(self.out_dir.text().strip())))
         if request is not None:
-            self._launch(request, f"training again from {parent.run_dir} on {datalist} into {request.out_dir}")
+            self._launch(request, f"training again from {parent.run_dir} on {request.datalist} into {request.out_dir}")
 
     def _launch(self, request: TrainRequest, description: str) -> None:
         """Run ``request`` in the worker, shown in the monitor."""
@@ -383,7 +386,7 @@ class TrainingPanel(RunPanel):
 
     def _outcome(self, request: TrainRequest, stopped_because: str | None) -> RunOutcome:
         run_dir = self.predictable_run() or request.out_dir
-        return RunOutcome(run_dir, request.out_dir, request.datalist, request.task, request.device, stopped_because)
+        return RunOutcome(run_dir, request.out_dir, request.datalist, request.device, stopped_because)
 
     def _set_follow_ups(self) -> None:
         running, outcome = self.running, self.outcome
