@@ -6,8 +6,8 @@ slices them: :func:`slice_axis`) are divided instead: per volume, one contiguous
 (:data:`DEFAULT_VAL_FRACTION` of them, at least one) is validation, and every annotated slice at least
 :data:`GAP_SLICES` + 1 slices away from it trains; the annotated slices in between are used by neither side,
 so that no training slice is a direct neighbour of a validation slice. Among the runs that keep at least
-:data:`MIN_TRAINING_SLICES` for training, the one that leaves the fewest slices unused wins, then the one
-nearest the middle of the annotated range (its anatomy is the most typical), then a seeded choice.
+:data:`MIN_TRAINING_SLICES` for training, the one nearest the middle of the annotated range wins (its anatomy
+is the most typical, not an organ's tip), then the one leaving the fewest slices unused, then a seeded choice.
 
 Each side is the same image with the other side's slices set to ``ignore`` (:attr:`Case.annotated` records
 the side; :func:`write_split_masks` writes those masks, which a run keeps in its ``split/`` folder). A mask
@@ -91,7 +91,7 @@ def divide(indices: Sequence[int], val_fraction: float = DEFAULT_VAL_FRACTION, s
             training = [i for i in order if i < validation[0] - GAP_SLICES or i > validation[-1] + GAP_SLICES]
             if len(training) >= MIN_TRAINING_SLICES:
                 unused = [i for i in order if i not in training and i not in validation]
-                options.append((len(unused), abs((validation[0] + validation[-1]) / 2 - middle), training, validation, unused))
+                options.append((abs((validation[0] + validation[-1]) / 2 - middle), len(unused), training, validation, unused))
         if options:
             best = min(option[:2] for option in options)
             training, validation, unused = random.Random(seed).choice([option[2:] for option in options if option[:2] == best])
