@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from medtl.data.dataset import build_loaders, split_datalist, training_ignore_label
 from medtl.data.datalist import DatalistError, load_datalist
+from medtl.data.dataset import build_loaders, split_datalist, training_ignore_label
 from medtl.data.images import read_image
 from medtl.data.preprocessing import default_for
 from medtl.data.slabs import GAP_SLICES, SLAB_SPLIT, divide, slice_axis

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from medtl.cli import main
-from medtl.data.dataset import build_loaders
 from medtl.data.datalist import load_datalist
+from medtl.data.dataset import build_loaders
 from medtl.data.images import read_image
 from medtl.data.slabs import GAP_SLICES, SLAB_SPLIT
 from medtl.data.tasks import write_mni_tissue

@@ -255,7 +255,7 @@ def write_mni_tissue(out_dir: Path | str, annotated: int = MNI_TISSUE_ANNOTATED,
     depth = image.shape[0]
     shift = int(np.random.default_rng(seed).integers(-2, 3)) if seed else 0
     slices = sorted({int(np.clip(round((k + 1) * depth / (annotated + 1)) + shift, 0, depth - 1)) for k in range(annotated)})
-    label = with_ignore(reference.array, Annotated().add(0, slices), int(max(map(int, MNI_TISSUE_LABELS))))
+    label = with_ignore(reference.array, Annotated().add(0, slices), max(map(int, MNI_TISSUE_LABELS)))
     entry = _write_pair(out_dir, "mni152-tissue", image, label)
     entry.update(patient_id="mni152", reference="labels/mni152-tissue-reference.nii.gz")
     _write_nifti(out_dir / entry["reference"], reference)
