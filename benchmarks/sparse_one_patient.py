@@ -1,6 +1,6 @@
 """Sparse labels on one patient: the default (ImageNet lite0-unet, slice-wise) against the same network from scratch.
 
-Usage: python benchmarks/sparse_one_patient.py [--epochs 10] [--seeds 0 1] [--annotated 4] [--out DIR]
+Usage: python benchmarks/sparse_one_patient.py [--epochs 10] [--seeds 0 1] [--annotated 4] [--arms imagenet scratch] [--out DIR]
 
 The task is ``mni_tissue`` (:func:`medtl.data.tasks.write_mni_tissue`): the MNI152 T1 head at 2 mm with grey and
 white matter annotated on ``--annotated`` axial slices and ``ignore`` elsewhere. Each arm is ``medtl train`` with
@@ -21,6 +21,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / "benchmarks" / "_work" / "sparse_one_patient"
 TISSUES = {1: "grey matter", 2: "white matter"}
+ARMS = {"imagenet": ("ImageNet", None), "scratch": ("from scratch", "none")}
+"""Arm → (its name in the table, the weights it asks for: None leaves the default, ImageNet)."""
 
 
 def unannotated_dice(run_dir: Path, datalist: Path) -> dict[str, float]:
@@ -43,6 +45,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--annotated", type=int, default=4)
+    parser.add_argument("--arms", nargs="+", choices=tuple(ARMS), default=list(ARMS))
     parser.add_argument("--out", type=Path, default=WORK)
     args = parser.parse_args()
     from medtl.data.tasks import write_mni_tissue
@@ -51,8 +54,9 @@ def main() -> None:
     datalist = write_mni_tissue(args.out / "task", annotated=args.annotated)
     rows = []
     for seed in args.seeds:
-        for arm, weights in (("ImageNet", None), ("from scratch", "none")):
-            run_dir = args.out / f"seed{seed}-{'imagenet' if weights is None else 'scratch'}"
+        for key in args.arms:
+            arm, weights = ARMS[key]
+            run_dir = args.out / f"seed{seed}-{key}"
             result = train(TrainRequest(datalist, "segmentation", run_dir, weights=weights, epochs=args.epochs, seed=seed))
             summary = result.summary
             rows.append({"seed": seed, "arm": arm, "validation_dice": summary.best_metric, "epochs": summary.epochs, "seconds": summary.seconds, **unannotated_dice(run_dir, datalist)})

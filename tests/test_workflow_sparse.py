@@ -59,6 +59,7 @@ def test_from_scratch_is_one_setting_away(tissue: Path) -> None:
     pretrained = defaults.choose_spec("segmentation", profile, 3)
     scratch = defaults.choose_spec("segmentation", profile, 3, weights="none")
     assert (pretrained.architecture, pretrained.spatial_dims, pretrained.weights) == ("lite0-unet", 2, "efficientnet-lite0")
+    assert (pretrained.strategy, pretrained.strategy_params) == defaults.SLICE_WISE_SEGMENTATION[2:]
     assert (scratch.architecture, scratch.spatial_dims, scratch.weights) == ("lite0-unet", 2, None)
     assert defaults.choose_spec("segmentation", profile, 3, model="unet").spatial_dims == 2  # a named network slices too
 
