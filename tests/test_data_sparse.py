@@ -186,3 +186,4 @@ def test_the_summary_before_start_names_the_slab_split_and_annotated_slices(tiss
     assert summary.split == SLAB_SPLIT and (summary.training.cases, summary.validation.cases) == (1, 1)
     assert "ignore" not in summary.training.per_label
     assert summary.lines()[-1] == "annotated slices (training/validation): 3/1"
+    assert summary.warnings == ["validation is slabs of the one patient's own volume: its scores will be optimistic for new patients"]

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from medtl.data.datalist import Case, Datalist, DatalistError
 from medtl.data.preprocessing import Preprocessing
-from medtl.data.slabs import SLAB_SPLIT, SLICE_ORIENTATION, annotated_slices, slice_axis, split_into_slabs, write_split_masks
+from medtl.data.slabs import SLAB_SPLIT, SLAB_WARNING, SLICE_ORIENTATION, annotated_slices, slice_axis, split_into_slabs, write_split_masks
 from medtl.data.sparse import with_ignore
 from medtl.data.split import split_cases
 
@@ -223,7 +223,7 @@ def _summary(datalist: Datalist, task: str, split: str, train: list[Case], val: 
     )  # fmt: skip
     shared = train_groups & val_groups
     if split == SLAB_SPLIT:
-        summary.warnings.append("validation is slabs of the training patient's own volume; its scores will be optimistic for new patients")
+        summary.warnings.append(SLAB_WARNING)
     elif shared:
         summary.warnings.append(f"{len(shared)} patient(s) have cases in both training and validation; validation scores will be optimistic")
     names = datalist.classes if task == "classification" else list(labels.values())

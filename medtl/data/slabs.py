@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 SLAB_SPLIT = "slabs within one patient (validation is within-patient)"
 """The split's name in the data summary, the run's config and summary."""
+SLAB_WARNING = "validation is slabs of the one patient's own volume: its scores will be optimistic for new patients"
 SLICE_ORIENTATION = "LPS"
 """The orientation a 2D network's volumes are sliced in by default (:func:`medtl.data.preprocessing.default_for`)."""
 MIN_TRAINING_SLICES = 2

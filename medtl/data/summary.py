@@ -18,7 +18,7 @@ import numpy as np
 from medtl.data.datalist import Case, Datalist, load_datalist
 from medtl.data.dataset import split_datalist, training_ignore_label
 from medtl.data.images import image_format, read_image
-from medtl.data.slabs import SLAB_SPLIT, SLICE_ORIENTATION, annotated_slices, slice_axis
+from medtl.data.slabs import SLAB_SPLIT, SLAB_WARNING, SLICE_ORIENTATION, annotated_slices, slice_axis
 from medtl.data.sparse import with_ignore
 from medtl.progress import CancelToken, ProgressCallback
 
@@ -69,6 +69,8 @@ class DatalistSummary:
         found = []
         if not self.validation.cases:
             found.append("no case can be held out for validation: add patients or a \"validation\" list")
+        if self.split == SLAB_SPLIT:
+            found.append(SLAB_WARNING)
         missing = [name for name in self.training.per_label if not self.validation.per_label.get(name)] if self.validation.cases else []
         if missing:
             found.append(f"not in validation: {', '.join(missing)}")

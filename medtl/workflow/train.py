@@ -210,7 +210,7 @@ def _new_plan(datalist: Datalist, request: TrainRequest, emit: Emit) -> Plan:
     config = defaults.choose_train_config(task, preprocessing, epochs=request.epochs, time_limit_minutes=request.time_limit_minutes, device=request.device, seed=request.seed)
     emit(
         f"data: {profile.spatial_dims}D {profile.modality or 'unknown modality'}, {profile.in_channels} channel(s)"
-        f"{', sparse masks: a 2D network slice by slice' if spec.spatial_dims < profile.spatial_dims else ''}; "
+        f"{', trained slice by slice in 2D' if spec.spatial_dims < profile.spatial_dims else ''}; "
         f"model: {spec.architecture} ({spec.weights or 'random initialisation'}, strategy {spec.strategy}); "
         f"input {' x '.join(map(str, preprocessing.spatial_size))}, intensity {preprocessing.intensity.kind}"
     )
