@@ -90,8 +90,9 @@ def segmentation_case_scores(
     num_classes = logits.shape[1]
     values = labels[:, 0].long().as_subclass(torch.Tensor)
     annotated = (values != ignore_label) if ignore_label is not None else torch.ones_like(values, dtype=torch.bool)
-    predicted = torch.nn.functional.one_hot(logits.argmax(dim=1).as_subclass(torch.Tensor), num_classes).movedim(-1, 1) * annotated[:, None]
-    truth = torch.nn.functional.one_hot(values.masked_fill(~annotated, 0), num_classes).movedim(-1, 1) * annotated[:, None]
+    inside = annotated[:, None].to(torch.uint8)  # one byte a voxel: a case may be hundreds of slices
+    predicted = torch.nn.functional.one_hot(logits.argmax(dim=1).as_subclass(torch.Tensor), num_classes).movedim(-1, 1).to(torch.uint8) * inside
+    truth = torch.nn.functional.one_hot(values.masked_fill(~annotated, 0), num_classes).movedim(-1, 1).to(torch.uint8) * inside
     dims = [0, *range(2, predicted.ndim)]
     true_sizes = truth.sum(dims)[1:].double()
     sizes = predicted.sum(dims)[1:].double() + true_sizes
