@@ -91,8 +91,9 @@ def test_eval_without_label_for_prediction(ct_case: dict[str, str]) -> None:
 def test_2d_model_on_3d_volume(ct_case: dict[str, str]) -> None:
     preprocessing = replace(default_for("segmentation", "CT", 2, in_channels=3), orientation=None)
     evaluated = preprocessing.eval_transforms()(dict(ct_case))
-    assert evaluated["image"].shape[0] == 3 and evaluated["image"].ndim == 3  # [C, x, y], central slice 4 holds bone
-    assert float(evaluated["label"].sum()) == 10 * 8
+    assert len(evaluated) == 9  # every slice of a dense mask is validated, one item each
+    assert all(item["image"].shape[0] == 3 and item["image"].ndim == 3 for item in evaluated)  # [C, x, y]
+    assert [float(item["label"].sum()) for item in evaluated] == [0, 0, 0, 80, 80, 80, 0, 0, 0]  # bone in slices 3..5
     trained = preprocessing.train_transforms()
     trained.set_random_state(seed=1)
     patches = [trained(dict(ct_case))[0] for _ in range(4)]

@@ -86,6 +86,21 @@ def test_ct_bone_image_is_hu(built: dict[str, Path]) -> None:
     assert document["modality"] == "CT"
 
 
+def test_mni_tissue_is_one_volume_annotated_on_a_few_axial_slices(built: dict[str, Path]) -> None:
+    datalist = load_datalist(built["mni_tissue"], task="segmentation")
+    assert datalist.ignore_label == 3 and datalist.trained_labels == {0: "background", 1: "grey matter", 2: "white matter"}
+    (case,) = datalist.training
+    image, mask = read_image(case.image), read_image(case.label)
+    reference = read_image(case.image.parent.parent / json.loads(built["mni_tissue"].read_text())["training"][0]["reference"])
+    assert image.shape == mask.shape == reference.shape and image.shape[0] > 60 and image.spacing == (2.0, 2.0, 2.0)
+    annotated = np.flatnonzero((mask.array != 3).any(axis=(1, 2)))
+    assert len(annotated) == 4 and (mask.array[annotated] != 3).all()  # whole axial slices, nothing else
+    np.testing.assert_array_equal(mask.array[annotated], reference.array[annotated])
+    fractions = np.bincount(reference.array.ravel(), minlength=3) / reference.array.size
+    assert set(np.unique(reference.array)) == {0, 1, 2} and fractions[1] > fractions[2] > 0.1  # more grey than white matter
+    assert np.median(image.array[reference.array == 2]) > np.median(image.array[reference.array == 1])  # T1: white is brighter
+
+
 @pytest.mark.parametrize(
     ("variable", "file", "package"),
     [("MEDTL_COLIN27", "ch2.nii.gz", "mricron-data"), ("MEDTL_ITK_T1", "KmeansTest_T1UCharRaw.nii.gz", "insighttoolkit5-examples")],
@@ -97,5 +112,5 @@ def test_orientation_task_without_a_debian_file_names_the_package(tmp_path: Path
 
 
 def test_unknown_task(tmp_path: Path) -> None:
-    with pytest.raises(MedtlError, match="unknown task 'bones'; known tasks: orientation, ct_bone, mni_brain"):
+    with pytest.raises(MedtlError, match="unknown task 'bones'; known tasks: orientation, ct_bone, mni_brain, mni_tissue"):
         build_task("bones", tmp_path)

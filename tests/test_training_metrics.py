@@ -83,3 +83,33 @@ def test_accumulator_merges_what_gather_returns_from_every_rank() -> None:
 def test_primary_metrics() -> None:
     assert primary_metric("classification") == "balanced_accuracy"
     assert primary_metric("segmentation") == "mean_dice"
+
+
+def test_ignored_voxels_count_neither_as_background_nor_as_a_label() -> None:
+    truth = torch.zeros(8, 8, dtype=torch.long)
+    truth[2:4, 2:4] = 1
+    truth[:, 5:] = 2  # nobody annotated the right columns
+    predicted = torch.zeros(8, 8, dtype=torch.long)
+    predicted[2:4, 2:4] = 1
+    predicted[0:3, 6:8] = 1  # foreground predicted where nothing is known
+    logits, labels = one_case(truth, predicted)
+    masked = MetricAccumulator("segmentation", ignore_label=2)
+    masked.update(logits, labels)
+    result = masked.compute()
+    assert result["dice_1"] == pytest.approx(1.0) and result["hd95_voxels"] == pytest.approx(0.0)
+    as_background = MetricAccumulator("segmentation")
+    as_background.update(logits, labels.clamp(max=1) * (labels == 1))
+    assert as_background.compute()["dice_1"] < 0.9  # what counting them as background would have scored
+
+
+def test_a_case_of_slices_pools_its_dice() -> None:
+    """Two annotated slices of one volume: 4 true pixels on one, 1 missed on the other: one Dice over both."""
+    truth = torch.zeros(2, 8, 8, dtype=torch.long)
+    truth[0, 2:4, 2:4] = 1
+    truth[1, 6, 6] = 1
+    predicted = truth.clone()
+    predicted[1, 6, 6] = 0
+    logits = torch.nn.functional.one_hot(predicted, 2).permute(0, 3, 1, 2).float()
+    dice, hd95 = segmentation_case_scores(logits, truth[:, None], None)
+    assert dice.shape == (1, 1) and float(dice[0, 0]) == pytest.approx(2 * 4 / (4 + 5))  # not the mean of 1 and 0
+    assert float(hd95[0, 0]) == pytest.approx(0.0)  # the slice without a prediction has no finite distance

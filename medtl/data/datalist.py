@@ -5,7 +5,7 @@ Format (paths relative to the JSON file's folder, or absolute)::
     {"training":   [{"image": "img/a.nii.gz", "label": "mask/a.nii.gz", "patient_id": "P1"}, ...],
      "validation": [...],                       # optional; else a seeded patient-level split
      "classes":    ["upright", "rotated"],      # classification: class names, index order
-     "labels":     {"0": "background", "1": "bone"},   # segmentation: mask value -> name
+     "labels":     {"0": "background", "1": "bone"},   # segmentation: mask value -> name ("ignore" last: not annotated)
      "modality":   "CT"}                        # optional: CT, MR, XR, OT... (or MSD {"0": "CT"})
 
 ``label`` is a class name (classification) or a mask file (segmentation); the task is inferred
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from medtl.data.images import NIFTI_SUFFIXES, PICTURE_SUFFIXES
+from medtl.data.sparse import Annotated, ignore_value, trained_labels
 from medtl.errors import MedtlError
 from medtl.learning_task import TASKS
 
@@ -40,6 +41,9 @@ class Case:
     label: str | Path
     patient_id: str | None = None
     entry: str = ""  # where it came from, e.g. "training[3]"
+    annotated: Annotated | None = None
+    """Segmentation: only these slices of the mask count, the rest is unannotated (one side of a split of one
+    volume into slabs, :mod:`medtl.data.slabs`); None: the whole mask as it is."""
 
     @property
     def group(self) -> str:
@@ -62,6 +66,16 @@ class Datalist:
     @property
     def cases(self) -> list[Case]:
         return self.training + self.validation
+
+    @property
+    def ignore_label(self) -> int | None:
+        """The mask value of unannotated voxels (the label named ``ignore``), or None."""
+        return ignore_value(self.labels)
+
+    @property
+    def trained_labels(self) -> dict[int, str]:
+        """The segmentation labels a network outputs: ``labels`` without ``ignore``."""
+        return trained_labels(self.labels)
 
 
 def load_datalist(path: Path | str, task: str | None = None) -> Datalist:
@@ -167,6 +181,10 @@ def _labels(document: dict[str, Any], path: Path) -> dict[int, str]:
         raise DatalistError(f"{path}: \"labels\" must map mask values to names, e.g. {{\"0\": \"background\", \"1\": \"bone\"}}") from None
     if 0 not in labels or sorted(labels) != list(range(len(labels))):
         raise DatalistError(f"{path}: \"labels\" must use mask values 0..N-1 with 0 the background, got {sorted(labels)}")
+    try:
+        ignore_value(labels)
+    except MedtlError as error:
+        raise DatalistError(f"{path}: \"labels\": {error}") from None
     return labels
 
 

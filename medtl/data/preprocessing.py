@@ -13,13 +13,18 @@ The pipeline (dictionary transforms over ``image`` and, for segmentation, ``labe
 - Channels: one channel is repeated to ``channels``; RGB becomes grey (luminance) when
   ``channels == 1``.
 - 2D models on 3D volumes: intensity is computed on the whole volume, then training takes one
-  random slice along the last axis (axial after RAS/LPS orientation) per item per epoch,
-  preferring slices with foreground half of the time for segmentation; evaluation takes the
+  random slice along the last axis (axial after RAS/LPS orientation) per item per epoch; for
+  segmentation only slices holding annotated voxels, preferring slices with foreground half of the
+  time. Evaluation takes every annotated slice of a segmentation label (one item each), else the
   central slice. A 2D input (one slice) is just squeezed.
 - Spatial size: classification resizes to ``spatial_size`` (``"fit"``: longest side, then pad;
   ``"resize"``: stretch; ``"crop_pad"``: centre crop/pad without resampling); segmentation trains
   on random ``spatial_size`` patches (half centred on foreground) and evaluates the whole image
   padded to a multiple of ``divisible_by`` (use sliding-window inference).
+- Sparse labels: the pipelines take the mask value of unannotated voxels (``ignore_label``, see
+  :mod:`medtl.data.sparse`; it belongs to the data, not to the stored settings): no training slice or
+  patch centre is chosen where nothing was annotated, and those voxels keep their value for the loss
+  and the metrics to leave out.
 - Augmentation (training only): flips on every spatial axis (turn off for orientation-sensitive
   tasks), small rotations, scaling and (classification) shifts, intensity scale and shift.
 
@@ -149,19 +154,20 @@ class Preprocessing:
         except (TypeError, ValueError) as exc:
             raise PreprocessingError(f"preprocessing settings are incomplete or mistyped: {exc}") from exc
 
-    def train_transforms(self) -> Compose:
-        """Deterministic preprocessing, then the random slice/patch choice and augmentation."""
-        return self._compose(train=True)
+    def train_transforms(self, ignore_label: int | None = None) -> Compose:
+        """Deterministic preprocessing, then the random slice/patch choice and augmentation (masks: ``ignore_label``
+        marks unannotated voxels)."""
+        return self._compose(train=True, ignore_label=ignore_label)
 
-    def eval_transforms(self) -> Compose:
+    def eval_transforms(self, ignore_label: int | None = None) -> Compose:
         """Deterministic preprocessing for validation and prediction (``label`` may be absent)."""
-        return self._compose(train=False)
+        return self._compose(train=False, ignore_label=ignore_label)
 
-    def _compose(self, train: bool) -> Compose:
+    def _compose(self, train: bool, ignore_label: int | None) -> Compose:
         from monai.transforms import Compose, EnsureTyped
 
         keys = ["image", "label"] if self.task == "segmentation" else ["image"]
-        steps = [*self._geometry(keys), *self.intensity_transforms(), *self._slicing(keys, train), *self._size(keys, train)]
+        steps = [*self._geometry(keys), *self.intensity_transforms(), *self._slicing(keys, train, ignore_label), *self._size(keys, train, ignore_label)]
         if train and self.augmentation is not None:
             steps += self._augment(keys)
         steps.append(EnsureTyped(keys=keys, dtype="float32", allow_missing_keys=True))
@@ -202,24 +208,29 @@ class Preprocessing:
             scale = ScaleIntensityRanged("image", spec.a_min, spec.a_max, b_min=0.0, b_max=1.0, clip=True)
         return [EnsureTyped("image", dtype="float32"), scale, ToChannelsd("image", self.channels)]
 
-    def _slicing(self, keys: list[str], train: bool) -> list[Transform]:
+    def _slicing(self, keys: list[str], train: bool, ignore_label: int | None) -> list[Transform]:
         from medtl.data.transforms import AxialSliced, RandAxialSliced
 
         if self.spatial_dims == 3:
             return []
+        label_key = "label" if self.task == "segmentation" else None
         if train:
-            return [RandAxialSliced(keys, label_key="label" if self.task == "segmentation" else None, allow_missing_keys=True)]
-        return [AxialSliced(keys, allow_missing_keys=True)]
+            return [RandAxialSliced(keys, label_key=label_key, ignore_label=ignore_label, allow_missing_keys=True)]
+        return [AxialSliced(keys, label_key=label_key, ignore_label=ignore_label, allow_missing_keys=True)]
 
-    def _size(self, keys: list[str], train: bool) -> list[Transform]:
+    def _size(self, keys: list[str], train: bool, ignore_label: int | None) -> list[Transform]:
         from monai.transforms import DivisiblePadd, RandCropByPosNegLabeld, Resized, ResizeWithPadOrCropd, SpatialPadd
+
+        from medtl.data.transforms import RandAnnotatedCropd
 
         size = self.spatial_size
         if self.task == "segmentation" and train:
-            return [
-                SpatialPadd(keys, spatial_size=size),
-                RandCropByPosNegLabeld(keys, label_key="label", spatial_size=size, pos=1, neg=1, num_samples=1),
-            ]
+            crop = (
+                RandCropByPosNegLabeld(keys, label_key="label", spatial_size=size, pos=1, neg=1, num_samples=1)
+                if ignore_label is None
+                else RandAnnotatedCropd(keys, label_key="label", spatial_size=size, ignore_label=ignore_label)
+            )
+            return [SpatialPadd(keys, spatial_size=size), crop]
         if self.task == "segmentation":
             return [DivisiblePadd(keys, k=self.divisible_by, allow_missing_keys=True)]
         if self.size_mode == "resize":

@@ -2,8 +2,9 @@
 
 :func:`summarise_datalist` (run by the app in a worker) parses the datalist with the engine's loader,
 splits it as training will (:func:`medtl.data.dataset.split_datalist` with its defaults: the
-datalist's own ``validation`` list, else the seeded patient-level split), and for segmentation reads
-each mask to count the cases that contain each label.
+datalist's own ``validation`` list, else the seeded patient-level split, or slabs of one patient's
+annotated slices), and for segmentation reads each mask to count the cases that contain each label
+and, for sparse masks (an ``ignore`` label, or a split within one patient), the annotated slices.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from medtl.data.datalist import Case, Datalist, load_datalist
-from medtl.data.dataset import split_datalist
+from medtl.data.dataset import split_datalist, training_ignore_label
 from medtl.data.images import image_format, read_image
+from medtl.data.slabs import SLAB_SPLIT, SLAB_WARNING, SLICE_ORIENTATION, annotated_slices, slice_axis
+from medtl.data.sparse import with_ignore
 from medtl.progress import CancelToken, ProgressCallback
 
 
@@ -27,12 +30,13 @@ class Side:
     cases: int
     patients: int
     per_label: dict[str, int]
+    annotated_slices: int | None = None  # sparse masks: slices holding annotated voxels, along the axis 2D networks slice
 
 
 @dataclass(frozen=True)
 class DatalistSummary:
     task: str
-    split: str  # "datalist" or "seeded by patient"
+    split: str  # "datalist", "seeded, by patient" or medtl.data.slabs.SLAB_SPLIT
     training: Side
     validation: Side
     modality: str | None = None
@@ -48,7 +52,7 @@ class DatalistSummary:
             for name in names
         )
         kind = "class" if self.task == "classification" else "label"
-        return [
+        lines = [
             f"{self.task}, {total} cases from {patients} patients" + (f", {self.modality}" if self.modality else ""),
             (
                 f"split ({self.split}): training {self.training.cases} cases / {self.training.patients} patients, "
@@ -56,12 +60,17 @@ class DatalistSummary:
             ),
             f"cases per {kind} (training/validation): {counts or 'none'}",
         ]
+        if self.training.annotated_slices is not None:
+            lines.append(f"annotated slices (training/validation): {self.training.annotated_slices}/{self.validation.annotated_slices or 0}")
+        return lines
 
     @property
     def warnings(self) -> list[str]:
         found = []
         if not self.validation.cases:
             found.append("no case can be held out for validation: add patients or a \"validation\" list")
+        if self.split == SLAB_SPLIT:
+            found.append(SLAB_WARNING)
         missing = [name for name in self.training.per_label if not self.validation.per_label.get(name)] if self.validation.cases else []
         if missing:
             found.append(f"not in validation: {', '.join(missing)}")
@@ -72,23 +81,33 @@ def summarise_datalist(path: Path | str, task: str | None, progress: ProgressCal
     """Parse and split the datalist at ``path`` and count its cases per class or label (reads every mask)."""
     datalist = load_datalist(path, task)
     training, validation, split = split_datalist(datalist)
-    if split != "datalist":
+    if split not in ("datalist", SLAB_SPLIT):
         split = "seeded, by patient"
-    labels_of = _labels_per_case(datalist, progress, cancel)
-    return DatalistSummary(datalist.task, split, _side(training, labels_of), _side(validation, labels_of), datalist.modality)
+    cases = training + validation
+    labels_of, slices_of = _read_cases(datalist, cases, training_ignore_label(datalist), progress, cancel)
+    return DatalistSummary(datalist.task, split, _side(training, labels_of, slices_of), _side(validation, labels_of, slices_of), datalist.modality)
 
 
-def _labels_per_case(datalist: Datalist, progress: ProgressCallback, cancel: CancelToken) -> dict[str, list[str]]:
-    """The class, or the names of the labels present in the mask, of each case (keyed by its entry)."""
+def _read_cases(
+    datalist: Datalist, cases: list[Case], ignore: int | None, progress: ProgressCallback, cancel: CancelToken
+) -> tuple[dict[str, list[str]], dict[str, int] | None]:
+    """Per case (keyed by its entry): its class, or the names of the trained labels its mask holds; and, for sparse
+    masks (``ignore`` given), how many slices hold annotated voxels along the axis a 2D network slices."""
     if datalist.task == "classification":
-        return {case.entry: [str(case.label)] for case in datalist.cases}
-    found = {}
-    for number, case in enumerate(datalist.cases):
+        return {case.entry: [str(case.label)] for case in cases}, None
+    names, found, slices = datalist.trained_labels, {}, {}
+    for number, case in enumerate(cases):
         cancel.raise_if_cancelled()
-        progress(number, len(datalist.cases), "reading the masks")
-        values = _mask_values(Path(case.label))
-        found[case.entry] = [datalist.labels.get(int(v), f"label {int(v)}") for v in values if v != 0]
-    return found
+        progress(number, len(cases), "reading the masks")
+        if ignore is None:
+            values = _mask_values(Path(case.label))
+        else:
+            mask = read_image(case.label)
+            array = mask.array if case.annotated is None else with_ignore(mask.array, case.annotated, ignore)
+            values = np.unique(array)
+            slices[case.entry] = len(annotated_slices(array, slice_axis(mask, SLICE_ORIENTATION), ignore))
+        found[case.entry] = [names.get(int(v), f"label {int(v)}") for v in values if v != 0 and v != ignore]
+    return found, (slices if ignore is not None else None)
 
 
 def _mask_values(path: Path) -> np.ndarray:
@@ -99,6 +118,7 @@ def _mask_values(path: Path) -> np.ndarray:
     return np.unique(read_image(path).array)
 
 
-def _side(cases: list[Case], labels_of: dict[str, list[str]]) -> Side:
+def _side(cases: list[Case], labels_of: dict[str, list[str]], slices_of: dict[str, int] | None) -> Side:
     per_label = Counter(name for case in cases for name in labels_of.get(case.entry, []))
-    return Side(len(cases), len({case.group for case in cases}), dict(sorted(per_label.items())))
+    slices = None if slices_of is None else sum(slices_of.get(case.entry, 0) for case in cases)
+    return Side(len(cases), len({case.group for case in cases}), dict(sorted(per_label.items())), slices)

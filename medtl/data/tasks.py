@@ -38,6 +38,14 @@ Tasks
     is a 10-slice (20 mm) slab: a split keeps neighbouring slices together, but all slices come
     from one (averaged) head, so scores are optimistic for new subjects. ``seed`` picks which
     of every second slice is used.
+``mni_tissue`` (segmentation, NIfTI, MR, labels background/grey matter/white matter/ignore): sparse labels on
+    one volume, the situation of a user who annotated a few slices of one patient. The MNI152 T1
+    template (2 mm), cropped to the brain, with a tissue mask from nilearn's grey- and white-matter
+    probability maps (tissue where the two sum to over 0.5, the likelier of the two), annotated on
+    ``MNI_TISSUE_ANNOTATED`` axial slices evenly spread over the brain (``seed`` shifts them by up to
+    two slices) and ``ignore`` everywhere else. Each entry's ``"reference"`` is the whole tissue
+    mask, to score a model on the slices nobody annotated. :func:`write_mni_tissue` writes smaller
+    (strided) or differently annotated versions.
 
 Sources and licences
 --------------------
@@ -76,6 +84,7 @@ from typing import Any
 import numpy as np
 
 from medtl.atomic import atomic_path, write_text_atomic
+from medtl.data.sparse import Annotated, with_ignore
 from medtl.dicom.volume import Volume
 from medtl.errors import MedtlError
 
@@ -85,6 +94,10 @@ BONE_HU = 300.0
 BONE_MIN_AREA_MM2 = 3.0
 BONE_MAX_HOLE_MM2 = 10.0
 MNI_SLAB_SLICES = 10
+MNI_TISSUE_ANNOTATED = 4
+MNI_TISSUE_LABELS = {"0": "background", "1": "grey matter", "2": "white matter", "3": "ignore"}
+MNI_TISSUE_MARGIN = 2
+"""Voxels kept around the brain when the tissue volume is cropped."""
 MNI_MIN_BRAIN_FRACTION = 0.02
 ORIENTATION_CROPS = 3
 ORIENTATION_CROP_FRACTION = (0.55, 0.85)
@@ -229,6 +242,37 @@ def _build_mni_brain(out_dir: Path, seed: int) -> dict[str, Any]:
     return {"name": "mni_brain", "modality": "MR", "labels": {"0": "background", "1": "brain"}, "training": entries}
 
 
+def write_mni_tissue(out_dir: Path | str, annotated: int = MNI_TISSUE_ANNOTATED, stride: int = 1, seed: int = 0) -> Path:
+    """The ``mni_tissue`` task (see the module docstring) with ``annotated`` axial slices, every ``stride``-th voxel
+    along each axis (a smaller volume); returns its ``datalist.json``."""
+    out_dir = Path(out_dir)
+    template, grey, white = (_mni_volume(kind) for kind in ("template", "grey_matter", "white_matter"))
+    tissue = (grey.array + white.array) > 0.5
+    full = np.where(tissue, np.where(white.array > grey.array, 2, 1), 0).astype(np.uint8)
+    box = tuple(slice(max(0, int(where.min()) - MNI_TISSUE_MARGIN), int(where.max()) + 1 + MNI_TISSUE_MARGIN, stride) for where in np.nonzero(tissue))
+    image, reference = _cropped(template, box), _cropped(Volume(full, template.spacing, template.origin, template.direction), box)
+    image.array = image.array.astype(np.float32)
+    depth = image.shape[0]
+    shift = int(np.random.default_rng(seed).integers(-2, 3)) if seed else 0
+    slices = sorted({int(np.clip(round((k + 1) * depth / (annotated + 1)) + shift, 0, depth - 1)) for k in range(annotated)})
+    label = with_ignore(reference.array, Annotated().add(0, slices), max(map(int, MNI_TISSUE_LABELS)))
+    entry = _write_pair(out_dir, "mni152-tissue", image, label)
+    entry.update(patient_id="mni152", reference="labels/mni152-tissue-reference.nii.gz")
+    _write_nifti(out_dir / entry["reference"], reference)
+    document = {"name": "mni_tissue", "modality": "MR", "labels": MNI_TISSUE_LABELS, "training": [entry], "annotated_axial_slices": slices}
+    datalist = out_dir / "datalist.json"
+    write_text_atomic(datalist, json.dumps(document, indent=1))
+    return datalist
+
+
+def _cropped(volume: Volume, box: tuple[slice, ...]) -> Volume:
+    """``volume.array[box]`` (``[z, y, x]`` slices with steps) on its own grid."""
+    start = np.array([[float(box[2].start), float(box[1].start), float(box[0].start)]])
+    steps = np.array([box[2].step, box[1].step, box[0].step], dtype=float)
+    spacing = tuple(float(s) for s in np.asarray(volume.spacing) * steps)
+    return Volume(volume.array[box].copy(), spacing, tuple(volume.index_to_lps(start)[0]), volume.direction.copy(), dict(volume.metadata))  # type: ignore[arg-type]
+
+
 def bone_mask(hu: np.ndarray, pixel_spacing: tuple[float, float]) -> np.ndarray:
     """Bone in a 2D HU slice: ``hu > 300``, small specks removed and small holes filled (sizes in mm^2)."""
     from skimage import morphology
@@ -293,14 +337,18 @@ def _slice(volume: Volume, z: int) -> Volume:
 
 def _write_pair(out_dir: Path, name: str, image: Volume, mask: np.ndarray) -> dict[str, Any]:
     """Write ``image`` and its ``mask`` (same grid) as NIfTI; the datalist entry."""
-    import nibabel
-
     label = Volume(mask, image.spacing, image.origin, image.direction)
     entry = {"image": f"images/{name}.nii.gz", "label": f"labels/{name}.nii.gz", "patient_id": name}
     for key, volume in (("image", image), ("label", label)):
-        with atomic_path(out_dir / entry[key]) as tmp:
-            nibabel.save(volume.to_nifti(), str(tmp))
+        _write_nifti(out_dir / entry[key], volume)
     return entry
+
+
+def _write_nifti(path: Path, volume: Volume) -> None:
+    import nibabel
+
+    with atomic_path(path) as tmp:
+        nibabel.save(volume.to_nifti(), str(tmp))
 
 
 def _write_png(path: Path, picture: np.ndarray) -> None:
@@ -327,7 +375,10 @@ def _mni_volume(kind: str) -> Volume:
 
     from medtl.data.images import nifti_to_volume
 
-    loaders: dict[str, Callable[..., Any]] = {"template": datasets.load_mni152_template, "brain_mask": datasets.load_mni152_brain_mask}
+    loaders: dict[str, Callable[..., Any]] = {
+        "template": datasets.load_mni152_template, "brain_mask": datasets.load_mni152_brain_mask,
+        "grey_matter": datasets.load_mni152_gm_template, "white_matter": datasets.load_mni152_wm_template,
+    }  # fmt: skip
     return nifti_to_volume(loaders[kind](resolution=2), f"nilearn MNI152 {kind}")
 
 
@@ -335,4 +386,5 @@ _BUILDERS: dict[str, Callable[[Path, int], dict[str, Any]]] = {
     "orientation": _build_orientation,
     "ct_bone": _build_ct_bone,
     "mni_brain": _build_mni_brain,
+    "mni_tissue": lambda out_dir, seed: json.loads(write_mni_tissue(out_dir, seed=seed).read_text(encoding="utf-8")),
 }

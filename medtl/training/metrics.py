@@ -3,11 +3,14 @@
 Classification: ``accuracy``, ``balanced_accuracy`` (mean recall over the classes present),
 ``auc`` (one-vs-rest, macro over the classes present, MONAI ``compute_roc_auc``) and
 ``confusion_matrix`` (rows: true class, columns: predicted class).
-Segmentation: ``dice_<label>`` per foreground label and ``mean_dice`` (MONAI ``DiceMetric``,
-background excluded), and ``hd95_mm`` / ``hd95_mm_<label>`` (MONAI ``HausdorffDistanceMetric``,
-95th percentile) in millimetres when the labels are MONAI ``MetaTensor``s carrying an affine,
-``hd95_voxels`` / ``hd95_voxels_<label>`` otherwise. Undefined values (a label absent from every
-case) are ``None``.
+Segmentation, one case per batch (a whole image, or the annotated slices of one volume for a 2D
+network): ``dice_<label>`` per foreground label and ``mean_dice`` (background excluded; a case's Dice
+pools all its slices), and ``hd95_mm`` / ``hd95_mm_<label>`` (MONAI ``HausdorffDistanceMetric``, 95th
+percentile, per image or slice, averaged over a case's slices) in millimetres when the labels are MONAI
+``MetaTensor``s carrying an affine, ``hd95_voxels`` / ``hd95_voxels_<label>`` otherwise. Voxels holding
+the ``ignore_label`` (nobody annotated them) count nowhere: neither predicted nor true, of any label.
+Undefined values (a label absent from every case) are ``None``; a case's Dice for a label its annotated
+voxels do not hold is undefined, as in MONAI's ``DiceMetric``.
 """
 
 from __future__ import annotations
@@ -77,19 +80,29 @@ def label_spacing(labels: torch.Tensor) -> list[list[float]] | None:
     return torch.linalg.vector_norm(affine[:, :spatial, :spatial], dim=1).tolist()
 
 
-def segmentation_case_scores(logits: torch.Tensor, labels: torch.Tensor, spacing: list[list[float]] | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Dice and HD95 per case and foreground label, each [B, C-1], of ``logits`` [B, C, ...] against masks [B, 1, ...]."""
-    from monai.metrics import DiceMetric, HausdorffDistanceMetric
+def segmentation_case_scores(
+    logits: torch.Tensor, labels: torch.Tensor, spacing: list[list[float]] | None, ignore_label: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Dice and HD95 of one case per foreground label, each [1, C-1], of ``logits`` [N, C, ...] against masks [N, 1, ...]:
+    its N slices (or its one image), voxels holding ``ignore_label`` left out."""
+    from monai.metrics import HausdorffDistanceMetric
 
     num_classes = logits.shape[1]
-    predicted = torch.nn.functional.one_hot(logits.argmax(dim=1), num_classes).movedim(-1, 1)
-    truth = torch.nn.functional.one_hot(labels[:, 0].long(), num_classes).movedim(-1, 1)
-    predicted, truth = predicted.as_subclass(torch.Tensor), truth.as_subclass(torch.Tensor)
-    dice = cast(torch.Tensor, DiceMetric(include_background=False, reduction="none")(predicted, truth))
+    values = labels[:, 0].long().as_subclass(torch.Tensor)
+    annotated = (values != ignore_label) if ignore_label is not None else torch.ones_like(values, dtype=torch.bool)
+    inside = annotated[:, None].to(torch.uint8)  # one byte a voxel: a case may be hundreds of slices
+    predicted = torch.nn.functional.one_hot(logits.argmax(dim=1).as_subclass(torch.Tensor), num_classes).movedim(-1, 1).to(torch.uint8) * inside
+    truth = torch.nn.functional.one_hot(values.masked_fill(~annotated, 0), num_classes).movedim(-1, 1).to(torch.uint8) * inside
+    dims = [0, *range(2, predicted.ndim)]
+    true_sizes = truth.sum(dims)[1:].double()
+    sizes = predicted.sum(dims)[1:].double() + true_sizes
+    overlap = (predicted * truth).sum(dims)[1:].double()
+    dice = torch.where(true_sizes > 0, 2 * overlap / sizes.clamp_min(1), torch.full_like(sizes, float("nan")))
     with warnings.catch_warnings():  # empty prediction or truth gives NaN/inf, which the means skip
         warnings.simplefilter("ignore")
-        hd95 = cast(torch.Tensor, HausdorffDistanceMetric(include_background=False, percentile=95, reduction="none")(predicted, truth, spacing=spacing))
-    return dice.float().cpu(), hd95.float().cpu()
+        per_item = cast(torch.Tensor, HausdorffDistanceMetric(include_background=False, percentile=95, reduction="none")(predicted, truth, spacing=spacing))
+    hd95 = torch.from_numpy(np.array([_nanmean(column) for column in per_item.double().cpu().numpy().T]))
+    return dice[None].float().cpu(), hd95[None].float()
 
 
 def segmentation_metrics(dice: torch.Tensor, hd95: torch.Tensor, in_mm: bool) -> dict[str, Any]:
@@ -105,15 +118,17 @@ def segmentation_metrics(dice: torch.Tensor, hd95: torch.Tensor, in_mm: bool) ->
 
 
 class MetricAccumulator:
-    """Collects per-sample results batch by batch; :meth:`compute` merges them across DDP ranks via ``gather``."""
+    """Collects per-sample results batch by batch (segmentation: one case a batch); :meth:`compute` merges them
+    across DDP ranks via ``gather``. Segmentation masks holding ``ignore_label`` are scored on their annotated voxels."""
 
-    def __init__(self, task: str) -> None:
-        self.task = task
+    def __init__(self, task: str, ignore_label: int | None = None) -> None:
+        self.task, self.ignore_label = task, ignore_label
         self._parts: dict[str, list[torch.Tensor]] = defaultdict(list)
         self._spacing_known: bool | None = None
 
     def update(self, logits: torch.Tensor, labels: torch.Tensor, spacing: list[list[float]] | None = None) -> None:
-        """Add a batch: ``logits`` [B, C, ...] and labels as the loader gives them (spacing in mm per case, if known)."""
+        """Add a batch: ``logits`` [B, C, ...] and labels as the loader gives them (spacing in mm per item, if known);
+        for segmentation the batch is one case (its image, or its slices)."""
         logits = logits.detach().float()
         if self.task == "classification":
             self._parts["probabilities"].append(torch.softmax(logits, dim=1).cpu())
@@ -123,7 +138,7 @@ class MetricAccumulator:
             self._spacing_known = spacing is not None
         elif self._spacing_known != (spacing is not None):
             raise ValueError("some validation batches carry voxel spacing and others do not; HD95 units would mix")
-        dice, hd95 = segmentation_case_scores(logits, labels.detach(), spacing)
+        dice, hd95 = segmentation_case_scores(logits, labels.detach(), spacing, self.ignore_label)
         self._parts["dice"].append(dice)
         self._parts["hd95"].append(hd95)
 

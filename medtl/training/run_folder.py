@@ -11,6 +11,7 @@
     best_model.safetensors  the weights with the best validation metric
     summary.json            task, best_metric_name, best_metric, epochs, seconds, pretrained_source, stopped_because
     model_card.md           data, split, metrics, source weights and licence, intended use
+    split/                  a split within one patient: each side's masks (the other side's slices unannotated)
 """
 
 from __future__ import annotations
@@ -141,6 +142,10 @@ class RunFolder:
     @property
     def load_report_path(self) -> Path:
         return self.path / "load_report.json"
+
+    @property
+    def split_dir(self) -> Path:
+        return self.path / "split"
 
     def write_load_report(self, report: dict[str, Any]) -> None:
         """``load_report.json``: which pretrained tensors were loaded, adapted, new and dropped (and why)."""

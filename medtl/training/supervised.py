@@ -36,7 +36,8 @@ class SupervisedObjective(Objective):
     (optimiser groups, e.g. a slower backbone) must cover every parameter, frozen ones included, so that
     ``epoch_hook`` can unfreeze them; the hook gets the epoch (from 0) before it trains and returns a line
     to log when it changed something. Validation uses sliding windows of ``config.val_roi_size`` when set;
-    the best epoch by :func:`~medtl.training.metrics.primary_metric` is the run's model.
+    the best epoch by :func:`~medtl.training.metrics.primary_metric` is the run's model. ``ignore_label`` (sparse
+    masks) is the mask value the validation metrics leave out (the loss is ``loss_fn``'s business).
     """
 
     divisible = True
@@ -51,8 +52,9 @@ class SupervisedObjective(Objective):
         loss_fn: LossFn | None = None,
         param_groups: list[dict[str, Any]] | None = None,
         epoch_hook: Callable[[int], str | None] | None = None,
+        ignore_label: int | None = None,
     ) -> None:
-        self.config, self.network, self.task = config, model, config.task
+        self.config, self.network, self.task, self.ignore_label = config, model, config.task, ignore_label
         self.metric_name = primary_metric(config.task)
         self.train_loader, self.val_loader = train_loader, val_loader
         self.loss_fn = loss_fn or default_loss(config.task, config.class_weights)
@@ -116,7 +118,7 @@ class SupervisedObjective(Objective):
         return torch.cat(outputs)
 
     def scores(self) -> _TaskScores:
-        return _TaskScores(self.task, self.ctx, distributed.unpadded_count(self.val_loader, self.ctx))
+        return _TaskScores(self.task, self.ctx, distributed.unpadded_count(self.val_loader, self.ctx), self.ignore_label)
 
     # ------------------------------------------------------------------- output
 
@@ -124,6 +126,11 @@ class SupervisedObjective(Objective):
         if not is_best:
             return None
         return self.network.state_dict(), {"epoch": str(epoch), "metric": str(self.metric_name), "value": repr(float(metrics[self.metric_name]))}
+
+    def summary_details(self, run: RunFolder, steps: int) -> dict[str, Any]:
+        """The train/validation split, as the data summary in ``config.json`` names it."""
+        split = run.read_config().data.get("split") if run.config_path.is_file() else None
+        return {"split": split} if split else {}
 
     def model_card(self, config: RunConfig, summary: RunSummary, run: RunFolder) -> str:
         best = next((record for record in run.read_metrics() if record["epoch"] == summary.best_epoch), {})
@@ -134,8 +141,8 @@ class _TaskScores:
     """The task's metrics (:class:`~medtl.training.metrics.MetricAccumulator`), gathered from every rank; ``keep``
     leaves out the repeats a sharded loader pads with."""
 
-    def __init__(self, task: str, ctx: DistContext, keep: int | None) -> None:
-        self.accumulator, self.segmentation, self.ctx, self.keep = MetricAccumulator(task), task == "segmentation", ctx, keep
+    def __init__(self, task: str, ctx: DistContext, keep: int | None, ignore_label: int | None) -> None:
+        self.accumulator, self.segmentation, self.ctx, self.keep = MetricAccumulator(task, ignore_label), task == "segmentation", ctx, keep
 
     def update(self, batch: Batch, outputs: torch.Tensor) -> None:
         labels = batch["label"]

@@ -209,7 +209,7 @@ def train(request: TrainRequest, on_event: EventCallback | None = None, cancel: 
         if request.compare_scratch and plan.spec.weights is None:
             raise InvalidRequest("weights", f"comparing with training from scratch needs pretrained weights, but {plan.spec.architecture} has no pretrained weights here; choose weights")
     cancel.raise_if_cancelled()
-    train_loader, val_loader, data = _loaders(datalist, plan, emit)
+    train_loader, val_loader, data = _loaders(datalist, plan, emit, RunFolder(main_dir).split_dir)
     if not request.resume:
         plan = dataclasses.replace(plan, config=dataclasses.replace(plan.config, class_weights=data.class_weights))
     data_dict = {"datalist": str(datalist.path), **data.to_dict()}
@@ -253,7 +253,7 @@ def _new_plan(datalist: Datalist, request: TrainRequest, emit: Emit) -> Plan:
 
     task = request.task
     profile = defaults.profile_data(datalist)
-    num_outputs = len(datalist.classes) if task == "classification" else len(datalist.labels)
+    num_outputs = len(datalist.classes) if task == "classification" else len(datalist.trained_labels)
     if num_outputs < 2:
         raise MedtlError(f"{datalist.path}: a {task} model needs at least two {'classes' if task == 'classification' else 'labels (background and one more)'}")
     on_gpu = select_device(request.device).type != "cpu"
@@ -261,7 +261,8 @@ def _new_plan(datalist: Datalist, request: TrainRequest, emit: Emit) -> Plan:
     preprocessing = defaults.choose_preprocessing(task, profile, spec, on_gpu)
     config = defaults.choose_train_config(task, preprocessing, epochs=request.epochs, time_limit_minutes=request.time_limit_minutes, device=request.device, seed=request.seed)
     emit(
-        f"data: {profile.spatial_dims}D {profile.modality or 'unknown modality'}, {profile.in_channels} channel(s); "
+        f"data: {profile.spatial_dims}D {profile.modality or 'unknown modality'}, {profile.in_channels} channel(s)"
+        f"{', trained slice by slice in 2D' if spec.spatial_dims < profile.spatial_dims else ''}; "
         f"model: {spec.architecture} ({spec.weights or 'random initialisation'}, strategy {spec.strategy}); "
         f"input {' x '.join(map(str, preprocessing.spatial_size))}, intensity {preprocessing.intensity.kind}"
     )
@@ -308,12 +309,16 @@ def _plan_of(stored: RunConfig) -> Plan:
     return Plan(ModelSpec.from_dict(stored.model), Preprocessing.from_dict(stored.preprocessing), stored.train)
 
 
-def _loaders(datalist: Datalist, plan: Plan, emit: Emit) -> tuple[DataLoader, DataLoader, DataSummary]:
+def _loaders(datalist: Datalist, plan: Plan, emit: Emit, split_dir: Path) -> tuple[DataLoader, DataLoader, DataSummary]:
     from medtl.data.dataset import build_loaders
 
     config = plan.config
-    train_loader, val_loader, data = build_loaders(datalist, config.task, plan.preprocessing, config.batch_size, num_workers=config.num_workers, seed=config.seed)
+    train_loader, val_loader, data = build_loaders(
+        datalist, config.task, plan.preprocessing, config.batch_size, num_workers=config.num_workers, seed=config.seed, split_dir=split_dir
+    )
     patients = f"{data.train_patients}/{data.val_patients} patients"
+    if data.ignore_label is not None:
+        patients += f", {data.train_annotated_slices}/{data.val_annotated_slices} annotated slices"
     emit(f"data: {data.train_cases} training and {data.val_cases} validation cases ({patients}; split: {data.split}; cache: {data.cache})")
     for warning in data.warnings:
         emit(f"data warning: {warning}")
@@ -354,7 +359,7 @@ def _fit(
     from medtl.training.supervised import SupervisedObjective
     from medtl.training.trainer import Trainer
 
-    spec = plan.spec
+    spec, ignore = plan.spec, data_dict.get("ignore_label")
     seed_everything(plan.config.seed)  # the new head starts the same in every run with this seed
     net, report = build_model(dataclasses.replace(spec, weights=None) if resume else spec, cancel=cancel)
     defaults.follow_new_statistics(net)
@@ -369,9 +374,10 @@ def _fit(
         net,
         train_loader,
         val_loader,
-        loss_fn=defaults.segmentation_loss() if plan.config.task == "segmentation" else None,
+        loss_fn=defaults.segmentation_loss(ignore) if plan.config.task == "segmentation" else None,
         param_groups=param_groups(net, spec, plan.config.lr),
         epoch_hook=lambda epoch: epoch_hook(net, spec, epoch),
+        ignore_label=ignore,
     )
     run_config = RunConfig(plan.config, spec.to_dict(), plan.preprocessing.to_dict(), data_dict, report.licence)
     trainer = Trainer(objective, run_config, run_dir, on_event=on_event, cancel=cancel)
