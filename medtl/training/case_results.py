@@ -243,17 +243,16 @@ def _segmentation_results(items: list[dict[str, Any]], outputs: list[tuple[torch
     ``ignore`` label are scored on their annotated voxels."""
     import torch
 
-    from medtl.data.sparse import ignore_value
     from medtl.training.metrics import MetricAccumulator, label_spacing
 
     names = output_names("segmentation", data, outputs[0][0].shape[1])
-    ignore = ignore_value({int(value): str(name) for value, name in (data.get("labels") or {}).items()})
+    ignore = data.get("ignore_label")  # sparse masks: the value of voxels nobody annotated, scored nowhere
     cases: list[Case] = []
     unit = "voxels"
     for item, (logits, labels) in zip(items, outputs, strict=True):
         spacing = label_spacing(labels)
         unit = "mm" if spacing is not None else "voxels"
-        scores = MetricAccumulator("segmentation", *([] if ignore is None else [ignore]))  # the ignore label, for sparse masks
+        scores = MetricAccumulator("segmentation", ignore)
         scores.update(logits, labels.as_subclass(torch.Tensor), spacing)
         metrics = scores.compute()
         dice = {name: metrics[f"dice_{value}"] for value, name in enumerate(names, start=1)}
