@@ -20,7 +20,7 @@ from medtl.dicom.volume import Volume
 from medtl.models.spec import ModelSpec, build_model
 from medtl.training.run_folder import RunFolder
 from medtl.workflow import defaults
-from medtl.workflow.train import TrainRequest, train
+from medtl.workflow.train import TrainRequest, preview, train
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 IGNORE = 3
@@ -51,6 +51,8 @@ def test_one_sparse_volume_trains_a_pretrained_2d_network_on_a_recorded_slab_spl
     assert training | validation <= annotated_z(load_datalist(tissue).training[0].label)
     metrics = run.read_metrics()
     assert {"dice_1", "dice_2"} <= set(metrics[-1]) and metrics[-1]["dice_1"] is not None
+    told = preview(TrainRequest(tissue, "segmentation", tmp_path / "another"))
+    assert config.choice_reason == told.reason  # what the user saw before Start is what the run keeps
 
 
 def test_from_scratch_is_one_setting_away(tissue: Path) -> None:
@@ -128,3 +130,13 @@ def test_too_few_annotated_slices_are_refused_before_training(tmp_path: Path) ->
     with pytest.raises(Exception, match=r"has 2 annotated slice\(s\) and at least 3 are needed \(2 for training, 1 for validation\)"):
         train(TrainRequest(datalist, "segmentation", tmp_path / "run", epochs=1))
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_the_choice_is_shown_before_start_with_its_weights_licence_and_reason(tissue: Path, tmp_path: Path) -> None:
+    pretrained = preview(TrainRequest(tissue, "segmentation", tmp_path / "run"))
+    assert (pretrained.architecture, pretrained.slice_wise, pretrained.weights) == ("lite0-unet", True, "efficientnet-lite0")
+    assert pretrained.licence is not None and "Apache-2.0" in pretrained.licence
+    assert "annotated slices" in pretrained.reason and "slice by slice" in pretrained.text()
+    scratch = preview(TrainRequest(tissue, "segmentation", tmp_path / "run", weights="none"))
+    assert scratch.weights is None and scratch.licence is None and "random initialisation" in scratch.text()
+    assert not (tmp_path / "run").exists()  # a preview writes nothing

@@ -94,18 +94,20 @@ class RunConfig:
     data: dict[str, Any] = field(default_factory=dict)
     weights_licence: str | None = None
     """The licence of the pretrained weights the run started from (``None``: from scratch or unknown)."""
+    choice_reason: str | None = None
+    """Why this network was chosen, as the user was told before Start."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "train": self.train.to_dict(), "model": self.model, "preprocessing": self.preprocessing, "data": self.data,
-            "weights_licence": self.weights_licence,
+            "weights_licence": self.weights_licence, "choice_reason": self.choice_reason,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
         return cls(
             TrainConfig.from_dict(data["train"]), data.get("model") or {}, data.get("preprocessing") or {}, data.get("data") or {},
-            data.get("weights_licence"),
+            data.get("weights_licence"), data.get("choice_reason"),
         )
 
 

@@ -142,6 +142,24 @@ def choose_spec(
     return from_scratch(spec) if spec.weights is None and spec.strategy == "full" else spec
 
 
+def choice_reason(task: str, profile: DataProfile, spec: ModelSpec, model: str | None, weights: str | None) -> str:
+    """Why ``spec`` is the network to train, in words for the user (the app shows it before Start; the run keeps it)."""
+    if weights is not None and weights.startswith("run:"):
+        return f"it goes on from the run {weights.removeprefix('run:')}"
+    if model is not None or weights is not None:
+        return "as asked"
+    if spec.spatial_dims < profile.spatial_dims:
+        if spec.weights:
+            return (
+                "few annotated slices of a 3D series; on 4 annotated slices of a brain MR these weights beat the same "
+                "network from scratch by 2-3 Dice points (benchmarks/RESULTS.md)"
+            )
+        return "few annotated slices of a 3D series; no pretrained weights for it are installed"
+    if spec.weights:
+        return f"the pretrained default for {spec.spatial_dims}D {task}"
+    return f"no installed pretrained network beat training from scratch for {spec.spatial_dims}D {task} on the offline benchmarks (benchmarks/RESULTS.md)"
+
+
 def _default_strategy(spec: ModelSpec) -> ModelSpec:
     """``spec`` with the strategy of the default choice of the same network and weights, if there is one, so that
     naming the default network (``--model efficientnet-lite0``) trains it as choosing nothing does."""

@@ -180,6 +180,48 @@ class Plan:
     spec: ModelSpec
     preprocessing: Preprocessing
     config: TrainConfig
+    reason: str = ""
+    """Why this network, in the user's words (shown before Start, kept in ``config.json``)."""
+    slice_wise: bool = False
+    """A 2D network on 3D images, slice by slice (known when the plan is made from the data)."""
+
+
+@dataclass(frozen=True)
+class PlanPreview:
+    """What a request would train, for the user to see before Start: the network, its weights and their licence, and why."""
+
+    architecture: str
+    slice_wise: bool
+    weights: str | None
+    licence: str | None
+    reason: str
+
+    def text(self) -> str:
+        start = f"from {self.weights} ({self.licence})" if self.weights else "from random initialisation"
+        return f"{self.architecture}{' (2D, slice by slice)' if self.slice_wise else ''} {start}: {self.reason}"
+
+
+def preview(request: TrainRequest) -> PlanPreview:
+    """The network ``request`` would train and why, without building it or writing anything."""
+    if request.resume:
+        plan = _stored_plan(ComparisonFolder(request.out_dir).arm("pretrained").path if ComparisonFolder(request.out_dir).is_comparison() else request.out_dir)
+        plan = dataclasses.replace(plan, reason=plan.reason or "the run's own network, resumed")
+    else:
+        datalist = load_datalist(request.datalist, request.task)
+        quiet: Emit = lambda _message: None  # noqa: E731 - a preview logs nothing
+        plan = _parent_plan(request.init_from, datalist, request, quiet) if request.init_from is not None else _new_plan(datalist, request, quiet)
+    return PlanPreview(plan.spec.architecture, plan.slice_wise, plan.spec.weights, _licence(plan.spec.weights), plan.reason)
+
+
+def _licence(weights: str | None) -> str | None:
+    from medtl.models.weights import parse_source
+
+    if weights is None:
+        return None
+    try:
+        return parse_source(weights).licence
+    except MedtlError:
+        return None
 
 
 def train(request: TrainRequest, on_event: EventCallback | None = None, cancel: CancelToken | None = None) -> TrainResult:
@@ -260,13 +302,14 @@ def _new_plan(datalist: Datalist, request: TrainRequest, emit: Emit) -> Plan:
     spec = defaults.choose_spec(task, profile, num_outputs, request.model, request.weights, request.strategy, on_gpu)
     preprocessing = defaults.choose_preprocessing(task, profile, spec, on_gpu)
     config = defaults.choose_train_config(task, preprocessing, epochs=request.epochs, time_limit_minutes=request.time_limit_minutes, device=request.device, seed=request.seed)
+    reason = defaults.choice_reason(task, profile, spec, request.model, request.weights)
     emit(
         f"data: {profile.spatial_dims}D {profile.modality or 'unknown modality'}, {profile.in_channels} channel(s)"
         f"{', trained slice by slice in 2D' if spec.spatial_dims < profile.spatial_dims else ''}; "
         f"model: {spec.architecture} ({spec.weights or 'random initialisation'}, strategy {spec.strategy}); "
-        f"input {' x '.join(map(str, preprocessing.spatial_size))}, intensity {preprocessing.intensity.kind}"
+        f"input {' x '.join(map(str, preprocessing.spatial_size))}, intensity {preprocessing.intensity.kind}; why: {reason}"
     )
-    return Plan(spec, preprocessing, config)
+    return Plan(spec, preprocessing, config, reason, spec.spatial_dims < profile.spatial_dims)
 
 
 def _parent_plan(parent_dir: Path, datalist: Datalist, request: TrainRequest, emit: Emit) -> Plan:
@@ -295,7 +338,7 @@ def _parent_plan(parent_dir: Path, datalist: Datalist, request: TrainRequest, em
     else:
         head = f"other {what} ({', '.join(outputs)}), so a new output layer"
     emit(f"training again from {parent_dir}: {spec.architecture} with its weights and settings; {head}")
-    return Plan(spec, parent.preprocessing, config)
+    return Plan(spec, parent.preprocessing, config, f"trains on from the run {parent_dir}, with its settings; {head}")
 
 
 def _stored_plan(run_dir: Path) -> Plan:
@@ -306,7 +349,7 @@ def _stored_plan(run_dir: Path) -> Plan:
 
 
 def _plan_of(stored: RunConfig) -> Plan:
-    return Plan(ModelSpec.from_dict(stored.model), Preprocessing.from_dict(stored.preprocessing), stored.train)
+    return Plan(ModelSpec.from_dict(stored.model), Preprocessing.from_dict(stored.preprocessing), stored.train, stored.choice_reason or "")
 
 
 def _loaders(datalist: Datalist, plan: Plan, emit: Emit, split_dir: Path) -> tuple[DataLoader, DataLoader, DataSummary]:
@@ -379,7 +422,7 @@ def _fit(
         epoch_hook=lambda epoch: epoch_hook(net, spec, epoch),
         ignore_label=ignore,
     )
-    run_config = RunConfig(plan.config, spec.to_dict(), plan.preprocessing.to_dict(), data_dict, report.licence)
+    run_config = RunConfig(plan.config, spec.to_dict(), plan.preprocessing.to_dict(), data_dict, report.licence, plan.reason or None)
     trainer = Trainer(objective, run_config, run_dir, on_event=on_event, cancel=cancel)
     summary = trainer.fit(resume=resume)
     _write_case_results(run_dir, net, val_loader, plan.config, data_dict, summary, emit, cancel)

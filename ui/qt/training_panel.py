@@ -35,7 +35,7 @@ from medtl.training.compare import ComparisonFolder
 from medtl.training.compare import runs_in
 from medtl.training.events import CANCELLED, StepProgress
 from medtl.training.run_folder import RunFolder
-from medtl.workflow.train import TrainRequest
+from medtl.workflow.train import TrainRequest, preview
 from ui.models.run_request import RunOutcome, default_run_dir, resume_request, train_again_request
 from ui.models.training_progress import TrainingProgress, ended_status, progress_of_run
 from ui.qt.curve_plot import Curve
@@ -100,6 +100,10 @@ class TrainingPanel(RunPanel):
         self.licence = QLabel(self)
         self.licence.setWordWrap(True)
         self.licence.setObjectName("licence")
+        self.choice = QLabel(self)
+        self.choice.setWordWrap(True)
+        self.choice.setObjectName("choice")
+        self.choice.setToolTip("what Start trains, from which weights under which licence, and why (kept in the run's config.json)")
         self.data_summary = QLabel("Choose a datalist to see its cases and split.", self)
         self.data_summary.setWordWrap(True)
         self._summary_task = TaskGroup(self)  # the running datalist summary: a new one cancels it
@@ -136,6 +140,7 @@ class TrainingPanel(RunPanel):
         form.addRow("Model", self.model_box)
         form.addRow("Weights", self.weights_box)
         form.addRow("", self.licence)
+        form.addRow("Network", self.choice)
         form.addRow("Strategy", self.strategy_box)
         form.addRow("Epochs", self.epochs)
         form.addRow("Time budget", self.minutes)
@@ -170,6 +175,8 @@ class TrainingPanel(RunPanel):
         self.datalist.textChanged.connect(lambda _text: self._summary_timer.start())
         self.weights_box.currentTextChanged.connect(self._show_licence)
         self._show_licence(self.weights_box.currentText())
+        for box in (self.model_box, self.weights_box, self.strategy_box):
+            box.currentTextChanged.connect(lambda _text: self.show_choice())
         if self.datalist.text():
             self._summary_timer.start()
         self.start_button.clicked.connect(self.start)
@@ -226,6 +233,21 @@ class TrainingPanel(RunPanel):
         lines += [f"<span style='color:#edc948'>{html.escape(warning)}</span>" for warning in summary.warnings]
         self.data_summary.setText("<br>".join(lines))
         self.summary_shown.emit(summary)
+        self.show_choice()
+
+    def show_choice(self) -> None:
+        """Work out, in a worker, which network Start would train from the form, and show it with its licence and reason."""
+        try:
+            request = self.request()
+        except MedtlError as error:
+            self.choice.setText(html.escape(f"(complete the form: {error})"))
+            return
+        self.choice.setText("working out the network…")
+        self._summary_task.start(
+            "choice", lambda _progress, _cancel: preview(request),
+            done=lambda plan: self.choice.setText(html.escape(plan.text())),
+            failed=lambda message: self.choice.setText(f"<span style='color:#e15759'>{html.escape(message)}</span>"),
+        )  # fmt: skip
 
     def _show_licence(self, choice: str) -> None:
         self.licence.setText(licence_text(choice, DEFAULT, FROM_SCRATCH))
