@@ -153,3 +153,15 @@ def test_the_panel_names_the_device_auto_picks(qtbot, settings: AppSettings) -> 
     panel.show()
     qtbot.waitUntil(lambda: panel.device_label.text().startswith("auto uses: "), timeout=TIMEOUT_MS)
     assert len(panel.device_label.text()) > len("auto uses: ")
+
+
+def test_the_panel_shows_the_network_start_would_train_and_why(qtbot, settings: AppSettings, datalist: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    panel = TrainingPanel(settings)
+    qtbot.addWidget(panel)
+    panel.out_dir.setText(str(tmp_path / "run"))
+    panel.datalist.setText(str(datalist))  # the summary, then the choice, follow in workers
+    qtbot.waitUntil(lambda: panel.choice.text().startswith(("efficientnet-lite0", "densenet121")), timeout=TIMEOUT_MS)
+    assert "the pretrained default for 2D classification" in panel.choice.text() or "random initialisation" in panel.choice.text()
+    panel.weights_box.setCurrentIndex(1)  # from scratch: one click away, and the choice follows
+    qtbot.waitUntil(lambda: "random initialisation: as asked" in panel.choice.text(), timeout=TIMEOUT_MS)
+    assert not (tmp_path / "run").exists()
