@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from medtl.errors import MedtlError
 from medtl.progress import CancelToken, ProgressCallback
 from medtl.prompt.embedding import EmbeddingCache, SliceKey
 from medtl.prompt.preprocessing import IntensityWindow, window_for
@@ -140,15 +139,14 @@ class PromptTool(QObject):
         engine = engine_plane(plane)
         if engine is None or not 0 <= index < model.slice_count(plane):
             return None
-        name, axis = engine
+        name = engine[0]
         return SliceKey(self._series, name, index), cut(model.volume.array, name, index)
 
     def _window(self) -> IntensityWindow | None:
         """The encoder's window: CT the viewer's current one, else percentiles of the volume (None until computed)."""
         model = self._viewer_model
         assert model is not None
-        modality = model.label.modality or str(model.volume.metadata.get("modality", ""))
-        if modality.upper() == "CT":
+        if _modality(model).upper() == "CT":
             return window_for(model.volume.array, "CT", (model.window.center, model.window.width))
         return self._windows.get(self._series)
 
@@ -160,7 +158,7 @@ class PromptTool(QObject):
         def window() -> IntensityWindow:
             if known is not None:
                 return known
-            computed = window_for(model.volume.array, model.label.modality or str(model.volume.metadata.get("modality", "")))
+            computed = window_for(model.volume.array, _modality(model))
             self._windows[series] = computed
             return computed
 
@@ -372,3 +370,7 @@ class PromptTool(QObject):
     def cancel(self) -> None:
         """Stop the propagation (what arrived stays) and the embeddings ahead."""
         self._tasks.cancel_all()
+
+
+def _modality(model: ViewerModel) -> str:
+    return model.label.modality or str(model.volume.metadata.get("modality", ""))
