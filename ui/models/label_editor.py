@@ -40,6 +40,7 @@ class Tool(Enum):
     NAVIGATE = "navigate"  # move the crosshair
     BRUSH = "brush"
     ERASER = "eraser"
+    BOX = "box"  # AI box: drag a box, click to include, Shift+click to exclude (ui.qt.prompt_tool)
 
 
 _NO_VOXELS = np.zeros(0, dtype=np.intp)
@@ -164,6 +165,45 @@ class LabelEditor:
         flat[voxels] = stroke.after
         self.revision += 1
         return self._record(stroke)
+
+    @property
+    def last_stroke(self) -> Stroke | None:
+        """The newest undo step."""
+        return self._undo[-1] if self._undo else None
+
+    def fill(
+        self, voxels: np.ndarray, axis: int, indices: list[int], restore: tuple[np.ndarray, np.ndarray] | None = None, extending: Stroke | None = None
+    ) -> Stroke | None:
+        """Set ``voxels`` (flat indices) to :attr:`value` as one undo step that marks ``indices`` of array ``axis`` annotated
+        (an AI prompt's mask on its slice). ``restore`` (sorted voxels, values) first puts back what an earlier prompt
+        replaced (a refined prompt replaces its result); with ``extending`` (the newest undo step), that step is kept and
+        this becomes part of it (the next slice of a propagation)."""
+        self.end()
+        flat = self.layer.mask.reshape(-1)
+        kept, kept_after, drawn, annotated = _NO_VOXELS, flat[:0], np.unique(voxels), self.annotated
+        folded = extending is not None and self.last_stroke is extending
+        if folded:
+            assert extending is not None
+            self._undo.pop()
+            flat[extending.voxels] = extending.before
+            self._drawn.reshape(-1)[extending.drawn] -= 1
+            self.annotated = extending.annotated[0]
+            kept, kept_after, drawn, annotated = extending.voxels, extending.after, np.union1d(extending.drawn, drawn), extending.annotated[1]
+        restored, restored_values = restore if restore is not None else (_NO_VOXELS, flat[:0])
+        region = np.union1d(np.union1d(kept, restored), voxels)
+        before = flat[region]
+        after = before.copy()
+        after[np.searchsorted(region, restored)] = restored_values
+        after[np.searchsorted(region, kept)] = kept_after
+        after[np.searchsorted(region, voxels)] = self.value
+        changed = before != after
+        annotated = annotated.add(axis, indices)
+        if not folded and not changed.any() and annotated == self.annotated:
+            return None
+        flat[region[changed]] = after[changed]
+        self.layer.colors.setdefault(self.value, self.layer.colour_of(self.value))
+        self.revision += 1
+        return self._record(Stroke(region[changed], before[changed], after[changed], drawn, (self.annotated, annotated)))
 
     def _record(self, stroke: Stroke) -> Stroke:
         """``stroke`` (already applied to the mask) becomes the newest undo step."""

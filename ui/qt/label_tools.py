@@ -1,4 +1,5 @@
-"""`LabelTools`: accept a prediction as a label, brush / eraser with a size in mm, undo / redo, save.
+"""`LabelTools`: accept a prediction as a label, brush / eraser with a size in mm, the AI box tool and Propagate
+(:mod:`ui.qt.prompt_tool`), undo / redo, save.
 
 The commands are window-wide ``QAction`` s (the main window puts them in its Label menu, so the
 shortcuts work wherever the focus is); this widget shows them as buttons under the layers list,
@@ -21,9 +22,13 @@ from ui.qt.viewer_widget import ViewerWidget
 
 _SIZE_STEP = 1.25  # [ and ] scale the brush by this
 _BUTTON_CELLS = (  # action, row, column, columns spanned
-    ("accept", 0, 0, 2), ("new_label", 0, 2, 1), ("brush", 1, 0, 1), ("eraser", 1, 1, 1), ("save", 1, 2, 1), ("undo", 2, 0, 1), ("redo", 2, 1, 1),
+    ("accept", 0, 0, 2), ("new_label", 0, 2, 1), ("brush", 1, 0, 1), ("eraser", 1, 1, 1), ("box", 1, 2, 1),
+    ("undo", 2, 0, 1), ("redo", 2, 1, 1), ("save", 2, 2, 1), ("propagate", 3, 0, 3),
 )  # fmt: skip
-_BUTTON_TEXT = {"accept": "Accept as label", "new_label": "New label", "undo": "Undo", "redo": "Redo"}  # shorter than the menu's
+_BUTTON_TEXT = {  # shorter than the menu's
+    "accept": "Accept as label", "new_label": "New label", "undo": "Undo", "redo": "Redo", "box": "AI box", "propagate": "Propagate to next slices",
+}  # fmt: skip
+_TOOL_ACTIONS = {Tool.BRUSH: "brush", Tool.ERASER: "eraser", Tool.BOX: "box"}
 
 
 class LabelTools(QWidget):
@@ -32,6 +37,7 @@ class LabelTools(QWidget):
     save_requested = Signal()
     accept_requested = Signal(object)  # the LabelLayer to copy into the editable label
     new_requested = Signal()
+    propagate_requested = Signal()
 
     def __init__(self, viewer: ViewerWidget, layers: LayersPanel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -43,9 +49,11 @@ class LabelTools(QWidget):
         add("new_label", "New empty label", ["Ctrl+Shift+N"], self.new_requested.emit)
         brush = add("brush", "Brush", ["B"], lambda: self._set_tool(Tool.BRUSH))
         eraser = add("eraser", "Eraser", ["E"], lambda: self._set_tool(Tool.ERASER))
+        box = add("box", "AI box (draw a box; click to add, Shift+click to take away)", ["X"], lambda: self._set_tool(Tool.BOX))
+        add("propagate", "Propagate the AI mask to the next slices", ["Ctrl+Shift+P"], self.propagate_requested.emit)
         group = QActionGroup(self)
         group.setExclusionPolicy(QActionGroup.ExclusionPolicy.ExclusiveOptional)
-        for action in (brush, eraser):
+        for action in (brush, eraser, box):
             action.setCheckable(True)
             group.addAction(action)
         add("smaller", "Smaller brush", ["["], lambda: self.size.setValue(self.size.value() / _SIZE_STEP))
@@ -115,7 +123,7 @@ class LabelTools(QWidget):
         editor = self.editor
         self.actions_by_name["accept"].setEnabled(self.acceptable_layer() is not None)
         self.actions_by_name["new_label"].setEnabled(self.viewer.model is not None)
-        for name in ("brush", "eraser", "smaller", "larger", "save", "add_value"):
+        for name in ("brush", "eraser", "box", "propagate", "smaller", "larger", "save", "add_value"):
             self.actions_by_name[name].setEnabled(editor is not None)
         self.actions_by_name["undo"].setEnabled(editor is not None and editor.can_undo)
         self.actions_by_name["redo"].setEnabled(editor is not None and editor.can_redo)
@@ -138,12 +146,11 @@ class LabelTools(QWidget):
 
     def _set_tool(self, tool: Tool) -> None:
         """Switch to ``tool``; choosing the checked tool again goes back to navigating."""
-        brush, eraser = self.actions_by_name["brush"], self.actions_by_name["eraser"]
-        if tool is not Tool.NAVIGATE and not (brush if tool is Tool.BRUSH else eraser).isChecked():
+        if tool is not Tool.NAVIGATE and not self.actions_by_name[_TOOL_ACTIONS[tool]].isChecked():
             tool = Tool.NAVIGATE
         if tool is Tool.NAVIGATE:
-            brush.setChecked(False)
-            eraser.setChecked(False)
+            for name in _TOOL_ACTIONS.values():
+                self.actions_by_name[name].setChecked(False)
         self.viewer.set_tool(tool)
 
     def _add_value(self) -> None:

@@ -51,6 +51,7 @@ from ui.qt.label_versions_dialog import LabelVersionsDialog
 from ui.qt.layers_panel import LayersPanel
 from ui.qt.pretrain_panel import PretrainPanel
 from ui.qt.problems_panel import ProblemsPanel
+from ui.qt.prompt_tool import PromptTool
 from ui.qt.ranking_panel import RankingPanel
 from ui.qt.resources import icon
 from ui.qt.results_panel import ResultsPanel
@@ -115,6 +116,14 @@ class MainWindow(QMainWindow):
         self.label_tools.new_requested.connect(self.new_label)
         self.label_tools.save_requested.connect(self.save_label)
         self.viewer.stroke_ended.connect(self.label_tools.refresh)
+        self.prompt_tool = PromptTool(self.viewer, self)
+        self.label_tools.propagate_requested.connect(self.prompt_tool.propagate)
+        self.prompt_tool.prompted.connect(lambda _stroke: self.label_tools.refresh())
+        self.prompt_tool.propagation_arrived.connect(lambda _index: self.label_tools.refresh())
+        self.prompt_tool.problem.connect(self._prompt_problem)
+        self.prompt_tool.status.connect(lambda text: self.status_message.setText(text))  # the status bar is made below
+        self.prompt_tool.progress.connect(self._show_progress)
+        self.prompt_tool.idle.connect(self._idle)
         self.training = TrainingPanel(self.settings, self, self.label_store)
         self.training_dock = self._dock("Fine-tune", "fine_tune", _scrolled(self.training), Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.layers_dock, self.training_dock)
@@ -481,6 +490,7 @@ class MainWindow(QMainWindow):
 
     def cancel_tasks(self) -> None:
         self._tasks.cancel_all()
+        self.prompt_tool.cancel()
         if self._thumbnails is not None:
             self._thumbnails.quit()
 
@@ -531,6 +541,7 @@ class MainWindow(QMainWindow):
         self.viewer.set_model(model)
         self.layers.set_model(model)
         self.label_tools.set_model(model)
+        self.prompt_tool.set_model(model)
         z, y, x = model.volume.shape
         self.status_message.setText(f"{model.label.modality} {x}×{y}×{z}, {model.volume.array.dtype}")
         self._go_to_pending_slice(model)
@@ -538,6 +549,10 @@ class MainWindow(QMainWindow):
         run, self._predict_when_shown = self._predict_when_shown, None
         if run is not None:
             self.predict_with_run(run)
+
+    def _prompt_problem(self, where: str, message: str) -> None:
+        self.problems.add(where, message)
+        self.problems_dock.show()
 
     def _run_problem(self, job: str, message: str) -> None:
         """A training-like run could not start or failed: list it in Problems and say so in the status bar."""
@@ -628,7 +643,7 @@ class MainWindow(QMainWindow):
         model_menu.addActions([results_action, self.rank_action, self.ranking.next_action])
         labels = self.label_tools.actions_by_name
         label_menu = self.menuBar().addMenu("&Label")
-        for names in (("accept", "new_label"), ("brush", "eraser", "smaller", "larger"), ("undo", "redo", "save")):
+        for names in (("accept", "new_label"), ("brush", "eraser", "smaller", "larger"), ("box", "propagate"), ("undo", "redo", "save")):
             label_menu.addActions([labels[name] for name in names])
             label_menu.addSeparator()
         label_menu.addAction(versions_action)

@@ -18,6 +18,7 @@ from medtl.render.colours import colormap_table
 from medtl.render.window import WindowLevel
 from ui.models.label_editor import Tool
 from ui.models.overlays import HeatmapLayer
+from ui.models.prompt_marks import PromptMarks, engine_plane
 from ui.models.view_plane import ViewPlane
 from ui.models.viewer_model import PixelInfo, ViewerModel
 
@@ -28,12 +29,17 @@ MOUSE_GESTURES = (
     ("Right drag", "window / level (horizontal: width, vertical: level)"),
     ("Middle drag, Shift + left drag", "pan"),
     ("Left click / drag", "move the crosshair (1×3, 2×2 layouts) and read the pixel; with the brush or eraser: paint"),
+    ("Left drag (AI box tool)", "draw a box: the AI model outlines the structure in it"),
+    ("Left click, Shift + click or right click (AI box tool)", "add a spot to the AI mask, or take one away"),
     ("Double click", "fit the image to the view"),
 )
 
 TEXT_COLOUR = QColor(220, 225, 230)
 MARKER_COLOUR = QColor(255, 210, 90)
 CROSSHAIR_COLOUR = QColor(90, 200, 255, 200)
+PROMPT_COLOUR = QColor(120, 255, 160)
+INCLUDE_COLOUR, EXCLUDE_COLOUR = QColor(80, 230, 120), QColor(255, 80, 80)
+_CLICK_PIXELS = 4  # a press and release closer than this is a click, not a box
 _ZOOM_STEP = 1.25
 _ZOOM_RANGE = (0.1, 40.0)
 _CROSSHAIR_GAP = 8  # screen pixels left open around the crosshair centre
@@ -45,6 +51,8 @@ class SliceView(QWidget):
     hovered = Signal(object)  # PixelInfo | None under the pointer
     activated = Signal()  # the user clicked or scrolled in this view
     stroke_ended = Signal()  # a brush or eraser stroke changed the editable label
+    prompt_box = Signal(object, int, object)  # plane, slice, (row0, column0, row1, column1): a box dragged with the AI box tool
+    prompt_point = Signal(object, int, float, float, bool)  # plane, slice, row, column, include: a click with the AI box tool
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -59,6 +67,8 @@ class SliceView(QWidget):
         self._image: QImage | None = None
         self._dirty = True
         self._drag: tuple[Qt.MouseButton, QPointF, WindowLevel | QPointF] | None = None
+        self._box: tuple[QPointF, QPointF] | None = None  # the AI box being dragged (widget points)
+        self.prompt_marks: PromptMarks | None = None
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setMouseTracking(True)
         self.setMinimumSize(160, 160)
@@ -147,6 +157,7 @@ class SliceView(QWidget):
         self._paint_scale_bar(painter, rect)
         self._paint_colour_bars(painter)
         self._paint_brush(painter, rect)
+        self._paint_prompt(painter, rect)
         if self.hasFocus() and self.show_crosshair:
             painter.setPen(QPen(CROSSHAIR_COLOUR, 2))
             painter.drawRect(self.rect().adjusted(1, 1, -1, -1))
@@ -179,6 +190,33 @@ class SliceView(QWidget):
         radius_y = editor.radius_mm * rect.height() / (rows * height_mm)
         painter.setPen(QPen(TEXT_COLOUR if self.tool is Tool.BRUSH else MARKER_COLOUR, 1, Qt.PenStyle.DashLine))
         painter.drawEllipse(self._pointer, radius_x, radius_y)
+
+    def set_prompt_marks(self, marks: PromptMarks | None) -> None:
+        self.prompt_marks = marks
+        self.update()
+
+    def _paint_prompt(self, painter: QPainter, rect: QRectF) -> None:
+        """The AI box being dragged, and the box and clicks of the current prompt when it is on this slice."""
+        assert self.model is not None and self.plane is not None
+        rows, columns, _ = self.plane.size(self.model.volume.shape)
+
+        def at(row: float, column: float) -> QPointF:
+            return QPointF(rect.left() + (column + 0.5) * rect.width() / columns, rect.top() + (row + 0.5) * rect.height() / rows)
+
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        if self._box is not None:
+            painter.setPen(QPen(PROMPT_COLOUR, 1.5, Qt.PenStyle.DashLine))
+            painter.drawRect(QRectF(*self._box).normalized())
+        marks = self.prompt_marks
+        if marks is None or marks.plane != self.plane or marks.index != self.model.slice_index(self.plane):
+            return
+        painter.setPen(QPen(PROMPT_COLOUR, 1.5))
+        painter.drawRect(QRectF(at(marks.box[0], marks.box[1]), at(marks.box[2], marks.box[3])).normalized())
+        for row, column, include in marks.points:
+            painter.setPen(QPen(QColor(0, 0, 0), 1))
+            painter.setBrush(INCLUDE_COLOUR if include else EXCLUDE_COLOUR)
+            painter.drawEllipse(at(row, column), 4.5, 4.5)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
 
     def _paint_orientation(self, painter: QPainter) -> None:
         assert self.model is not None and self.plane is not None
@@ -265,7 +303,12 @@ class SliceView(QWidget):
         self.activated.emit()
         button = event.button()
         shift = event.modifiers() & Qt.KeyboardModifier.ShiftModifier
-        if button == Qt.MouseButton.MiddleButton or (button == Qt.MouseButton.LeftButton and shift):
+        if button == Qt.MouseButton.LeftButton and self._prompting():
+            if shift:
+                self._emit_point(event.position(), include=False)
+            else:
+                self._box = (event.position(), event.position())
+        elif button == Qt.MouseButton.MiddleButton or (button == Qt.MouseButton.LeftButton and shift):
             self._drag = (Qt.MouseButton.MiddleButton, event.position(), QPointF(self.pan))
         elif button == Qt.MouseButton.RightButton:
             self._drag = (button, event.position(), self.model.window_of(self.plane))
@@ -281,6 +324,9 @@ class SliceView(QWidget):
     def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt API
         if self.model is None or self.plane is None:
             return
+        if self._box is not None:
+            self._box = (self._box[0], event.position())
+            self.update()
         if self._drag is not None:
             button, start, initial = self._drag
             delta = event.position() - start
@@ -300,6 +346,12 @@ class SliceView(QWidget):
         self.hovered.emit(self.pixel_under(event.position()))
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt API
+        if self._box is not None:
+            start, self._box = self._box[0], None
+            self.update()
+            self._prompt_released(start, event.position())
+        elif self._drag is not None and self._drag[0] == Qt.MouseButton.RightButton and self._prompting() and _is_click(self._drag[1], event.position()):
+            self._emit_point(event.position(), include=False)
         if self._drag is not None and self._drag[0] == Qt.MouseButton.LeftButton and self._painting():
             assert self.model is not None and self.model.editor is not None
             if self.model.editor.end() is not None:
@@ -317,7 +369,25 @@ class SliceView(QWidget):
 
     def _painting(self) -> bool:
         editable = self.model is not None and self.model.editor is not None and self.plane is not None and not self.plane.projection
-        return self.tool is not Tool.NAVIGATE and editable
+        return self.tool in (Tool.BRUSH, Tool.ERASER) and editable
+
+    def _prompting(self) -> bool:
+        """The AI box tool is active on a grid view of a series with an editable label."""
+        editable = self.model is not None and self.model.editor is not None and self.plane is not None
+        return self.tool is Tool.BOX and editable and engine_plane(self.plane) is not None  # type: ignore[arg-type]
+
+    def _prompt_released(self, start: QPointF, end: QPointF) -> None:
+        """A left press released with the AI box tool: a click includes the spot, a drag draws a box."""
+        assert self.model is not None and self.plane is not None
+        index = self.model.slice_index(self.plane)
+        if _is_click(start, end):
+            self._emit_point(end, include=True)
+        else:
+            self.prompt_box.emit(self.plane, index, (*self.image_position(start), *self.image_position(end)))
+
+    def _emit_point(self, point: QPointF, include: bool) -> None:
+        assert self.model is not None and self.plane is not None
+        self.prompt_point.emit(self.plane, self.model.slice_index(self.plane), *self.image_position(point), include)
 
     def _paint_at(self, point: QPointF) -> None:
         """Paint the open stroke at ``point`` (erasing with the eraser) and show the result."""
@@ -333,6 +403,10 @@ class SliceView(QWidget):
         assert self.model is not None and self.plane is not None
         row, column = self.image_position(point)
         self.model.set_cursor(self.plane.to_index(row, column, self.model.slice_index(self.plane), self.model.volume.shape))
+
+
+def _is_click(start: QPointF, end: QPointF) -> bool:
+    return (end - start).manhattanLength() < _CLICK_PIXELS
 
 
 def nice_length(target: float) -> float:

@@ -52,6 +52,9 @@ class ViewerWidget(QWidget):
 
     hovered = Signal(object)  # PixelInfo | None, from whichever view the pointer is over
     stroke_ended = Signal()  # a brush or eraser stroke changed the editable label
+    prompt_box = Signal(object, int, object)  # from any view: SliceView.prompt_box
+    prompt_point = Signal(object, int, float, float, bool)  # from any view: SliceView.prompt_point
+    tool_changed = Signal(object)  # Tool
     layout_changed = Signal(object)  # Layout
     projection_ready = Signal()  # the 2×2 layout's projection has been made
 
@@ -64,6 +67,8 @@ class ViewerWidget(QWidget):
         for view in self.views:
             view.hovered.connect(self.hovered)
             view.stroke_ended.connect(self.stroke_ended)
+            view.prompt_box.connect(self.prompt_box)
+            view.prompt_point.connect(self.prompt_point)
             view.activated.connect(lambda view=view: self._activate(view))
         self._grid = QWidget(self)
         self._cells = QGridLayout(self._grid)
@@ -105,10 +110,11 @@ class ViewerWidget(QWidget):
         self.layout_changed.emit(mode)
 
     def set_tool(self, tool: Tool) -> None:
-        """What a left drag does in every view: move the crosshair, or paint / erase the editable label."""
+        """What a left drag does in every view: move the crosshair, paint / erase the editable label, or draw an AI box."""
         for view in self.views:
             view.tool = tool
             view.setCursor(Qt.CursorShape.ArrowCursor if tool is Tool.NAVIGATE else Qt.CursorShape.CrossCursor)
+        self.tool_changed.emit(tool)
 
     def _apply_layout(self) -> None:
         model = self.model
