@@ -36,15 +36,18 @@ HELD_OUT = (68, 79)
 EPOCHS, STEPS, BATCH = 3, 5, 4  # 15 decoder steps of 4 prompts
 
 
-def sparse_mask(folder: Path, labels: Sequence[int], slices: Sequence[int], name: str = "labels.nii.gz") -> tuple[Path, Path]:
-    """(the Colin27 head, a mask on its grid holding ``labels`` of the AAL atlas on axial ``slices`` and ``ignore`` elsewhere)."""
+def sparse_mask(folder: Path, labels: Sequence[int], slices: Sequence[int], values: Sequence[int] | None = None, ignore: int = IGNORE) -> tuple[Path, Path]:
+    """(the Colin27 head, a mask on its grid holding ``labels`` of the AAL atlas (as ``values``, else as they are) on axial
+    ``slices`` and ``ignore`` elsewhere)."""
     from medtl.export.nifti import write_nifti
 
     atlas = read_image(COLIN / "aal.nii.gz")
-    mask = np.full(atlas.shape, IGNORE, dtype=np.uint8)
+    mask = np.full(atlas.shape, ignore, dtype=np.uint8)
     for index in slices:
-        mask[index] = np.where(np.isin(atlas.array[index], labels), atlas.array[index], 0)
-    path = folder / name
+        mask[index] = 0
+        for label, value in zip(labels, values or labels):
+            mask[index][atlas.array[index] == label] = value
+    path = folder / "labels.nii.gz"
     write_nifti(Volume(mask, atlas.spacing, atlas.origin, atlas.direction), path)
     return COLIN / "ch2.nii.gz", path
 
@@ -155,13 +158,28 @@ def test_labels_that_cannot_train_are_refused_before_anything_runs(tmp_path: Pat
 
 
 def test_medtl_train_with_model_medsam_builds_the_request_from_the_datalist(tmp_path: Path) -> None:
-    image, label = sparse_mask(tmp_path, PUTAMEN, TRAINING)
+    image, label = sparse_mask(tmp_path, PUTAMEN, TRAINING, values=(1, 2), ignore=3)
+    labels = {"0": "background", "1": "putamen L", "2": "putamen R", "3": "ignore"}
     datalist = tmp_path / "dl.json"
-    datalist.write_text(json.dumps({"training": [{"image": str(image), "label": str(label)}], "labels": {"0": "background", "73": "putamen L", "74": "putamen R", "200": "ignore"}}))
+    datalist.write_text(json.dumps({"training": [{"image": str(image), "label": str(label)}], "labels": labels}))
     built = request_from_datalist(datalist, tmp_path / "run", time_limit_minutes=3.0)
-    assert (built.image, built.label, built.labels, built.ignore) == (image, label, PUTAMEN, IGNORE)
+    assert (built.image, built.label, built.labels, built.ignore) == (image, label, (1, 2), 3)
     two = tmp_path / "two.json"
-    two.write_text(json.dumps({"training": [{"image": str(image), "label": str(label)}] * 2, "labels": {"0": "background", "73": "p", "200": "ignore"}}))
+    two.write_text(json.dumps({"training": [{"image": str(image), "label": str(label)}] * 2, "labels": labels}))
     with pytest.raises(InvalidRequest, match="one image") as error:
         request_from_datalist(two, tmp_path / "run", epochs=1)
     assert error.value.field == "datalist"
+
+
+def test_medtl_train_model_medsam_adapts_and_prints_both_dice(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from medtl.cli import main
+
+    image, label = sparse_mask(tmp_path, PUTAMEN, (71, 76), values=(1, 2), ignore=3)
+    datalist = tmp_path / "dl.json"
+    datalist.write_text(json.dumps({"training": [{"image": str(image), "label": str(label)}], "labels": {"0": "background", "1": "L", "2": "R", "3": "ignore"}}))
+    assert main(["train", "--model", "medsam", "--datalist", str(datalist), "--out", str(tmp_path / "run"), "--epochs", "1", "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "zero-shot" in printed and f"run:{tmp_path / 'run'}" in printed
+    assert RunFolder(tmp_path / "run").read_summary().details["adapted_dice"] is not None
+    assert main(["train", "--model", "medsam", "--weights", "none", "--datalist", str(datalist), "--out", str(tmp_path / "other"), "--epochs", "1"]) != 0
+    assert "--weights" in capsys.readouterr().err
