@@ -50,6 +50,7 @@ JITTER = 5
 """Pixels (of the slice) by which each side of a derived box moves, at most (the issue's measurements: 0–5)."""
 MIN_PIXELS = 4
 """A label covering fewer pixels of a slice gives no item there (no box to draw)."""
+PLAN_AFTER_STEPS = 3
 _EMBEDDING_GRID = 64
 
 
@@ -203,6 +204,12 @@ class AdaptObjective(Objective):
         self._val_targets = torch.stack([target_in_frame(item.mask) for item in self.held_out])
         self._val_boxes = jittered_boxes(self.held_out, jitter, torch.Generator().manual_seed(seed))
         self.zero_shot: dict[str, Any] = {}
+
+    @property
+    def plan_budget_after_steps(self) -> int | None:
+        """A time budget is planned in steps, from the pace of the first few: the set-up (the encoder over every labelled
+        slice) costs as much as many epochs, and planning in whole epochs after the first would count it as an epoch's pace."""
+        return PLAN_AFTER_STEPS
 
     def start(self, setup: DeviceSetup, ctx: DistContext) -> None:
         """Cache the frozen encoder's output for every slice, and score the untouched model (the zero-shot Dice)."""
