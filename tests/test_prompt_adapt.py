@@ -183,3 +183,23 @@ def test_medtl_train_model_medsam_adapts_and_prints_both_dice(tmp_path: Path, ca
     assert RunFolder(tmp_path / "run").read_summary().details["adapted_dice"] is not None
     assert main(["train", "--model", "medsam", "--weights", "none", "--datalist", str(datalist), "--out", str(tmp_path / "other"), "--epochs", "1"]) != 0
     assert "--weights" in capsys.readouterr().err
+
+
+def test_training_the_encoders_last_stage_starts_from_what_the_whole_encoder_makes() -> None:
+    import torch
+
+    from medtl.models.medsam import load_medsam
+    from medtl.prompt.adapt import DECODER, DECODER_AND_ENCODER_LAST, AdaptedParts, cache_inputs, jittered_boxes, labelled_slices
+
+    head, atlas = read_image(COLIN / "ch2.nii.gz").array, read_image(COLIN / "aal.nii.gz").array
+    items = [item for item in labelled_slices(head, atlas, "axial", PUTAMEN[:1], None) if item.index == TRAINING[1]]
+    medsam, window, boxes = load_medsam(), window_for(head, "MR"), jittered_boxes(items, 0)
+    outputs = {}
+    for trains in (DECODER, DECODER_AND_ENCODER_LAST):
+        parts = AdaptedParts(medsam, trains).eval()
+        cached = cache_inputs(medsam, items, window, trains, torch.device("cpu"))[items[0].index]
+        with torch.no_grad():
+            outputs[trains] = parts(cached[None], boxes)[0]
+        trained = {name.split(".")[0] for name, parameter in parts.named_parameters() if parameter.requires_grad}
+        assert trained == ({"mask_decoder"} if trains == DECODER else {"mask_decoder", "encoder_last"})
+    assert torch.allclose(outputs[DECODER], outputs[DECODER_AND_ENCODER_LAST], atol=1e-3)
