@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--datalist", type=Path, metavar="DL.json", help="MSD-style datalist JSON (training, optional validation); resuming or with --init-from: the run's")
     parser.add_argument("--task", choices=TASKS, help="what the labels are: class names or mask files; resuming or with --init-from: the run's")
     parser.add_argument("--out", type=Path, metavar="RUN", help="the run folder to write (config, metrics, best model, model card, per-case results)")
-    parser.add_argument("--model", metavar="NAME", help="architecture (see `medtl models`); default: chosen for the task and the data")
+    parser.add_argument("--model", metavar="NAME", help="architecture (see `medtl models`), or medsam: adapt the prompt model to the datalist's one labelled image; default: chosen for the data")
     parser.add_argument("--weights", metavar="SOURCE", help="pretrained weights: FILE, BUNDLE, a packaged name, run:RUN, URL#sha256=HEX, or none")
     parser.add_argument("--strategy", choices=tuple(STRATEGIES), help="what trains: linear_probe, last_k, full (default) or gradual")
     parser.add_argument("--epochs", type=int, metavar="N", help="number of epochs (with --time-limit: at most N)")
@@ -184,6 +184,9 @@ def final_summary(result: TrainResult) -> str:
         f"best {name}: {'none' if best is None else f'{best:.4f}'} ({when}, stopped: {summary.stopped_because})",
         f"pretrained weights: {summary.pretrained_source or 'none (trained from scratch)'}",
     ]
+    zero_shot, adapted = summary.details.get("zero_shot_dice"), summary.details.get("adapted_dice")
+    if zero_shot is not None and adapted is not None:
+        lines.append(f"held-out slices, box-prompted Dice: zero-shot {zero_shot:.4f}, adapted {adapted:.4f}; prompt with --model run:{result.out_dir}")
     comparison = result.comparison
     if comparison is not None:
         scratch = comparison.scratch.best_metric

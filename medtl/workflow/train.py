@@ -29,6 +29,7 @@ from medtl.data.datalist import Datalist, load_datalist
 from medtl.data.preprocessing import Preprocessing
 from medtl.errors import MedtlError
 from medtl.learning_task import TASKS
+from medtl.models.medsam import ARCHITECTURE as ADAPT_MODEL
 from medtl.models.spec import ModelSpec
 from medtl.models.strategy import STRATEGIES
 from medtl.progress import CancelToken
@@ -87,6 +88,8 @@ class TrainRequest:
         if not str(self.out_dir).strip() or str(self.out_dir) == ".":
             raise InvalidRequest("out_dir", "choose an output folder for the run")
         self._take_unset_from_stored_run()
+        if self.model == ADAPT_MODEL:
+            self._check_adaptation()
         object.__setattr__(self, "datalist", Path(self.datalist or ""))
         if str(self.datalist).strip() in ("", "."):
             raise InvalidRequest("datalist", "choose a datalist (.json file) to train on")
@@ -131,6 +134,16 @@ class TrainRequest:
             if not stored.data.get("datalist"):
                 raise InvalidRequest("datalist", "the run does not record its datalist; choose a datalist (.json file)")
             object.__setattr__(self, "datalist", Path(stored.data["datalist"]))
+
+    def _check_adaptation(self) -> None:
+        """LiteMedSAM is adapted to one labelled image (:mod:`medtl.workflow.adapt`): a segmentation task, its own weights, no comparison."""
+        if self.task is None:
+            object.__setattr__(self, "task", "segmentation")
+        if self.task != "segmentation":
+            raise InvalidRequest("task", f"{ADAPT_MODEL} (LiteMedSAM) segments: adapting it is a segmentation task")
+        for name, given in (("weights", self.weights is not None), ("strategy", self.strategy is not None), ("compare_scratch", self.compare_scratch), ("init_from", self.init_from is not None)):
+            if given:
+                raise InvalidRequest(name, f"adapting {ADAPT_MODEL} starts from its bundled weights and trains its mask decoder; leave {name.replace('_', ' ')} unset")
 
     def ignored_on_resume(self) -> list[str]:
         """The settings given that a resume ignores (the run's stored ones win), in words."""
@@ -233,6 +246,8 @@ def train(request: TrainRequest, on_event: EventCallback | None = None, cancel: 
     """
     from medtl.training import distributed
 
+    if request.model == ADAPT_MODEL:
+        return _adapt(request, on_event, cancel)
     out_dir = request.out_dir
     cancel = cancel or CancelToken()
     emit = _emitter(on_event, distributed.current().is_main)
@@ -269,6 +284,15 @@ def train(request: TrainRequest, on_event: EventCallback | None = None, cancel: 
         if summaries[-1].cancelled:
             return TrainResult(out_dir, summaries[-1])
     return TrainResult(out_dir, summaries[0], folder.write() if compare else None)
+
+
+def _adapt(request: TrainRequest, on_event: EventCallback | None, cancel: CancelToken | None) -> TrainResult:
+    """``--model medsam``: "Adapt to my labels" on the datalist's single labelled image (:func:`medtl.workflow.adapt.adapt`)."""
+    from medtl.workflow.adapt import adapt, request_from_datalist
+
+    settings = {"time_limit_minutes": request.time_limit_minutes, "epochs": request.epochs, "seed": request.seed, "device": request.device, "resume": request.resume}
+    summary = adapt(request_from_datalist(request.datalist or Path(""), request.out_dir, **settings), on_event, cancel)
+    return TrainResult(request.out_dir, summary)
 
 
 def _emitter(on_event: EventCallback | None, is_main: bool) -> Emit:
