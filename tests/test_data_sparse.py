@@ -185,5 +185,6 @@ def test_the_summary_before_start_names_the_slab_split_and_annotated_slices(tiss
     summary = summarise_datalist(tissue, None, lambda *_: None, CancelToken())
     assert summary.split == SLAB_SPLIT and (summary.training.cases, summary.validation.cases) == (1, 1)
     assert "ignore" not in summary.training.per_label
-    assert summary.lines()[-1] == "annotated slices (training/validation): 3/1"
+    assert summary.lines()[0] == "segmentation, one patient, MR: 3 annotated slices to train on, 1 to validate on"
+    assert summary.lines()[-1] == "labels (in the training/validation slabs): grey matter, white matter"
     assert summary.warnings == ["validation is slabs of the one patient's own volume: its scores will be optimistic for new patients"]

@@ -85,3 +85,25 @@ def test_the_layout_is_remembered(qtbot, settings: AppSettings) -> None:  # type
     assert not second.viewer.actions_by_name["layout_grid"].icon().isNull()
     settings.store.setValue("viewer/layout", "7×7")
     assert settings.viewer_layout() is Layout.SINGLE
+
+
+def test_the_wheel_over_a_panel_scrolls_it_and_never_changes_a_setting(qtbot, settings: AppSettings) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtCore import QPoint, QPointF
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    window = shown_window(qtbot, settings)
+    window.training_dock.show()
+    window.training_dock.raise_()
+    strategy = window.training.strategy_box
+    before = strategy.currentText()
+    centre = QPointF(strategy.rect().center())
+    for _ in range(3):  # what a user scrolling down the panel over the combo box sends
+        event = QWheelEvent(centre, QPointF(strategy.mapToGlobal(centre.toPoint())), QPoint(0, 0), QPoint(0, -120), Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+        QApplication.sendEvent(strategy, event)
+    assert strategy.currentText() == before
+    strategy.setFocus()
+    qtbot.waitUntil(strategy.hasFocus, timeout=TIMEOUT_MS)
+    event = QWheelEvent(centre, QPointF(strategy.mapToGlobal(centre.toPoint())), QPoint(0, 0), QPoint(0, -120), Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(strategy, event)
+    assert strategy.currentText() != before  # a field the user clicked into takes the wheel as usual

@@ -52,6 +52,13 @@ class DatalistSummary:
             for name in names
         )
         kind = "class" if self.task == "classification" else "label"
+        if self.split == SLAB_SPLIT:  # one patient's volume: its annotated slices are what is split
+            return [
+                f"{self.task}, one patient" + (f", {self.modality}" if self.modality else "")
+                + f": {self.training.annotated_slices} annotated slices to train on, {self.validation.annotated_slices or 0} to validate on",
+                f"split: {self.split}",
+                f"labels (in the training/validation slabs): {', '.join(names) or 'none'}",
+            ]
         lines = [
             f"{self.task}, {total} cases from {patients} patients" + (f", {self.modality}" if self.modality else ""),
             (

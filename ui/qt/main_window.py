@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractButton,
+    QAbstractSpinBox,
+    QComboBox,
     QDockWidget,
     QFileDialog,
     QLabel,
@@ -157,7 +159,7 @@ class MainWindow(QMainWindow):
             _no_focus_on_click(dock)
         self.resize(1440, 900)
         if not self.settings.restore_window(self):
-            self.resizeDocks([self.browser_dock, self.layers_dock], [400, 340], Qt.Orientation.Horizontal)
+            self.resizeDocks([self.browser_dock, self.layers_dock], [340, 430], Qt.Orientation.Horizontal)  # the panels on the right hold forms and tables
             self.resizeDocks([self.problems_dock], [150], Qt.Orientation.Vertical)
 
     # --- opening -----------------------------------------------------------------------------
@@ -767,4 +769,23 @@ def _scrolled(widget: QWidget) -> QScrollArea:
     scroller.setWidgetResizable(True)
     scroller.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
     scroller.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # a click on the panel's background or a button leaves the focus where it was
+    wheel = _WheelScrollsPanel(scroller)
+    for field in (*widget.findChildren(QComboBox), *widget.findChildren(QAbstractSpinBox)):
+        field.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # the wheel does not give it the focus
+        field.installEventFilter(wheel)
     return scroller
+
+
+class _WheelScrollsPanel(QObject):
+    """Scrolling a panel with the wheel scrolls the panel, never the choice or number under the pointer (a scroll
+    must not change a setting); a field the user clicked into takes the wheel as usual."""
+
+    def __init__(self, scroller: QScrollArea) -> None:
+        super().__init__(scroller)
+        self._scroller = scroller
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
+        if event.type() == QEvent.Type.Wheel and isinstance(watched, QWidget) and not watched.hasFocus():
+            self._scroller.verticalScrollBar().event(event)
+            return True
+        return False

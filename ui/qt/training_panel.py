@@ -103,6 +103,7 @@ class TrainingPanel(RunPanel):
         self.choice = QLabel(self)
         self.choice.setWordWrap(True)
         self.choice.setObjectName("choice")
+        self.choice.setTextFormat(Qt.TextFormat.RichText)  # escaped text and a red failure alike
         self.choice.setToolTip("what Start trains, from which weights under which licence, and why (kept in the run's config.json)")
         self.data_summary = QLabel("Choose a datalist to see its cases and split.", self)
         self.data_summary.setWordWrap(True)
