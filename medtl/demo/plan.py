@@ -1,8 +1,8 @@
-"""How many epochs each training of the demo gets: planned from the budget at the pace a first, one-epoch run measured.
+"""How many epochs each training of the demo gets: planned from the budget at the pace a first, short run measured.
 
 Every training of the curve gets the same number of epochs: within a pair (the same annotated slices, the same
 seed) both networks see the same data, so they take the same optimizer steps, whatever else the computer is
-doing meanwhile. The pace is measured here, not assumed: a one-epoch run of the pretrained network and one
+doing meanwhile. The pace is measured here, not assumed: a short run of the pretrained network and one
 prediction (:class:`Pace`) say what a training costs outside its epochs and per epoch.
 """
 
@@ -55,14 +55,16 @@ def check_budget(minutes: float, trainings: int) -> None:
 
 def plan_epochs(minutes: float, spent_seconds: float, trainings: int, pace: Pace) -> int:
     """The most epochs per training that ``trainings`` trainings (each with its prediction) fit in what ``spent_seconds``
-    left of ``minutes``, keeping :data:`REPORT_SECONDS`; :class:`InvalidRequest` when not even one does."""
+    left of ``minutes``, keeping :data:`REPORT_SECONDS`; 0 when not even one epoch each does (see :func:`shortfall`)."""
     left = minutes * 60.0 - spent_seconds - REPORT_SECONDS - trainings * (pace.setup_seconds + pace.predict_seconds)
-    epochs = math.floor(left / (trainings * max(pace.epoch_seconds, 1e-6)))
-    if epochs < 1:
-        needed = spent_seconds + REPORT_SECONDS + trainings * pace.training_seconds(1)
-        raise InvalidRequest(
-            "minutes",
-            f"a budget of {minutes:g} minutes leaves too little time for {trainings} trainings at this computer's pace "
-            f"(one of one epoch and its prediction take about {pace.training_seconds(1):.0f} s); give at least {_half_minutes(needed):g}",
-        )
-    return epochs
+    return max(0, math.floor(left / (trainings * max(pace.epoch_seconds, 1e-6))))
+
+
+def shortfall(minutes: float, spent_seconds: float, trainings: int, pace: Pace) -> str:
+    """Why a budget holds less than one epoch per training here, and the budget that would."""
+    needed = spent_seconds + REPORT_SECONDS + trainings * pace.training_seconds(1)
+    return (
+        f"at this computer's pace the {minutes:g}-minute budget holds less than one epoch for each of the {trainings} trainings "
+        f"(one epoch and its prediction take about {pace.training_seconds(1):.0f} s), so each trained one epoch and the demo ran over its budget; "
+        f"a budget of {_half_minutes(needed):g} minutes fits"
+    )
