@@ -354,7 +354,7 @@ def _write_overlays(out_dir: Path, volume: TissueVolume, task: SparseTask, masks
         nearest = min(abs(z - a) for a in task.annotated)
         panels = SlicePanels(
             display[s], reference[s], {arm: mask[s] for arm, mask in predictions.items()}, window,  # type: ignore[arg-type]
-            f"slice {z} (S {height_mm:+.0f} mm), not annotated: {nearest} slice(s) from the nearest annotated one; {task.count} annotated, seed {task.seed}",
+            f"slice {z} (S {height_mm:+.0f} mm), not annotated, {nearest * image.spacing[2]:g} mm from the nearest annotated slice; {task.count} annotated, seed {task.seed}",
             TISSUES,
         )
         paths.append(write_overlay(panels, out_dir / "overlays" / f"slice-{z:03d}.png", ARM_NAMES).relative_to(out_dir).as_posix())
