@@ -57,11 +57,16 @@ def judge(count: int, differences: Sequence[float]) -> Judgement:
     return Judgement(count, tuple(differences), mean, sd, call)
 
 
+def listed(words: Sequence[str], last: str = "and") -> str:
+    """``"a, b and c"``."""
+    return ", ".join(words[:-1]) + (f" {last} " if len(words) > 1 else "") + words[-1]
+
+
 def _counts(judgements: Sequence[Judgement]) -> str:
     """``"3 annotated slices (+4.1 ± 1.2 Dice points), 6 (+2.0 ± 0.5)"``."""
     parts = [f"{j.count} ({j.text()})" for j in judgements]
     parts[0] = f"{judgements[0].count} annotated slice{'s' * (judgements[0].count != 1)} ({judgements[0].text()} Dice points)"
-    return ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
+    return listed(parts)
 
 
 def verdict(judgements: Sequence[Judgement], runs: Sequence[RunFigures]) -> str:
@@ -123,12 +128,6 @@ def caveats(runs: Sequence[RunFigures]) -> list[str]:
     return notes
 
 
-def _either(values: Sequence[int]) -> str:
-    """``"3, 6 or 12"``."""
-    words = [str(v) for v in values]
-    return ", ".join(words[:-1]) + (" or " if len(words) > 1 else "") + words[-1]
-
-
 def _figure(value: float | None, digits: int = 3) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
@@ -186,7 +185,7 @@ def report_markdown(report: dict[str, Any]) -> str:
         (
             f"Task: grey and white matter (and background) on one series of the bundled sample study ({task['source']}), "
             f"{task['voxel_mm']} mm voxels ({task['downsampling']}), {task['shape'][0]} axial slices. As a user who paints a few slices in the app, "
-            f"only **{_either(task['counts'])} axial slices** are annotated, the rest of the mask is `ignore`; seeds "
+            f"only **{listed([str(c) for c in task['counts']], 'or')} axial slices** are annotated, the rest of the mask is `ignore`; seeds "
             f"{', '.join(map(str, task['seeds']))} move the annotated slices and the networks' initialisation. Training holds out a slab of the "
             "annotated slices for validation (within the patient). "
             f"Network: `{network['architecture']}`, once from `{network['pretrained_source']}` (licence: {network.get('licence') or 'not recorded'}), "
