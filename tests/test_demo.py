@@ -266,8 +266,9 @@ def test_judge_applies_the_rule(differences: tuple[float, ...], call: str) -> No
     assert judgement.call == call and judgement.mean == pytest.approx(np.mean(differences))
 
 
-def _run(count: int, seed: int, arm: str, mean: float, reach: Reach = Reach(None, None), steps: int = 40) -> RunFigures:
-    return RunFigures(count, seed, arm, {"grey matter": mean, "white matter": mean, "mean": mean}, mean, 8, steps, steps, 60.0, reach, (1, 9), (5,), "completed", f"runs/k{count:02d}-seed{seed}/{arm}", ())
+def _run(count: int, seed: int, arm: str, mean: float, reach: Reach | None = None, steps: int = 40) -> RunFigures:
+    figures = {"grey matter": mean, "white matter": mean, "mean": mean}
+    return RunFigures(count, seed, arm, figures, mean, 8, steps, steps, 60.0, reach or Reach(None, None), (1, 9), (5,), "completed", f"runs/k{count:02d}-seed{seed}/{arm}", ())
 
 
 def test_verdict_says_where_transfer_helped_and_where_not() -> None:

@@ -29,6 +29,7 @@ is written.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import os
 import shutil
@@ -266,13 +267,8 @@ def _plan(
 
 def _import_engine() -> None:
     """Import what training and prediction use (seconds, once), so that the pace run times a training, not the first imports."""
-    import monai.data  # noqa: F401
-    import monai.transforms  # noqa: F401
-
-    import medtl.data.dataset  # noqa: F401
-    import medtl.inference.predictor  # noqa: F401
-    import medtl.training.supervised  # noqa: F401
-    import medtl.training.trainer  # noqa: F401
+    for name in ("monai.data", "monai.transforms", "medtl.data.dataset", "medtl.inference.predictor", "medtl.training.supervised", "medtl.training.trainer"):
+        importlib.import_module(name)
 
 
 def _predict(run_dir: Path, task_dir: Path, destination: Path | None, device: str, cancel: CancelToken) -> np.ndarray:
