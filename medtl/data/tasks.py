@@ -247,10 +247,9 @@ def write_mni_tissue(out_dir: Path | str, annotated: int = MNI_TISSUE_ANNOTATED,
     along each axis (a smaller volume); returns its ``datalist.json``."""
     out_dir = Path(out_dir)
     template, grey, white = (_mni_volume(kind) for kind in ("template", "grey_matter", "white_matter"))
-    tissue = (grey.array + white.array) > 0.5
-    full = np.where(tissue, np.where(white.array > grey.array, 2, 1), 0).astype(np.uint8)
-    box = tuple(slice(max(0, int(where.min()) - MNI_TISSUE_MARGIN), int(where.max()) + 1 + MNI_TISSUE_MARGIN, stride) for where in np.nonzero(tissue))
-    image, reference = _cropped(template, box), _cropped(Volume(full, template.spacing, template.origin, template.direction), box)
+    full = tissue_mask(grey.array, white.array)
+    box = tuple(slice(max(0, int(where.min()) - MNI_TISSUE_MARGIN), int(where.max()) + 1 + MNI_TISSUE_MARGIN, stride) for where in np.nonzero(full))
+    image, reference = cropped(template, box), cropped(Volume(full, template.spacing, template.origin, template.direction), box)
     image.array = image.array.astype(np.float32)
     depth = image.shape[0]
     shift = int(np.random.default_rng(seed).integers(-2, 3)) if seed else 0
@@ -265,7 +264,13 @@ def write_mni_tissue(out_dir: Path | str, annotated: int = MNI_TISSUE_ANNOTATED,
     return datalist
 
 
-def _cropped(volume: Volume, box: tuple[slice, ...]) -> Volume:
+def tissue_mask(grey: np.ndarray, white: np.ndarray) -> np.ndarray:
+    """0 background, 1 grey matter, 2 white matter (uint8) from grey- and white-matter probability maps on one grid:
+    tissue where the two sum to over 0.5, the likelier of the two."""
+    return np.where(grey + white > 0.5, np.where(white > grey, 2, 1), 0).astype(np.uint8)
+
+
+def cropped(volume: Volume, box: tuple[slice, ...]) -> Volume:
     """``volume.array[box]`` (``[z, y, x]`` slices with steps) on its own grid."""
     start = np.array([[float(box[2].start), float(box[1].start), float(box[0].start)]])
     steps = np.array([box[2].step, box[1].step, box[0].step], dtype=float)

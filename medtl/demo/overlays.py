@@ -1,11 +1,12 @@
-"""Side-by-side overlay PNGs of one axial slice: ground truth, the pretrained arm's and the scratch arm's masks.
+"""Side-by-side overlay PNGs of one axial slice: the reference tissue mask, the pretrained and the scratch network's.
 
 Each picture has three panels of the same slice in radiological display (anterior up, the patient's
-right on the left of the screen; R/L/A/P marked): the reference outline in green on the first, and on
-the other two the arm's predicted mask filled in its colour with the reference outline over it, so
-where the two disagree is visible. Titles give each panel's Dice on the slice; a legend is at the
-bottom. Grey levels use one window for the whole series (0.5th to 99.5th percentile). Drawn by the
-shared renderer (:mod:`medtl.render`).
+right on the left of the screen; R/L/A/P marked): the reference tissue labels filled on the first, and
+each network's predicted labels filled on the others, every label in its colour of the shared palette
+(:func:`medtl.render.colours.label_colour`), with the reference's tissue boundaries drawn over them, so
+where a prediction disagrees is visible. Titles give each panel's Dice per tissue on the slice; a legend
+is at the bottom. Grey levels use one window for the whole series. Drawn by the shared renderer
+(:mod:`medtl.render`).
 """
 
 from __future__ import annotations
@@ -17,16 +18,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from medtl.atomic import atomic_path
-from medtl.demo.plot import ARM_COLOURS, font
-from medtl.render.blend import blend_rgb, outline, rgb_bytes
+from medtl.demo.plot import font
+from medtl.render.blend import blend_rgb, boundary, rgb_bytes
+from medtl.render.colours import label_colour
 from medtl.render.window import grey_rgb
 
 if TYPE_CHECKING:
     from PIL import Image
 
-REFERENCE_COLOUR = (0, 200, 120)
-FILL_OPACITY = 0.4
-ZOOM = 2
+BOUNDARY_COLOUR = (255, 255, 255)
+FILL_OPACITY = 0.45
+PANEL_PIXELS = 300
+"""Slices are enlarged by a whole factor to about this many pixels on their longer side."""
 _HEADER, _FOOTER, _GAP = 34, 34, 8
 _TEXT = (235, 235, 235)
 _BACKGROUND = (16, 16, 16)
@@ -37,10 +40,11 @@ class SlicePanels:
     """One slice in display orientation (rows anterior to posterior, columns patient right to left)."""
 
     image: np.ndarray  # float, any range
-    reference: np.ndarray  # bool
-    predictions: dict[str, np.ndarray]  # arm -> bool
+    reference: np.ndarray  # int labels
+    predictions: dict[str, np.ndarray]  # arm -> int labels
     window: tuple[float, float]
     title: str
+    labels: dict[int, str]  # the labels drawn (value -> name), background left out
 
 
 def dice(prediction: np.ndarray, reference: np.ndarray) -> float | None:
@@ -49,28 +53,39 @@ def dice(prediction: np.ndarray, reference: np.ndarray) -> float | None:
     return None if total == 0 else 2.0 * int(np.logical_and(prediction, reference).sum()) / total
 
 
-def panel_rgb(image: np.ndarray, window: tuple[float, float], reference: np.ndarray, prediction: np.ndarray | None, colour: tuple[int, int, int] | None) -> np.ndarray:
-    """One panel (uint8 RGB at :data:`ZOOM` x): grey image, the prediction filled, the reference outlined."""
+def zoom_for(shape: tuple[int, ...]) -> int:
+    """The whole enlargement that brings a slice of ``shape`` near :data:`PANEL_PIXELS`."""
+    return max(1, round(PANEL_PIXELS / max(shape)))
+
+
+def panel_rgb(image: np.ndarray, window: tuple[float, float], labels: np.ndarray, reference: np.ndarray, drawn: dict[int, str]) -> np.ndarray:
+    """One panel (uint8 RGB, enlarged by :func:`zoom_for`): grey image, ``labels`` filled, the reference's boundaries."""
     rgb = grey_rgb(image, *window)
-    if prediction is not None and colour is not None:
-        tint = np.array(colour, dtype=np.float64) / 255.0
-        rgb[prediction] = blend_rgb(rgb[prediction], tint, FILL_OPACITY)
-        rgb[outline(prediction)] = tint
-    big = np.repeat(np.repeat(rgb, ZOOM, axis=0), ZOOM, axis=1)
-    edge = outline(np.repeat(np.repeat(reference, ZOOM, axis=0), ZOOM, axis=1))
-    big[edge] = np.array(REFERENCE_COLOUR) / 255.0
+    for value in drawn:
+        where = labels == value
+        rgb[where] = blend_rgb(rgb[where], np.array(label_colour(value), dtype=np.float64) / 255.0, FILL_OPACITY)
+    zoom = zoom_for(image.shape)
+    big, big_reference = (np.repeat(np.repeat(array, zoom, axis=0), zoom, axis=1) for array in (rgb, reference))
+    big[boundary(big_reference) & (big_reference > 0)] = np.array(BOUNDARY_COLOUR) / 255.0
     return rgb_bytes(big)
+
+
+def _scores(prediction: np.ndarray, reference: np.ndarray, labels: dict[int, str]) -> str:
+    parts = []
+    for value, name in labels.items():
+        score = dice(prediction == value, reference == value)
+        parts.append(f"{name.split()[0]} {'—' if score is None else f'{score:.2f}'}")
+    return ", ".join(parts)
 
 
 def render(panels: SlicePanels, arm_names: dict[str, str]) -> Image.Image:
     """The three-panel picture of one slice."""
     from PIL import Image, ImageDraw
 
-    pictures = [("reference (brain mask)", panel_rgb(panels.image, panels.window, panels.reference, None, None))]
-    for arm, mask in panels.predictions.items():
-        score = dice(mask, panels.reference)
-        title = f"{arm_names.get(arm, arm)}: Dice {'—' if score is None else f'{score:.3f}'}"
-        pictures.append((title, panel_rgb(panels.image, panels.window, panels.reference, mask, ARM_COLOURS.get(arm))))
+    reference = panels.reference
+    pictures = [("reference", panel_rgb(panels.image, panels.window, reference, reference, panels.labels))]
+    for arm, labels in panels.predictions.items():
+        pictures.append((f"{arm_names.get(arm, arm)}: {_scores(labels, reference, panels.labels)}", panel_rgb(panels.image, panels.window, labels, reference, panels.labels)))
     height, width = pictures[0][1].shape[:2]
     canvas = Image.new("RGB", (len(pictures) * width + (len(pictures) + 1) * _GAP, height + _HEADER + _FOOTER + 24), _BACKGROUND)
     draw = ImageDraw.Draw(canvas)
@@ -84,13 +99,12 @@ def render(panels: SlicePanels, arm_names: dict[str, str]) -> Image.Image:
             draw.text((x0 + fx * width + (4 if fx == 0 else -4 if fx == 1 else 0), y0 + fy * height + (4 if fy == 0 else -4 if fy == 1 else 0)), text, fill=(255, 255, 0), font=marker, anchor=anchor)
     y = canvas.height - _FOOTER // 2 - 2
     x = _GAP
-    draw.line([(x, y), (x + 24, y)], fill=REFERENCE_COLOUR, width=2)
-    draw.text((x + 30, y), "reference (brain mask)", fill=_TEXT, font=small, anchor="lm")
-    x += 230
-    for arm in panels.predictions:
-        draw.rectangle([x, y - 7, x + 24, y + 7], fill=ARM_COLOURS.get(arm), outline=ARM_COLOURS.get(arm))
-        draw.text((x + 30, y), f"{arm_names.get(arm, arm)} prediction", fill=_TEXT, font=small, anchor="lm")
-        x += 230
+    for value, name in panels.labels.items():
+        draw.rectangle([x, y - 7, x + 24, y + 7], fill=label_colour(value))
+        draw.text((x + 30, y), name, fill=_TEXT, font=small, anchor="lm")
+        x += 160
+    draw.line([(x, y), (x + 24, y)], fill=BOUNDARY_COLOUR, width=2)
+    draw.text((x + 30, y), "reference boundaries", fill=_TEXT, font=small, anchor="lm")
     return canvas
 
 

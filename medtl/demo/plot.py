@@ -1,7 +1,8 @@
-"""The demo's learning curves as a PNG, drawn with Pillow (no plotting library needed).
+"""The demo's learning curve as a PNG, drawn with Pillow (no plotting library needed).
 
-Two panels side by side, both against the seconds the training had run: validation Dice (0 to 1)
-and training loss, one line per arm (pretrained, from scratch), a dot per validated epoch.
+Two panels side by side, one line per arm (pretrained, from scratch): the Dice on the slices nobody
+annotated against the number of annotated slices, with the spread over seeds as error bars; and the
+validation Dice against optimizer steps (time to quality). :func:`draw_panel` draws one chart.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ ARM_NAMES = {"pretrained": "pretrained", "scratch": "from scratch"}
 PANEL_SIZE = (560, 400)
 _MARGIN = {"left": 64, "right": 16, "top": 40, "bottom": 52}
 _AXIS, _GRID, _TEXT = (60, 60, 60), (225, 225, 225), (20, 20, 20)
+_ERROR_BAR_SHIFT = 8.0
+"""Pixels between the arms' points at one x, so that their error bars do not hide each other."""
 
 
 def font(size: int) -> Any:
@@ -59,18 +62,23 @@ def draw_panel(
     x_label: str,
     y_range: tuple[float, float] | None = None,
     size: tuple[int, int] = PANEL_SIZE,
+    errors: dict[str, Sequence[float]] | None = None,
+    x_range: tuple[float, float] | None = None,
 ) -> Any:
-    """One line chart (a Pillow image): ``series`` maps an arm to its ``(x, y)`` points."""
+    """One line chart (a Pillow image): ``series`` maps an arm to its ``(x, y)`` points; ``errors`` optionally to a
+    half-length per point, drawn as an error bar (the arms' bars a few pixels apart, so that both show). The axes
+    cover ``x_range`` and ``y_range`` when given, else 0 to the largest value."""
     from PIL import Image, ImageDraw
 
     width, height = size
     image = Image.new("RGB", size, "white")
     draw = ImageDraw.Draw(image)
+    errors = errors or {}
     points = [p for values in series.values() for p in values]
-    x_ticks = nice_ticks(0.0, max([x for x, _ in points], default=1.0))
+    spans = [(y - e, y + e) for arm, values in series.items() for (_, y), e in zip(values, errors.get(arm, [0.0] * len(values)))]
+    x_ticks = nice_ticks(*(x_range or (0.0, max([x for x, _ in points], default=1.0))))
     if y_range is None:
-        ys = [y for _, y in points]
-        y_ticks = nice_ticks(min(0.0, min(ys, default=0.0)), max(ys, default=1.0))
+        y_ticks = nice_ticks(min(0.0, min((low for low, _ in spans), default=0.0)), max((high for _, high in spans), default=1.0))
     else:
         y_ticks = nice_ticks(*y_range)
     left, top = _MARGIN["left"], _MARGIN["top"]
@@ -93,9 +101,16 @@ def draw_panel(
     draw.rectangle([left, top, right, bottom], outline=_AXIS)
     draw.text(((left + right) / 2, 12), title, fill=_TEXT, font=large, anchor="mt")
     draw.text(((left + right) / 2, height - 8), x_label, fill=_TEXT, font=small, anchor="mb")
-    for arm, values in series.items():
+    for index, (arm, values) in enumerate(series.items()):
         colour = ARM_COLOURS.get(arm, _AXIS)
-        pixels = [to_pixel(x, y) for x, y in values]
+        shift = (index - (len(series) - 1) / 2) * _ERROR_BAR_SHIFT if arm in errors else 0.0
+        pixels = [(px + shift, py) for px, py in (to_pixel(x, y) for x, y in values)]
+        for (px, _), (x, y), half in zip(pixels, values, errors.get(arm, ())):
+            _, low = to_pixel(x, y - half)
+            _, high = to_pixel(x, y + half)
+            draw.line([(px, low), (px, high)], fill=colour, width=2)
+            for end in (low, high):
+                draw.line([(px - 5, end), (px + 5, end)], fill=colour, width=2)
         if len(pixels) > 1:
             draw.line(pixels, fill=colour, width=3, joint="curve")
         for px, py in pixels:
@@ -103,16 +118,27 @@ def draw_panel(
     return image
 
 
-def draw_learning_curves(curves: dict[str, list[dict[str, Any]]], destination: Path | str) -> Path:
-    """Write the learning curves PNG; ``curves`` maps ``"pretrained"``/``"scratch"`` to per-epoch rows with
-    ``seconds`` (elapsed training time), ``train_loss`` and ``dice`` (None when the epoch was not validated)."""
+def draw_transfer_curve(
+    dice: dict[str, list[tuple[float, float, float]]],
+    validation: dict[str, list[tuple[float, float]]],
+    validation_title: str,
+    destination: Path | str,
+) -> Path:
+    """Write the demo's picture: left, Dice on the unannotated slices against the number of annotated slices,
+    ``dice`` mapping an arm to ``(slices, mean, spread)`` points (the spread as error bars); right, validation Dice
+    against optimizer steps, ``validation`` mapping an arm to ``(step, Dice)`` points."""
     from PIL import Image, ImageDraw
 
-    dice = {arm: [(r["seconds"], r["dice"]) for r in rows if r.get("dice") is not None] for arm, rows in curves.items()}
-    loss = {arm: [(r["seconds"], r["train_loss"]) for r in rows if r.get("train_loss") is not None] for arm, rows in curves.items()}
+    lows = [mean - spread for points in dice.values() for _, mean, spread in points]
+    floor = max(0.0, math.floor(min(lows, default=0.0) * 10) / 10 - 0.1)
     panels = [
-        draw_panel(dice, "validation Dice (higher is better)", "training time (s)", (0.0, 1.0)),
-        draw_panel(loss, "training loss (Dice + cross-entropy)", "training time (s)"),
+        draw_panel(
+            {arm: [(x, y) for x, y, _ in points] for arm, points in dice.items()},
+            "Dice on the slices nobody annotated", "annotated axial slices (error bars: SD over seeds)", (floor, 1.0),
+            errors={arm: [e for _, _, e in points] for arm, points in dice.items()},
+            x_range=(0.0, 1.1 * max((x for points in dice.values() for x, _, _ in points), default=1.0)),
+        ),
+        draw_panel(validation, validation_title, "optimizer steps", (0.0, 1.0)),
     ]
     legend_height = 36
     width = sum(p.width for p in panels)
@@ -121,7 +147,7 @@ def draw_learning_curves(curves: dict[str, list[dict[str, Any]]], destination: P
         image.paste(panel, (index * PANEL_SIZE[0], 0))
     draw = ImageDraw.Draw(image)
     x, y = width // 2 - 150, PANEL_SIZE[1] + legend_height // 2
-    for arm in curves:
+    for arm in dice:
         colour = ARM_COLOURS.get(arm, _AXIS)
         draw.line([(x, y), (x + 28, y)], fill=colour, width=3)
         draw.ellipse([x + 10, y - 4, x + 18, y + 4], fill=colour)

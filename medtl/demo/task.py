@@ -1,17 +1,21 @@
-"""The demo's labelled task: a few axial slices of the sample study with their brain-mask labels.
+"""The demo's task: grey and white matter on one series of the sample study, with only a few axial slices annotated.
 
-The point of the demo is *few labels*: :data:`TRAINING_SLICES` labelled slices to train on, spread
-over the brain, one per 10 mm slab, and a fixed validation set of :data:`VALIDATION_SLICES` slices
-from the *other* slabs. ``patient_id`` is the slab, so no slab gives slices to both sides. All
-slices still come from one (averaged) head, the MNI152 template, so the figures say how well a
-network learns this anatomy from a handful of labelled slices, not how it generalises to new
-subjects.
+The series is the bundled sample study (the MNI152 template as a DICOM MR series, 1 mm). nilearn's grey-
+and white-matter probability maps lie on the template's grid, so they are read onto the series' grid voxel
+for voxel (:func:`on_series_grid`; the study's brain mask, written by :mod:`medtl.sample_study`, checks the
+mapping) and turn into a tissue mask by the rule of the ``mni_tissue`` task (:func:`medtl.data.tasks.tissue_mask`).
+For CPU time the volume is cropped to the brain (plus :data:`MARGIN_MM`) and, by default, every second voxel
+in-plane is kept (1 mm slices of 2 x 2 mm pixels: :data:`DEFAULT_STRIDE`).
 
-Written into ``out_dir``::
+A *sparse task* is what a user who paints ``count`` axial slices in the app saves: one volume, those slices
+labelled, every other voxel ``ignore`` (nnU-Net's convention, :mod:`medtl.data.sparse`), and a datalist with
+one training item and no validation list (training holds out a slab of the annotated slices). ``seed`` moves
+the slices. Written into ``out_dir``::
 
-    images/z074.nii.gz   one axial slice of the DICOM series (MR, int16) on its own grid
-    labels/z074.nii.gz   the brain mask on the same grid (uint8 0/1)
-    datalist.json        "training" and "validation" lists (so the split is the one written here)
+    images/series.nii.gz              the (cropped, strided) series, float32
+    labels/reference.nii.gz           the whole tissue mask, 0 background, 1 grey matter, 2 white matter
+    labels/k03-seed0.nii.gz           the sparse mask of 3 annotated slices, seed 0 (3 elsewhere: ignore)
+    k03-seed0.json                    its datalist (its "annotated_axial_slices" name the slices)
 """
 
 from __future__ import annotations
@@ -19,118 +23,154 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from medtl.atomic import atomic_path, write_text_atomic
+from medtl.data.tasks import MNI_TISSUE_LABELS
 from medtl.dicom.volume import Volume
 from medtl.errors import MedtlError
 from medtl.progress import CancelToken
 
-TRAINING_SLICES = 8
-VALIDATION_SLICES = 12
-SLAB_SLICES = 10
-"""Slices per slab (10 mm at the sample's 1 mm): the split unit, so neighbouring slices stay on one side."""
-MIN_BRAIN_FRACTION = 0.05
-"""A slab is used when its middle slice is at least this much brain (leaves out the skull vertex and the neck)."""
-LABELS = {"0": "background", "1": "brain"}
-GRID = 3
-"""The demo predicts every third slice of the series (a 3 mm grid: a third of the time of all 189); the
-validation slices lie on it, so their predictions come with it."""
+DEFAULT_STRIDE = (2, 2)
+"""Every how many voxels are kept (slices, in-plane): every second slice, row and column (2 mm voxels, as the ``mni_tissue`` task)."""
+MARGIN_MM = 4.0
+"""Kept around the brain when the series is cropped."""
+MIN_TISSUE_FRACTION = 0.05
+"""A slice can be annotated when at least this fraction of it is grey or white matter (not the vertex's last specks)."""
+GRID_TOLERANCE = 1e-3
+IMAGE_FILE = "images/series.nii.gz"
+REFERENCE_FILE = "labels/reference.nii.gz"
+IGNORE = max(map(int, MNI_TISSUE_LABELS))
+TISSUES = {int(value): name for value, name in MNI_TISSUE_LABELS.items() if int(value) not in (0, IGNORE)}
+"""The labels scored: grey and white matter."""
 
 
 @dataclass(frozen=True)
-class DemoTask:
-    """The written task: its datalist and which series slices (array ``z``) went where."""
+class TissueVolume:
+    """The series (float32) and its whole tissue mask (uint8: 0, 1 grey, 2 white) on one grid."""
 
+    image: Volume
+    reference: Volume
+    stride: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class SparseTask:
+    """One sparse task written by :func:`write_sparse_task`."""
+
+    count: int
+    seed: int
     datalist: Path
-    training_z: tuple[int, ...]
-    validation_z: tuple[int, ...]
-    slab_slices: int = SLAB_SLICES
+    annotated: tuple[int, ...]
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "datalist": str(self.datalist),
-            "labelled_training_slices": len(self.training_z),
-            "validation_slices": len(self.validation_z),
-            "training_z": list(self.training_z),
-            "validation_z": list(self.validation_z),
-            "slab_mm_slices": self.slab_slices,
-        }
+    @property
+    def name(self) -> str:
+        return task_name(self.count, self.seed)
 
 
-def choose_slices(brain_fraction: np.ndarray, training: int = TRAINING_SLICES, validation: int = VALIDATION_SLICES, grid: int = GRID) -> tuple[list[int], list[int]]:
-    """``(training_z, validation_z)`` from the per-slice brain fraction of an axial series.
-
-    Slabs of :data:`SLAB_SLICES` whose middle slice holds enough brain are the candidates;
-    ``training`` of them, spread evenly from bottom to top, give their middle slice each. The
-    validation slices come from the remaining slabs: slices on the prediction ``grid`` (every
-    ``grid``-th slice, which the demo predicts) with enough brain, spread evenly.
-    """
-    def middle(slab: int) -> int:
-        return slab * SLAB_SLICES + SLAB_SLICES // 2
-
-    slabs = [s for s in range(len(brain_fraction) // SLAB_SLICES) if brain_fraction[middle(s)] >= MIN_BRAIN_FRACTION]
-    if len(slabs) < training + 1:
-        raise MedtlError(f"the sample study has only {len(slabs)} slabs with brain; the demo needs {training + 1}")
-    picks = sorted({round(float(i)) for i in np.linspace(0, len(slabs) - 1, training)})
-    training_slabs = [slabs[i] for i in picks]
-    candidates = [
-        z
-        for s in slabs
-        if s not in training_slabs
-        for z in range(s * SLAB_SLICES, (s + 1) * SLAB_SLICES)
-        if z % grid == 0 and brain_fraction[z] >= MIN_BRAIN_FRACTION
-    ]
-    keep = np.linspace(0, len(candidates) - 1, min(validation, len(candidates))).round().astype(int)
-    return [middle(s) for s in training_slabs], sorted({candidates[i] for i in keep})
+def task_name(count: int, seed: int) -> str:
+    return f"k{count:02d}-seed{seed}"
 
 
-def build_demo_task(study_dir: Path, out_dir: Path, cancel: CancelToken | None = None, grid: int = GRID) -> DemoTask:
-    """Write the task from the built sample study in ``study_dir`` (see :mod:`medtl.sample_study`) into ``out_dir``
-    (validation slices on every ``grid``-th slice, see :func:`choose_slices`)."""
+def on_series_grid(image: object, series: Volume) -> np.ndarray:
+    """The values of a nibabel ``image`` at the voxels of ``series`` (``[z, y, x]``), whose grid must coincide with the
+    image's (each series voxel centre is a voxel centre of the image: the same voxel size, axes flipped or swapped
+    at most); nearest-neighbour resampling is then an exact copy."""
+    import nibabel.processing
+
+    to_image = np.linalg.inv(image.affine) @ series.affine_ras()  # type: ignore[attr-defined]
+    rotation = np.abs(to_image[:3, :3])
+    if not (np.allclose(to_image, np.rint(to_image), atol=GRID_TOLERANCE) and np.allclose(rotation.sum(axis=0), 1) and np.allclose(rotation.sum(axis=1), 1)):
+        raise MedtlError("nilearn's MNI152 maps are not on the sample study's grid; remove the sample study folder so that it is built again")
+    shape_xyz = tuple(reversed(series.shape))
+    resampled = nibabel.processing.resample_from_to(image, (shape_xyz, series.affine_ras()), order=0)
+    return np.ascontiguousarray(np.transpose(np.asanyarray(resampled.dataobj), (2, 1, 0)))
+
+
+def tissue_volume(study_dir: Path, stride: tuple[int, int] = DEFAULT_STRIDE, cancel: CancelToken | None = None) -> TissueVolume:
+    """The sample study's series with its tissue mask (see the module docstring), cropped and strided."""
+    from nilearn import datasets
+
     from medtl.data.images import read_image
+    from medtl.data.tasks import cropped, tissue_mask
     from medtl.sample_study import DICOM_FOLDER, LABEL_FILE
 
     series = read_image(study_dir / DICOM_FOLDER)
-    mask = read_image(study_dir / LABEL_FILE)
-    if mask.shape != series.shape or not np.allclose(mask.affine_lps(), series.affine_lps(), atol=1e-3):
+    brain = read_image(study_dir / LABEL_FILE)
+    if brain.shape != series.shape or not np.allclose(brain.affine_lps(), series.affine_lps(), atol=GRID_TOLERANCE):
         raise MedtlError(f"{study_dir}: the brain mask is not on the series' grid; remove the folder so that it is built again")
     if int(np.argmax(np.abs(series.direction[:, 2]))) != 2:
         raise MedtlError(f"{study_dir}: the demo expects an axial series")
-    brain = mask.array > 0
-    training_z, validation_z = choose_slices(brain.reshape(brain.shape[0], -1).mean(axis=1), grid=grid)
-    entries: dict[str, list[dict[str, str]]] = {"training": [], "validation": []}
-    for section, zs in (("training", training_z), ("validation", validation_z)):
-        for z in zs:
-            if cancel is not None:
-                cancel.raise_if_cancelled()
-            entries[section].append(_write_pair(out_dir, z, series, brain))
+    if cancel is not None:
+        cancel.raise_if_cancelled()
+    mapped = {name: on_series_grid(load(resolution=1), series) for name, load in (
+        ("brain", datasets.load_mni152_brain_mask), ("grey", datasets.load_mni152_gm_template), ("white", datasets.load_mni152_wm_template),
+    )}  # fmt: skip
+    if not np.array_equal(mapped["brain"] > 0, brain.array > 0):
+        raise MedtlError(f"{study_dir}: nilearn's brain mask read onto the series differs from the study's; remove the folder so that it is built again")
+    tissue = tissue_mask(mapped["grey"], mapped["white"])
+    box = _crop_box(tissue > 0, series.spacing, stride)
+    image, reference = (cropped(Volume(array, series.spacing, series.origin, series.direction), box) for array in (series.array.astype(np.float32), tissue))
+    return TissueVolume(image, reference, stride)
+
+
+def _crop_box(inside: np.ndarray, spacing: tuple[float, float, float], stride: tuple[int, int]) -> tuple[slice, slice, slice]:
+    """``[z, y, x]`` slices (with steps) around ``inside`` plus :data:`MARGIN_MM`."""
+    steps = (stride[0], stride[1], stride[1])
+    margins = [int(np.ceil(MARGIN_MM / s)) for s in (spacing[2], spacing[1], spacing[0])]
+    where = np.nonzero(inside)
+    return tuple(  # type: ignore[return-value]
+        slice(max(0, int(w.min()) - m), min(n, int(w.max()) + 1 + m), step) for w, m, n, step in zip(where, margins, inside.shape, steps)
+    )
+
+
+def choose_annotated(tissue_fraction: np.ndarray, count: int, seed: int) -> list[int]:
+    """``count`` axial slices (indices) spread evenly over the slices holding tissue, each moved by up to a quarter of
+    the spacing between them at random (``seed``): where a user would paint a few slices through the brain."""
+    holding = np.flatnonzero(tissue_fraction >= MIN_TISSUE_FRACTION)
+    if count < 1 or len(holding) < count:
+        raise MedtlError(f"cannot annotate {count} slices: the volume has {len(holding)} slices with tissue")
+    low, high = int(holding[0]), int(holding[-1])
+    gap = (high - low) / count
+    jitter = np.random.default_rng(seed).uniform(-0.25, 0.25, count) * gap
+    chosen = [int(np.clip(round(low + (k + 0.5) * gap + shift), low, high)) for k, shift in enumerate(jitter)]
+    if len(set(chosen)) < count:
+        raise MedtlError(f"cannot annotate {count} distinct slices among the {high - low + 1} with tissue")
+    return sorted(chosen)
+
+
+def write_volume(volume: TissueVolume, out_dir: Path) -> None:
+    """The series and its whole tissue mask, which every sparse task of ``out_dir`` points at."""
+    _write_nifti(out_dir / IMAGE_FILE, volume.image)
+    _write_nifti(out_dir / REFERENCE_FILE, volume.reference)
+
+
+def write_sparse_task(volume: TissueVolume, out_dir: Path, count: int, seed: int) -> SparseTask:
+    """The sparse task of ``count`` annotated axial slices (``seed`` moves them) in ``out_dir``, beside :func:`write_volume`'s files."""
+    from medtl.data.sparse import Annotated, with_ignore
+
+    reference = volume.reference.array
+    fraction = (reference > 0).reshape(reference.shape[0], -1).mean(axis=1)
+    annotated = choose_annotated(fraction, count, seed)
+    name = task_name(count, seed)
+    mask = with_ignore(reference, Annotated().add(0, annotated), IGNORE)
+    label = f"labels/{name}.nii.gz"
+    _write_nifti(out_dir / label, Volume(mask, volume.reference.spacing, volume.reference.origin, volume.reference.direction))
     document = {
-        "name": "medtl demo: brain in the MNI152 sample study",
+        "name": f"medtl demo: grey and white matter, {count} annotated axial slices (seed {seed})",
         "modality": "MR",
-        "labels": LABELS,
-        **entries,
+        "labels": MNI_TISSUE_LABELS,
+        "training": [{"image": IMAGE_FILE, "label": label, "patient_id": "mni152", "reference": REFERENCE_FILE}],
+        "annotated_axial_slices": annotated,
     }
-    datalist = out_dir / "datalist.json"
+    datalist = out_dir / f"{name}.json"
     write_text_atomic(datalist, json.dumps(document, indent=1))
-    return DemoTask(datalist, tuple(training_z), tuple(validation_z))
+    return SparseTask(count, seed, datalist, tuple(annotated))
 
 
-def series_slice(volume: Volume, z: int, array: np.ndarray | None = None) -> Volume:
-    """Slice ``z`` of ``volume`` as a one-slice Volume on its own place in the world (``array``: other values on the grid)."""
-    origin = volume.index_to_lps(np.array([[0.0, 0.0, float(z)]]))[0]
-    values = (volume.array if array is None else array)[z : z + 1].copy()
-    return Volume(values, volume.spacing, tuple(float(v) for v in origin), volume.direction.copy(), dict(volume.metadata) if array is None else {})
-
-
-def _write_pair(out_dir: Path, z: int, series: Volume, brain: np.ndarray) -> dict[str, str]:
+def _write_nifti(path: Path, volume: Volume) -> None:
     import nibabel
 
-    name = f"z{z:03d}"
-    entry = {"image": f"images/{name}.nii.gz", "label": f"labels/{name}.nii.gz", "patient_id": f"slab{z // SLAB_SLICES:02d}"}
-    for key, volume in (("image", series_slice(series, z)), ("label", series_slice(series, z, brain.astype(np.uint8)))):
-        with atomic_path(out_dir / entry[key]) as tmp:
-            nibabel.save(volume.to_nifti(), str(tmp))
-    return entry
+    with atomic_path(path) as tmp:
+        nibabel.save(volume.to_nifti(), str(tmp))
