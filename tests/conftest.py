@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `medtl` sets it (medtl.cli.THREAD_WAITING), before torch loads OpenMP
 # Never touch the user's own catalog, settings or built sample: every test run (and the
 # subprocesses it starts) gets throwaway per-user folders.
 _user_dirs = Path(tempfile.mkdtemp(prefix="medtl-tests-"))

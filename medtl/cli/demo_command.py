@@ -4,7 +4,6 @@ a pretrained network against the same from scratch, with overlays and a report."
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -16,12 +15,6 @@ FLAGS = {"out_dir": "--out", "minutes": "--minutes", "epochs": "--epochs", "coun
 HELP = "grey/white matter from a few annotated slices of the sample study: pretrained vs from scratch, a learning curve and a report"
 INTERRUPTED = 130
 DEFAULT_OUT = Path("medtl-demo")
-THREAD_WAITING = {"OMP_WAIT_POLICY": "PASSIVE"}
-"""Set (unless the user set them) before torch loads OpenMP: idle OpenMP threads sleep instead of spinning. On 2 CPU
-cores shared with other work, spinning threads took the demo's training steps from 0.35-0.4 s to 0.6-0.8 s (5-7 s
-for a network's first steps) and a whole-volume prediction from 0.6 s to 1-25 s."""
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from medtl.demo.runner import DEFAULT_COUNTS, DEFAULT_MINUTES, DEFAULT_SEEDS  # light: the runner imports torch only inside its functions
 
@@ -45,8 +38,6 @@ def run(args: argparse.Namespace) -> int:
     from medtl.errors import InvalidRequest
     from medtl.progress import Cancelled, CancelToken
 
-    for name, value in THREAD_WAITING.items():
-        os.environ.setdefault(name, value)
     console = TrainConsole(sys.stderr)
     cancel = CancelToken()
     started = time.monotonic()
