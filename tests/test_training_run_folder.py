@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -181,3 +182,14 @@ def test_a_really_full_disk_keeps_the_previous_best_model_and_checkpoint(tiny_di
         run.save_checkpoint({"epoch": 2, "model": large})
     assert torch.equal(run.load_best_model()["w"], small["w"]) and run.load_checkpoint()["epoch"] == 1
     assert sorted(path.name for path in run.path.iterdir()) == ["best_model.safetensors", "checkpoint.pt"]
+
+
+def test_names_in_the_model_card_are_shown_as_written_never_as_markup() -> None:
+    hostile = 'bone|<img src=x onerror=alert(1)>\n# [click](http://x) `code`'
+    config = RunConfig(TrainConfig(), {"architecture": "unet"}, {}, {"labels": {"0": "background", "1": hostile}})
+    card = render_model_card(config, RunSummary("segmentation", 1, 1.0, "completed", "cpu", best_metric_name="mean_dice"), {})
+    data_rows = card.split("## Data")[1].split("##")[0].strip().splitlines()
+    labels_row = next(row for row in data_rows if row.startswith("| labels |"))
+    assert labels_row.count("|") - labels_row.count("\\|") == 3  # one row, two cells: the name's | is escaped
+    assert not re.search(r"(?<!\\)<img", card) and "\\<img" in labels_row and "\\[click\\](http://x)" in labels_row and "\\`code\\`" in labels_row
+    assert all(not row.startswith("#") for row in data_rows)  # the line break inside the name did not start a heading

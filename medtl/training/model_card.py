@@ -24,9 +24,18 @@ def _table(rows: dict[str, Any]) -> str:
         return "_not recorded_\n"
     lines = ["| | |", "|---|---|"]
     for key, value in rows.items():
-        shown = f"{value:.4g}" if isinstance(value, float) else value if isinstance(value, (str, int)) else json.dumps(value)
-        lines.append(f"| {key} | {shown} |")
+        shown = f"{value:.4g}" if isinstance(value, float) else value if isinstance(value, (str, int)) else json.dumps(value, ensure_ascii=False)
+        lines.append(f"| {_cell(key)} | {_cell(shown)} |")
     return "\n".join(lines) + "\n"
+
+
+def _cell(value: object) -> str:
+    """``value`` as the text of one table cell: names (labels, classes, paths) are data, never markup, so a name holding
+    ``|``, a line break, HTML or Markdown stays inside its cell and is shown as written."""
+    text = " ".join(str(value).split())
+    for character in "\\`[]<>|":  # escapes (\\), code, links and images, HTML, and the cell's own border
+        text = text.replace(character, "\\" + character)
+    return text
 
 
 def render_model_card(config: RunConfig, summary: RunSummary, best_epoch_metrics: dict[str, Any]) -> str:
