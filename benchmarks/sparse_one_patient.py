@@ -5,39 +5,26 @@ Usage: python benchmarks/sparse_one_patient.py [--epochs 10] [--seeds 0 1] [--an
 The task is ``mni_tissue`` (:func:`medtl.data.tasks.write_mni_tissue`): the MNI152 T1 head at 2 mm with grey and
 white matter annotated on ``--annotated`` axial slices and ``ignore`` elsewhere. Each arm is ``medtl train`` with
 nothing chosen but the weights (the default, or ``none``) for the same number of epochs, hence optimiser steps;
-training splits the annotated slices into slabs (the patient is alone). The score is what a user wants from the
-model: the Dice of the whole volume's prediction against the full tissue mask on the slices nobody annotated,
-pooled over those slices, per tissue and averaged.
+training splits the annotated slices into slabs (the patient is alone). The score is
+:func:`benchmarks.sparse_tissue.unannotated_dice`: the Dice of the whole volume's prediction against the full tissue
+mask on the slices nobody annotated, pooled over those slices, per tissue and averaged.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
-import numpy as np
-
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.sparse_tissue import unannotated_dice  # noqa: E402
+
 WORK = REPO / "benchmarks" / "_work" / "sparse_one_patient"
-TISSUES = {1: "grey matter", 2: "white matter"}
 ARMS = {"imagenet": ("ImageNet", None), "scratch": ("from scratch", "none")}
 """Arm → (its name in the table, the weights it asks for: None leaves the default, ImageNet)."""
-
-
-def unannotated_dice(run_dir: Path, datalist: Path) -> dict[str, float]:
-    """Dice per tissue (and their mean) of the run's prediction on the slices of the volume nobody annotated."""
-    from medtl.data.images import read_image
-    from medtl.inference.predictor import Predictor
-
-    document = json.loads(datalist.read_text())
-    entry = document["training"][0]
-    predicted = Predictor.from_run(run_dir, device="cpu").predict(datalist.parent / entry["image"]).mask.array
-    reference = read_image(datalist.parent / entry["reference"]).array
-    hidden = np.setdiff1d(np.arange(reference.shape[0]), document["annotated_axial_slices"])
-    predicted, reference = predicted[hidden], reference[hidden]
-    scores = {name: float(2 * ((predicted == value) & (reference == value)).sum() / ((predicted == value).sum() + (reference == value).sum())) for value, name in TISSUES.items()}
-    return {**scores, "mean": float(np.mean(list(scores.values())))}
 
 
 def main() -> None:

@@ -45,6 +45,7 @@ from medtl.inference.uncertainty import METHODS, dropout_modules, dropout_sample
 from medtl.models.registry import get_architecture
 from medtl.models.spec import ModelSpec, build_model
 from medtl.progress import CancelToken, ProgressCallback, report
+from medtl.training.device import wants_channels_last
 
 DEFAULT_BATCH = 8
 SLIDING_WINDOW_OVERLAP = 0.25
@@ -77,6 +78,9 @@ class Predictor:
         if spec.task != preprocessing.task or spec.spatial_dims != preprocessing.spatial_dims:
             raise MedtlError(f"model ({spec.spatial_dims}D {spec.task}) and preprocessing ({preprocessing.spatial_dims}D {preprocessing.task}) disagree")
         self.model = model.to(device).eval()
+        self.channels_last = wants_channels_last(model, device)  # as training runs it: 2D networks on the CPU and CUDA are faster so
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # documented; missing from the stubs
         self.spec, self.preprocessing = spec, preprocessing
         self.classes, self.labels = classes, labels
         self.device, self.roi_size, self.batch_size = device, roi_size, batch_size
@@ -175,7 +179,8 @@ class Predictor:
             if cancel is not None:
                 cancel.raise_if_cancelled()
             stop = min(network_input.count, start + self.batch_size)
-            yield network_input.batch(start, stop).to(self.device)
+            images = network_input.batch(start, stop).to(self.device)
+            yield images.contiguous(memory_format=torch.channels_last) if self.channels_last and images.ndim == 4 else images
             report(progress, stop, network_input.count, message)
 
     @staticmethod
@@ -200,7 +205,7 @@ class Predictor:
         def forward(x: torch.Tensor) -> torch.Tensor:
             return torch.softmax(self._infer(x).float(), dim=1)
 
-        with torch.no_grad():
+        with torch.inference_mode():
             if uncertainty is None:
                 return forward(images)[None].cpu()
             if uncertainty == "tta":
