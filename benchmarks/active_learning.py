@@ -4,10 +4,11 @@ Usage: python benchmarks/active_learning.py [--stride 1] [--start 3] [--k 2] [--
 
 The task is ``mni_tissue`` (:func:`medtl.data.tasks.write_mni_tissue`, the MNI152 T1 head at 2 mm, grey and white
 matter; ``--stride 2``: every second voxel along each axis, 4 mm, 64 x 64 training patches instead of 96 x 96).
-Round 0 annotates ``--start`` axial slices evenly spread (the seed shifts them by up to two) and trains the default (``lite0-unet`` from ImageNet, slice-wise) for ``--epochs`` epochs (4 optimiser steps each); one
-patient's annotated slices are split into a training and a validation slab, so 3 is the fewest the engine
-takes. Each later round adds ``--k`` slices, their true labels taken from the full tissue mask, and trains again
-warm from the previous round's run ("train again from this model", ``init_from``) for the same number of epochs.
+Round 0 annotates ``--start`` axial slices evenly spread (the seed shifts them by up to two) and trains the default
+(``lite0-unet`` from ImageNet, slice-wise) for ``--epochs`` epochs (4 optimiser steps each); one patient's annotated
+slices are split into a training and a validation slab, so 3 is the fewest the engine takes. Each later round adds
+``--k`` slices, their true labels taken from the full tissue mask, and trains again warm from the previous round's run
+("train again from this model", ``init_from``) for the same number of epochs.
 The two strategies share round 0 and differ only in how they pick:
 
 - ``uncertainty``: :func:`medtl.inference.rank.rank` with the app's default method (``tta``: test-time flips, as

@@ -5,7 +5,8 @@
 - :func:`train_steps`: one ``medtl train`` run (:func:`medtl.workflow.train.train`) for a number of epochs,
   counting its optimiser steps. One volume is one training case repeated to
   :data:`~medtl.workflow.defaults.MIN_TRAIN_ITEMS_PER_EPOCH` items an epoch, whatever the number of annotated
-  slices, so equal epochs are equal steps; the count is reported so a table shows it.
+  slices, so equal epochs are equal steps; the count is reported so a table shows it. A run it finished before is
+  reused, so a benchmark stopped part-way goes on where it stopped.
 - :func:`unannotated_dice`: what a user wants from the model: the Dice of the whole volume's prediction (the
   app's :class:`~medtl.inference.predictor.Predictor`) against the full tissue mask on the slices nobody
   annotated, pooled over those slices, per tissue and averaged.
