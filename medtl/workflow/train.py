@@ -124,8 +124,7 @@ class TrainRequest:
             if self.task is not None and self.task != stored.train.task:
                 raise InvalidRequest("task", f"{self.init_from} is a {stored.train.task} run; training again from it is {stored.train.task} too")
         elif self.resume and (self.datalist is None or self.task is None):
-            folder = ComparisonFolder(self.out_dir)
-            stored = _stored_config(folder.arm("pretrained").path if folder.is_comparison() else self.out_dir, "resume")
+            stored = _stored_config(_resumed_run_dir(self.out_dir), "resume")
         else:
             return
         if self.task is None:
@@ -148,6 +147,12 @@ class TrainRequest:
     def ignored_on_resume(self) -> list[str]:
         """The settings given that a resume ignores (the run's stored ones win), in words."""
         return [words for name, words in _SETTINGS_STORED_ON_RESUME.items() if getattr(self, name) is not None] if self.resume else []
+
+
+def _resumed_run_dir(out_dir: Path) -> Path:
+    """The run folder whose settings a resume of ``out_dir`` continues with: the pretrained arm of a comparison folder."""
+    folder = ComparisonFolder(out_dir)
+    return folder.arm("pretrained").path if folder.is_comparison() else out_dir
 
 
 def _stored_config(run_dir: Path, field: str) -> RunConfig:
@@ -217,7 +222,7 @@ class PlanPreview:
 def preview(request: TrainRequest) -> PlanPreview:
     """The network ``request`` would train and why, without building it or writing anything."""
     if request.resume:
-        plan = _stored_plan(ComparisonFolder(request.out_dir).arm("pretrained").path if ComparisonFolder(request.out_dir).is_comparison() else request.out_dir)
+        plan = _stored_plan(_resumed_run_dir(request.out_dir))
         plan = dataclasses.replace(plan, reason=plan.reason or "the run's own network, resumed")
     else:
         datalist = load_datalist(request.datalist, request.task)
