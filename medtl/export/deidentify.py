@@ -218,6 +218,20 @@ class Deidentifier:
         return values if isinstance(element.value, MultiValue) else values[0]
 
 
+def refuse_burned_in(paths: Iterable[Path]) -> None:
+    """MedtlError naming the first of ``paths`` (DICOM files whose pixels are to be exported de-identified) that declares
+    burned-in annotation (BurnedInAnnotation YES): medtl cannot remove text from pixels."""
+    import pydicom
+
+    for path in paths:
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["BurnedInAnnotation"])
+        except Exception as error:  # noqa: BLE001 - pydicom raises many kinds on a damaged file
+            raise MedtlError(f"{path}: cannot be read to check for burned-in annotation ({type(error).__name__})") from None
+        if str(ds.get("BurnedInAnnotation", "")).upper() == "YES":
+            raise MedtlError(f"{path}: the image has burned-in annotation (BurnedInAnnotation YES) that medtl cannot remove; it cannot be exported de-identified")
+
+
 def phi_found(data: bytes | Path, values: Iterable[str]) -> list[str]:
     """Which of ``values`` (a name, an ID, a birth date…) occur in ``data`` (bytes, or a file's bytes).
 
