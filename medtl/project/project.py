@@ -416,6 +416,14 @@ class Project:
         condition = "m.version = (SELECT MAX(version) FROM masks WHERE series_id = m.series_id AND reader_id = m.reader_id)"
         return self._masks(condition + (" AND r.name = ?" if reader else ""), (reader,) if reader else ())
 
+    def latest_masks(self, reader: str | None = None) -> dict[str, MaskVersion]:
+        """Series UID -> its newest mask: ``reader`` 's, or (None) whoever saved last. Series without a mask are left out."""
+        newest: dict[str, MaskVersion] = {}
+        for version in self.current_masks(reader):
+            if version.series_uid not in newest or version.saved_at > newest[version.series_uid].saved_at:
+                newest[version.series_uid] = version
+        return newest
+
     def load_mask(self, version: MaskVersion) -> Volume:
         """The voxels of a saved mask (uint8 ``[z, y, x]``) on its grid."""
         from medtl.data.images import read_image

@@ -12,6 +12,7 @@ The image is the series' DICOM folder when that folder holds only the series, el
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from medtl.errors import MedtlError
 from medtl.export.nifti import write_nifti
 from medtl.labels.store import SavedLabel, sole_series_folder, write_datalist
 from medtl.project.project import Project
-from medtl.project.records import MaskVersion, SeriesRecord
+from medtl.project.records import SeriesRecord
 
 DATALIST_NAME = "datalist.json"
 
@@ -37,10 +38,7 @@ def write_training_data(project: Project, destination: Path, task: str = "segmen
         return _classification(project, destination, reader)
     if task != "segmentation":
         raise MedtlError(f"a project trains segmentation or classification, not {task!r}")
-    newest: dict[str, MaskVersion] = {}
-    for version in project.current_masks(reader):
-        if version.series_uid not in newest or version.saved_at > newest[version.series_uid].saved_at:
-            newest[version.series_uid] = version
+    newest = project.latest_masks(reader)
     if not newest:
         who = f" by {reader}" if reader else ""
         raise MedtlError(f"{project.folder}: no saved masks{who} to train on; label a series (or import a mask) first")
@@ -51,11 +49,16 @@ def write_training_data(project: Project, destination: Path, task: str = "segmen
         record = project.series_record(uid)
         case = destination / "labels" / f"case_{number:04d}"
         mask = project.load_mask(version)
-        kept = np.where(np.isin(mask.array, list(defined)), mask.array, 0).astype(np.uint8)  # deleted labels: background
+        kept = defined_voxels(mask.array, defined)
         write_nifti(Volume(kept, mask.spacing, mask.origin, mask.direction), case / "mask.nii.gz")
         image = _image(project, record, destination / "images" / f"case_{number:04d}.nii.gz")
         labels.append(SavedLabel(uid, record.study_uid, record.patient_id, image, case / "mask.nii.gz", names, record.description, version.annotated))
     return write_datalist(labels, destination / DATALIST_NAME, project.folder)
+
+
+def defined_voxels(mask: np.ndarray, values: Iterable[int]) -> np.ndarray:
+    """``mask`` (uint8) with the voxels of values no label defines (deleted labels) set to background."""
+    return np.where(np.isin(mask, list(values)), mask, 0).astype(np.uint8)
 
 
 def _classification(project: Project, destination: Path, reader: str | None) -> Path:
