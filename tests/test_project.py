@@ -235,3 +235,23 @@ def test_a_series_whose_image_is_a_nifti_file_trains_from_that_file(tmp_path: Pa
         project.save_mask("9.8.7", lesion((4, 5, 6)), project.load_volume("9.8.7"), tool=BRUSH)
         (case,) = load_datalist(write_training_data(project, tmp_path / "data")).training
         assert case.image == image and np.array_equal(read_image(case.label).array, lesion((4, 5, 6)))
+
+
+def test_an_imported_mask_joins_the_projects_labels_by_name_and_replaces_only_its_own_voxels(project: Project, series: tuple[Volume, list[Path]], tmp_path: Path) -> None:
+    from medtl.export.nifti import write_nifti
+    from medtl.project.label_files import import_mask
+
+    volume, _ = series
+    uid = volume.metadata["series_uid"]
+    project.define_label("liver")
+    project.save_mask(uid, lesion(volume.shape), volume, tool=BRUSH)
+    for number, (z, name) in enumerate(((0, "tumour"), (5, "Tumour"))):
+        tumour = np.zeros(volume.shape, np.uint8)
+        tumour[z, :3, :3] = 1
+        write_nifti(Volume(tumour, volume.spacing, volume.origin, volume.direction), tmp_path / f"t{number}.nii.gz")
+        assert import_mask(project, uid, tmp_path / f"t{number}.nii.gz", name=name).values == {1: 2}
+    merged = project.load_mask(project.mask(uid)).array
+    assert np.array_equal(merged == 1, lesion(volume.shape) == 1)  # the liver stays
+    assert np.argwhere(merged == 2)[:, 0].tolist() == [5] * 9  # the second tumour mask replaced the first
+    assert [label.name for label in project.labels()] == ["liver", "tumour"]
+    assert [(e.tool, e.detail) for e in project.history(uid)][1:] == [(IMPORT, "from t0.nii.gz"), (IMPORT, "from t1.nii.gz")]

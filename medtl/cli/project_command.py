@@ -65,8 +65,10 @@ def run(args: argparse.Namespace) -> int:
                     print(f"note: {note}")
         return 0
     if args.action == "add":
+        from medtl.dicom.catalog import Catalog
+
         with open_for_writing(args.dir, args.take_over) as project:
-            recorded, skipped = project.add_dicom(args.dicom_path)
+            recorded, skipped = project.add_dicom(args.dicom_path, catalog=Catalog())
             for record in recorded:
                 print(f"series {record.series_uid}  {record.modality or '?'}  {record.description or '(no description)'!r}  {len(record.files)} file(s)")
             for reason in skipped:

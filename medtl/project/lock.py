@@ -29,6 +29,7 @@ LOCK_NAME = "project.lock"
 STALE_AFTER_S = 12 * 3600.0
 """A lock whose holder has not written for this long may be taken over, even from another host."""
 REFRESH_EVERY_S = 60.0
+_TEMPORARY_PREFIX = f".{LOCK_NAME}."
 
 
 def os_user() -> str:
@@ -72,11 +73,11 @@ class ProjectLock:
         """
         token = secrets.token_hex(16)
         content = json.dumps({"user": user, "host": socket.gethostname(), "pid": os.getpid(), "since": time.time(), "token": token})
-        temporary = self.path.with_name(f".{LOCK_NAME}.{token}")
+        temporary = self.path.with_name(f"{_TEMPORARY_PREFIX}{token}")
         temporary.write_text(content, encoding="utf-8")
         try:
             try:
-                os.link(temporary, self.path)
+                _create_from(temporary, self.path, content)
             except FileExistsError:
                 holder = self.holder()
                 if holder is not None and (not take_over or holder.stale_because is None):
@@ -87,9 +88,17 @@ class ProjectLock:
                 return mine or self.holder()
             self.token = token
             self._refreshed = time.time()
+            self._remove_left_behind()
             return None
         finally:
             temporary.unlink(missing_ok=True)
+
+    def _remove_left_behind(self) -> None:
+        """Temporary lock files of openers killed while taking the lock (older than a minute: not being used)."""
+        for path in self.path.parent.glob(f"{_TEMPORARY_PREFIX}*"):
+            with contextlib.suppress(OSError):
+                if time.time() - path.stat().st_mtime > 60:
+                    path.unlink()
 
     def holder(self) -> LockHolder | None:
         """Who holds the lock now (None: nobody). An unreadable lock file is a stale lock of an unknown holder."""
@@ -127,6 +136,19 @@ class ProjectLock:
         if self.held():
             self.path.unlink(missing_ok=True)
         self.token = None
+
+
+def _create_from(temporary: Path, path: Path, content: str) -> None:
+    """Create ``path`` whole, from ``temporary`` (a hard link); FileExistsError when it exists. Where the file system has
+    no hard links, an exclusive create and write (a crash may then leave a partial lock, which reads as stale)."""
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        raise
+    except OSError:
+        descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(content)
 
 
 def _stale_because(holder: LockHolder) -> str | None:
