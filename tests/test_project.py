@@ -255,3 +255,27 @@ def test_an_imported_mask_joins_the_projects_labels_by_name_and_replaces_only_it
     assert np.argwhere(merged == 2)[:, 0].tolist() == [5] * 9  # the second tumour mask replaced the first
     assert [label.name for label in project.labels()] == ["liver", "tumour"]
     assert [(e.tool, e.detail) for e in project.history(uid)][1:] == [(IMPORT, "from t0.nii.gz"), (IMPORT, "from t1.nii.gz")]
+
+
+def test_saves_from_two_threads_get_distinct_versions_and_the_oldest_beyond_the_limit_are_removed(project: Project, series: tuple[Volume, list[Path]]) -> None:
+    import threading
+
+    volume, _ = series
+    uid = volume.metadata["series_uid"]
+    project.keep_versions = 5
+    saved = []
+
+    def save(value: int) -> None:
+        for _ in range(6):
+            saved.append(project.save_mask(uid, lesion(volume.shape, value), volume, tool=BRUSH))
+
+    threads = [threading.Thread(target=save, args=(value,)) for value in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(v.version for v in saved) == list(range(1, 13))
+    kept = project.mask_versions(uid)
+    assert [v.version for v in kept] == list(range(8, 13)) and all(v.path.is_file() for v in kept)
+    assert sorted(p.name for p in kept[0].path.parent.iterdir()) == [f"v{n:04d}.nii.gz" for n in range(8, 13)]
+    assert len([e for e in project.history(uid) if e.tool == BRUSH]) == 12  # the audit log keeps every change

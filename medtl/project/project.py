@@ -75,6 +75,7 @@ class Project:
         self._connection = connection
         self._lock = lock
         self._guard = threading.RLock()
+        self._saving = threading.Lock()
 
     # ---- opening and closing ------------------------------------------------------------------------------------
 
@@ -361,24 +362,18 @@ class Project:
             raise MedtlError("say which tool made the change")
         from medtl.export.nifti import write_nifti
 
-        with self._guard:
-            self._check_writable()
-            record = self.series_record(series_uid)
-            _check_grid(record, grid)
-            reader_name, reader_id = self._reader(reader)
-            row = self._connection.execute(
-                "SELECT id, version FROM masks WHERE series_id = (SELECT id FROM series WHERE series_uid = ?) AND reader_id = ?"
-                " ORDER BY version DESC LIMIT 1",
-                (series_uid, reader_id),
-            ).fetchone()
-            if annotated is None:
-                previous = self._annotated(row[0]) if row else None
-                if previous is None:
-                    annotated = touched if touched is not None and not touched.complete and touched.count() else Annotated.everything()
-                elif touched is None or previous.complete:
-                    annotated = previous
-                else:
-                    annotated = Annotated(tuple(a | b for a, b in zip(previous.slices, touched.slices)), touched.complete)  # type: ignore[arg-type]
+        with self._saving:  # one save at a time; reads (and other writes) go on while its file is written
+            with self._guard:
+                self._check_writable()
+                _check_grid(self.series_record(series_uid), grid)
+                reader_name, reader_id = self._reader(reader)
+                row = self._connection.execute(
+                    "SELECT id, version FROM masks WHERE series_id = (SELECT id FROM series WHERE series_uid = ?) AND reader_id = ?"
+                    " ORDER BY version DESC LIMIT 1",
+                    (series_uid, reader_id),
+                ).fetchone()
+                if annotated is None:
+                    annotated = _annotated_after(self._annotated(row[0]) if row else None, touched)
             version = (row[1] if row else 0) + 1
             relative = Path(MASKS_FOLDER, series_key(series_uid), f"r{reader_id}", f"v{version:04d}.nii.gz")
             target = self.folder / relative
@@ -397,7 +392,7 @@ class Project:
                 )
                 self._audit(tool, series_uid=series_uid, reader_id=reader_id, value=value, slices=touched, detail=detail, mask_version=version)
             self._prune(series_uid, reader_id)
-            return MaskVersion(series_uid, reader_name, version, target, saved_at, annotated)
+        return MaskVersion(series_uid, reader_name, version, target, saved_at, annotated)
 
     def mask(self, series_uid: str, reader: str | None = None, version: int | None = None) -> MaskVersion | None:
         """``reader`` 's (default :attr:`user`) newest mask of the series, or its ``version``; None when there is none."""
@@ -491,6 +486,13 @@ class Project:
             if path.is_file() and path.relative_to(self.folder).as_posix() not in recorded:
                 with contextlib.suppress(OSError):
                     path.unlink()
+
+    def write_datalist(self, destination: Path | str, task: str = "segmentation", reader: str | None = None) -> Path:
+        """The project as training data: ``destination/datalist.json`` and the files it names
+        (:func:`medtl.project.training.write_training_data`)."""
+        from medtl.project.training import write_training_data
+
+        return write_training_data(self, Path(destination), task, reader)
 
     # ---- class labels ---------------------------------------------------------------------------------------------
 
@@ -653,6 +655,16 @@ def _check_version(connection: sqlite3.Connection, database: Path, writable: boo
         raise MedtlError(f"{database}: made by a newer medtl (project version {found}, this medtl reads up to {schema.SCHEMA_VERSION}); update medtl")
     if not writable and found < schema.SCHEMA_VERSION:
         raise MedtlError(f"{database}: made by an older medtl (project version {found}); open it for writing once to upgrade it")
+
+
+def _annotated_after(previous: Annotated | None, touched: Annotated | None) -> Annotated:
+    """The slices annotated after an edit that ``touched`` some, when ``previous`` were (None: the first save, which
+    annotates everything unless it touched only some slices)."""
+    if previous is None:
+        return touched if touched is not None and not touched.complete and touched.count() else Annotated.everything()
+    if touched is None or previous.complete:
+        return previous
+    return Annotated((previous.slices[0] | touched.slices[0], previous.slices[1] | touched.slices[1], previous.slices[2] | touched.slices[2]), touched.complete)
 
 
 def _check_grid(record: SeriesRecord, grid: Volume) -> None:
