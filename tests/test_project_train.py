@@ -14,7 +14,7 @@ from medtl.dicom.series import load_series
 from medtl.errors import InvalidRequest
 from medtl.project import Project
 from medtl.project.records import BRUSH
-from medtl.workflow.train import PROJECT_DATA, TrainRequest
+from medtl.workflow.train import PROJECT_DATA, TrainRequest, preview
 from tests.dicomgen import SeriesSpec, phantom, write_series
 
 
@@ -30,6 +30,8 @@ def test_train_reads_its_data_straight_from_a_project(tmp_path: Path, capsys: py
             touched = Annotated().add(0, [1, 2]) if number % 2 else None  # two series partly annotated
             project.save_mask(volume.metadata["series_uid"], mask, volume, tool=BRUSH, touched=touched)
     run = tmp_path / "run"
+    planned = preview(TrainRequest(None, None, run, model="unet", weights="none", project=folder))
+    assert planned.architecture == "unet" and not run.exists()  # a preview writes nothing
     code = main(["train", "--project", str(folder), "--out", str(run), "--model", "unet", "--weights", "none", "--epochs", "1", "--device", "cpu"])
     assert code == 0, capsys.readouterr().err
     config = json.loads((run / "config.json").read_text())

@@ -15,7 +15,7 @@ HELP = "create an annotation project, add DICOM series to it, or show what it ho
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    init = actions.add_parser("init", help="create a project in DIR", description="create a project in DIR (a new or empty folder)")
+    init = actions.add_parser("init", help="create a project in DIR", description="create a project in DIR (made if needed)")
     init.add_argument("dir", type=Path, metavar="DIR")
     init.add_argument("--name", help="the project's name (default: the folder's)")
     init.add_argument(

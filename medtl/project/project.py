@@ -111,7 +111,10 @@ class Project:
         lock = ProjectLock(folder)
         notice = "opened read-only" if read_only else None
         if not read_only:
-            holder = lock.acquire(user, take_over=take_over)
+            try:
+                holder = lock.acquire(user, take_over=take_over)
+            except OSError as error:
+                holder, notice = None, f"{folder}: cannot write there ({error.strerror or error}); opened read-only"
             if holder is not None:
                 stale = f"; the lock looks stale ({holder.stale_because}): open it again with take-over to write" if holder.stale_because else ""
                 notice = f"{folder} is being edited by {holder.describe()}; opened read-only{stale}"

@@ -272,10 +272,11 @@ def train(request: TrainRequest, on_event: EventCallback | None = None, cancel: 
     """
     from medtl.training import distributed
 
-    emit = _emitter(on_event, distributed.current().is_main)
-    if request.project is not None:
+    is_main = distributed.current().is_main
+    emit = _emitter(on_event, is_main)
+    if request.project is not None:  # every process of a distributed run writes the same files (atomically); one links the run
         _refuse_to_overwrite(ComparisonFolder(request.out_dir))
-        _project_data(request, request.datalist.parent, emit)
+        _project_data(request, request.datalist.parent, emit if is_main else None)
     if request.model == ADAPT_MODEL:
         return _adapt(request, on_event, cancel)
     out_dir = request.out_dir
