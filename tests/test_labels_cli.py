@@ -109,3 +109,17 @@ def test_bad_input_gets_a_one_line_error_naming_the_file_or_the_holder(study: tu
     assert "no series 1.2.3" in capsys.readouterr().err
     assert medtl("labels", "export", project, "--format", "seg", "-o", tmp_path / "out") == 2
     assert "no saved masks" in capsys.readouterr().err
+
+
+def test_init_from_the_label_store_brings_its_labels_into_the_new_project(study: tuple[Volume, Path, np.ndarray], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from medtl.labels.store import LabelStore
+
+    volume, _, mask = study
+    files = sorted((tmp_path / "dicom" / "ct").iterdir())
+    LabelStore(tmp_path / "labels").save(mask, volume, files, {1: "liver", 2: "cyst"})
+    monkeypatch.setenv("MEDTL_LABELS", str(tmp_path / "labels"))
+    assert medtl("project", "init", tmp_path / "project", "--from-label-store") == 0
+    assert "1 series, 1 mask version(s) (the store is kept)" in capsys.readouterr().out
+    with Project.open(tmp_path / "project", read_only=True) as project:
+        (version,) = project.current_masks()
+        assert np.array_equal(project.load_mask(version).array, mask) and [label.name for label in project.labels()] == ["liver", "cyst"]

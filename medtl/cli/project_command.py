@@ -18,10 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     init = actions.add_parser("init", help="create a project in DIR", description="create a project in DIR (made if needed)")
     init.add_argument("dir", type=Path, metavar="DIR")
     init.add_argument("--name", help="the project's name (default: the folder's)")
-    init.add_argument(
-        "--from-label-store", nargs="?", const=True, type=Path, metavar="STORE", dest="label_store",
-        help="bring in the labels of the label store (default: the user's, $MEDTL_LABELS); the store is kept",
-    )  # fmt: skip
+    init.add_argument("--from-label-store", action="store_true", dest="label_store", help="bring in the labels of the user's label store ($MEDTL_LABELS if set); the store is kept")
     add = actions.add_parser("add", help="scan DICOM_PATH and add its image series to the project", description="scan DICOM_PATH and add its image series to the project")
     add.add_argument("dir", type=Path, metavar="DIR")
     add.add_argument("dicom_path", type=Path, metavar="DICOM_PATH", help="a folder (searched recursively) or one file")
@@ -54,11 +51,11 @@ def run(args: argparse.Namespace) -> int:
         project = Project.create(args.dir, name=args.name)
         with project:
             print(f"{project.folder}: new project {project.name!r}")
-            if args.label_store is not None:
+            if args.label_store:
                 from medtl.labels.store import LabelStore
                 from medtl.project.from_label_store import import_label_store
 
-                store = LabelStore(None if args.label_store is True else args.label_store)
+                store = LabelStore()
                 result = import_label_store(project, store)
                 print(f"from the label store {store.root}: {result.series} series, {result.versions} mask version(s) (the store is kept)")
                 for note in result.notes:
