@@ -23,17 +23,19 @@ of 0.5×0.5×3 mm``.
 
 from __future__ import annotations
 
+import gzip
 import json
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from medtl.dicom.scan import SEGMENTATION_STORAGE
 from medtl.dicom.volume import Volume
 from medtl.errors import MedtlError
 from medtl.labels.store import GRID_TOLERANCE_MM
 
-SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
 _MAX_LABEL = 65535
 
 
@@ -78,7 +80,12 @@ def read_mask(path: Path | str, grid: Volume, *, name: str | None = None) -> Imp
 def _nifti_mask(path: Path, grid: Volume) -> tuple[np.ndarray, dict[int, str]]:
     from medtl.data.images import read_image
 
-    volume = read_image(path)  # ImageReadError (a MedtlError naming the file) when it cannot be read
+    try:
+        volume = read_image(path)
+    except MedtlError as error:  # names the file; nibabel's reasons may span lines
+        raise MedtlError(" ".join(str(error).split())) from None
+    if path.name.lower().endswith(".gz"):
+        _check_gzip(path)
     if volume.is_rgb:
         raise MedtlError(f"{path}: an RGB image is not a mask")
     values = volume.array
@@ -89,6 +96,16 @@ def _nifti_mask(path: Path, grid: Volume) -> tuple[np.ndarray, dict[int, str]]:
     if low < 0 or high > _MAX_LABEL:
         raise MedtlError(f"{path}: holds values {low:g}..{high:g}; label values lie in 0..{_MAX_LABEL}")
     return _onto_grid(volume, grid, path), _sidecar_names(path)
+
+
+def _check_gzip(path: Path) -> None:
+    """MedtlError unless ``path`` is a whole gzip stream: a copy cut short may still hold every voxel nibabel reads."""
+    try:
+        with gzip.open(path, "rb") as stream:
+            while stream.read(1 << 24):
+                pass
+    except (OSError, EOFError, zlib.error) as error:
+        raise MedtlError(f"{path}: the compressed file is damaged or cut short ({error})") from None
 
 
 def _onto_grid(mask: Volume, grid: Volume, path: Path) -> np.ndarray:
@@ -166,9 +183,10 @@ def _seg_file(path: Path) -> Path:
             continue
         if header is not None and header.sop_class_uid == SEGMENTATION_STORAGE:
             found.append(candidate)
-    if len(found) != 1:
-        listed = f": {', '.join(p.name for p in found[:5])}" if found else ""
-        raise MedtlError(f"{path}: holds {len(found)} DICOM SEG files{listed}; give the one to import")
+    if not found:
+        raise MedtlError(f"{path}: holds no DICOM SEG file")
+    if len(found) > 1:
+        raise MedtlError(f"{path}: holds {len(found)} DICOM SEG files ({', '.join(p.name for p in found[:5])}); give the one to import")
     return found[0]
 
 
@@ -214,9 +232,10 @@ def _read_seg(path: Path):  # -> highdicom.seg.Segmentation
     except Exception as error:  # noqa: BLE001 - pydicom raises many kinds on a damaged or foreign file
         raise MedtlError(f"{path}: not a readable DICOM file ({type(error).__name__}: {error})") from None
     sop_class = str(header.get("SOPClassUID", ""))
+    if not sop_class:
+        raise MedtlError(f"{path}: has no SOP Class UID: not a DICOM object, or one cut short")
     if sop_class != SEGMENTATION_STORAGE:
-        kind = UID(sop_class).name if sop_class else "DICOM file without a SOP class"
-        raise MedtlError(f"{path}: is a {kind} object, not a DICOM SEG (Segmentation Storage)")
+        raise MedtlError(f"{path}: is a {UID(sop_class).name} object, not a DICOM SEG (Segmentation Storage)")
     try:
         return hd.seg.segread(path)
     except Exception as error:  # noqa: BLE001 - highdicom and pydicom raise many kinds on damaged input
@@ -243,7 +262,7 @@ def _frame_pixels(seg: object, path: Path) -> np.ndarray:
     if pixels.ndim == 2:
         pixels = pixels[None]
     if str(getattr(seg, "SegmentationType", "")) == "FRACTIONAL":
-        return pixels * 2 >= int(getattr(seg, "MaximumFractionalValue", 255))
+        return pixels.astype(np.int32) * 2 >= int(getattr(seg, "MaximumFractionalValue", 255))
     return pixels != 0
 
 
