@@ -130,7 +130,7 @@ def test_overlapping_segments_are_refused_not_painted_over(tmp_path: Path) -> No
     whole, part = drawn() == 1, np.zeros(SHAPE, bool)
     part[2, 4, 4:6] = True
     path = manual_seg(tmp_path / "overlap.dcm", files, np.stack([whole, part], axis=-1), segments=2)
-    with pytest.raises(MedtlError, match=r"overlap.dcm: segments 1 \(organ 1\) and 2 \(organ 2\) overlap in 2 voxels"):
+    with pytest.raises(MedtlError, match=r"overlap.dcm: segments 1 \(organ 1\) and 2 \(organ 2\) overlap \(on slice 2\)"):
         read_mask(path, volume)
 
 

@@ -201,24 +201,22 @@ def _seg_mask(path: Path, grid: Volume) -> tuple[np.ndarray, dict[int, str]]:
         raise MedtlError(f"{path}: has {len(frames)} frames but {len(per_frame)} per-frame descriptions; the file is damaged")
     if (int(seg.Rows), int(seg.Columns)) != grid.shape[1:]:
         raise MedtlError(f"{path}: its frames of {seg.Columns}×{seg.Rows} pixels do not fit {_series_name(grid)} {grid.shape[2]}×{grid.shape[1]} pixels per slice")
-    masks: dict[int, np.ndarray] = {}
+    names = {int(item.SegmentNumber): str(item.get("SegmentLabel", "")) or f"segment {int(item.SegmentNumber)}" for item in seg.SegmentSequence}
+    array = np.zeros(grid.shape, dtype=np.uint16 if max(names, default=0) > 255 else np.uint8)  # one label map, however many segments
     for index, (item, pixels) in enumerate(zip(per_frame, frames)):
         number = int(_item(item, shared, "SegmentIdentificationSequence", path, index).ReferencedSegmentNumber)
+        if number not in names or not 0 < number <= _MAX_LABEL:
+            raise MedtlError(f"{path}: frame {index + 1} belongs to segment {number}, which the file does not describe")
         z = _frame_slice(item, shared, grid, sop_slices, path, index)
-        masks.setdefault(number, np.zeros(grid.shape, dtype=bool))[z] |= pixels
-    names = {int(item.SegmentNumber): str(item.get("SegmentLabel", "")) or f"segment {int(item.SegmentNumber)}" for item in seg.SegmentSequence}
-    array = np.zeros(grid.shape, dtype=np.uint16 if max(masks, default=0) > 255 else np.uint8)
-    for number in sorted(masks):
-        if not 0 < number <= _MAX_LABEL:
-            raise MedtlError(f"{path}: segment number {number} is not a label value 1..{_MAX_LABEL}")
-        overlap = masks[number] & (array != 0)
+        plane = array[z]
+        overlap = pixels & (plane != 0) & (plane != number)
         if overlap.any():
-            other = int(array[overlap][0])
+            other = int(plane[overlap][0])
             raise MedtlError(
-                f"{path}: segments {other} ({names.get(other, '')}) and {number} ({names.get(number, '')}) overlap in {int(overlap.sum())} voxels; "
+                f"{path}: segments {other} ({names[other]}) and {number} ({names[number]}) overlap (on slice {z}); "
                 "a label map holds one label per voxel: export the segments to separate files"
             )
-        array[masks[number]] = number
+        plane[pixels] = number
     return array, names
 
 
