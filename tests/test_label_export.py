@@ -10,6 +10,7 @@ import nibabel
 import numpy as np
 import pydicom
 import pytest
+import SimpleITK as sitk
 from monai.data import load_decathlon_datalist
 
 from medtl.errors import MedtlError
@@ -77,17 +78,21 @@ def test_an_msd_export_is_the_layout_monai_reads_with_every_case_on_its_series_g
     dataset = export_msd(cases, LABELS, tmp_path / "Task01_Liver", name="Liver", modality="CT")
     assert dataset == tmp_path / "Task01_Liver" / "dataset.json"
     document = json.loads(dataset.read_text())
-    assert document["labels"] == {"0": "background", "2": "liver", "5": "lesion", "7": "spleen"}
+    assert document["labels"] == {"0": "background", "1": "liver", "2": "lesion", "3": "spleen"}  # consecutive, as nnU-Net wants
     assert (document["name"], document["modality"], document["numTraining"], document["tensorImageSize"]) == ("Liver", {"0": "CT"}, 2, "3D")
     assert document["training"][0] == {"image": "./imagesTr/case_001.nii.gz", "label": "./labelsTr/case_001.nii.gz"}
     listed = load_decathlon_datalist(dataset, is_segmentation=True, data_list_key="training", base_dir=dataset.parent)
     assert len(listed) == 2
     for entry, volume, mask in zip(listed, (first, second), masks):
         image, label = nibabel.load(entry["image"]), nibabel.load(entry["label"])
-        assert np.array_equal(np.asarray(label.dataobj).transpose(2, 1, 0), mask)
+        assert np.array_equal(np.asarray(label.dataobj).transpose(2, 1, 0), np.select([mask == 2, mask == 5], [1, 2], 0))
         assert np.array_equal(np.asarray(image.dataobj).transpose(2, 1, 0), volume.array)  # modality units, as loaded
         assert np.allclose(label.affine, volume.affine_ras(), atol=1e-4) and np.allclose(image.affine, label.affine)
+        itk = sitk.ReadImage(entry["label"])  # as nnU-Net reads it: LPS geometry, array [z, y, x]
+        assert np.allclose(itk.GetOrigin(), volume.origin, atol=1e-4) and np.allclose(itk.GetSpacing(), volume.spacing, atol=1e-5)
+        assert np.array_equal(sitk.GetArrayFromImage(itk) != 0, mask != 0)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["Task01_Liver", "a", "b"]  # no partial folder left beside it
+    assert sorted(p.name for p in dataset.parent.iterdir()) == ["dataset.json", "imagesTr", "imagesTs", "labelsTr"]
 
 
 def test_an_msd_export_writes_all_or_nothing_into_a_new_folder(tmp_path: Path) -> None:
@@ -97,6 +102,8 @@ def test_an_msd_export_writes_all_or_nothing_into_a_new_folder(tmp_path: Path) -
         export_msd([good, MsdCase("bad", volume, np.zeros((6, 20, 23), np.uint8), files)], LABELS, tmp_path / "msd", name="x", modality="CT")
     with pytest.raises(MedtlError, match=r"the case id 'Doe, Jane' is not a file name"):
         export_msd([MsdCase("Doe, Jane", volume, liver_and_lesion(), files)], LABELS, tmp_path / "msd", name="x", modality="CT")
+    with pytest.raises(MedtlError, match=r"the label names must differ"):
+        export_msd([good], [*LABELS, LabelInfo(9, "liver", (1, 1, 1))], tmp_path / "msd", name="x", modality="CT")
     with pytest.raises(MedtlError, match=r"two cases share the id good"):
         export_msd([good, good], LABELS, tmp_path / "msd", name="x", modality="CT")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ct"]
