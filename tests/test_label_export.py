@@ -13,9 +13,11 @@ import pytest
 import SimpleITK as sitk
 from monai.data import load_decathlon_datalist
 
+from medtl.dicom.series import load_series
 from medtl.errors import MedtlError
 from medtl.export.label_export import LabelInfo, MsdCase, export_msd, export_nifti, export_seg
 from medtl.labels.mask_import import read_mask
+from tests.dicomgen import SeriesSpec, phantom, rotation, write_enhanced, write_series
 from tests.test_label_import import SHAPE, ct, drawn, nifti
 
 LABELS = [LabelInfo(2, "liver", (255, 0, 0)), LabelInfo(5, "lesion", (0, 0, 255)), LabelInfo(7, "spleen", (0, 160, 0))]
@@ -110,3 +112,15 @@ def test_an_msd_export_writes_all_or_nothing_into_a_new_folder(tmp_path: Path) -
     export_msd([good], LABELS, tmp_path / "msd", name="x", modality="CT")
     with pytest.raises(MedtlError, match=r"msd: already exists and is not an empty folder"):
         export_msd([good], LABELS, tmp_path / "msd", name="x", modality="CT")
+
+
+@pytest.mark.parametrize("source", ["oblique series", "enhanced multi-frame with frames out of order"])
+def test_the_seg_round_trip_holds_on_oblique_and_enhanced_multiframe_sources(tmp_path: Path, source: str) -> None:
+    if source.startswith("oblique"):
+        files = write_series(tmp_path / "ct", phantom(SHAPE), SeriesSpec(direction=rotation("x", 17) @ rotation("z", -33)))
+    else:
+        files = [write_enhanced(tmp_path / "ct" / "enhanced.dcm", phantom(SHAPE), frame_order=[3, 1, 0, 5, 4, 2])]
+    volume = load_series(files)
+    imported = read_mask(nifti(tmp_path / "drawn.nii.gz", drawn(), volume.affine_ras()), volume)
+    seg = export_seg(imported.array, [LabelInfo(1, "a", (9, 9, 9)), LabelInfo(2, "b", (8, 8, 8))], files, tmp_path / "labels.dcm")
+    assert np.array_equal(imported.array, drawn()) and np.array_equal(read_mask(seg, volume).array, drawn())
