@@ -25,8 +25,10 @@ What :meth:`Deidentifier.apply` does to a pydicom Dataset (and its file meta), r
   LongitudinalTemporalInformationModified.
 
 Pixel data is not examined (the Clean Pixel Data option is not applied): an object whose
-BurnedInAnnotation is ``YES`` is refused. :func:`phi_found` tells whether bytes (a finished file)
-still hold any of given identifying strings.
+BurnedInAnnotation is ``YES`` is refused, and so is an export of such images' pixels to NIfTI
+(:func:`refuse_burned_in`). :func:`write_deidentified` writes de-identified copies of a series,
+named by their pseudonymous UIDs, which a DICOM SEG of the same export references.
+:func:`phi_found` tells whether bytes (a finished file) still hold any of given identifying strings.
 """
 
 from __future__ import annotations
