@@ -28,6 +28,7 @@ import json
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -35,6 +36,10 @@ from medtl.dicom.scan import SEGMENTATION_STORAGE
 from medtl.dicom.volume import Volume
 from medtl.errors import MedtlError
 from medtl.labels.store import GRID_TOLERANCE_MM
+
+if TYPE_CHECKING:  # pragma: no cover
+    from highdicom.seg import Segmentation
+    from pydicom.dataset import Dataset
 
 _MAX_LABEL = 65535
 
@@ -192,7 +197,15 @@ def _seg_file(path: Path) -> Path:
 
 def _seg_mask(path: Path, grid: Volume) -> tuple[np.ndarray, dict[int, str]]:
     seg = _read_seg(path)
-    _check_references(seg, grid, path)
+    try:
+        _check_references(seg, grid, path)
+        return _label_map(seg, grid, path)
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError) as error:  # an attribute missing or malformed
+        raise MedtlError(f"{path}: a damaged DICOM SEG ({type(error).__name__}: {error})") from None
+
+
+def _label_map(seg: Segmentation, grid: Volume, path: Path) -> tuple[np.ndarray, dict[int, str]]:
+    """The segments of ``seg`` as one label map on ``grid`` (segment N -> value N) and the segments' labels."""
     frames = _frame_pixels(seg, path)
     sop_slices = {(where.sop_instance_uid, where.frame or 1): z for z, where in enumerate(grid.slice_sources) if where is not None}
     shared = seg.SharedFunctionalGroupsSequence[0] if "SharedFunctionalGroupsSequence" in seg else None
@@ -220,7 +233,7 @@ def _seg_mask(path: Path, grid: Volume) -> tuple[np.ndarray, dict[int, str]]:
     return array, names
 
 
-def _read_seg(path: Path):  # -> highdicom.seg.Segmentation
+def _read_seg(path: Path) -> Segmentation:
     import highdicom as hd
     import pydicom
     from pydicom.uid import UID
@@ -240,31 +253,31 @@ def _read_seg(path: Path):  # -> highdicom.seg.Segmentation
         raise MedtlError(f"{path}: not a readable DICOM SEG ({type(error).__name__}: {error})") from None
 
 
-def _check_references(seg: object, grid: Volume, path: Path) -> None:
+def _check_references(seg: Segmentation, grid: Volume, path: Path) -> None:
     """Refuse a SEG that segments another series than ``grid``'s (when ``grid`` knows its series) or another frame of reference."""
-    referenced = [str(item.SeriesInstanceUID) for item in getattr(seg, "ReferencedSeriesSequence", [])]
+    referenced = [str(item.SeriesInstanceUID) for item in seg.get("ReferencedSeriesSequence", [])]
     series = str(grid.metadata.get("series_uid", ""))
     if series and referenced and series not in referenced:
         raise MedtlError(f"{path}: segments series {', '.join(referenced)}, not series {series}; import it into the series it references")
-    frame_of_reference, own = str(getattr(seg, "FrameOfReferenceUID", "")), str(grid.metadata.get("frame_of_reference_uid", ""))
+    frame_of_reference, own = str(seg.get("FrameOfReferenceUID", "")), str(grid.metadata.get("frame_of_reference_uid", ""))
     if frame_of_reference and own and frame_of_reference != own:
         raise MedtlError(f"{path}: lies in frame of reference {frame_of_reference}, not in series {series or '(no UID)'}'s {own}")
 
 
-def _frame_pixels(seg: object, path: Path) -> np.ndarray:
+def _frame_pixels(seg: Segmentation, path: Path) -> np.ndarray:
     """The frames as booleans ``[frame, row, column]``: BINARY as stored, FRACTIONAL from half the maximum value."""
     try:
-        pixels = np.asarray(seg.pixel_array)  # type: ignore[attr-defined]
+        pixels = np.asarray(seg.pixel_array)
     except Exception as error:  # noqa: BLE001 - pixel data that cannot be decoded
         raise MedtlError(f"{path}: its pixel data cannot be decoded ({type(error).__name__}: {error})") from None
     if pixels.ndim == 2:
         pixels = pixels[None]
-    if str(getattr(seg, "SegmentationType", "")) == "FRACTIONAL":
-        return pixels.astype(np.int32) * 2 >= int(getattr(seg, "MaximumFractionalValue", 255))
+    if str(seg.get("SegmentationType", "")) == "FRACTIONAL":
+        return pixels.astype(np.int32) * 2 >= int(seg.get("MaximumFractionalValue", 255))
     return pixels != 0
 
 
-def _item(item: object, shared: object, keyword: str, path: Path, index: int):  # -> pydicom Dataset
+def _item(item: Dataset, shared: Dataset | None, keyword: str, path: Path, index: int) -> Dataset:
     """The first item of functional group ``keyword`` for frame ``index`` (its own, else the shared one)."""
     for groups in (item, shared):
         if groups is not None and keyword in groups and len(groups[keyword].value):
@@ -272,7 +285,7 @@ def _item(item: object, shared: object, keyword: str, path: Path, index: int):  
     raise MedtlError(f"{path}: frame {index + 1} has no {keyword}; the file is damaged")
 
 
-def _frame_slice(item: object, shared: object, grid: Volume, sop_slices: dict[tuple[str, int], int], path: Path, index: int) -> int:
+def _frame_slice(item: Dataset, shared: Dataset | None, grid: Volume, sop_slices: dict[tuple[str, int], int], path: Path, index: int) -> int:
     """The ``grid`` slice frame ``index`` lies on: by its plane position (checked against the grid's orientation and
     spacing), else by the source instance it was derived from."""
     from medtl.export.dicom_seg import same_orientation, slice_index
@@ -291,7 +304,7 @@ def _frame_slice(item: object, shared: object, grid: Volume, sop_slices: dict[tu
         if z is None:
             raise MedtlError(f"{frame} at {[round(float(v), 3) for v in position]} mm lies on no slice of {_series_name(grid, possessive=False)}")
         return z
-    for derivation in item.get("DerivationImageSequence", []):  # type: ignore[attr-defined]
+    for derivation in item.get("DerivationImageSequence", []):
         for source in derivation.get("SourceImageSequence", []):
             numbers = source.get("ReferencedFrameNumber", 1)
             key = (str(source.ReferencedSOPInstanceUID), int(numbers[0] if isinstance(numbers, list | tuple) else numbers or 1))
