@@ -13,7 +13,8 @@
       <out_dir>/dataset.json               name, modality {"0": "CT"}, labels {"0": "background", ...},
                                            numTraining, training [{"image": "./imagesTr/<case>.nii.gz", "label": ...}]
       <out_dir>/imagesTr/<case>.nii.gz     the image in modality units (HU for CT)
-      <out_dir>/labelsTr/<case>.nii.gz     its labels, on the same grid
+      <out_dir>/labelsTr/<case>.nii.gz     its labels 1..N (the label values in order), on the same grid
+      <out_dir>/imagesTs/                  empty (no test cases)
 
   The dataset appears whole or not at all: it is written into a hidden folder beside ``out_dir``
   that is renamed into place at the end.
@@ -137,8 +138,12 @@ def export_msd(
     cases: Sequence[MsdCase], labels: Sequence[LabelInfo], out_dir: Path | str, *, name: str, modality: str, deidentifier: Deidentifier | None = None
 ) -> Path:
     """Write ``cases`` as a Medical Segmentation Decathlon dataset in ``out_dir`` (new, or empty), named ``name``, of one
-    ``modality`` channel ("CT", "MR", ...); see the module's description. With ``deidentifier`` the case ids become its
-    pseudonyms and images with burned-in annotation are refused. Returns the path of ``dataset.json``."""
+    ``modality`` channel ("CT", "MR", ...); see the module's description. The labels are numbered 1..N in the order of
+    their values (nnU-Net wants consecutive labels), as ``dataset.json`` says. With ``deidentifier`` the case ids become
+    its pseudonyms and images with burned-in annotation are refused. Returns the path of ``dataset.json``.
+
+    nnU-Net v2's ``nnUNetv2_convert_MSD_dataset`` takes the task from the folder's name: call it ``TaskNN_Name`` (one
+    underscore) for that converter."""
     from medtl.export.deidentify import refuse_burned_in
     from medtl.export.nifti import write_nifti
 
@@ -150,6 +155,12 @@ def export_msd(
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise MedtlError(f"{out_dir}: already exists and is not an empty folder; choose a new folder for the dataset")
     by_value = _by_value(labels)
+    named = [label.name for label in by_value.values()]
+    if "background" in named or len(set(named)) < len(named):
+        raise MedtlError(f"{out_dir}: the label names must differ from each other and from 'background' (nnU-Net tells labels by name)")
+    consecutive = np.zeros(max(by_value, default=0) + 1, dtype=np.uint16 if len(by_value) > 255 else np.uint8)
+    for number, value in enumerate(sorted(by_value), 1):
+        consecutive[value] = number
     ids = _case_ids(cases, deidentifier, out_dir)
     for case, case_id in zip(cases, ids):
         _check_shape(case.mask, case.volume, Path(f"case {case_id}"))
@@ -162,12 +173,13 @@ def export_msd(
     building = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
     try:
         training = []
+        (building / "imagesTs").mkdir()  # no test cases, but nnU-Net's converter wants the folder
         for case, case_id in zip(cases, ids):
             image, label = f"imagesTr/{case_id}.nii.gz", f"labelsTr/{case_id}.nii.gz"
             write_nifti(Volume(case.volume.array, case.volume.spacing, case.volume.origin, case.volume.direction), building / image)
-            write_nifti(Volume(_label_array(case.mask), case.volume.spacing, case.volume.origin, case.volume.direction), building / label)
+            write_nifti(Volume(consecutive[_label_array(case.mask)], case.volume.spacing, case.volume.origin, case.volume.direction), building / label)
             training.append({"image": f"./{image}", "label": f"./{label}"})
-        names = {0: "background", **{value: label.name for value, label in by_value.items()}}
+        names = {0: "background", **{int(consecutive[value]): label.name for value, label in by_value.items()}}
         document = {
             "name": name, "description": f"{name}, exported by medtl", "reference": "", "licence": "", "release": "",
             "tensorImageSize": "3D", "modality": {"0": modality}, "labels": {str(value): names[value] for value in sorted(names)},

@@ -23,17 +23,24 @@ of 0.5×0.5×3 mm``.
 
 from __future__ import annotations
 
+import gzip
 import json
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from medtl.dicom.scan import SEGMENTATION_STORAGE
 from medtl.dicom.volume import Volume
 from medtl.errors import MedtlError
 from medtl.labels.store import GRID_TOLERANCE_MM
 
-SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
+if TYPE_CHECKING:  # pragma: no cover
+    from highdicom.seg import Segmentation
+    from pydicom.dataset import Dataset
+
 _MAX_LABEL = 65535
 
 
@@ -78,7 +85,12 @@ def read_mask(path: Path | str, grid: Volume, *, name: str | None = None) -> Imp
 def _nifti_mask(path: Path, grid: Volume) -> tuple[np.ndarray, dict[int, str]]:
     from medtl.data.images import read_image
 
-    volume = read_image(path)  # ImageReadError (a MedtlError naming the file) when it cannot be read
+    try:
+        volume = read_image(path)
+    except MedtlError as error:  # names the file; nibabel's reasons may span lines
+        raise MedtlError(" ".join(str(error).split())) from None
+    if path.name.lower().endswith(".gz"):
+        _check_gzip(path)
     if volume.is_rgb:
         raise MedtlError(f"{path}: an RGB image is not a mask")
     values = volume.array
@@ -89,6 +101,16 @@ def _nifti_mask(path: Path, grid: Volume) -> tuple[np.ndarray, dict[int, str]]:
     if low < 0 or high > _MAX_LABEL:
         raise MedtlError(f"{path}: holds values {low:g}..{high:g}; label values lie in 0..{_MAX_LABEL}")
     return _onto_grid(volume, grid, path), _sidecar_names(path)
+
+
+def _check_gzip(path: Path) -> None:
+    """MedtlError unless ``path`` is a whole gzip stream: a copy cut short may still hold every voxel nibabel reads."""
+    try:
+        with gzip.open(path, "rb") as stream:
+            while stream.read(1 << 24):
+                pass
+    except (OSError, EOFError, zlib.error) as error:
+        raise MedtlError(f"{path}: the compressed file is damaged or cut short ({error})") from None
 
 
 def _onto_grid(mask: Volume, grid: Volume, path: Path) -> np.ndarray:
@@ -166,15 +188,24 @@ def _seg_file(path: Path) -> Path:
             continue
         if header is not None and header.sop_class_uid == SEGMENTATION_STORAGE:
             found.append(candidate)
-    if len(found) != 1:
-        listed = f": {', '.join(p.name for p in found[:5])}" if found else ""
-        raise MedtlError(f"{path}: holds {len(found)} DICOM SEG files{listed}; give the one to import")
+    if not found:
+        raise MedtlError(f"{path}: holds no DICOM SEG file")
+    if len(found) > 1:
+        raise MedtlError(f"{path}: holds {len(found)} DICOM SEG files ({', '.join(p.name for p in found[:5])}); give the one to import")
     return found[0]
 
 
 def _seg_mask(path: Path, grid: Volume) -> tuple[np.ndarray, dict[int, str]]:
     seg = _read_seg(path)
-    _check_references(seg, grid, path)
+    try:
+        _check_references(seg, grid, path)
+        return _label_map(seg, grid, path)
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError) as error:  # an attribute missing or malformed
+        raise MedtlError(f"{path}: a damaged DICOM SEG ({type(error).__name__}: {error})") from None
+
+
+def _label_map(seg: Segmentation, grid: Volume, path: Path) -> tuple[np.ndarray, dict[int, str]]:
+    """The segments of ``seg`` as one label map on ``grid`` (segment N -> value N) and the segments' labels."""
     frames = _frame_pixels(seg, path)
     sop_slices = {(where.sop_instance_uid, where.frame or 1): z for z, where in enumerate(grid.slice_sources) if where is not None}
     shared = seg.SharedFunctionalGroupsSequence[0] if "SharedFunctionalGroupsSequence" in seg else None
@@ -183,28 +214,26 @@ def _seg_mask(path: Path, grid: Volume) -> tuple[np.ndarray, dict[int, str]]:
         raise MedtlError(f"{path}: has {len(frames)} frames but {len(per_frame)} per-frame descriptions; the file is damaged")
     if (int(seg.Rows), int(seg.Columns)) != grid.shape[1:]:
         raise MedtlError(f"{path}: its frames of {seg.Columns}×{seg.Rows} pixels do not fit {_series_name(grid)} {grid.shape[2]}×{grid.shape[1]} pixels per slice")
-    masks: dict[int, np.ndarray] = {}
+    names = {int(item.SegmentNumber): str(item.get("SegmentLabel", "")) or f"segment {int(item.SegmentNumber)}" for item in seg.SegmentSequence}
+    array = np.zeros(grid.shape, dtype=np.uint16 if max(names, default=0) > 255 else np.uint8)  # one label map, however many segments
     for index, (item, pixels) in enumerate(zip(per_frame, frames)):
         number = int(_item(item, shared, "SegmentIdentificationSequence", path, index).ReferencedSegmentNumber)
+        if number not in names or not 0 < number <= _MAX_LABEL:
+            raise MedtlError(f"{path}: frame {index + 1} belongs to segment {number}, which the file does not describe")
         z = _frame_slice(item, shared, grid, sop_slices, path, index)
-        masks.setdefault(number, np.zeros(grid.shape, dtype=bool))[z] |= pixels
-    names = {int(item.SegmentNumber): str(item.get("SegmentLabel", "")) or f"segment {int(item.SegmentNumber)}" for item in seg.SegmentSequence}
-    array = np.zeros(grid.shape, dtype=np.uint16 if max(masks, default=0) > 255 else np.uint8)
-    for number in sorted(masks):
-        if not 0 < number <= _MAX_LABEL:
-            raise MedtlError(f"{path}: segment number {number} is not a label value 1..{_MAX_LABEL}")
-        overlap = masks[number] & (array != 0)
+        plane = array[z]
+        overlap = pixels & (plane != 0) & (plane != number)
         if overlap.any():
-            other = int(array[overlap][0])
+            other = int(plane[overlap][0])
             raise MedtlError(
-                f"{path}: segments {other} ({names.get(other, '')}) and {number} ({names.get(number, '')}) overlap in {int(overlap.sum())} voxels; "
+                f"{path}: segments {other} ({names[other]}) and {number} ({names[number]}) overlap (on slice {z}); "
                 "a label map holds one label per voxel: export the segments to separate files"
             )
-        array[masks[number]] = number
+        plane[pixels] = number
     return array, names
 
 
-def _read_seg(path: Path):  # -> highdicom.seg.Segmentation
+def _read_seg(path: Path) -> Segmentation:
     import highdicom as hd
     import pydicom
     from pydicom.uid import UID
@@ -214,40 +243,41 @@ def _read_seg(path: Path):  # -> highdicom.seg.Segmentation
     except Exception as error:  # noqa: BLE001 - pydicom raises many kinds on a damaged or foreign file
         raise MedtlError(f"{path}: not a readable DICOM file ({type(error).__name__}: {error})") from None
     sop_class = str(header.get("SOPClassUID", ""))
+    if not sop_class:
+        raise MedtlError(f"{path}: has no SOP Class UID: not a DICOM object, or one cut short")
     if sop_class != SEGMENTATION_STORAGE:
-        kind = UID(sop_class).name if sop_class else "DICOM file without a SOP class"
-        raise MedtlError(f"{path}: is a {kind} object, not a DICOM SEG (Segmentation Storage)")
+        raise MedtlError(f"{path}: is a {UID(sop_class).name} object, not a DICOM SEG (Segmentation Storage)")
     try:
         return hd.seg.segread(path)
     except Exception as error:  # noqa: BLE001 - highdicom and pydicom raise many kinds on damaged input
         raise MedtlError(f"{path}: not a readable DICOM SEG ({type(error).__name__}: {error})") from None
 
 
-def _check_references(seg: object, grid: Volume, path: Path) -> None:
+def _check_references(seg: Segmentation, grid: Volume, path: Path) -> None:
     """Refuse a SEG that segments another series than ``grid``'s (when ``grid`` knows its series) or another frame of reference."""
-    referenced = [str(item.SeriesInstanceUID) for item in getattr(seg, "ReferencedSeriesSequence", [])]
+    referenced = [str(item.SeriesInstanceUID) for item in seg.get("ReferencedSeriesSequence", [])]
     series = str(grid.metadata.get("series_uid", ""))
     if series and referenced and series not in referenced:
         raise MedtlError(f"{path}: segments series {', '.join(referenced)}, not series {series}; import it into the series it references")
-    frame_of_reference, own = str(getattr(seg, "FrameOfReferenceUID", "")), str(grid.metadata.get("frame_of_reference_uid", ""))
+    frame_of_reference, own = str(seg.get("FrameOfReferenceUID", "")), str(grid.metadata.get("frame_of_reference_uid", ""))
     if frame_of_reference and own and frame_of_reference != own:
         raise MedtlError(f"{path}: lies in frame of reference {frame_of_reference}, not in series {series or '(no UID)'}'s {own}")
 
 
-def _frame_pixels(seg: object, path: Path) -> np.ndarray:
+def _frame_pixels(seg: Segmentation, path: Path) -> np.ndarray:
     """The frames as booleans ``[frame, row, column]``: BINARY as stored, FRACTIONAL from half the maximum value."""
     try:
-        pixels = np.asarray(seg.pixel_array)  # type: ignore[attr-defined]
+        pixels = np.asarray(seg.pixel_array)
     except Exception as error:  # noqa: BLE001 - pixel data that cannot be decoded
         raise MedtlError(f"{path}: its pixel data cannot be decoded ({type(error).__name__}: {error})") from None
     if pixels.ndim == 2:
         pixels = pixels[None]
-    if str(getattr(seg, "SegmentationType", "")) == "FRACTIONAL":
-        return pixels * 2 >= int(getattr(seg, "MaximumFractionalValue", 255))
+    if str(seg.get("SegmentationType", "")) == "FRACTIONAL":
+        return pixels.astype(np.int32) * 2 >= int(seg.get("MaximumFractionalValue", 255))
     return pixels != 0
 
 
-def _item(item: object, shared: object, keyword: str, path: Path, index: int):  # -> pydicom Dataset
+def _item(item: Dataset, shared: Dataset | None, keyword: str, path: Path, index: int) -> Dataset:
     """The first item of functional group ``keyword`` for frame ``index`` (its own, else the shared one)."""
     for groups in (item, shared):
         if groups is not None and keyword in groups and len(groups[keyword].value):
@@ -255,7 +285,7 @@ def _item(item: object, shared: object, keyword: str, path: Path, index: int):  
     raise MedtlError(f"{path}: frame {index + 1} has no {keyword}; the file is damaged")
 
 
-def _frame_slice(item: object, shared: object, grid: Volume, sop_slices: dict[tuple[str, int], int], path: Path, index: int) -> int:
+def _frame_slice(item: Dataset, shared: Dataset | None, grid: Volume, sop_slices: dict[tuple[str, int], int], path: Path, index: int) -> int:
     """The ``grid`` slice frame ``index`` lies on: by its plane position (checked against the grid's orientation and
     spacing), else by the source instance it was derived from."""
     from medtl.export.dicom_seg import same_orientation, slice_index
@@ -274,7 +304,7 @@ def _frame_slice(item: object, shared: object, grid: Volume, sop_slices: dict[tu
         if z is None:
             raise MedtlError(f"{frame} at {[round(float(v), 3) for v in position]} mm lies on no slice of {_series_name(grid, possessive=False)}")
         return z
-    for derivation in item.get("DerivationImageSequence", []):  # type: ignore[attr-defined]
+    for derivation in item.get("DerivationImageSequence", []):
         for source in derivation.get("SourceImageSequence", []):
             numbers = source.get("ReferencedFrameNumber", 1)
             key = (str(source.ReferencedSOPInstanceUID), int(numbers[0] if isinstance(numbers, list | tuple) else numbers or 1))
