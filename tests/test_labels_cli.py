@@ -56,7 +56,8 @@ def test_a_nifti_label_comes_back_voxel_exact_as_seg_nifti_and_msd(study: tuple[
     assert "readers: reader one" in capsys.readouterr().out
 
     assert medtl("labels", "export", project, "--format", "seg", "-o", tmp_path / "seg") == 0
-    (seg,) = (tmp_path / "seg").iterdir()
+    seg = tmp_path / "seg" / "case_0001" / "seg.dcm"
+    assert [path.name for path in (tmp_path / "seg").rglob("*")] == ["case_0001", "seg.dcm"]
     header = pydicom.dcmread(seg)
     assert header.Modality == "SEG" and header.ReferencedSeriesSequence[0].SeriesInstanceUID == uid
     assert np.array_equal(read_mask(seg, volume).array, mask)  # read back with highdicom onto the series' grid
@@ -80,7 +81,7 @@ def test_a_deidentified_export_holds_no_byte_of_the_patients_name_id_or_birth_da
     for fmt in ("seg", "nifti", "msd"):
         assert medtl("labels", "export", project, "--format", fmt, "-o", tmp_path / fmt, "--deidentify") == 0
     exported = [path for fmt in ("seg", "nifti", "msd") for path in (tmp_path / fmt).rglob("*") if path.is_file()]
-    assert len(exported) >= 6
+    assert len(exported) >= 6 + volume.shape[0]
     for path in exported:
         content = path.read_bytes()
         content = gzip.decompress(content) if path.name.endswith(".gz") else content
@@ -88,6 +89,11 @@ def test_a_deidentified_export_holds_no_byte_of_the_patients_name_id_or_birth_da
         assert phi_found(str(path.relative_to(tmp_path)).encode(), IDENTITY) == []
         assert uid.encode() not in content, f"{path} names the original series UID"
     assert phi_found(next((tmp_path / "dicom" / "ct").iterdir()), IDENTITY) == list(IDENTITY)  # the check finds them where they are
+    seg = pydicom.dcmread(tmp_path / "seg" / "case_0001" / "seg.dcm")
+    images = [pydicom.dcmread(path) for path in (tmp_path / "seg" / "case_0001" / "images").iterdir()]
+    assert len(images) == volume.shape[0] and {image.SeriesInstanceUID for image in images} == {seg.ReferencedSeriesSequence[0].SeriesInstanceUID}
+    referenced = {item.ReferencedSOPInstanceUID for item in seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence}
+    assert referenced == {image.SOPInstanceUID for image in images}  # one export, one set of pseudonyms
 
 
 def test_bad_input_gets_a_one_line_error_naming_the_file_or_the_holder(study: tuple[Volume, Path, np.ndarray], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -85,9 +85,11 @@ def _project_values(project: Project, names: dict[int, str]) -> dict[int, int]:
 
 def export_labels(project: Project, fmt: str, out: Path | str, *, deidentify: bool = False, reader: str | None = None) -> Exported:
     """Write every series' newest mask (``reader`` 's, or whoever saved last) as ``fmt`` (one of :data:`FORMATS`) into the
-    new or empty folder ``out``; see the module. ``seg`` and ``nifti`` write one file per series, ``msd`` a dataset in
-    which a partly annotated mask marks unannotated voxels ``ignore``."""
-    from medtl.export.deidentify import Deidentifier
+    new or empty folder ``out``; see the module. ``seg``: ``case_0001/seg.dcm`` per series (de-identified: with
+    de-identified copies of its images in ``case_0001/images/``, which the SEG references); ``nifti``:
+    ``case_0001.nii.gz`` and its label sidecar per series; ``msd``: a dataset in which a partly annotated mask marks
+    unannotated voxels ``ignore``."""
+    from medtl.export.deidentify import Deidentifier, write_deidentified
     from medtl.export.label_export import LabelInfo, MsdCase, export_msd, export_nifti, export_seg
 
     if fmt not in FORMATS:
@@ -114,7 +116,9 @@ def export_labels(project: Project, fmt: str, out: Path | str, *, deidentify: bo
             if not record.files:
                 notes.append(f"{case_id}: its image did not come from DICOM files, so it has no SEG (export it as nifti or msd)")
                 continue
-            written.append(export_seg(mask, labels, record.files, out / f"{case_id}.dcm", deidentifier=deidentifier))
+            written.append(export_seg(mask, labels, record.files, out / case_id / "seg.dcm", deidentifier=deidentifier))
+            if deidentifier is not None:  # the originals cannot be shared: de-identified copies, the SEG references them
+                written.extend(write_deidentified(record.files, out / case_id / "images", deidentifier))
             continue
         volume = project.load_volume(uid)
         if fmt == "nifti":
