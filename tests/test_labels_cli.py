@@ -19,6 +19,7 @@ from medtl.export.deidentify import phi_found
 from medtl.export.nifti import write_nifti
 from medtl.labels.mask_import import read_mask
 from medtl.project import Project
+from medtl.project.agreement import reader_agreement
 from tests.dicomgen import SeriesSpec, phantom, write_series
 
 IDENTITY = ("Doe^Jane", "PAT12345", "19700101")
@@ -61,6 +62,10 @@ def test_a_nifti_label_comes_back_voxel_exact_as_seg_nifti_and_msd(study: tuple[
     header = pydicom.dcmread(seg)
     assert header.Modality == "SEG" and header.ReferencedSeriesSequence[0].SeriesInstanceUID == uid
     assert np.array_equal(read_mask(seg, volume).array, mask)  # read back with highdicom onto the series' grid
+    assert medtl("labels", "import", project, "--series", uid, seg, "--reader", "reader two") == 0  # the SEG as a second reader's labels
+    with Project.open(project, read_only=True) as opened:
+        assert reader_agreement(opened, uid, "reader one", "reader two") == {1: 1.0, 2: 1.0}
+        assert [label.name for label in opened.labels()] == ["label 1", "label 2"]
 
     assert medtl("labels", "export", project, "--format", "nifti", "-o", tmp_path / "nifti") == 0
     assert np.array_equal(read_mask(tmp_path / "nifti" / "case_0001.nii.gz", volume).array, mask)
