@@ -279,3 +279,11 @@ def test_saves_from_two_threads_get_distinct_versions_and_the_oldest_beyond_the_
     assert [v.version for v in kept] == list(range(8, 13)) and all(v.path.is_file() for v in kept)
     assert sorted(p.name for p in kept[0].path.parent.iterdir()) == [f"v{n:04d}.nii.gz" for n in range(8, 13)]
     assert len([e for e in project.history(uid) if e.tool == BRUSH]) == 12  # the audit log keeps every change
+
+
+def test_a_damaged_database_is_refused_in_one_line_and_leaves_no_lock(tmp_path: Path) -> None:
+    Project.create(tmp_path / "p").close()
+    (tmp_path / "p" / "project.sqlite").write_bytes(b"not a database at all" * 100)
+    with pytest.raises(MedtlError, match="cannot open the project database"):
+        Project.open(tmp_path / "p")
+    assert not (tmp_path / "p" / LOCK_NAME).exists()

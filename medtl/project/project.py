@@ -119,19 +119,21 @@ class Project:
                 stale = f"; the lock looks stale ({holder.stale_because}): open it again with take-over to write" if holder.stale_because else ""
                 notice = f"{folder} is being edited by {holder.describe()}; opened read-only{stale}"
         database = folder / DATABASE_NAME
+        address, uri = (database, False) if notice is None else (f"{database.as_uri()}?mode=ro", True)
+        connection = None
         try:
+            connection = sqlite3.connect(address, uri=uri, isolation_level=None, check_same_thread=False, timeout=30)
             if notice is None:
-                connection = sqlite3.connect(database, isolation_level=None, check_same_thread=False, timeout=30)
                 _prepare_for_writing(connection, database)
             else:
-                connection = sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True, isolation_level=None, check_same_thread=False, timeout=30)
                 _check_version(connection, database, writable=False)
-        except sqlite3.DatabaseError as error:
+        except (sqlite3.DatabaseError, MedtlError) as error:
+            if connection is not None:
+                connection.close()
             lock.release()
+            if isinstance(error, MedtlError):
+                raise
             raise MedtlError(f"{database}: cannot open the project database ({error})") from None
-        except MedtlError:
-            lock.release()
-            raise
         project = cls(folder, connection, lock, notice, user)
         if notice is None and not create:
             project._remove_unrecorded_files()
