@@ -66,6 +66,11 @@ def test_a_nifti_label_comes_back_voxel_exact_as_seg_nifti_and_msd(study: tuple[
     with Project.open(project, read_only=True) as opened:
         assert reader_agreement(opened, uid, "reader one", "reader two") == {1: 1.0, 2: 1.0}
         assert [label.name for label in opened.labels()] == ["label 1", "label 2"]
+    assert medtl("labels", "agreement", project, "--series", uid, "reader one", "reader two") == 0
+    assert "1 label 1: Dice 1.0000" in capsys.readouterr().out
+    assert medtl("labels", "history", project, "--label", 1) == 0
+    history = capsys.readouterr().out.splitlines()
+    assert "label table: label 1, defined 'label 1'" in history[0] and "import: series" in history[1] and "reader reader one" in history[1]
 
     assert medtl("labels", "export", project, "--format", "nifti", "-o", tmp_path / "nifti") == 0
     assert np.array_equal(read_mask(tmp_path / "nifti" / "case_0001.nii.gz", volume).array, mask)

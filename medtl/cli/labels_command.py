@@ -10,9 +10,10 @@ from medtl.cli.project_command import add_take_over, open_for_writing
 from medtl.project.label_files import FORMATS
 
 if TYPE_CHECKING:  # pragma: no cover
+    from medtl.data.sparse import Annotated
     from medtl.project import Project
 
-HELP = "import masks into a project, list its labels, or export them (DICOM SEG, NIfTI, MSD dataset)"
+HELP = "import masks into a project, list its labels and their history, compare readers, export (DICOM SEG, NIfTI, MSD)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,6 +27,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_take_over(imports)
     listing = actions.add_parser("list", help="list the labels and every series' masks with their volumes", description="list the labels and every series' masks")
     listing.add_argument("dir", type=Path, metavar="DIR")
+    history = actions.add_parser("history", help="list who changed which label when, with which tool", description="list the audit log, oldest first")
+    history.add_argument("dir", type=Path, metavar="DIR")
+    history.add_argument("--series", metavar="UID", help="only this series' changes")
+    history.add_argument("--label", type=int, metavar="VALUE", help="only this label's changes")
+    history.add_argument("--reader", metavar="NAME", help="only changes to this reader's labels")
+    agreement = actions.add_parser("agreement", help="Dice per label between two readers' masks of a series", description="Dice per label between two readers' newest masks of a series, over the slices both annotated")
+    agreement.add_argument("dir", type=Path, metavar="DIR")
+    agreement.add_argument("--series", required=True, metavar="UID")
+    agreement.add_argument("readers", nargs=2, metavar="READER")
     exports = actions.add_parser("export", help="export every series' newest mask", description="export every series' newest mask into a new folder")
     exports.add_argument("dir", type=Path, metavar="DIR")
     exports.add_argument("--format", choices=FORMATS, required=True, help="seg: one DICOM SEG per series; nifti: one NIfTI per series; msd: a Medical Segmentation Decathlon dataset")
@@ -48,6 +58,10 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "list":
         with Project.open(args.dir, read_only=True) as project:
             print(list_text(project))
+        return 0
+    if args.action in ("history", "agreement"):
+        with Project.open(args.dir, read_only=True) as project:
+            print(history_text(project, args.series, args.label, args.reader) if args.action == "history" else agreement_text(project, args.series, *args.readers))
         return 0
     with Project.open(args.dir, read_only=True) as project:
         exported = export_labels(project, args.format, args.out, deidentify=args.deidentify, reader=args.reader)
@@ -76,3 +90,48 @@ def list_text(project: Project) -> str:
         extent = "complete" if version.annotated.complete else f"{version.annotated.count()} annotated slice(s)"
         lines.append(f"series {version.series_uid}  reader {version.reader}  version {version.version} ({extent}): {volumes}")
     return "\n".join(lines)
+
+
+def history_text(project: Project, series_uid: str | None, value: int | None, reader: str | None) -> str:
+    """One line per change: when, who, tool, on what (series, reader, label, slices, version), detail."""
+    import datetime
+
+    lines = []
+    for entry in project.history(series_uid, value, reader):
+        when = datetime.datetime.fromtimestamp(entry.at).strftime("%Y-%m-%d %H:%M:%S")
+        what = [
+            f"series {entry.series_uid}" if entry.series_uid else "", f"reader {entry.reader}" if entry.reader else "",
+            f"label {entry.value}" if entry.value is not None else "", _slices(entry.slices) if entry.slices else "",
+            f"version {entry.mask_version}" if entry.mask_version else "", entry.detail,
+        ]  # fmt: skip
+        lines.append(f"{when}  {entry.who}  {entry.tool}: {', '.join(part for part in what if part)}")
+    return "\n".join(lines) or "no changes recorded"
+
+
+def agreement_text(project: Project, series_uid: str, reader_a: str, reader_b: str) -> str:
+    from medtl.project.agreement import reader_agreement
+
+    names = {label.value: label.name for label in project.labels()}
+    dice = reader_agreement(project, series_uid, reader_a, reader_b)
+    lines = [f"{reader_a} and {reader_b} on series {series_uid}, over the slices both annotated:"]
+    lines.extend(f"  {value:3d} {names.get(value, f'label {value}')}: Dice {'-' if d is None else f'{d:.4f}'}" for value, d in dice.items())
+    return "\n".join(lines)
+
+
+def _slices(annotated: Annotated) -> str:
+    """The slices an edit touched, in words (``axial 3-5, 9``)."""
+    from medtl.data.sparse import AXES
+
+    if annotated.complete:
+        return "all slices"
+    return "; ".join(f"{axis} {_ranges(sorted(indices))}" for axis, indices in zip(AXES, annotated.slices) if indices)
+
+
+def _ranges(numbers: list[int]) -> str:
+    runs: list[list[int]] = []
+    for number in numbers:
+        if runs and number == runs[-1][-1] + 1:
+            runs[-1].append(number)
+        else:
+            runs.append([number])
+    return ", ".join(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]) for run in runs)

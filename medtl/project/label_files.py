@@ -60,7 +60,7 @@ def import_mask(project: Project, series_uid: str, path: Path | str, *, name: st
         merged[imported.array == value] = target
     version = project.save_mask(
         series_uid, merged, volume, tool=IMPORT, reader=reader, annotated=Annotated.everything(),
-        value=next(iter(values.values())) if len(values) == 1 else None, detail=f"from {path.name}",
+        value=list(values.values()), detail=f"from {path.name}",
     )  # fmt: skip
     return Imported(version, values)
 

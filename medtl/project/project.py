@@ -345,12 +345,12 @@ class Project:
     # ---- masks ----------------------------------------------------------------------------------------------------
 
     def save_mask(
-        self, series_uid: str, mask: np.ndarray, grid: Volume, *, tool: str, reader: str | None = None, value: int | None = None,
+        self, series_uid: str, mask: np.ndarray, grid: Volume, *, tool: str, reader: str | None = None, value: int | Sequence[int] | None = None,
         touched: Annotated | None = None, annotated: Annotated | None = None, detail: str = "",
     ) -> MaskVersion:  # fmt: skip
         """Save ``mask`` (``[z, y, x]`` integers 0-255 on ``grid``, the series' image) as the next version of ``reader`` 's
         mask of the series (default: :attr:`user`), and record the change: ``tool`` (a name from
-        :mod:`medtl.project.records` or the tool's own), the label ``value`` it changed, the slices it ``touched``,
+        :mod:`medtl.project.records` or the tool's own), the label ``value`` it changed (several: an entry for each), the slices it ``touched``,
         ``detail`` (e.g. the run whose prediction was accepted).
 
         ``annotated``: the slices annotated in this version; None: those of the previous version plus ``touched``
@@ -395,7 +395,8 @@ class Project:
                     "INSERT INTO annotated_slices (mask_id, axis, slice) VALUES (?, ?, ?)",
                     [(mask_id, axis, index) for axis, indices in enumerate(annotated.slices) for index in sorted(indices)],
                 )
-                self._audit(tool, series_uid=series_uid, reader_id=reader_id, value=value, slices=touched, detail=detail, mask_version=version)
+                for changed in [value] if value is None or isinstance(value, int) else sorted(set(value)) or [None]:
+                    self._audit(tool, series_uid=series_uid, reader_id=reader_id, value=changed, slices=touched, detail=detail, mask_version=version)
             self._prune(series_uid, reader_id)
         return MaskVersion(series_uid, reader_name, version, target, saved_at, annotated)
 
