@@ -304,10 +304,14 @@ class MainWindow(QMainWindow):
     # --- review: results, what to label next ------------------------------------------------
 
     def _review_latest_run(self) -> None:
-        """The run the fine-tune panel just finished goes to the Results panel."""
+        """The run the fine-tune panel just finished goes to the Results panel, and predicts the shown series, so the
+        user sees what it learnt where they were labelling."""
         run = self.training.predictable_run()
-        if run is not None:
-            self.results.show_run(run)
+        if run is None:
+            return
+        self.results.show_run(run)
+        if self.viewer.model is not None and self.training.outcome is not None and self.training.outcome.has_model:
+            self.predict_with_run(run)
 
     def show_results(self) -> None:
         self.results_dock.show()
