@@ -32,7 +32,7 @@ class Segment:
             return None
         from highdicom.color import CIELabColor  # only when colours are shown: `medtl scan` never needs it
 
-        return tuple(int(v) for v in CIELabColor.from_dicom_value(self.lab).to_rgb())  # type: ignore[return-value]
+        return tuple(int(v) for v in CIELabColor.from_dicom_value(self.lab).to_rgb(clip=True))  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
