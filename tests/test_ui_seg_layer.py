@@ -13,6 +13,7 @@ import pytest
 from PySide6.QtCore import QModelIndex
 from PySide6.QtWidgets import QMessageBox
 
+from medtl.dicom.scan import scan
 from medtl.labels.store import LabelStore
 from tests.dicomgen import SeriesSpec, phantom, write_series
 from tests.test_seg_in_scan import LABELS, drawn, series_with_seg
@@ -20,6 +21,7 @@ from tests.test_ui_labels import shown_window, temporary_settings
 from tests.test_ui_window import open_and_show
 from ui.models.overlays import LabelLayer
 from ui.qt.main_window import MainWindow
+from ui.qt.study_browser import StudyBrowser
 
 
 def tree_rows(window: MainWindow, parent: QModelIndex | None = None, depth: int = 0) -> list[tuple[int, str, str]]:
@@ -88,3 +90,16 @@ def test_a_seg_that_does_not_fit_is_a_problem_and_the_series_still_opens(qtbot, 
     assert reason.endswith("labels.dcm: its frames of 24×20 pixels do not fit series " f"{original.SeriesInstanceUID}'s 32×28 pixels per slice")
     seg_row = next(row for row in tree_rows(window) if row[1] == "labels: SEG medtl manual")
     assert "does not fit the series: its frames are 24×20 pixels" in seg_row[2]
+
+
+def test_a_seg_whose_series_is_absent_stays_in_its_study_naming_that_series(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    files, seg = series_with_seg(tmp_path / "source")
+    shutil.copytree(seg.parent, tmp_path / "only_seg")
+    browser = StudyBrowser()
+    qtbot.addWidget(browser)
+    browser.set_result(scan(tmp_path / "only_seg"))
+    uid = pydicom.dcmread(files[0]).SeriesInstanceUID
+    study = browser.model.item(0).child(0)
+    assert study.rowCount() == 1 and study.child(0).text() == f"labels: SEG medtl manual (of series {uid}, not in this folder)"
+    assert study.child(0).toolTip() == f"DICOM SEG of series {uid} (2 segments); that series is not in this folder, so there is nothing to show it on"
+    assert browser.image_series() == [] and browser.segmentations_of(uid)[0].files[0].path == (tmp_path / "only_seg" / seg.name).resolve()

@@ -147,13 +147,13 @@ def as_text(result: ScanResult, seconds: float) -> str:
                     continue
                 orphan = orphans.get(series.series_uid)
                 if orphan is not None:
-                    lines.append(f"    {_series_line(series)}  {_seg_text(orphan, None)}")
+                    lines.append(f"    {_series_line(series)}  {orphan.summary(None)}")
                 else:
                     size = f"{series.rows}x{series.columns}" if series.rows is not None else "non-image"
                     lines.append(f"    {_series_line(series)}  {len(series.instances)} instance(s)  {size}")
                 lines.extend(f"      warning: {warning}" for warning in series.warnings)
                 for seg in labelling.get(series.series_uid, []):
-                    lines.append(f"      {_series_line(seg.series)}  {_seg_text(seg, series)}")
+                    lines.append(f"      {_series_line(seg.series)}  {seg.summary(series)}")
                     misfit = seg.misfit(series)
                     lines.extend(f"        warning: {warning}" for warning in [*seg.series.warnings, *([misfit] if misfit else [])])
     if not result.patients:
@@ -171,17 +171,6 @@ def as_text(result: ScanResult, seconds: float) -> str:
 def _series_line(series: SeriesInfo) -> str:
     number = "-" if series.series_number is None else series.series_number
     return f"Series {number}  {series.modality or '?'}  {series.description or '(no description)'}"
-
-
-def _seg_text(seg: SegSeries, labelled: SeriesInfo | None) -> str:
-    """``DICOM SEG of series <description or UID> (<n> segments)``; ``labelled``: the series it labels, None when that
-    series is not in the folder."""
-    count = f"({seg.segment_count} segment{'' if seg.segment_count == 1 else 's'})"
-    if labelled is not None:
-        return f"DICOM SEG of series {labelled.description or labelled.series_uid} {count}"
-    if not seg.referenced:
-        return f"DICOM SEG naming no series it labels {count}"
-    return f"DICOM SEG of series {', '.join(seg.referenced)} {count}; that series is not in this folder"
 
 
 def _problem_lines(problems: list[ScanProblem]) -> list[str]:

@@ -69,6 +69,16 @@ class SegSeries:
             return self.series.description
         return f"series {self.series.series_number}" if self.series.series_number is not None else self.series.series_uid
 
+    def summary(self, labelled: SeriesInfo | None) -> str:
+        """``DICOM SEG of series <description or UID> (<n> segments)``; ``labelled``: the series it labels, None when that
+        series is not in the scan (then the UIDs it references are named)."""
+        count = f"({self.segment_count} segment{'' if self.segment_count == 1 else 's'})"
+        if labelled is not None:
+            return f"DICOM SEG of series {labelled.description or labelled.series_uid} {count}"
+        if not self.referenced:
+            return f"DICOM SEG naming no series it labels {count}"
+        return f"DICOM SEG of series {', '.join(self.referenced)} {count}; that series is not in this folder"
+
     def misfit(self, labelled: SeriesInfo) -> str | None:
         """Why its frames cannot lie on ``labelled``'s slices, as far as headers tell (frame size); None when they may."""
         sizes = {(file.rows, file.columns) for file in self.files if labelled.series_uid in file.referenced and file.rows}

@@ -158,14 +158,11 @@ class StudyBrowser(QWidget):
 
     def _seg_row(self, patient: PatientInfo, study: StudyInfo, seg: SegSeries, labelled: SeriesInfo | None) -> list[QStandardItem]:
         """A SEG series, under the series it labels (``labelled``), or in its study when that series is absent (None)."""
-        count = f"{seg.segment_count} segment{'' if seg.segment_count == 1 else 's'}"
         if labelled is not None:
-            text = f"labels: SEG {seg.name}"
-            tips = [f"DICOM SEG of series {labelled.description or labelled.series_uid} ({count}): shown as a label layer with it"]
+            text, tips = f"labels: SEG {seg.name}", [f"{seg.summary(labelled)}: shown as a label layer with it"]
         else:
-            referenced = ", ".join(seg.referenced) or "none named"
-            text = f"labels: SEG {seg.name} (of series {referenced}, not in this folder)"
-            tips = [f"DICOM SEG of series {referenced} ({count}); that series is not in this folder, so there is nothing to show it on"]
+            text = f"labels: SEG {seg.name} (of series {', '.join(seg.referenced) or 'none named'}, not in this folder)"
+            tips = [f"{seg.summary(None)}, so there is nothing to show it on"]
         row = _row(text, seg.series.modality, "", str(len(seg.series.instances)))
         row[0].setData(seg.series.series_uid, _SERIES_ROLE)
         misfit = seg.misfit(labelled) if labelled is not None else None
