@@ -47,6 +47,7 @@ from ui.models.label_session import attach_saved_label, label_versions, restore_
 from ui.models.overlays import LabelLayer
 from ui.models.prediction_layers import choose_uncertainty, prediction_layers, prediction_summary
 from ui.models.ranking_queue import QueueEntry, series_inputs
+from ui.models.seg_layers import attach_segmentations
 from ui.models.viewer_model import PixelInfo, SeriesLabel, ViewerModel
 from ui.qt.label_tools import LabelTools
 from ui.qt.label_versions_dialog import LabelVersionsDialog
@@ -214,11 +215,13 @@ class MainWindow(QMainWindow):
         self._fallbacks = [path for path in self._fallbacks if path is not series_path]
         patient, study, series = series_path
         files, label, store = series.files, SeriesLabel.of(patient, study, series), self.label_store
+        segs = self.browser.segmentations_of(series.series_uid)
 
         def load(progress: ProgressCallback, cancel: CancelToken) -> ViewerModel:
             model = ViewerModel(load_series(files, progress, cancel), label, files)
             model.patient_planes()  # resampled planes of an oblique series take a moment to set up: here, not in the GUI
             attach_saved_label(model, store)
+            attach_segmentations(model, segs)
             return model
 
         self._run("load", load, self._loaded, lambda message: self._load_failed(f"series {series.description or series.series_uid}", message))
