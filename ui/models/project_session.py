@@ -78,6 +78,8 @@ class ProjectSession:
 
     def open(self, folder: Path, take_over: bool = False) -> Project:
         """Open the project in ``folder`` (closing the one open): for writing unless another program holds it."""
+        if self.project is not None and self.project.folder == Path(folder).expanduser().absolute():
+            self.close()  # opening it again: its lock must not count as another program's
         return self.use(Project.open(folder, user=self.reader, take_over=take_over))
 
     def create(self, folder: Path) -> Project:

@@ -84,7 +84,7 @@ class MainWindow(QMainWindow):
     scan_finished = Signal(object)  # ScanResult
     series_shown = Signal(object)  # ViewerModel, once its first slice can be painted
     task_failed = Signal(str)
-    label_saved = Signal(object)  # SavedLabel
+    label_saved = Signal(object)  # SavedLabel (label store), or MaskVersion (the open project)
     label_restored = Signal(object)  # SavedLabel: an earlier version made the label again, and shown
     prediction_shown = Signal(object)  # Prediction, once its layers are on the series it was made for
     prediction_exported = Signal(object)  # PredictionOutputs: the files written

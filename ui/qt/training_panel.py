@@ -235,6 +235,8 @@ class TrainingPanel(RunPanel):
         """Read the chosen datalist in a worker, set the task its labels make (masks: segmentation, class names:
         classification) and show its cases per class or label and its split."""
         self._summary_task.cancel_all()
+        if self.from_project.isChecked():
+            return  # the project's labels are read when the run starts
         path = self.datalist.text().strip()
         if not path:
             self.data_summary.setText("Choose a datalist to see its cases and split.")
