@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 from medtl.errors import MedtlError
 from medtl.project import MaskVersion, Project
 from medtl.project.lock import REFRESH_EVERY_S
-from medtl.project.records import PREDICTION
+from medtl.project.records import INTERPOLATION, PREDICTION
 from ui.models.label_editor import LabelEditor, Tool
 from ui.models.project_session import EDITOR_TOOLS, HistoryRow, ProjectSession
 from ui.models.viewer_model import ViewerModel
@@ -179,6 +179,7 @@ class ProjectController(QObject):
         self._banner_bar: QToolBar | None = None  # made on the first notice (after the window's saved layout is restored)
         self._tool = Tool.NAVIGATE
         self._last_tool = UNKNOWN_TOOL
+        self._edits_noted = 0  # the editor's edit count when the last edit was noted
         self.timer = QTimer(self)
         self.timer.setInterval(int(REFRESH_EVERY_S * 1000 / 2))
         self.timer.timeout.connect(session.refresh_lock)
@@ -195,6 +196,9 @@ class ProjectController(QObject):
         window.viewer.stroke_ended.connect(lambda: self._note(EDITOR_TOOLS.get(self._tool.value, self._tool.value)))
         window.prompt_tool.prompted.connect(lambda _stroke: self._note(EDITOR_TOOLS["box"]))
         window.prompt_tool.propagation_arrived.connect(lambda _index: self._note(EDITOR_TOOLS["box"]))
+        interpolate = window.label_tools.actions_by_name.get("interpolate")  # where the editor interpolates between slices
+        if interpolate is not None:
+            interpolate.triggered.connect(lambda _checked=False: self._note_if_edited(INTERPOLATION))
 
     def _action(self, text: str, slot: object) -> QAction:
         action = QAction(text, self.window)
@@ -209,6 +213,14 @@ class ProjectController(QObject):
     def _note(self, tool: str, detail: str = "") -> None:
         self._last_tool = tool
         self.session.note_edit(tool, detail)
+        model = self.window.viewer.model
+        self._edits_noted = model.editor.edits if model is not None and model.editor is not None else 0
+
+    def _note_if_edited(self, tool: str) -> None:
+        """Note ``tool`` if the label changed since the last edit noted (an action that may have found nothing to do)."""
+        model = self.window.viewer.model
+        if model is not None and model.editor is not None and model.editor.edits != self._edits_noted:
+            self._note(tool)
 
     def note_prediction(self, run_dir: Path | None, layer_name: str) -> None:
         """A prediction was merged into the label: recorded as accepted from its run."""
