@@ -15,11 +15,11 @@ from medtl.labels.store import LabelStore, SavedLabel
 from medtl.project import MaskVersion, Project
 from medtl.project.agreement import dice_per_label
 from medtl.project.from_label_store import default_project_dir
-from medtl.project.records import BRUSH, IMPORT
+from medtl.project.records import BRUSH, IMPORT, PREDICTION
 from medtl.training.run_summary import RunSummary
 from medtl.workflow.train import PROJECT_DATA, TrainRequest, TrainResult, preview
 from tests.dicomgen import SeriesSpec, phantom, write_series
-from tests.test_ui_labels import drag, screen_point, shown_window, temporary_settings
+from tests.test_ui_labels import drag, fake_prediction, screen_point, shown_window, temporary_settings
 from tests.test_ui_window import TIMEOUT_MS, open_and_show
 from ui.models.label_editor import Tool
 from ui.qt.main_window import MainWindow
@@ -111,6 +111,22 @@ def test_a_label_painted_in_the_window_is_saved_in_the_project_with_the_reader_a
     shown = window.viewer.model
     assert shown is not None and shown.editor is not None and "version 2" in shown.editor.layer.name
     assert np.array_equal(shown.editor.layer.mask, project.load_mask(project.mask(uid, "Dr Ada")).array)  # type: ignore[arg-type]
+
+
+def test_an_accepted_prediction_is_recorded_with_the_run_that_made_it(qtbot, window: MainWindow, tmp_path: Path, ct_folder: Path) -> None:  # type: ignore[no-untyped-def]
+    assert window.projects.new_project(tmp_path / "project")
+    open_and_show(qtbot, window, ct_folder)
+    model = window.viewer.model
+    assert model is not None
+    run = tmp_path / "runs" / "bones"
+    window._predicted(model, run, fake_prediction(model.volume.shape), None, None)  # as a finished prediction shows it
+    window.label_tools.actions_by_name["accept"].trigger()
+    save(qtbot, window)
+    project = window.project_session.project
+    assert project is not None
+    entry = project.history(series_uid=series_uid(ct_folder))[-1]
+    assert (entry.tool, entry.detail, entry.value) == (PREDICTION, f"run {run}", 1)
+    assert [(label.value, label.name) for label in project.labels()] == [(1, "bone")]
 
 
 def test_a_project_held_by_another_program_is_read_only_and_a_stale_lock_can_be_taken_over(qtbot, window: MainWindow, tmp_path: Path, ct_folder: Path) -> None:  # type: ignore[no-untyped-def]
