@@ -9,6 +9,7 @@ each) so a save records them.
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -200,9 +201,9 @@ class ProjectController(QObject):
         if interpolate is not None:
             interpolate.triggered.connect(lambda _checked=False: self._note_if_edited(INTERPOLATION))
 
-    def _action(self, text: str, slot: object) -> QAction:
+    def _action(self, text: str, slot: Callable[[], object]) -> QAction:
         action = QAction(text, self.window)
-        action.triggered.connect(lambda _checked=False: slot())  # type: ignore[operator]
+        action.triggered.connect(lambda _checked=False: slot())
         return action
 
     # --- edits -------------------------------------------------------------------------------
