@@ -15,7 +15,7 @@ from medtl.labels.store import LabelStore, SavedLabel
 from medtl.project import MaskVersion, Project
 from medtl.project.agreement import dice_per_label
 from medtl.project.from_label_store import default_project_dir
-from medtl.project.records import BRUSH, IMPORT, PREDICTION
+from medtl.project.records import BRUSH, IMPORT, PREDICTION, RESTORE
 from medtl.training.run_summary import RunSummary
 from medtl.workflow.train import PROJECT_DATA, TrainRequest, TrainResult, preview
 from tests.dicomgen import SeriesSpec, phantom, write_series
@@ -111,6 +111,16 @@ def test_a_label_painted_in_the_window_is_saved_in_the_project_with_the_reader_a
     shown = window.viewer.model
     assert shown is not None and shown.editor is not None and "version 2" in shown.editor.layer.name
     assert np.array_equal(shown.editor.layer.mask, project.load_mask(project.mask(uid, "Dr Ada")).array)  # type: ignore[arg-type]
+
+    window.show_label_versions()  # with a project: its history, to restore one of the reader's versions
+    history = window.projects.history_dialog
+    assert history is not None and history.isVisible() and not history.restore_button.isEnabled()
+    history.table.selectRow(next(row for row in range(history.table.rowCount()) if history.cell(row, "Version") == "1"))
+    with qtbot.waitSignal(window.label_restored, timeout=TIMEOUT_MS) as restored:
+        history.restore_button.click()
+    assert restored.args[0].version == 3 and project.history(series_uid=uid)[-1].tool == RESTORE
+    shown = window.viewer.model
+    assert shown is not None and shown.editor is not None and np.array_equal(shown.editor.layer.mask, mask)  # version 1 again
 
 
 def test_an_accepted_prediction_is_recorded_with_the_run_that_made_it(qtbot, window: MainWindow, tmp_path: Path, ct_folder: Path) -> None:  # type: ignore[no-untyped-def]

@@ -168,13 +168,18 @@ class ProjectSession:
         if mask.shape != model.volume.shape:
             model.volume.warnings.append(f"{version.path}: the saved mask has shape {mask.shape}, the series {model.volume.shape}; not shown")
             return False
-        labels = project.labels()
+        self.edit(model, version, mask)
+        return True
+
+    def edit(self, model: ViewerModel, version: MaskVersion, mask: Volume) -> None:
+        """Make ``mask`` (the saved ``version``) the editable label of ``model``, with the project's label names and colours."""
+        assert self.project is not None
+        labels = self.project.labels()
         names = {label.value: label.name for label in labels}
         editor = model.edit_label(mask.array, names, f"label ({self.reader}, version {version.version})", dirty=False, annotated=version.annotated)
         editor.layer.colors.update({label.value: label.colour for label in labels})
         with self._guard:
             self._baseline, self._pending = (id(editor), mask.array, version.annotated), []
-        return True
 
     def save_call(self, model: ViewerModel, fallback_tool: str) -> tuple[ProjectSaveCall, int]:
         """An engine call that saves a snapshot of the shown label (taken now) as the reader's next mask version of the
@@ -247,6 +252,18 @@ class ProjectSession:
             version = "" if entry.mask_version is None else str(entry.mask_version)
             rows.append(HistoryRow(when, entry.who, entry.tool, label, entry.reader or "", version, entry.detail))
         return rows
+
+    def restore_call(self, model: ViewerModel, number: int) -> Callable[[ProgressCallback, CancelToken], tuple[MaskVersion, Volume]]:
+        """An engine call that makes the reader's version ``number`` of the shown series' mask the newest again (saved as
+        a new version: nothing is lost) and reads it back (:meth:`edit` it in the GUI)."""
+        project, uid, reader = self._writable(), _series_uid(model), self.reader
+
+        def call(progress: ProgressCallback, cancel: CancelToken) -> tuple[MaskVersion, Volume]:
+            progress(0, 0, f"restoring label version {number}")
+            restored = project.restore_mask(uid, number, reader)
+            return restored, project.load_mask(restored)
+
+        return call
 
     def readers_of(self, model: ViewerModel) -> list[str]:
         """The readers who saved a mask of the shown series."""

@@ -85,7 +85,7 @@ class MainWindow(QMainWindow):
     series_shown = Signal(object)  # ViewerModel, once its first slice can be painted
     task_failed = Signal(str)
     label_saved = Signal(object)  # SavedLabel (label store), or MaskVersion (the open project)
-    label_restored = Signal(object)  # SavedLabel: an earlier version made the label again, and shown
+    label_restored = Signal(object)  # SavedLabel or MaskVersion (project): an earlier version made the label again, and shown
     prediction_shown = Signal(object)  # Prediction, once its layers are on the series it was made for
     prediction_exported = Signal(object)  # PredictionOutputs: the files written
 
@@ -359,6 +359,9 @@ class MainWindow(QMainWindow):
     def show_label_versions(self) -> None:
         """List the earlier saves of the shown series' label, to restore one."""
         model = self.viewer.model
+        if model is not None and self.project_session.writable_for(model):
+            self.projects.show_history()  # the project's versions, with who saved each and with which tools
+            return
         versions = label_versions(model, self.label_store) if model is not None else []
         if model is None or not versions:
             self.status_message.setText("No earlier versions: a label's earlier saves are kept each time it is saved again")

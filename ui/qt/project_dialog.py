@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from medtl.dicom.volume import Volume
 from medtl.errors import MedtlError
 from medtl.project import MaskVersion, Project
 from medtl.project.lock import REFRESH_EVERY_S
@@ -73,13 +74,16 @@ class ProjectBanner(QWidget):
 
 
 class LabelHistoryDialog(QDialog):
-    """The audit entries of the shown series, newest first: when, who, tool, label, reader, mask version, detail."""
+    """The audit entries of the shown series, newest first: when, who, tool, label, reader, mask version, detail.
+    Restore makes the chosen entry's mask version (one of ``reader`` 's) the label again."""
 
     COLUMNS = ("When", "Who", "Tool", "Label", "Reader", "Version", "Detail")
+    restore_requested = Signal(int)  # a mask version of the reader
 
-    def __init__(self, rows: list[HistoryRow], series_name: str, parent: QWidget | None = None) -> None:
+    def __init__(self, rows: list[HistoryRow], series_name: str, reader: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(f"Label history of {series_name}")
+        self.rows, self.reader = rows, reader
         self.table = QTableWidget(len(rows), len(self.COLUMNS), self)
         self.table.setHorizontalHeaderLabels(list(self.COLUMNS))
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
@@ -91,11 +95,29 @@ class LabelHistoryDialog(QDialog):
         empty.setVisible(not rows)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
         buttons.rejected.connect(self.reject)
+        self.restore_button = QPushButton("Restore this version", self)
+        self.restore_button.setToolTip(f"make the chosen version of {reader}'s mask the label again (saved as a new version: nothing is lost)")
+        self.restore_button.clicked.connect(self.restore)
+        buttons.addButton(self.restore_button, QDialogButtonBox.ButtonRole.ActionRole)
+        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.table.itemSelectionChanged.connect(lambda: self.restore_button.setEnabled(self._chosen_version() is not None))
+        self.restore_button.setEnabled(False)
         layout = QVBoxLayout(self)
         layout.addWidget(empty)
         layout.addWidget(self.table)
         layout.addWidget(buttons)
         self.resize(760, 380)
+
+    def _chosen_version(self) -> int | None:
+        row = self.table.currentRow()
+        entry = self.rows[row] if 0 <= row < len(self.rows) else None
+        return int(entry.version) if entry is not None and entry.version and entry.reader == self.reader else None
+
+    def restore(self) -> None:
+        version = self._chosen_version()
+        if version is not None:
+            self.restore_requested.emit(version)
+            self.accept()
 
     def cell(self, row: int, column: str) -> str:
         item = self.table.item(row, self.COLUMNS.index(column))
@@ -371,9 +393,31 @@ class ProjectController(QObject):
         if model is None or self.session.project is None:
             self.window.status_message.setText("Open a project and a series to see its label history")
             return None
-        self.history_dialog = LabelHistoryDialog(self.session.history_rows(model), _series_name(model), self.window)
+        self.history_dialog = LabelHistoryDialog(self.session.history_rows(model), _series_name(model), self.session.reader, self.window)
+        self.history_dialog.restore_requested.connect(self.restore_version)
         self.history_dialog.open()
         return self.history_dialog
+
+    def restore_version(self, number: int) -> None:
+        """Make the reader's mask version ``number`` of the shown series the label again (in a worker), and edit it."""
+        window, model = self.window, self.window.viewer.model
+        if model is None or not window.resolve_unsaved_label():
+            return
+        try:
+            call = self.session.restore_call(model, number)
+        except MedtlError as error:
+            window.status_message.setText(str(error))
+            return
+        window._run("restore_label", call, lambda restored: self._restored(model, number, *restored), window._label_not_restored)
+
+    def _restored(self, model: ViewerModel, number: int, version: MaskVersion, mask: Volume) -> None:
+        self.window._idle()
+        if model is not self.window.viewer.model:
+            return
+        self.session.edit(model, version, mask)
+        self.window.label_tools.refresh()
+        self.window.status_message.setText(f"Restored label version {number} as version {version.version} (restore the one before to undo)")
+        self.window.label_restored.emit(version)
 
     def show_agreement(self) -> AgreementDialog | None:
         """Compare two readers' masks of the shown series."""
