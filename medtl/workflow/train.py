@@ -324,12 +324,14 @@ def _project_data(request: TrainRequest, folder: Path, emit: Emit | None = None)
     assert request.project is not None and request.task is not None
     with Project.open(request.project, read_only=True) as project:
         datalist = write_training_data(project, folder, request.task)
+        linked = request.out_dir.absolute() in {run.path for run in project.runs()}  # by the app, which holds the project
     if emit is not None:
-        with Project.open(request.project) as project:
-            if project.read_only:
-                emit(f"the run is not listed in the project: {project.notice}")
-            else:
-                project.link_run(request.out_dir)
+        if not linked:
+            with Project.open(request.project) as project:
+                if project.read_only:
+                    emit(f"the run is not listed in the project: {project.notice}")
+                else:
+                    project.link_run(request.out_dir)
         emit(f"data: from the project {request.project} (written to {folder})")
     return datalist
 
