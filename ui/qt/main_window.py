@@ -659,7 +659,7 @@ class MainWindow(QMainWindow):
         self.recent_menu = file_menu.addMenu("Open &recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         file_menu.addSeparator()
-        file_menu.addActions([self.projects.actions[name] for name in ("new", "open", "add", "reader")])
+        file_menu.addActions([self.projects.actions[name] for name in ("new", "open", "add", "reader", "export")])
         file_menu.addSeparator()
         file_menu.addActions([cancel_action, quit_action])
         model_menu = self.menuBar().addMenu("&Model")

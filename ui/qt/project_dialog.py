@@ -36,10 +36,13 @@ from medtl.dicom.volume import Volume
 from medtl.errors import MedtlError
 from medtl.project import MaskVersion, Project
 from medtl.project.lock import REFRESH_EVERY_S
+from medtl.progress import CancelToken, ProgressCallback
+from medtl.project.label_files import Exported
 from medtl.project.records import INTERPOLATION, PREDICTION
 from ui.models.label_editor import LabelEditor, Tool
 from ui.models.project_session import EDITOR_TOOLS, HistoryRow, ProjectSession
 from ui.models.viewer_model import ViewerModel
+from ui.qt.export_labels_dialog import ExportLabelsDialog
 from ui.qt.tasks import start_task
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -191,6 +194,7 @@ class ProjectController(QObject):
     """The project's menu actions, banner and lock timer in ``window``, and the edits reported to ``session``."""
 
     opened = Signal(object)  # the Project now open (read-only or not)
+    exported = Signal(object)  # medtl.project.label_files.Exported, once an export is written
 
     def __init__(self, window: MainWindow, session: ProjectSession) -> None:
         super().__init__(window)
@@ -214,6 +218,7 @@ class ProjectController(QObject):
             "reader": self._action("Reader &name…", self.set_reader),
             "history": self._action("Label &history…", self.show_history),
             "agreement": self._action("Reader &agreement…", self.show_agreement),
+            "export": self._action("&Export project labels…", self.export_labels),
         }
         window.viewer.tool_changed.connect(self._tool_changed)
         window.viewer.stroke_ended.connect(lambda: self._note(EDITOR_TOOLS.get(self._tool.value, self._tool.value)))
@@ -428,6 +433,39 @@ class ProjectController(QObject):
         self.agreement_dialog = AgreementDialog(self.session, model, _series_name(model), self.window)
         self.agreement_dialog.open()
         return self.agreement_dialog
+
+
+    def export_labels(self, choice: tuple[str, Path, bool, str | None] | None = None) -> bool:
+        """Export the project's labels (``choice``: format, folder, de-identify, reader; asked for when None) in a
+        worker, after the shown label's unsaved edits are saved or discarded; False when nothing was started."""
+        project, window = self.session.project, self.window
+        if project is None:
+            window.status_message.setText("Open a project first, then export its labels")
+            return False
+        if not window.resolve_unsaved_label():
+            return False
+        if choice is None:
+            dialog = ExportLabelsDialog(project, Path.home() / f"{project.name}-labels", window)
+            if dialog.exec() != QDialog.DialogCode.Accepted:
+                return False
+            choice = dialog.choice()
+        fmt, folder, deidentify, reader = choice
+
+        def export(_progress: ProgressCallback, _cancel: CancelToken) -> Exported:
+            from medtl.project.label_files import export_labels
+
+            return export_labels(project, fmt, folder, deidentify=deidentify, reader=reader)
+
+        window._run("export_labels", export, lambda exported: self._exported(folder, exported), lambda m: window._failed(str(folder), m, "export to"))
+        window._show_progress(0, 0, f"exporting the labels to {folder}")
+        return True
+
+    def _exported(self, folder: Path, exported: Exported) -> None:
+        self.window._idle()
+        for note in exported.notes:
+            self.window.problems.add("label export", note)
+        self.window.status_message.setText(f"Exported {len(exported.paths)} file(s) to {folder}" + (" (notes in Problems)" if exported.notes else ""))
+        self.exported.emit(exported)
 
 
 def _series_name(model: ViewerModel) -> str:
