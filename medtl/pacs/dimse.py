@@ -1,0 +1,376 @@
+"""DIMSE with pynetdicom: C-ECHO, C-FIND, C-GET, C-MOVE (into medtl's own storage SCP) and C-STORE.
+
+Every association uses the node's timeout for connecting, for association negotiation and for
+each reply, so a silent or slow peer gives a :class:`PacsError` ("timed out") instead of a hang.
+A failed association is explained: rejected (with the reason the peer gave), refused, timed out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from medtl.pacs.connection import ConnectionResult, Outcome, PacsError, Stopwatch, probe_tcp
+from medtl.pacs.nodes import LocalAE, Node
+from medtl.pacs.query import Match, Query, match_from
+from medtl.pacs.storage import InstanceStore
+from medtl.progress import CancelToken
+
+log = logging.getLogger(__name__)
+
+# The storage SOP classes medtl can use (images it reads, and the segmentations it writes): the only ones
+# its storage SCP accepts and the only ones a C-GET offers to take.
+STORAGE_SOP_CLASSES = (
+    "1.2.840.10008.5.1.4.1.1.2",  # CT Image
+    "1.2.840.10008.5.1.4.1.1.2.1",  # Enhanced CT Image
+    "1.2.840.10008.5.1.4.1.1.4",  # MR Image
+    "1.2.840.10008.5.1.4.1.1.4.1",  # Enhanced MR Image
+    "1.2.840.10008.5.1.4.1.1.128",  # Positron Emission Tomography Image
+    "1.2.840.10008.5.1.4.1.1.130",  # Enhanced PET Image
+    "1.2.840.10008.5.1.4.1.1.20",  # Nuclear Medicine Image
+    "1.2.840.10008.5.1.4.1.1.6.1",  # Ultrasound Image
+    "1.2.840.10008.5.1.4.1.1.3.1",  # Ultrasound Multi-frame Image
+    "1.2.840.10008.5.1.4.1.1.1",  # Computed Radiography Image
+    "1.2.840.10008.5.1.4.1.1.1.1",  # Digital X-Ray Image - For Presentation
+    "1.2.840.10008.5.1.4.1.1.1.2",  # Digital Mammography X-Ray Image - For Presentation
+    "1.2.840.10008.5.1.4.1.1.12.1",  # X-Ray Angiographic Image
+    "1.2.840.10008.5.1.4.1.1.7",  # Secondary Capture Image
+    "1.2.840.10008.5.1.4.1.1.7.2",  # Multi-frame Grayscale Byte Secondary Capture Image
+    "1.2.840.10008.5.1.4.1.1.7.3",  # Multi-frame Grayscale Word Secondary Capture Image
+    "1.2.840.10008.5.1.4.1.1.66.4",  # Segmentation
+)
+# Transfer syntaxes medtl decodes (pydicom with the pylibjpeg plugins): uncompressed first.
+TRANSFER_SYNTAXES = (
+    "1.2.840.10008.1.2.1",  # Explicit VR Little Endian
+    "1.2.840.10008.1.2",  # Implicit VR Little Endian
+    "1.2.840.10008.1.2.1.99",  # Deflated Explicit VR Little Endian
+    "1.2.840.10008.1.2.4.50",  # JPEG Baseline
+    "1.2.840.10008.1.2.4.51",  # JPEG Extended
+    "1.2.840.10008.1.2.4.57",  # JPEG Lossless
+    "1.2.840.10008.1.2.4.70",  # JPEG Lossless SV1
+    "1.2.840.10008.1.2.4.80",  # JPEG-LS Lossless
+    "1.2.840.10008.1.2.4.81",  # JPEG-LS Near-lossless
+    "1.2.840.10008.1.2.4.90",  # JPEG 2000 Lossless
+    "1.2.840.10008.1.2.4.91",  # JPEG 2000
+    "1.2.840.10008.1.2.5",  # RLE Lossless
+)
+_VERIFICATION = "1.2.840.10008.1.1"
+_FIND = {"patient": "1.2.840.10008.5.1.4.1.2.1.1", "study": "1.2.840.10008.5.1.4.1.2.2.1"}  # patient root, study root
+_GET = "1.2.840.10008.5.1.4.1.2.2.3"  # study root
+_MOVE = "1.2.840.10008.5.1.4.1.2.2.2"  # study root
+_PENDING = (0xFF00, 0xFF01)
+_WARNINGS = (0x0001, 0xB000, 0xB006, 0xB007)
+_OUT_OF_RESOURCES = 0xA700
+
+
+def _ae(local: LocalAE, node: Node) -> Any:
+    from pynetdicom import AE
+
+    ae = AE(ae_title=local.aet)
+    for name in ("acse_timeout", "dimse_timeout", "network_timeout", "connection_timeout"):
+        setattr(ae, name, node.timeout)
+    return ae
+
+
+@contextlib.contextmanager
+def association(
+    node: Node, local: LocalAE, contexts: list[tuple[str, tuple[str, ...]]], on_store: Callable[[Any], int] | None = None, doing: str = ""
+) -> Iterator[Any]:
+    """An established association with ``node`` proposing ``contexts`` (SOP class, transfer syntaxes), released after.
+
+    ``on_store``: take the SCP role for the storage contexts (what a C-GET needs) and handle each C-STORE so.
+    """
+    from pynetdicom import build_role, evt
+
+    ae = _ae(local, node)
+    for sop_class, syntaxes in contexts:
+        ae.add_requested_context(sop_class, list(syntaxes))
+    roles = [build_role(sop, scp_role=True) for sop, _ in contexts if sop in STORAGE_SOP_CLASSES] if on_store else None
+    handlers = [(evt.EVT_C_STORE, on_store)] if on_store else None
+    watch = Stopwatch()
+    assoc = ae.associate(node.host, node.port, ae_title=node.aet, ext_neg=roles, evt_handlers=handlers)
+    if not assoc.is_established:
+        raise _why_not_established(assoc, node, local, watch.seconds, doing)
+    try:
+        yield assoc
+    finally:
+        if assoc.is_established:
+            assoc.release()
+
+
+def _why_not_established(assoc: Any, node: Node, local: LocalAE, seconds: float, doing: str) -> PacsError:
+    if assoc.is_rejected:
+        answer = getattr(assoc.acceptor, "primitive", None)
+        reason = getattr(answer, "reason_str", "") or "no reason given"
+        source = getattr(answer, "source_str", "")
+        detail = f"{reason}{f' ({source})' if source else ''}; called AE title {node.aet!r}, calling AE title {local.aet!r}"
+        return PacsError(node, Outcome.REJECTED, detail, doing)
+    unreachable = probe_tcp(node, node.host, node.port)
+    if unreachable is not None:
+        return PacsError(node, unreachable.outcome, unreachable.detail, doing)
+    if seconds >= node.timeout * 0.9:
+        return PacsError(node, Outcome.TIMED_OUT, f"no answer to the association request in {node.timeout:g} s", doing)
+    return PacsError(node, Outcome.FAILED, "the peer closed the connection during association (no common presentation context?)", doing)
+
+
+def echo(node: Node, local: LocalAE) -> ConnectionResult:
+    """C-ECHO: reachable, or why not (never raises for network trouble)."""
+    watch = Stopwatch()
+    try:
+        with association(node, local, [(_VERIFICATION, TRANSFER_SYNTAXES[:2])], doing="C-ECHO") as assoc:
+            status = assoc.send_c_echo()
+            if not status:
+                raise _lost(node, assoc, "C-ECHO")
+            if status.Status != 0:
+                return ConnectionResult(node.name, Outcome.FAILED, f"C-ECHO status 0x{status.Status:04X}", watch.seconds)
+    except PacsError as error:
+        return error.as_result(watch.seconds)
+    return ConnectionResult(node.name, Outcome.REACHABLE, f"C-ECHO in {watch.seconds * 1000:.0f} ms", watch.seconds)
+
+
+def _lost(node: Node, assoc: Any, doing: str) -> PacsError:
+    if assoc.is_aborted or not assoc.is_alive():
+        return PacsError(node, Outcome.FAILED, "the connection was lost (the peer aborted or stopped)", doing)
+    return PacsError(node, Outcome.TIMED_OUT, f"no reply in {node.timeout:g} s", doing)
+
+
+def _identifier(keys: dict[str, str]) -> Any:
+    from pydicom.dataset import Dataset
+
+    identifier = Dataset()
+    for keyword, value in keys.items():
+        setattr(identifier, keyword, value)
+    return identifier
+
+
+def _find_keys(query: Query, level: str, study_uid: str = "") -> dict[str, str]:
+    if level == "patient":
+        return {"QueryRetrieveLevel": "PATIENT", "PatientName": query.patient_name, "PatientID": query.patient_id, "NumberOfPatientRelatedStudies": ""}
+    if level == "study":
+        return {
+            "QueryRetrieveLevel": "STUDY", "PatientName": query.patient_name, "PatientID": query.patient_id,
+            "StudyInstanceUID": study_uid or query.study_uid, "StudyDate": query.date_range, "StudyDescription": query.description,
+            "AccessionNumber": query.accession, "ModalitiesInStudy": query.modality, "NumberOfStudyRelatedSeries": "",
+        }  # fmt: skip
+    return {
+        "QueryRetrieveLevel": "SERIES", "StudyInstanceUID": study_uid, "SeriesInstanceUID": "", "Modality": query.modality,
+        "SeriesNumber": "", "SeriesDescription": query.description if query.level == "series" else "",
+        "NumberOfSeriesRelatedInstances": "",
+    }  # fmt: skip
+
+
+def c_find(node: Node, local: LocalAE, keys: dict[str, str], model: str = "study") -> list[Any]:
+    """The datasets a C-FIND with ``keys`` answers."""
+    with association(node, local, [(_FIND[model], TRANSFER_SYNTAXES[:2])], doing="C-FIND") as assoc:
+        answers = []
+        for status, identifier in assoc.send_c_find(_identifier(keys), _FIND[model]):
+            if not status:
+                raise _lost(node, assoc, "C-FIND")
+            if status.Status in _PENDING:
+                answers.append(identifier)
+            elif status.Status != 0:
+                raise PacsError(node, Outcome.FAILED, f"C-FIND status 0x{status.Status:04X}", "C-FIND")
+        return answers
+
+
+def find(node: Node, local: LocalAE, query: Query) -> list[Match]:
+    """The patients, studies or series (``query.level``) matching ``query``."""
+    if query.level == "patient":
+        return [match_from(answer, "patient") for answer in c_find(node, local, _find_keys(query, "patient"), "patient")]
+    studies = [match_from(answer, "study") for answer in c_find(node, local, _find_keys(query, "study"))]
+    if query.level == "study":
+        return studies
+    series = []
+    for study in studies:
+        for answer in c_find(node, local, _find_keys(query, "series", study.study_uid)):
+            row = match_from(answer, "series")
+            series.append(Match(**{**row.as_json(), **{k: getattr(study, k) for k in ("patient_id", "patient_name", "study_date", "study_description", "accession")}, "study_uid": study.study_uid}))
+    return series
+
+
+def series_of(node: Node, local: LocalAE, study_uid: str) -> list[str]:
+    """The series UIDs of a study."""
+    answers = c_find(node, local, {"QueryRetrieveLevel": "SERIES", "StudyInstanceUID": study_uid, "SeriesInstanceUID": ""})
+    return [str(answer.SeriesInstanceUID) for answer in answers if answer.get("SeriesInstanceUID")]
+
+
+def study_of(node: Node, local: LocalAE, series_uid: str) -> str:
+    """The study UID a series belongs to."""
+    answers = c_find(node, local, {"QueryRetrieveLevel": "SERIES", "StudyInstanceUID": "", "SeriesInstanceUID": series_uid})
+    if not answers or not answers[0].get("StudyInstanceUID"):
+        raise PacsError(node, Outcome.FAILED, f"no series {series_uid} there", "C-FIND")
+    return str(answers[0].StudyInstanceUID)
+
+
+def instances_of(node: Node, local: LocalAE, study_uid: str, series_uid: str) -> list[str]:
+    """The SOP Instance UIDs of a series (an instance-level C-FIND)."""
+    keys = {"QueryRetrieveLevel": "IMAGE", "StudyInstanceUID": study_uid, "SeriesInstanceUID": series_uid, "SOPInstanceUID": ""}
+    return [str(answer.SOPInstanceUID) for answer in c_find(node, local, keys) if answer.get("SOPInstanceUID")]
+
+
+@dataclass
+class Receiver:
+    """Stores each instance that arrives (C-GET or C-MOVE sub-operation) and counts them.
+
+    ``on_stored(path)`` is called after each instance is in place. Once ``cancel`` is set, arriving
+    instances are refused (not written); a write error is kept and reported by the retrieve.
+    """
+
+    store: InstanceStore
+    on_stored: Callable[[Path], None]
+    cancel: CancelToken | None = None
+    error: Exception | None = None
+    stored: int = 0
+
+    def __call__(self, event: Any) -> int:
+        if self.cancel is not None and self.cancel.cancelled:
+            return _OUT_OF_RESOURCES
+        try:
+            dataset = event.dataset
+            path = self.store.write_encoded(str(dataset.StudyInstanceUID), str(dataset.SeriesInstanceUID), str(dataset.SOPInstanceUID), event.encoded_dataset())
+        except Exception as error:  # noqa: BLE001 - any failure is reported to the peer and to the caller
+            self.error = self.error or error
+            return _OUT_OF_RESOURCES
+        self.stored += 1
+        self.on_stored(path)
+        return 0x0000
+
+
+def _storage_contexts() -> list[tuple[str, tuple[str, ...]]]:
+    return [(sop, TRANSFER_SYNTAXES) for sop in STORAGE_SOP_CLASSES]
+
+
+def _retrieve_identifiers(study_uid: str, series_uid: str, sop_uids: list[str] | None) -> list[Any]:
+    if sop_uids is None:
+        return [_identifier({"QueryRetrieveLevel": "SERIES", "StudyInstanceUID": study_uid, "SeriesInstanceUID": series_uid})]
+    keys = {"QueryRetrieveLevel": "IMAGE", "StudyInstanceUID": study_uid, "SeriesInstanceUID": series_uid}
+    return [_identifier({**keys, "SOPInstanceUID": uid}) for uid in sop_uids]
+
+
+def _follow(node: Node, assoc: Any, responses: Iterator[tuple[Any, Any]], receiver: Receiver, doing: str) -> None:
+    """Read a C-GET/C-MOVE's responses; abort the association when the user cancels."""
+    for status, _ in responses:
+        if receiver.cancel is not None and receiver.cancel.cancelled:
+            assoc.abort()
+            receiver.cancel.raise_if_cancelled()
+        if not status:
+            raise _lost(node, assoc, doing)
+        if status.Status in _PENDING:
+            continue
+        if receiver.error is not None:
+            raise receiver.error
+        if status.Status not in (0x0000, 0xB000):  # 0xB000: some sub-operations failed; the retrieve counts what is missing
+            failed = int(status.get("NumberOfFailedSuboperations", 0) or 0)
+            raise PacsError(node, Outcome.FAILED, f"{doing} status 0x{status.Status:04X}, {failed} instance(s) failed", doing)
+
+
+def c_get(node: Node, local: LocalAE, study_uid: str, series_uid: str, sop_uids: list[str] | None, receiver: Receiver) -> None:
+    """C-GET a whole series (``sop_uids`` None) or the listed instances of it, on one association."""
+    contexts = [(_GET, TRANSFER_SYNTAXES[:2]), *_storage_contexts()]
+    with association(node, local, contexts, on_store=receiver, doing="C-GET") as assoc:
+        for identifier in _retrieve_identifiers(study_uid, series_uid, sop_uids):
+            if receiver.cancel is not None:
+                receiver.cancel.raise_if_cancelled()
+            _follow(node, assoc, assoc.send_c_get(identifier, _GET), receiver, "C-GET")
+    if receiver.error is not None:
+        raise receiver.error
+
+
+class StorageSCP:
+    """medtl's storage SCP: accepts associations only from ``calling_titles``, addressed to its own AE
+    title, and only for :data:`STORAGE_SOP_CLASSES`; each instance goes to the current receiver."""
+
+    def __init__(self, local: LocalAE, calling_titles: tuple[str, ...], timeout: float, bind: str = "") -> None:
+        from pynetdicom import AE, evt
+
+        if not calling_titles:
+            raise PacsError(Node("local", aet=local.aet, host=bind or "0.0.0.0", port=local.port), Outcome.FAILED, "no calling AE title is allowed to send", "storage SCP")
+        ae = AE(ae_title=local.aet)
+        ae.require_called_aet = True
+        ae.require_calling_aet = list(calling_titles)
+        for name in ("acse_timeout", "dimse_timeout", "network_timeout"):
+            setattr(ae, name, timeout)
+        for sop_class, syntaxes in _storage_contexts():
+            ae.add_supported_context(sop_class, list(syntaxes))
+        self.receiver: Receiver | None = None
+        self._server = ae.start_server((bind, local.port), block=False, evt_handlers=[(evt.EVT_C_STORE, self._handle)])
+
+    def _handle(self, event: Any) -> int:
+        receiver = self.receiver
+        return receiver(event) if receiver is not None else _OUT_OF_RESOURCES
+
+    def close(self) -> None:
+        self._server.shutdown()
+
+    def __enter__(self) -> StorageSCP:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def c_move(node: Node, local: LocalAE, scp: StorageSCP, study_uid: str, series_uid: str, sop_uids: list[str] | None, receiver: Receiver) -> None:
+    """C-MOVE a series (or the listed instances) to medtl's own AE title, received by ``scp``."""
+    scp.receiver = receiver
+    try:
+        with association(node, local, [(_MOVE, TRANSFER_SYNTAXES[:2])], doing="C-MOVE") as assoc:
+            for identifier in _retrieve_identifiers(study_uid, series_uid, sop_uids):
+                if receiver.cancel is not None:
+                    receiver.cancel.raise_if_cancelled()
+                _follow(node, assoc, assoc.send_c_move(identifier, local.aet, _MOVE), receiver, "C-MOVE")
+    finally:
+        scp.receiver = None
+    if receiver.error is not None:
+        raise receiver.error
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What the node said about one sent file."""
+
+    path: Path
+    sop_uid: str
+    ok: bool
+    detail: str  # "stored", "stored with a warning (0xB000)", or why not
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.detail}"
+
+
+def c_store(node: Node, local: LocalAE, datasets: list[tuple[Path, Any]], on_result: Callable[[SendResult], None], cancel: CancelToken | None = None) -> None:
+    """C-STORE each (path, dataset) in its own transfer syntax; ``on_result`` gets one result per file."""
+    pairs = sorted({(str(ds.SOPClassUID), str(ds.file_meta.TransferSyntaxUID)) for _, ds in datasets})
+    syntaxes: dict[str, set[str]] = {}
+    for sop, syntax in pairs:
+        syntaxes.setdefault(sop, set()).add(syntax)
+    contexts = [(sop, tuple(sorted(found))) for sop, found in syntaxes.items()]
+    for start in range(0, len(contexts), 100):  # an association proposes at most 128 contexts
+        chunk = dict(contexts[start : start + 100])
+        with association(node, local, list(chunk.items()), doing="C-STORE") as assoc:
+            for path, dataset in datasets:
+                if str(dataset.SOPClassUID) not in chunk:
+                    continue
+                if cancel is not None:
+                    cancel.raise_if_cancelled()
+                on_result(_store_one(node, assoc, path, dataset))
+
+
+def _store_one(node: Node, assoc: Any, path: Path, dataset: Any) -> SendResult:
+    uid = str(dataset.SOPInstanceUID)
+    try:
+        status = assoc.send_c_store(dataset)
+    except ValueError as error:  # no accepted context for its class or transfer syntax
+        return SendResult(path, uid, False, f"not accepted by {node.name}: {error}")
+    if not status:
+        raise _lost(node, assoc, "C-STORE")
+    code = int(status.Status)
+    if code == 0:
+        return SendResult(path, uid, True, "stored")
+    if code in _WARNINGS:
+        return SendResult(path, uid, True, f"stored with a warning (0x{code:04X})")
+    comment = str(status.get("ErrorComment", "") or "")
+    return SendResult(path, uid, False, f"refused (status 0x{code:04X}{': ' + comment if comment else ''})")

@@ -1,0 +1,161 @@
+"""Retrieve a study or a series from a node into the instance store, resumable, then catalogue it.
+
+Before anything is requested, the node is asked which instances the series holds and those
+already stored are left out: a series with none here is fetched whole (one C-GET, C-MOVE or a
+streamed WADO-RS), a series with some here instance by instance. Every instance is written
+atomically as it arrives, so an interrupted retrieve (cancel, a lost connection, a crash) leaves
+only complete files, and running it again fetches the rest. Whatever was stored, the study
+folder is then scanned into the catalog the study browser reads.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from medtl.errors import InvalidRequest, MedtlError
+from medtl.pacs import dimse, web
+from medtl.pacs.nodes import LocalAE, Node, NodeBook
+from medtl.pacs.query import check_uid
+from medtl.pacs.storage import InstanceStore
+from medtl.progress import CancelToken, ProgressCallback, report
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RetrieveRequest:
+    """What to fetch: a study (all its series) or one series, by C-GET or C-MOVE (DIMSE) or WADO-RS (DICOMweb)."""
+
+    node: Node
+    study_uid: str = ""
+    series_uid: str = ""
+    move: bool = False
+
+    def __post_init__(self) -> None:
+        check_uid(self.study_uid, "study_uid")
+        check_uid(self.series_uid, "series_uid")
+        if not (self.study_uid or self.series_uid):
+            raise InvalidRequest("study_uid", "say which study or series to retrieve")
+        if self.move and self.node.is_web:
+            raise InvalidRequest("move", f"{self.node.name} is a DICOMweb node: C-MOVE is for DIMSE nodes")
+
+
+@dataclass
+class RetrieveResult:
+    """Where the instances are and how many were fetched now, found already here, or not sent by the node."""
+
+    folder: Path  # the study folder
+    series_folders: list[Path] = field(default_factory=list)
+    fetched: int = 0
+    already_here: int = 0
+    not_received: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.fetched + self.already_here + self.not_received
+
+
+def retrieve(
+    request: RetrieveRequest,
+    book: NodeBook,
+    store: InstanceStore | None = None,
+    catalog: Any = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> RetrieveResult:
+    """Fetch what ``request`` names that is not stored yet; progress is reported per instance.
+
+    ``catalog``: the :class:`~medtl.dicom.catalog.Catalog` to scan the study into (None: the default one).
+    Raises :class:`~medtl.pacs.connection.PacsError` for network trouble and
+    :class:`~medtl.progress.Cancelled` on cancel, after cataloguing what was stored.
+    """
+    store = store or InstanceStore()
+    node, local = request.node, book.local
+    ask = _Lookups.of(node, local)
+    study_uid = request.study_uid or ask.study_of(request.series_uid)
+    series_uids = [request.series_uid] if request.series_uid else ask.series_of(study_uid)
+    if not series_uids:
+        raise MedtlError(f"{node.name}: the study {study_uid} has no series there")
+    store.remove_leftovers(study_uid)
+    result = RetrieveResult(store.study_folder(study_uid), [store.series_folder(study_uid, uid) for uid in series_uids])
+    plans = []
+    for series_uid in series_uids:
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        listed = ask.instances_of(study_uid, series_uid)
+        missing = store.missing(study_uid, series_uid, listed)
+        result.already_here += len(listed) - len(missing)
+        if missing:
+            plans.append((series_uid, None if len(missing) == len(listed) else missing, len(missing)))
+    wanted = sum(count for *_, count in plans)
+    counter = _Counter(progress, wanted)
+    report(progress, 0, wanted, "retrieving")
+    try:
+        _fetch(request, local, book, study_uid, plans, store, counter, cancel)
+    finally:
+        result.fetched = counter.done
+        result.not_received = max(0, wanted - counter.done)
+        if result.folder.is_dir():
+            _catalogue(result.folder, catalog)
+    log.info("retrieved %d instance(s) from %s (%d already here, %d not received)", result.fetched, node.name, result.already_here, result.not_received)
+    return result
+
+
+class _Counter:
+    def __init__(self, progress: ProgressCallback | None, total: int) -> None:
+        self.progress, self.total, self.done = progress, total, 0
+
+    def __call__(self, _: object = None) -> None:
+        self.done += 1
+        report(self.progress, self.done, self.total, f"instance {self.done} of {self.total}")
+
+
+class _Lookups(NamedTuple):
+    """The questions a retrieve asks the node, answered by DIMSE or DICOMweb."""
+
+    study_of: Callable[[str], str]
+    series_of: Callable[[str], list[str]]
+    instances_of: Callable[[str, str], list[str]]
+
+    @classmethod
+    def of(cls, node: Node, local: LocalAE) -> _Lookups:
+        if node.is_web:
+            return cls(partial(web.study_of, node), partial(web.series_of, node), partial(web.instances_of, node))
+        return cls(partial(dimse.study_of, node, local), partial(dimse.series_of, node, local), partial(dimse.instances_of, node, local))
+
+
+def _fetch(
+    request: RetrieveRequest, local: LocalAE, book: NodeBook, study_uid: str, plans: list[tuple[str, list[str] | None, int]],
+    store: InstanceStore, counter: _Counter, cancel: CancelToken | None,
+) -> None:  # fmt: skip
+    node = request.node
+    if not plans:
+        return
+    if node.is_web:
+        def write(dataset: Any) -> None:
+            counter(store.write_dataset(dataset))
+
+        for series_uid, sop_uids, _ in plans:
+            web.retrieve(node, study_uid, series_uid, sop_uids, write, cancel)
+        return
+    receiver = dimse.Receiver(store, counter, cancel)
+    if not request.move:
+        for series_uid, sop_uids, _ in plans:
+            dimse.c_get(node, local, study_uid, series_uid, sop_uids, receiver)
+        return
+    with dimse.StorageSCP(local, book.accepted_calling_titles(), node.timeout) as scp:
+        for series_uid, sop_uids, _ in plans:
+            dimse.c_move(node, local, scp, study_uid, series_uid, sop_uids, receiver)
+
+
+def _catalogue(folder: Path, catalog: Any) -> None:
+    """Scan ``folder`` into ``catalog`` (None: the default catalog), as `medtl scan` does."""
+    from medtl.dicom.catalog import Catalog
+    from medtl.dicom.scan import scan
+
+    scan(folder, catalog=catalog if catalog is not None else Catalog(), workers=1)

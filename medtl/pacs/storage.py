@@ -1,0 +1,82 @@
+"""Where retrieved instances are kept: ``<root>/<study>/<series>/<instance>.dcm``, each written atomically.
+
+Folder and file names are the study, series and SOP Instance UIDs (digits and dots: no PHI), or
+a SHA-256 digest of a UID that is not safe as a file name. A file is written to a hidden
+temporary name beside its place and renamed into it once complete (:mod:`medtl.atomic`), so a
+crash, a cancel or a lost connection never leaves a half-written instance where a scan would see
+it, and the instances present are known from the file names alone (that is how a retrieve resumes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+
+from medtl.atomic import atomic_path, write_bytes_atomic
+
+SUFFIX = ".dcm"
+_SAFE = re.compile(r"^[0-9][0-9.]{0,63}$")
+
+
+def default_root() -> Path:
+    """``pacs`` in the per-user data folder."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("medtl")) / "pacs"
+
+
+def safe_name(uid: str) -> str:
+    """``uid`` itself when it is a plain UID, else a digest of it (never a character a path could misread)."""
+    return uid if _SAFE.match(uid) and ".." not in uid else "x" + hashlib.sha256(uid.encode("utf-8", "replace")).hexdigest()[:40]
+
+
+class InstanceStore:
+    """The retrieved instances under ``root``."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = Path(root) if root is not None else default_root()
+
+    def study_folder(self, study_uid: str) -> Path:
+        return self.root / safe_name(study_uid)
+
+    def series_folder(self, study_uid: str, series_uid: str) -> Path:
+        return self.study_folder(study_uid) / safe_name(series_uid)
+
+    def path(self, study_uid: str, series_uid: str, sop_uid: str) -> Path:
+        return self.series_folder(study_uid, series_uid) / (safe_name(sop_uid) + SUFFIX)
+
+    def present(self, study_uid: str, series_uid: str) -> set[str]:
+        """File names (without suffix) of the complete instances of a series: what need not be fetched again."""
+        try:
+            with os.scandir(self.series_folder(study_uid, series_uid)) as entries:
+                return {entry.name[: -len(SUFFIX)] for entry in entries if entry.name.endswith(SUFFIX) and not entry.name.startswith(".")}
+        except FileNotFoundError:
+            return set()
+
+    def missing(self, study_uid: str, series_uid: str, sop_uids: list[str]) -> list[str]:
+        """Those of ``sop_uids`` not stored yet, in the given order."""
+        here = self.present(study_uid, series_uid)
+        return [uid for uid in sop_uids if safe_name(uid) not in here]
+
+    def write_encoded(self, study_uid: str, series_uid: str, sop_uid: str, data: bytes) -> Path:
+        """Store one instance already encoded as a DICOM file (preamble, meta, dataset)."""
+        destination = self.path(study_uid, series_uid, sop_uid)
+        write_bytes_atomic(destination, data)
+        return destination
+
+    def write_dataset(self, dataset: object) -> Path:
+        """Store one pydicom dataset (with its file meta) as a DICOM file."""
+        destination = self.path(str(dataset.StudyInstanceUID), str(dataset.SeriesInstanceUID), str(dataset.SOPInstanceUID))  # type: ignore[attr-defined]
+        with atomic_path(destination) as tmp:
+            dataset.save_as(tmp, enforce_file_format=True)  # type: ignore[attr-defined]
+        return destination
+
+    def remove_leftovers(self, study_uid: str) -> int:
+        """Delete temporary files a killed process left in a study's folders; how many there were."""
+        removed = 0
+        for leftover in self.study_folder(study_uid).glob("*/.*.tmp*"):
+            leftover.unlink(missing_ok=True)
+            removed += 1
+        return removed

@@ -1,0 +1,186 @@
+"""DICOMweb with dicomweb-client: QIDO-RS search, WADO-RS retrieve, STOW-RS store.
+
+The password or token comes from the keyring; TLS certificates are verified unless the node says
+otherwise; every request has the node's timeout. HTTP and network failures become a
+:class:`PacsError` that says what happened (refused, timed out, authentication failed, ...).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from medtl.pacs.connection import ConnectionResult, Outcome, PacsError, Stopwatch
+from medtl.pacs.dimse import SendResult
+from medtl.pacs.nodes import Node, get_secret
+from medtl.pacs.query import Match, Query, match_from, patients_of
+from medtl.progress import CancelToken
+
+# WADO-RS asks for instances in this transfer syntax (explicit VR little endian): every client decodes it.
+RETRIEVE_MEDIA_TYPES = (("application/dicom", "1.2.840.10008.1.2.1"),)
+_STUDY_FIELDS = ["PatientName", "PatientID", "StudyDate", "StudyDescription", "AccessionNumber", "ModalitiesInStudy", "NumberOfStudyRelatedSeries"]
+_SERIES_FIELDS = ["SeriesDescription", "SeriesNumber", "Modality", "NumberOfSeriesRelatedInstances"]
+
+
+def client(node: Node) -> Any:
+    """A ``DICOMwebClient`` for ``node`` with its credentials, TLS verification and timeout."""
+    import requests
+    from dicomweb_client.api import DICOMwebClient
+
+    session = requests.Session()
+    session.verify = node.verify_tls
+    if node.auth != "none":
+        secret = get_secret(node)
+        if not secret:
+            raise PacsError(node, Outcome.UNAUTHORIZED, "no password or token in the keyring: add the node again with it")
+        if node.auth == "basic":
+            session.auth = (node.username, secret)
+        else:
+            session.headers["Authorization"] = f"Bearer {secret}"
+    return DICOMwebClient(node.url, session=session, timeout=(node.timeout, node.timeout))
+
+
+@contextlib.contextmanager
+def explained(node: Node, doing: str) -> Iterator[None]:
+    """Turn what requests raises into a :class:`PacsError` naming the node and the trouble."""
+    import requests
+
+    try:
+        yield
+    except requests.exceptions.SSLError as error:
+        raise PacsError(node, Outcome.FAILED, f"the TLS certificate could not be verified ({_first_line(error)})", doing) from error
+    except requests.exceptions.Timeout as error:
+        raise PacsError(node, Outcome.TIMED_OUT, f"no answer in {node.timeout:g} s", doing) from error
+    except requests.exceptions.ConnectionError as error:
+        text = str(error)
+        if "refused" in text.lower():
+            raise PacsError(node, Outcome.REFUSED, "nothing listens at that address", doing) from error
+        if "Name or service not known" in text or "NameResolutionError" in text:
+            raise PacsError(node, Outcome.UNREACHABLE, "unknown host", doing) from error
+        raise PacsError(node, Outcome.FAILED, f"the connection failed or was lost ({_first_line(error)})", doing) from error
+    except requests.exceptions.HTTPError as error:
+        code = error.response.status_code if error.response is not None else 0
+        if code in (401, 403):
+            raise PacsError(node, Outcome.UNAUTHORIZED, f"HTTP {code}: check the user name and password or token", doing) from error
+        raise PacsError(node, Outcome.FAILED, f"HTTP {code or '?'}", doing) from error
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+
+
+def echo(node: Node) -> ConnectionResult:
+    """A one-study QIDO-RS search: reachable (and authorised), or why not."""
+    watch = Stopwatch()
+    try:
+        with explained(node, "QIDO-RS"):
+            client(node).search_for_studies(limit=1)
+    except PacsError as error:
+        return error.as_result(watch.seconds)
+    return ConnectionResult(node.name, Outcome.REACHABLE, f"QIDO-RS in {watch.seconds * 1000:.0f} ms", watch.seconds)
+
+
+def _datasets(answers: list[dict]) -> list[Any]:
+    from pydicom.dataset import Dataset
+
+    return [Dataset.from_json(answer) for answer in answers]
+
+
+def _filters(keys: dict[str, str]) -> dict[str, str]:
+    return {keyword: value for keyword, value in keys.items() if value}
+
+
+def find(node: Node, query: Query) -> list[Match]:
+    """The patients (grouped from studies: QIDO-RS has no patient level), studies or series matching ``query``."""
+    web = client(node)
+    study_keys = {
+        "PatientName": query.patient_name, "PatientID": query.patient_id, "StudyInstanceUID": query.study_uid,
+        "StudyDate": query.date_range, "AccessionNumber": query.accession, "ModalitiesInStudy": query.modality,
+        "StudyDescription": query.description if query.level != "series" else "",
+    }  # fmt: skip
+    with explained(node, "QIDO-RS"):
+        answers = web.search_for_studies(search_filters=_filters(study_keys), fields=_STUDY_FIELDS, get_remaining=True)
+        studies = [match_from(answer, "study") for answer in _datasets(answers)]
+        if query.level == "patient":
+            return patients_of(studies)
+        if query.level == "study":
+            return studies
+        series_keys = {"Modality": query.modality, "SeriesDescription": query.description}
+        rows = []
+        for study in studies:
+            found = web.search_for_series(study.study_uid, search_filters=_filters(series_keys), fields=_SERIES_FIELDS, get_remaining=True)
+            for answer in _datasets(found):
+                row = match_from(answer, "series").as_json()
+                shared = ("patient_id", "patient_name", "study_uid", "study_date", "study_description", "accession")
+                rows.append(Match(**{**row, **{key: getattr(study, key) for key in shared}}))
+        return rows
+
+
+def series_of(node: Node, study_uid: str) -> list[str]:
+    with explained(node, "QIDO-RS"):
+        answers = client(node).search_for_series(study_uid, fields=["SeriesInstanceUID"], get_remaining=True)
+    return [str(ds.SeriesInstanceUID) for ds in _datasets(answers) if ds.get("SeriesInstanceUID")]
+
+
+def study_of(node: Node, series_uid: str) -> str:
+    with explained(node, "QIDO-RS"):
+        answers = client(node).search_for_series(search_filters={"SeriesInstanceUID": series_uid}, fields=["StudyInstanceUID"])
+    found = [ds for ds in _datasets(answers) if ds.get("StudyInstanceUID")]
+    if not found:
+        raise PacsError(node, Outcome.FAILED, f"no series {series_uid} there", "QIDO-RS")
+    return str(found[0].StudyInstanceUID)
+
+
+def instances_of(node: Node, study_uid: str, series_uid: str) -> list[str]:
+    with explained(node, "QIDO-RS"):
+        answers = client(node).search_for_instances(study_uid, series_uid, fields=["SOPInstanceUID"], get_remaining=True)
+    return [str(ds.SOPInstanceUID) for ds in _datasets(answers) if ds.get("SOPInstanceUID")]
+
+
+def retrieve(node: Node, study_uid: str, series_uid: str, sop_uids: list[str] | None, on_instance: Callable[[Any], None], cancel: CancelToken | None) -> None:
+    """WADO-RS a whole series (``sop_uids`` None, streamed instance by instance) or the listed instances."""
+    web = client(node)
+    with explained(node, "WADO-RS"):
+        if sop_uids is None:
+            for dataset in web.iter_series(study_uid, series_uid, media_types=RETRIEVE_MEDIA_TYPES):
+                if cancel is not None:
+                    cancel.raise_if_cancelled()
+                on_instance(dataset)
+            return
+        for uid in sop_uids:
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            on_instance(web.retrieve_instance(study_uid, series_uid, uid, media_types=RETRIEVE_MEDIA_TYPES))
+
+
+def store(node: Node, datasets: list[tuple[Path, Any]], on_result: Callable[[SendResult], None], cancel: CancelToken | None = None) -> None:
+    """STOW-RS each file on its own (one result per instance, as the node answers it).
+
+    A file the node refuses (HTTP 4xx other than 401/403) is a failed result; the others stop the sending.
+    """
+    web = client(node)
+    for path, dataset in datasets:
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        uid = str(dataset.SOPInstanceUID)
+        try:
+            with explained(node, "STOW-RS"):
+                answer = web.store_instances([dataset])
+        except PacsError as error:
+            if error.outcome is not Outcome.FAILED or not error.detail.startswith("HTTP 4"):
+                raise
+            on_result(SendResult(path, uid, False, f"refused ({error.detail})"))
+            continue
+        on_result(_stow_result(path, uid, answer))
+
+
+def _stow_result(path: Path, uid: str, answer: Any) -> SendResult:
+    for item in answer.get("FailedSOPSequence", []) or []:
+        if str(item.get("ReferencedSOPInstanceUID", "")) == uid:
+            return SendResult(path, uid, False, f"refused (failure reason 0x{int(item.get('FailureReason', 0)):04X})")
+    for item in answer.get("ReferencedSOPSequence", []) or []:
+        if str(item.get("ReferencedSOPInstanceUID", "")) == uid:
+            return SendResult(path, uid, True, "stored")
+    return SendResult(path, uid, False, "the node's answer does not mention it")
