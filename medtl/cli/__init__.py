@@ -21,7 +21,7 @@ from medtl import __version__
 from medtl.errors import InvalidRequest, MedtlError
 
 SUBCOMMANDS = (
-    "scan", "convert", "catalog", "sample", "models", "train", "pretrain", "predict", "prompt", "rank", "export", "project", "labels", "app", "demo",
+    "scan", "convert", "catalog", "sample", "models", "train", "pretrain", "predict", "prompt", "rank", "export", "project", "labels", "pacs", "app", "demo",
 )  # fmt: skip
 
 
