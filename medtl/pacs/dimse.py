@@ -122,9 +122,10 @@ def echo(node: Node, local: LocalAE) -> ConnectionResult:
     watch = Stopwatch()
     try:
         with association(node, local, [(_VERIFICATION, TRANSFER_SYNTAXES[:2])], doing="C-ECHO") as assoc:
+            asked = Stopwatch()
             status = assoc.send_c_echo()
             if not status:
-                raise _lost(node, assoc, "C-ECHO")
+                raise _lost(node, "C-ECHO", asked.seconds)
             if status.Status != 0:
                 return ConnectionResult(node.name, Outcome.FAILED, f"C-ECHO status 0x{status.Status:04X}", watch.seconds)
     except PacsError as error:
@@ -132,13 +133,22 @@ def echo(node: Node, local: LocalAE) -> ConnectionResult:
     return ConnectionResult(node.name, Outcome.REACHABLE, f"C-ECHO in {watch.seconds * 1000:.0f} ms", watch.seconds)
 
 
-def _lost(node: Node, assoc: Any, doing: str) -> PacsError:
-    if assoc.is_aborted or not assoc.is_alive():
-        return PacsError(node, Outcome.FAILED, "the connection was lost (the peer aborted or stopped)", doing)
-    return PacsError(node, Outcome.TIMED_OUT, f"no reply in {node.timeout:g} s", doing)
+def _lost(node: Node, doing: str, waited: float) -> PacsError:
+    """Why a reply did not come: the node's timeout ran out, or the connection was lost before."""
+    if waited >= node.timeout * 0.9:
+        return PacsError(node, Outcome.TIMED_OUT, f"no reply in {node.timeout:g} s", doing)
+    return PacsError(node, Outcome.FAILED, "the connection was lost (the node stopped or aborted)", doing)
 
 
-def _identifier(keys: dict[str, str]) -> Any:
+def _replies(responses: Iterator[tuple[Any, Any]]) -> Iterator[tuple[Any, Any, float]]:
+    """Each (status, identifier) of a DIMSE exchange with the seconds waited for it."""
+    watch = Stopwatch()
+    for status, identifier in responses:
+        yield status, identifier, watch.seconds
+        watch = Stopwatch()
+
+
+def _identifier(keys: dict[str, Any]) -> Any:
     from pydicom.dataset import Dataset
 
     identifier = Dataset()
@@ -167,9 +177,9 @@ def c_find(node: Node, local: LocalAE, keys: dict[str, str], model: str = "study
     """The datasets a C-FIND with ``keys`` answers."""
     with association(node, local, [(_FIND[model], TRANSFER_SYNTAXES[:2])], doing="C-FIND") as assoc:
         answers = []
-        for status, identifier in assoc.send_c_find(_identifier(keys), _FIND[model]):
+        for status, identifier, waited in _replies(assoc.send_c_find(_identifier(keys), _FIND[model])):
             if not status:
-                raise _lost(node, assoc, "C-FIND")
+                raise _lost(node, "C-FIND", waited)
             if status.Status in _PENDING:
                 answers.append(identifier)
             elif status.Status != 0:
@@ -244,21 +254,25 @@ def _storage_contexts() -> list[tuple[str, tuple[str, ...]]]:
     return [(sop, TRANSFER_SYNTAXES) for sop in STORAGE_SOP_CLASSES]
 
 
+_UIDS_PER_REQUEST = 100
+
+
 def _retrieve_identifiers(study_uid: str, series_uid: str, sop_uids: list[str] | None) -> list[Any]:
+    """One series-level identifier, or instance-level ones listing the SOP Instance UIDs (list matching), 100 a request."""
     if sop_uids is None:
         return [_identifier({"QueryRetrieveLevel": "SERIES", "StudyInstanceUID": study_uid, "SeriesInstanceUID": series_uid})]
     keys = {"QueryRetrieveLevel": "IMAGE", "StudyInstanceUID": study_uid, "SeriesInstanceUID": series_uid}
-    return [_identifier({**keys, "SOPInstanceUID": uid}) for uid in sop_uids]
+    return [_identifier({**keys, "SOPInstanceUID": sop_uids[i : i + _UIDS_PER_REQUEST]}) for i in range(0, len(sop_uids), _UIDS_PER_REQUEST)]
 
 
 def _follow(node: Node, assoc: Any, responses: Iterator[tuple[Any, Any]], receiver: Receiver, doing: str) -> None:
     """Read a C-GET/C-MOVE's responses; abort the association when the user cancels."""
-    for status, _ in responses:
+    for status, _, waited in _replies(responses):
         if receiver.cancel is not None and receiver.cancel.cancelled:
             assoc.abort()
             receiver.cancel.raise_if_cancelled()
         if not status:
-            raise _lost(node, assoc, doing)
+            raise _lost(node, doing, waited)
         if status.Status in _PENDING:
             continue
         if receiver.error is not None:
@@ -361,12 +375,13 @@ def c_store(node: Node, local: LocalAE, datasets: list[tuple[Path, Any]], on_res
 
 def _store_one(node: Node, assoc: Any, path: Path, dataset: Any) -> SendResult:
     uid = str(dataset.SOPInstanceUID)
+    asked = Stopwatch()
     try:
         status = assoc.send_c_store(dataset)
     except ValueError as error:  # no accepted context for its class or transfer syntax
         return SendResult(path, uid, False, f"not accepted by {node.name}: {error}")
     if not status:
-        raise _lost(node, assoc, "C-STORE")
+        raise _lost(node, "C-STORE", asked.seconds)
     code = int(status.Status)
     if code == 0:
         return SendResult(path, uid, True, "stored")
