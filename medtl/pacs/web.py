@@ -26,10 +26,9 @@ _SERIES_FIELDS = ["SeriesDescription", "SeriesNumber", "Modality", "NumberOfSeri
 
 def client(node: Node) -> Any:
     """A ``DICOMwebClient`` for ``node`` with its credentials, TLS verification and timeout."""
-    import requests
     from dicomweb_client.api import DICOMwebClient
 
-    session = requests.Session()
+    session = _literal_wildcards()()
     session.verify = node.verify_tls
     if node.auth != "none":
         secret = get_secret(node)
@@ -39,7 +38,25 @@ def client(node: Node) -> Any:
             session.auth = (node.username, secret)
         else:
             session.headers["Authorization"] = f"Bearer {secret}"
-    return DICOMwebClient(node.url, session=session, timeout=(node.timeout, node.timeout))
+    web = DICOMwebClient(node.url, session=session, timeout=(node.timeout, node.timeout))
+    web.set_http_retry_params(retry=False)  # its default, 5 tries with growing waits, hides a dead node for a minute
+    return web
+
+
+def _literal_wildcards() -> type:
+    import requests
+
+    class LiteralWildcards(requests.Session):
+        """Sends ``*`` in a query string as it is: Orthanc (1.10) matches a percent-encoded ``%2A`` literally."""
+
+        def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
+            prepared = super().prepare_request(request)
+            base, mark, query = (prepared.url or "").partition("?")
+            if mark:
+                prepared.url = f"{base}?{query.replace('%2A', '*')}"
+            return prepared
+
+    return LiteralWildcards
 
 
 @contextlib.contextmanager
@@ -101,7 +118,7 @@ def find(node: Node, query: Query) -> list[Match]:
         "StudyDescription": query.description if query.level != "series" else "",
     }  # fmt: skip
     with explained(node, "QIDO-RS"):
-        answers = web.search_for_studies(search_filters=_filters(study_keys), fields=_STUDY_FIELDS, get_remaining=True)
+        answers = web.search_for_studies(search_filters=_filters(study_keys), fields=_STUDY_FIELDS)
         studies = [match_from(answer, "study") for answer in _datasets(answers)]
         if query.level == "patient":
             return patients_of(studies)
@@ -110,7 +127,7 @@ def find(node: Node, query: Query) -> list[Match]:
         series_keys = {"Modality": query.modality, "SeriesDescription": query.description}
         rows = []
         for study in studies:
-            found = web.search_for_series(study.study_uid, search_filters=_filters(series_keys), fields=_SERIES_FIELDS, get_remaining=True)
+            found = web.search_for_series(study.study_uid, search_filters=_filters(series_keys), fields=_SERIES_FIELDS)
             for answer in _datasets(found):
                 row = match_from(answer, "series").as_json()
                 shared = ("patient_id", "patient_name", "study_uid", "study_date", "study_description", "accession")
@@ -120,7 +137,7 @@ def find(node: Node, query: Query) -> list[Match]:
 
 def series_of(node: Node, study_uid: str) -> list[str]:
     with explained(node, "QIDO-RS"):
-        answers = client(node).search_for_series(study_uid, fields=["SeriesInstanceUID"], get_remaining=True)
+        answers = client(node).search_for_series(study_uid, fields=["SeriesInstanceUID"])
     return [str(ds.SeriesInstanceUID) for ds in _datasets(answers) if ds.get("SeriesInstanceUID")]
 
 
@@ -135,7 +152,7 @@ def study_of(node: Node, series_uid: str) -> str:
 
 def instances_of(node: Node, study_uid: str, series_uid: str) -> list[str]:
     with explained(node, "QIDO-RS"):
-        answers = client(node).search_for_instances(study_uid, series_uid, fields=["SOPInstanceUID"], get_remaining=True)
+        answers = client(node).search_for_instances(study_uid, series_uid, fields=["SOPInstanceUID"])
     return [str(ds.SOPInstanceUID) for ds in _datasets(answers) if ds.get("SOPInstanceUID")]
 
 
