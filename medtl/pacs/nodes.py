@@ -75,8 +75,12 @@ class Node:
             return
         if self.auth != "none":
             raise InvalidRequest("auth", "authentication is for DICOMweb nodes; a DIMSE node is identified by its AE title")
-        if not (self.aet and self.host and self.port):
+        missing = [name for name in ("aet", "host", "port") if not getattr(self, name)]
+        if len(missing) == 3:
             raise InvalidRequest("url", "a node needs either a URL (DICOMweb) or an AE title, a host and a port (DIMSE)")
+        if missing:
+            words = {"aet": "AE title", "host": "host", "port": "port"}
+            raise InvalidRequest(missing[0], f"a DIMSE node needs an AE title, a host and a port: the {words[missing[0]]} is missing")
         object.__setattr__(self, "aet", check_ae_title(self.aet))
         check_port(self.port)
 
