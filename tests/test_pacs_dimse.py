@@ -40,7 +40,7 @@ SMALL = [Path(get_testdata_file(name, download=False)) for name in ("CT_small.dc
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    return write_series(tmp_path_factory.mktemp("ct"), phantom((6, 32, 32)), SeriesSpec())
+    return write_series(tmp_path_factory.mktemp("ct"), phantom((12, 32, 32)), SeriesSpec())
 
 
 @pytest.fixture(scope="module")
@@ -185,7 +185,7 @@ def test_cancel_stops_between_instances(book: NodeBook, generated: list[Path], t
     store = InstanceStore(tmp_path / "pacs")
     with pytest.raises(Cancelled):
         retrieve(RetrieveRequest(book.get("orthanc"), series_uid=series), book, store, Catalog(tmp_path / "c.sqlite"), cancel_after_two, cancel)
-    assert len(store.present(study, series)) == 2
+    assert 2 <= len(store.present(study, series)) <= 8 < len(generated)  # 6 writes at most were under way
 
 
 def test_send_reports_each_file_and_storescp_receives_them(tmp_path: Path, generated: list[Path]) -> None:

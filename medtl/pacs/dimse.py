@@ -17,7 +17,7 @@ from typing import Any
 from medtl.pacs.connection import ConnectionResult, Outcome, PacsError, Stopwatch, probe_tcp
 from medtl.pacs.nodes import LocalAE, Node
 from medtl.pacs.query import Match, Query, match_from
-from medtl.pacs.storage import InstanceStore
+from medtl.pacs.storage import BackgroundWriter
 from medtl.progress import CancelToken
 
 log = logging.getLogger(__name__)
@@ -224,29 +224,26 @@ def instances_of(node: Node, local: LocalAE, study_uid: str, series_uid: str) ->
 
 @dataclass
 class Receiver:
-    """Stores each instance that arrives (C-GET or C-MOVE sub-operation) and counts them.
+    """Hands each instance that arrives (C-GET or C-MOVE sub-operation) to a background writer.
 
-    ``on_stored(path)`` is called after each instance is in place. Once ``cancel`` is set, arriving
-    instances are refused (not written); a write error is kept and reported by the retrieve.
+    Once ``cancel`` is set, arriving instances are refused (not written); a failure (a write error,
+    an instance without its UIDs) is kept, refused to the peer, and raised by the retrieve.
     """
 
-    store: InstanceStore
-    on_stored: Callable[[Path], None]
+    writer: BackgroundWriter
     cancel: CancelToken | None = None
     error: Exception | None = None
-    stored: int = 0
 
     def __call__(self, event: Any) -> int:
         if self.cancel is not None and self.cancel.cancelled:
             return _OUT_OF_RESOURCES
         try:
             dataset = event.dataset
-            path = self.store.write_encoded(str(dataset.StudyInstanceUID), str(dataset.SeriesInstanceUID), str(dataset.SOPInstanceUID), event.encoded_dataset())
+            uids = (str(dataset.StudyInstanceUID), str(dataset.SeriesInstanceUID), str(dataset.SOPInstanceUID))
+            self.writer.encoded(*uids, event.encoded_dataset())
         except Exception as error:  # noqa: BLE001 - any failure is reported to the peer and to the caller
             self.error = self.error or error
             return _OUT_OF_RESOURCES
-        self.stored += 1
-        self.on_stored(path)
         return 0x0000
 
 

@@ -11,6 +11,7 @@ folder is then scanned into the catalog the study browser reads.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -21,7 +22,7 @@ from medtl.errors import InvalidRequest, MedtlError
 from medtl.pacs import dimse, web
 from medtl.pacs.nodes import LocalAE, Node, NodeBook
 from medtl.pacs.query import check_uid
-from medtl.pacs.storage import InstanceStore
+from medtl.pacs.storage import BackgroundWriter, InstanceStore
 from medtl.progress import CancelToken, ProgressCallback, report
 
 log = logging.getLogger(__name__)
@@ -107,12 +108,16 @@ def retrieve(
 
 
 class _Counter:
+    """Counts stored instances (from the writer threads) and reports each."""
+
     def __init__(self, progress: ProgressCallback | None, total: int) -> None:
         self.progress, self.total, self.done = progress, total, 0
+        self._lock = threading.Lock()
 
     def __call__(self, _: object = None) -> None:
-        self.done += 1
-        report(self.progress, self.done, self.total, f"instance {self.done} of {self.total}")
+        with self._lock:
+            self.done += 1
+            report(self.progress, self.done, self.total, f"instance {self.done} of {self.total}")
 
 
 class _Lookups(NamedTuple):
@@ -136,21 +141,19 @@ def _fetch(
     node = request.node
     if not plans:
         return
-    if node.is_web:
-        def write(dataset: Any) -> None:
-            counter(store.write_dataset(dataset))
-
-        for series_uid, sop_uids, _ in plans:
-            web.retrieve(node, study_uid, series_uid, sop_uids, write, cancel)
-        return
-    receiver = dimse.Receiver(store, counter, cancel)
-    if not request.move:
-        for series_uid, sop_uids, _ in plans:
-            dimse.c_get(node, local, study_uid, series_uid, sop_uids, receiver)
-        return
-    with dimse.StorageSCP(local, book.accepted_calling_titles(), node.timeout) as scp:
-        for series_uid, sop_uids, _ in plans:
-            dimse.c_move(node, local, scp, study_uid, series_uid, sop_uids, receiver)
+    with BackgroundWriter(store, counter) as writer:
+        if node.is_web:
+            for series_uid, sop_uids, _ in plans:
+                web.retrieve(node, study_uid, series_uid, sop_uids, writer.dataset, cancel)
+            return
+        receiver = dimse.Receiver(writer, cancel)
+        if not request.move:
+            for series_uid, sop_uids, _ in plans:
+                dimse.c_get(node, local, study_uid, series_uid, sop_uids, receiver)
+            return
+        with dimse.StorageSCP(local, book.accepted_calling_titles(), node.timeout) as scp:
+            for series_uid, sop_uids, _ in plans:
+                dimse.c_move(node, local, scp, study_uid, series_uid, sop_uids, receiver)
 
 
 def _catalogue(folder: Path, catalog: Any) -> None:

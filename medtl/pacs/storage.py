@@ -12,6 +12,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from medtl.atomic import atomic_path, write_bytes_atomic
@@ -80,3 +83,58 @@ class InstanceStore:
             leftover.unlink(missing_ok=True)
             removed += 1
         return removed
+
+
+class BackgroundWriter:
+    """Writes instances into a store on a few threads, so the fsync of one overlaps the arrival of the next.
+
+    ``on_stored(path)`` is called (on a writer thread) once each file is in place. At most
+    ``pending`` instances wait in memory; :meth:`close` waits for every write and raises the first
+    error, if any. Use as a context manager: whatever happens, no write is left half-done.
+    """
+
+    def __init__(self, store: InstanceStore, on_stored: Callable[[Path], None], threads: int = 3, pending: int = 6) -> None:
+        self.store = store
+        self._on_stored = on_stored
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="medtl-pacs-write")
+        self._room = threading.BoundedSemaphore(pending)
+        self._lock = threading.Lock()
+        self._error: BaseException | None = None
+
+    def submit(self, write: Callable[[], Path]) -> None:
+        """Run ``write`` (which returns the path it wrote) on a writer thread; raises an earlier write's error."""
+        self.raise_error()
+        self._room.acquire()
+        self._pool.submit(write).add_done_callback(self._done)
+
+    def encoded(self, study_uid: str, series_uid: str, sop_uid: str, data: bytes) -> None:
+        self.submit(lambda: self.store.write_encoded(study_uid, series_uid, sop_uid, data))
+
+    def dataset(self, dataset: object) -> None:
+        self.submit(lambda: self.store.write_dataset(dataset))
+
+    def _done(self, future: Future) -> None:
+        self._room.release()
+        error = future.exception()
+        if error is not None:
+            with self._lock:
+                self._error = self._error or error
+            return
+        self._on_stored(future.result())
+
+    def raise_error(self) -> None:
+        with self._lock:
+            if self._error is not None:
+                raise self._error
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        self.raise_error()
+
+    def __enter__(self) -> BackgroundWriter:
+        return self
+
+    def __exit__(self, kind: object, *_: object) -> None:
+        self._pool.shutdown(wait=True)
+        if kind is None:
+            self.raise_error()
