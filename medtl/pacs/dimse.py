@@ -58,6 +58,7 @@ TRANSFER_SYNTAXES = (
     "1.2.840.10008.1.2.4.91",  # JPEG 2000
     "1.2.840.10008.1.2.5",  # RLE Lossless
 )
+MAXIMUM_PDU = 4 * 1024 * 1024  # bytes; the PDUs medtl receives
 _VERIFICATION = "1.2.840.10008.1.1"
 _FIND = {"patient": "1.2.840.10008.5.1.4.1.2.1.1", "study": "1.2.840.10008.5.1.4.1.2.2.1"}  # patient root, study root
 _GET = "1.2.840.10008.5.1.4.1.2.2.3"  # study root
@@ -71,6 +72,7 @@ def _ae(local: LocalAE, node: Node) -> Any:
     from pynetdicom import AE
 
     ae = AE(ae_title=local.aet)
+    ae.maximum_pdu_size = MAXIMUM_PDU  # pynetdicom's 16 kB default splits a 512 x 512 slice into 32 PDUs, each parsed in Python
     for name in ("acse_timeout", "dimse_timeout", "network_timeout", "connection_timeout"):
         setattr(ae, name, node.timeout)
     return ae
@@ -208,18 +210,13 @@ def series_of(node: Node, local: LocalAE, study_uid: str) -> list[str]:
     return [str(answer.SeriesInstanceUID) for answer in answers if answer.get("SeriesInstanceUID")]
 
 
-def study_of(node: Node, local: LocalAE, series_uid: str) -> str:
-    """The study UID a series belongs to."""
-    answers = c_find(node, local, {"QueryRetrieveLevel": "SERIES", "StudyInstanceUID": "", "SeriesInstanceUID": series_uid})
-    if not answers or not answers[0].get("StudyInstanceUID"):
-        raise PacsError(node, Outcome.FAILED, f"no series {series_uid} there", "C-FIND")
-    return str(answers[0].StudyInstanceUID)
-
-
-def instances_of(node: Node, local: LocalAE, study_uid: str, series_uid: str) -> list[str]:
-    """The SOP Instance UIDs of a series (an instance-level C-FIND)."""
+def instances_of(node: Node, local: LocalAE, study_uid: str, series_uid: str) -> tuple[str, list[str]]:
+    """The study UID (found when ``study_uid`` is "") and the SOP Instance UIDs of a series: one instance-level C-FIND."""
     keys = {"QueryRetrieveLevel": "IMAGE", "StudyInstanceUID": study_uid, "SeriesInstanceUID": series_uid, "SOPInstanceUID": ""}
-    return [str(answer.SOPInstanceUID) for answer in c_find(node, local, keys) if answer.get("SOPInstanceUID")]
+    answers = [answer for answer in c_find(node, local, keys) if answer.get("SOPInstanceUID")]
+    if not answers:
+        raise PacsError(node, Outcome.FAILED, f"no instances of the series {series_uid} there", "C-FIND")
+    return study_uid or str(answers[0].StudyInstanceUID), [str(answer.SOPInstanceUID) for answer in answers]
 
 
 @dataclass
@@ -301,6 +298,7 @@ class StorageSCP:
         if not calling_titles:
             raise PacsError(Node("local", aet=local.aet, host=bind or "0.0.0.0", port=local.port), Outcome.FAILED, "no calling AE title is allowed to send", "storage SCP")
         ae = AE(ae_title=local.aet)
+        ae.maximum_pdu_size = MAXIMUM_PDU
         ae.require_called_aet = True
         ae.require_calling_aet = list(calling_titles)
         for name in ("acse_timeout", "dimse_timeout", "network_timeout"):

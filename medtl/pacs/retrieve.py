@@ -78,17 +78,23 @@ def retrieve(
     store = store or InstanceStore()
     node, local = request.node, book.local
     ask = _Lookups.of(node, local)
-    study_uid = request.study_uid or ask.study_of(request.series_uid)
-    series_uids = [request.series_uid] if request.series_uid else ask.series_of(study_uid)
-    if not series_uids:
-        raise MedtlError(f"{node.name}: the study {study_uid} has no series there")
+    if request.series_uid:
+        study_uid, listed = ask.instances_of(request.study_uid, request.series_uid)
+        listings = {request.series_uid: listed}
+    else:
+        study_uid = request.study_uid
+        series_uids = ask.series_of(study_uid)
+        if not series_uids:
+            raise MedtlError(f"{node.name}: the study {study_uid} has no series there")
+        listings = {}
+        for series_uid in series_uids:
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            listings[series_uid] = ask.instances_of(study_uid, series_uid)[1]
     store.remove_leftovers(study_uid)
-    result = RetrieveResult(store.study_folder(study_uid), [store.series_folder(study_uid, uid) for uid in series_uids])
+    result = RetrieveResult(store.study_folder(study_uid), [store.series_folder(study_uid, uid) for uid in listings])
     plans = []
-    for series_uid in series_uids:
-        if cancel is not None:
-            cancel.raise_if_cancelled()
-        listed = ask.instances_of(study_uid, series_uid)
+    for series_uid, listed in listings.items():
         missing = store.missing(study_uid, series_uid, listed)
         result.already_here += len(listed) - len(missing)
         if missing:
@@ -123,15 +129,14 @@ class _Counter:
 class _Lookups(NamedTuple):
     """The questions a retrieve asks the node, answered by DIMSE or DICOMweb."""
 
-    study_of: Callable[[str], str]
     series_of: Callable[[str], list[str]]
-    instances_of: Callable[[str, str], list[str]]
+    instances_of: Callable[[str, str], tuple[str, list[str]]]
 
     @classmethod
     def of(cls, node: Node, local: LocalAE) -> _Lookups:
         if node.is_web:
-            return cls(partial(web.study_of, node), partial(web.series_of, node), partial(web.instances_of, node))
-        return cls(partial(dimse.study_of, node, local), partial(dimse.series_of, node, local), partial(dimse.instances_of, node, local))
+            return cls(partial(web.series_of, node), partial(web.instances_of, node))
+        return cls(partial(dimse.series_of, node, local), partial(dimse.instances_of, node, local))
 
 
 def _fetch(

@@ -148,17 +148,16 @@ def series_of(node: Node, study_uid: str) -> list[str]:
         return _uids(client(node).search_for_series(study_uid, fields=["SeriesInstanceUID"]), "SeriesInstanceUID")
 
 
-def study_of(node: Node, series_uid: str) -> str:
+def instances_of(node: Node, study_uid: str, series_uid: str) -> tuple[str, list[str]]:
+    """The study UID (found when ``study_uid`` is "") and the SOP Instance UIDs of a series: one QIDO-RS search."""
     with explained(node, "QIDO-RS"):
-        found = _uids(client(node).search_for_series(search_filters={"SeriesInstanceUID": series_uid}, fields=["StudyInstanceUID"]), "StudyInstanceUID")
-    if not found:
-        raise PacsError(node, Outcome.FAILED, f"no series {series_uid} there", "QIDO-RS")
-    return found[0]
-
-
-def instances_of(node: Node, study_uid: str, series_uid: str) -> list[str]:
-    with explained(node, "QIDO-RS"):
-        return _uids(client(node).search_for_instances(study_uid, series_uid, fields=["SOPInstanceUID"]), "SOPInstanceUID")
+        answers = client(node).search_for_instances(
+            study_uid or None, search_filters={"SeriesInstanceUID": series_uid}, fields=["StudyInstanceUID", "SOPInstanceUID"]
+        )
+    sop_uids = _uids(answers, "SOPInstanceUID")
+    if not sop_uids:
+        raise PacsError(node, Outcome.FAILED, f"no instances of the series {series_uid} there", "QIDO-RS")
+    return study_uid or _uids(answers, "StudyInstanceUID")[0], sop_uids
 
 
 def retrieve(node: Node, study_uid: str, series_uid: str, sop_uids: list[str] | None, on_instance: Callable[[Any], None], cancel: CancelToken | None) -> None:
