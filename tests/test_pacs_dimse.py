@@ -9,7 +9,6 @@ import os
 import re
 import socket
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from pydicom.data import get_testdata_file
 
 from medtl.dicom.catalog import Catalog
 from medtl.dicom.scan import scan
+from medtl.errors import MedtlError
 from medtl.pacs import find, test_connection
 from medtl.pacs.connection import Outcome, PacsError
 from medtl.pacs.nodes import LocalAE, Node, NodeBook
@@ -139,6 +139,12 @@ def test_move_goes_through_medtls_storage_scp_only_from_configured_titles(book: 
     with pytest.raises(PacsError, match="C-MOVE"):
         retrieve(request, strict, InstanceStore(tmp_path / "refused"), Catalog(tmp_path / "c.sqlite"))
     assert not list((tmp_path / "refused").rglob("*.dcm"))
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the SCP just closed leaves TIME_WAIT
+        squatter.bind(("", book.local.port))
+        squatter.listen()
+        with pytest.raises(MedtlError, match=f"cannot listen on port {book.local.port}"):
+            retrieve(request, book, InstanceStore(tmp_path / "busy"), Catalog(tmp_path / "c.sqlite"))
 
 
 def test_a_killed_server_leaves_complete_files_and_the_retrieve_resumes(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from medtl.errors import MedtlError
 from medtl.pacs.connection import ConnectionResult, Outcome, PacsError, Stopwatch, probe_tcp
 from medtl.pacs.nodes import LocalAE, Node
 from medtl.pacs.query import Match, Query, match_from
@@ -72,7 +73,7 @@ def _ae(local: LocalAE, node: Node) -> Any:
     from pynetdicom import AE
 
     ae = AE(ae_title=local.aet)
-    ae.maximum_pdu_size = MAXIMUM_PDU  # pynetdicom's 16 kB default splits a 512 x 512 slice into 32 PDUs, each parsed in Python
+    ae.maximum_pdu_size = MAXIMUM_PDU  # a peer that may send larger PDUs sends fewer (pynetdicom parses each in Python)
     for name in ("acse_timeout", "dimse_timeout", "network_timeout", "connection_timeout"):
         setattr(ae, name, node.timeout)
     return ae
@@ -296,7 +297,7 @@ class StorageSCP:
         from pynetdicom import AE, evt
 
         if not calling_titles:
-            raise PacsError(Node("local", aet=local.aet, host=bind or "0.0.0.0", port=local.port), Outcome.FAILED, "no calling AE title is allowed to send", "storage SCP")
+            raise MedtlError("medtl's storage SCP would accept no calling AE title: save the sending node first")
         ae = AE(ae_title=local.aet)
         ae.maximum_pdu_size = MAXIMUM_PDU
         ae.require_called_aet = True
@@ -306,7 +307,13 @@ class StorageSCP:
         for sop_class, syntaxes in _storage_contexts():
             ae.add_supported_context(sop_class, list(syntaxes))
         self.receiver: Receiver | None = None
-        self._server = ae.start_server((bind, local.port), block=False, evt_handlers=[(evt.EVT_C_STORE, self._handle)])
+        try:
+            self._server = ae.start_server((bind, local.port), block=False, evt_handlers=[(evt.EVT_C_STORE, self._handle)])
+        except OSError as error:
+            raise MedtlError(
+                f"medtl's storage SCP cannot listen on port {local.port} ({error.strerror or error}); "
+                "choose another with `medtl pacs node local --port`"
+            ) from error
 
     def _handle(self, event: Any) -> int:
         receiver = self.receiver
