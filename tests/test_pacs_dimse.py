@@ -20,7 +20,7 @@ from pydicom.data import get_testdata_file
 from medtl.dicom.catalog import Catalog
 from medtl.dicom.scan import scan
 from medtl.errors import MedtlError
-from medtl.pacs import find, test_connection
+from medtl.pacs import find, check_connection
 from medtl.pacs.connection import Outcome, PacsError
 from medtl.pacs.nodes import LocalAE, Node, NodeBook
 from medtl.pacs.query import Query
@@ -68,17 +68,17 @@ def series_uid(files: list[Path]) -> tuple[str, str]:
 
 
 def test_echo_says_reachable_rejected_refused_or_timed_out(book: NodeBook, orthanc: pacs_servers.Orthanc) -> None:
-    assert test_connection(book.get("orthanc"), book.local).ok
-    rejected = test_connection(node_of(orthanc, name="wrong-aet", aet="NOT_ORTHANC"), book.local)
+    assert check_connection(book.get("orthanc"), book.local).ok
+    rejected = check_connection(node_of(orthanc, name="wrong-aet", aet="NOT_ORTHANC"), book.local)
     assert rejected.outcome is Outcome.REJECTED
     assert "AE title" in rejected.detail and "NOT_ORTHANC" in rejected.detail
-    refused = test_connection(node_of(orthanc, name="nothing-there", port=pacs_servers.free_port()), book.local)
+    refused = check_connection(node_of(orthanc, name="nothing-there", port=pacs_servers.free_port()), book.local)
     assert refused.outcome is Outcome.REFUSED
     with socket.socket() as silent:  # accepts connections (the kernel does) but never answers
         silent.bind(("127.0.0.1", 0))
         silent.listen()
         started = time.monotonic()
-        slow = test_connection(node_of(orthanc, name="slow-pacs", port=silent.getsockname()[1], timeout=0.5), book.local)
+        slow = check_connection(node_of(orthanc, name="slow-pacs", port=silent.getsockname()[1], timeout=0.5), book.local)
     assert slow.outcome is Outcome.TIMED_OUT and "slow-pacs" in str(slow)
     assert time.monotonic() - started < 10
 

@@ -16,7 +16,7 @@ import pytest
 from pydicom.data import get_testdata_file
 
 from medtl.dicom.catalog import Catalog
-from medtl.pacs import find, test_connection
+from medtl.pacs import find, check_connection
 from medtl.pacs.connection import Outcome, PacsError
 from medtl.pacs.nodes import KEYRING_SERVICE, Node, NodeBook
 from medtl.pacs.query import Query
@@ -64,9 +64,9 @@ def test_the_password_lives_in_the_keyring_and_a_wrong_one_is_reported(tmp_path:
     book.save()
     assert pacs_servers.PASSWORD not in book.path.read_text()
     assert memory_keyring.secrets == {(KEYRING_SERVICE, "archive"): pacs_servers.PASSWORD}
-    assert test_connection(NodeBook.load(book.path).get("archive"), book.local).ok
+    assert check_connection(NodeBook.load(book.path).get("archive"), book.local).ok
     wrong = web_book(tmp_path, orthanc.dicomweb_url, password="wrong-password")
-    result = test_connection(wrong.get("archive"), wrong.local)
+    result = check_connection(wrong.get("archive"), wrong.local)
     assert result.outcome is Outcome.UNAUTHORIZED and "401" in result.detail
     with pytest.raises(PacsError, match="archive .*authentication failed"):
         find(wrong.get("archive"), wrong.local, Query())
@@ -110,7 +110,7 @@ def test_stow_stores_and_answers_per_instance(tmp_path: Path, orthanc: pacs_serv
 
 def test_refused_and_silent_servers_are_reported_without_hanging(tmp_path: Path) -> None:
     closed = pacs_servers.free_port()
-    refused = test_connection(Node("gone", url=f"http://127.0.0.1:{closed}/dicom-web", timeout=2), web_book(tmp_path, "http://x").local)
+    refused = check_connection(Node("gone", url=f"http://127.0.0.1:{closed}/dicom-web", timeout=2), web_book(tmp_path, "http://x").local)
     assert refused.outcome is Outcome.REFUSED
     with socket.socket() as silent:  # completes the TCP handshake, then never says a word
         silent.bind(("127.0.0.1", 0))

@@ -79,9 +79,9 @@ def run(args: argparse.Namespace) -> int:
         return _node(args, book)
     node = book.get(args.name)
     if args.action == "echo":
-        from medtl.pacs import test_connection
+        from medtl.pacs import check_connection
 
-        result = test_connection(node, book.local)
+        result = check_connection(node, book.local)
         print(result)
         return 0 if result.ok else 1
     if args.action == "find":

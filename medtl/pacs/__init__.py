@@ -3,7 +3,7 @@
 The GUI and the CLI call these functions; each takes a :class:`~medtl.pacs.nodes.Node` and
 medtl's :class:`~medtl.pacs.nodes.LocalAE`, and long ones a progress callback and a cancel token:
 
-- :func:`test_connection` -> :class:`~medtl.pacs.connection.ConnectionResult` (reachable, refused, ...)
+- :func:`check_connection` -> :class:`~medtl.pacs.connection.ConnectionResult` (reachable, refused, ...)
 - :func:`find` -> :class:`~medtl.pacs.query.Match` rows for a :class:`~medtl.pacs.query.Query`
 - :func:`medtl.pacs.retrieve.retrieve` -> :class:`~medtl.pacs.retrieve.RetrieveResult`
 - :func:`medtl.pacs.send.send` -> one :class:`~medtl.pacs.dimse.SendResult` per file
@@ -17,12 +17,10 @@ from medtl.pacs.nodes import LocalAE, Node
 from medtl.pacs.query import Match, Query
 
 
-def test_connection(node: Node, local: LocalAE) -> ConnectionResult:
+def check_connection(node: Node, local: LocalAE) -> ConnectionResult:
     """C-ECHO a DIMSE node, or a one-study QIDO-RS search of a DICOMweb node; never raises for network trouble."""
     return web.echo(node) if node.is_web else dimse.echo(node, local)
 
-
-test_connection.__test__ = False  # type: ignore[attr-defined]  # pytest: not a test
 
 
 def find(node: Node, local: LocalAE, query: Query) -> list[Match]:

@@ -82,6 +82,8 @@ def explained(node: Node, doing: str) -> Iterator[None]:
         if code in (401, 403):
             raise PacsError(node, Outcome.UNAUTHORIZED, f"HTTP {code}: check the user name and password or token", doing) from error
         raise PacsError(node, Outcome.FAILED, f"HTTP {code or '?'}", doing) from error
+    except requests.exceptions.RequestException as error:  # a reply cut off mid-stream, a malformed one
+        raise PacsError(node, Outcome.FAILED, f"the reply was cut off or malformed ({_first_line(error)})", doing) from error
 
 
 def _first_line(error: Exception) -> str:

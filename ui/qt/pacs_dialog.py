@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
 )
 
 from medtl.errors import MedtlError
-from medtl.pacs import find, test_connection
+from medtl.pacs import find, check_connection
 from medtl.pacs.nodes import Node, NodeBook
 from medtl.pacs.query import LEVELS, Match, Query
 from medtl.pacs.retrieve import RetrieveRequest, RetrieveResult, retrieve
@@ -205,7 +205,7 @@ class PacsDialog(QDialog):
         if node is None:
             return
         self.connection.setText(f"Testing {node.name}…")
-        self.tasks.start("echo", lambda progress, cancel: test_connection(node, self.book.local),
+        self.tasks.start("echo", lambda progress, cancel: check_connection(node, self.book.local),
                          done=lambda result: self.connection.setText(str(result)), failed=self.connection.setText)  # fmt: skip
 
     # query
