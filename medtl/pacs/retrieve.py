@@ -56,10 +56,6 @@ class RetrieveResult:
     already_here: int = 0
     not_received: int = 0
 
-    @property
-    def total(self) -> int:
-        return self.fetched + self.already_here + self.not_received
-
 
 def retrieve(
     request: RetrieveRequest,
