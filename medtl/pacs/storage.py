@@ -93,7 +93,7 @@ class BackgroundWriter:
     error, if any. Use as a context manager: whatever happens, no write is left half-done.
     """
 
-    def __init__(self, store: InstanceStore, on_stored: Callable[[Path], None], threads: int = 3, pending: int = 6) -> None:
+    def __init__(self, store: InstanceStore, on_stored: Callable[[Path], None], threads: int = 4, pending: int = 8) -> None:
         self.store = store
         self._on_stored = on_stored
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="medtl-pacs-write")
