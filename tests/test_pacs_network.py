@@ -16,7 +16,7 @@ import pytest
 
 from tests import pacs_servers
 
-MODULES = ("tests/test_pacs_dimse.py", "tests/test_pacs_web.py", "tests/test_pacs_cli.py", "tests/test_pacs_dialog.py")
+MODULES = ("tests/test_pacs_dimse.py", "tests/test_pacs_web.py", "tests/test_pacs_cli.py", "tests/test_pacs_dialog.py", "tests/test_ui_send_to_pacs.py")
 ROOT = Path(__file__).resolve().parents[1]
 
 

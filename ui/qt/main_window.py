@@ -56,6 +56,7 @@ from ui.qt.layers_panel import LayersPanel
 from ui.qt.pretrain_panel import PretrainPanel
 from ui.qt.problems_panel import ProblemsPanel
 from ui.qt.project_dialog import ProjectController
+from ui.qt.send_to_pacs import PacsActions
 from ui.qt.prompt_tool import PromptTool
 from ui.qt.ranking_panel import RankingPanel
 from ui.qt.resources import icon
@@ -155,6 +156,7 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         self.project_session = ProjectSession(self.settings.reader_name())  # none open until open_project / open_start_project
         self.projects = ProjectController(self, self.project_session)
+        self.pacs = PacsActions(self)
         self._build_menus_and_toolbar()
         self.viewer.hovered.connect(self._show_pixel)
         self.viewer.set_layout_mode(self.settings.viewer_layout())
@@ -660,6 +662,8 @@ class MainWindow(QMainWindow):
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         file_menu.addSeparator()
         file_menu.addActions([self.projects.actions[name] for name in ("new", "open", "add", "reader", "export")])
+        file_menu.addSeparator()
+        file_menu.addActions([self.pacs.open_action, self.pacs.send_action])
         file_menu.addSeparator()
         file_menu.addActions([cancel_action, quit_action])
         model_menu = self.menuBar().addMenu("&Model")
