@@ -136,8 +136,11 @@ class Region:
 
     def count_into(self, counter: np.ndarray, step: int) -> None:
         """Add ``step`` to ``counter`` at these voxels."""
-        if self.mask.size:
-            counter[self.box][self.mask] += np.asarray(step, counter.dtype)
+        view = counter[self.box]
+        if step >= 0:
+            view[self.mask] += step
+        else:
+            view[self.mask] -= -step
 
 
 EMPTY_REGION = Region((slice(0, 0), slice(0, 0), slice(0, 0)), np.zeros((0, 0, 0), bool))

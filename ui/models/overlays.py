@@ -41,6 +41,7 @@ class LabelLayer:
     style: LabelStyle = LabelStyle.FILL
     visible: bool = True
     palette: Palette = LABEL_PALETTE
+    hidden: set[int] = field(default_factory=set)  # label values not shown
 
     def __post_init__(self) -> None:
         if self.mask.ndim != 3 or self.mask.dtype.kind not in "iub":
@@ -63,6 +64,8 @@ class LabelLayer:
     def blend(self, bgra: np.ndarray, cut: np.ndarray) -> None:
         """Blend this layer's ``cut`` (``[h, w]``, from the same plane) into the display pixels ``bgra`` in place."""
         covered = cut != 0
+        if self.hidden:
+            covered &= ~np.isin(cut, sorted(self.hidden))
         if self.style is LabelStyle.OUTLINE:
             covered &= boundary(cut)
         if not covered.any():
