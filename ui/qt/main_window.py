@@ -645,7 +645,10 @@ class MainWindow(QMainWindow):
         model_menu.addActions([results_action, self.rank_action, self.ranking.next_action])
         labels = self.label_tools.actions_by_name
         label_menu = self.menuBar().addMenu("&Label")
-        for names in (("accept", "new_label"), ("brush", "eraser", "smaller", "larger"), ("box", "propagate"), ("undo", "redo", "save")):
+        for names in (
+            ("accept", "new_label"), ("brush", "eraser", "lasso", "threshold", "grow", "ball", "smaller", "larger", "interpolate"), ("box", "propagate"),
+            ("undo", "redo", "save"), ("next_unlabelled",),
+        ):  # fmt: skip
             label_menu.addActions([labels[name] for name in names])
             label_menu.addSeparator()
         label_menu.addAction(versions_action)
