@@ -157,6 +157,7 @@ class LabelTools(QWidget):
     def refresh(self) -> None:
         """Enable what applies to the shown series and its editable label; say whether edits are unsaved."""
         editor = self.editor
+        self.label_table.refresh()  # volumes follow the strokes
         self.actions_by_name["accept"].setEnabled(self.acceptable_layer() is not None)
         self.actions_by_name["new_label"].setEnabled(self.viewer.model is not None)
         for name in _EDITING:
@@ -168,7 +169,7 @@ class LabelTools(QWidget):
             self.status.setText("No editable label: accept a prediction, or start a new label.")
             self.value_box.clear()
             return
-        if [self.value_box.itemData(i) for i in range(self.value_box.count())] != list(editor.names):
+        if [self.value_box.itemText(i) for i in range(self.value_box.count())] != [f"{value}: {name}" for value, name in editor.names.items()]:
             self.value_box.blockSignals(True)
             self.value_box.clear()
             for value, name in editor.names.items():
