@@ -320,6 +320,10 @@ class SliceView(QWidget):
                 self._emit_point(event.position(), include=False)
             else:
                 self._box = (event.position(), event.position())
+        elif button == Qt.MouseButton.LeftButton and self._editing(Tool.LASSO):
+            self._lasso = [event.position()]
+        elif button == Qt.MouseButton.LeftButton and self._editing(Tool.GROW):
+            self._grow_at(event.position())
         elif button == Qt.MouseButton.MiddleButton or (button == Qt.MouseButton.LeftButton and shift):
             self._drag = (Qt.MouseButton.MiddleButton, event.position(), QPointF(self.pan))
         elif button == Qt.MouseButton.RightButton:
