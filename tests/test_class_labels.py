@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QMessageBox
 from medtl.errors import MedtlError
 from tests.dicomgen import SeriesSpec, phantom, write_series
 from tests.test_ui_labels import shown_window, temporary_settings
-from tests.test_ui_window import open_and_show
+from tests.test_ui_window import click_into, open_and_show
 from ui.models.class_labels import ClassLabels
 from ui.qt.main_window import MainWindow
 
@@ -30,6 +30,7 @@ def window(qtbot, tmp_path: Path, ct_folder: Path, monkeypatch: pytest.MonkeyPat
     window = shown_window(qtbot, temporary_settings(tmp_path))
     monkeypatch.setattr(window, "ask_unsaved_label", lambda: QMessageBox.StandardButton.Discard)  # closing at the end never asks
     open_and_show(qtbot, window, ct_folder)
+    window.label_tools.class_labels.number_keys.setChecked(True)  # the number keys classify now
     return window
 
 
@@ -75,6 +76,18 @@ def test_next_unlabelled_series_asks_the_window_for_it(qtbot, window: MainWindow
     with qtbot.waitSignal(panel.series_requested, timeout=1000) as requested:
         qtbot.keyClick(window, Qt.Key.Key_N)
     assert requested.args == ["1.2.3.other", None]
+
+
+def test_number_keys_choose_window_presets_again_once_classifying_is_off(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    panel, model = window.label_tools.class_labels, window.viewer.model
+    assert model is not None
+    panel.number_keys.setChecked(False)
+    click_into(qtbot, window.viewer.active_view)
+    qtbot.keyClick(window.viewer.active_view, Qt.Key.Key_4)  # preset 4: CT bone
+    assert (model.window.width, model.window.center) == (2000, 300) and panel.progress.text() == "0/1 series classified"
+    panel.number_keys.setChecked(True)
+    qtbot.keyClick(window.viewer.active_view, Qt.Key.Key_1)
+    assert panel.progress.text() == "1/1 series classified"
 
 
 def test_class_labels_round_trip_and_bad_data_is_refused() -> None:

@@ -1,6 +1,9 @@
 """`ClassLabelsPanel`: class labels for classification tasks: keys 1-9 give the shown series (or slice) a class,
 "Next unlabelled" (N) moves on to the next one without a class, and the progress n/N stays in view.
 
+The number keys choose window presets in the viewer until "Number keys classify" is ticked
+(:attr:`number_keys_toggled`: the label tools then lend the keys to the classes).
+
 A slice is the crosshair's slice along the stored array's first axis (z). When the next unlabelled item is in
 another series the panel asks for it (:attr:`series_requested`); the window opens that series.
 """
@@ -10,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QToolButton, QVBoxLayout, QWidget
 
 from medtl.errors import MedtlError
 from ui.models.class_labels import MAX_CLASS, ClassLabels
@@ -28,6 +31,7 @@ class ClassLabelsPanel(QWidget):
 
     series_requested = Signal(str, object)  # series UID, slice index (or None): the next unlabelled item is there
     labels_changed = Signal()  # a class was assigned, cleared, added or renamed
+    number_keys_toggled = Signal(bool)  # the number keys classify (True) or do what they did before
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -37,6 +41,8 @@ class ClassLabelsPanel(QWidget):
         for number in range(1, MAX_CLASS + 1):
             self._add_action(f"class_{number}", f"Class {number} for this series / slice", str(number), lambda _=False, n=number: self.assign(n))
         self._add_action("next_unlabelled", "Next unlabelled series / slice", "N", self.next_unlabelled)
+        self.number_keys = QCheckBox("Number keys classify", self)
+        self.number_keys.setToolTip("keys 1-9 give the shown series or slice a class (instead of choosing a window preset)")
         self.mode = QComboBox(self)
         self.mode.addItems(["Per series", "Per slice"])
         self.classes = QListWidget(self)
@@ -59,9 +65,12 @@ class ClassLabelsPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(top)
+        layout.addWidget(self.number_keys)
         layout.addWidget(self.classes)
         layout.addWidget(self.current)
         layout.addLayout(bottom)
+        self.number_keys.toggled.connect(self._number_keys_toggled)
+        self._number_keys_toggled(False)
         self.mode.currentIndexChanged.connect(lambda index: self.labels.set_per_slice(index == 1))
         add.clicked.connect(self._add_class)
         next_button.clicked.connect(self.next_unlabelled)
@@ -128,6 +137,11 @@ class ClassLabelsPanel(QWidget):
         number = self.labels.class_of(*position)
         where = f"slice {position[1] + 1}" if self.labels.per_slice else "this series"
         self.current.setText(f"{where}: " + (f"{number} {self.labels.classes[number]}" if number is not None else "no class (press 1-9)"))
+
+    def _number_keys_toggled(self, on: bool) -> None:
+        for number in range(1, MAX_CLASS + 1):
+            self.actions_by_name[f"class_{number}"].setEnabled(on)
+        self.number_keys_toggled.emit(on)
 
     def _labels_changed(self) -> None:
         self.mode.blockSignals(True)

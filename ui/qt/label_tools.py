@@ -116,6 +116,8 @@ class LabelTools(QWidget):
         self.label_table = LabelTable(self)
         self.class_labels = ClassLabelsPanel(self)
         self.actions_by_name.update(self.class_labels.actions_by_name)  # window-wide like the others
+        self.class_labels.number_keys_toggled.connect(self._lend_number_keys)
+        self._preset_keys: dict[QAction, list[QKeySequence]] = {}
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 4, 0, 0)
         layout.addLayout(buttons)
@@ -189,6 +191,18 @@ class LabelTools(QWidget):
             editor.in_3d = self.actions_by_name["ball"].isChecked()
             editor.band = (min(self.low.value(), self.high.value()), max(self.low.value(), self.high.value()))
             editor.tolerance = self.tolerance.value()
+
+    def _lend_number_keys(self, to_classes: bool) -> None:
+        """While the number keys classify, the viewer's window presets give up their (number key) shortcuts."""
+        if to_classes and not self._preset_keys:
+            presets = [action for name, action in self.viewer.actions_by_name.items() if name.startswith("preset_")]
+            self._preset_keys = {action: action.shortcuts() for action in presets}
+            for action in presets:
+                action.setShortcuts([])
+        elif not to_classes:
+            for action, keys in self._preset_keys.items():
+                action.setShortcuts(keys)
+            self._preset_keys = {}
 
     def _ball_toggled(self) -> None:
         self._settings_to_editor()
