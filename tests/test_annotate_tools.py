@@ -41,7 +41,7 @@ def test_brush_size_is_in_mm_on_anisotropic_pixels() -> None:
 def test_ball_is_round_in_mm() -> None:
     label = np.zeros((20, 40, 40), np.uint8)
     brush_ball(label, (10, 20, 20), 6.0, (2.0, 1.0, 1.0), 1)
-    z, y, x = np.nonzero(label)
+    z, y, _ = np.nonzero(label)
     assert (z.min(), z.max()) == (7, 13) and (y.min(), y.max()) == (14, 26)
     assert abs(label.sum() - 4 / 3 * np.pi * 6**3 / 2) < 0.08 * label.sum()
 

@@ -44,6 +44,8 @@ def test_number_keys_classify_the_series_and_the_progress_says_so(qtbot, window:
     panel.classes.item(0).setText("normal")  # renaming in the list
     qtbot.keyClick(window, Qt.Key.Key_1)
     assert "1 normal" in panel.current.text()
+    qtbot.keyClick(window, Qt.Key.Key_0)
+    assert panel.progress.text() == "0/1 series classified" and "no class" in panel.current.text()
 
 
 def test_per_slice_keys_and_next_unlabelled_goes_to_the_right_slice(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]

@@ -59,11 +59,6 @@ class Change:
     after: np.ndarray
 
     @classmethod
-    def record(cls, label: np.ndarray, box: Box, before: np.ndarray) -> Change | None:
-        """The change from ``before`` to what ``label[box]`` holds now, cropped to the changed voxels; None if none."""
-        return diff(box, before, label[box])
-
-    @classmethod
     def applied(cls, label: np.ndarray, voxels: np.ndarray, before: np.ndarray) -> Change | None:
         """The change that set the (sorted, unique) flat ``voxels`` of ``label`` from ``before`` to what they hold now."""
         if not len(voxels):

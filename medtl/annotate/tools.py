@@ -35,12 +35,6 @@ class SlicePlane:
         height, width = (s for a, s in enumerate(spacing) if a != self.axis)
         return height, width
 
-    def voxel(self, row: float, column: float) -> tuple[float, float, float]:
-        """The (z, y, x) index of a point of the slice."""
-        point = [float(row), float(column)]
-        point.insert(self.axis, float(self.index))
-        return point[0], point[1], point[2]
-
     def box(self, rows: np.ndarray, columns: np.ndarray) -> tuple[Box, np.ndarray]:
         """(box, mask) of the volume holding the slice pixels (``rows``, ``columns``); the mask is 1 thick along the axis."""
         r0, c0 = int(rows.min()), int(columns.min())

@@ -73,7 +73,10 @@ class ClassLabels:
 
     def clear(self, uid: str, index: int | None = None) -> None:
         """Take the class off the series or slice."""
-        (self.slice_classes.pop((uid, index), None) if self.per_slice else self.series_classes.pop(uid, None))  # type: ignore[arg-type]
+        if self.per_slice:
+            self.slice_classes.pop((uid, index), None)  # type: ignore[arg-type]
+        else:
+            self.series_classes.pop(uid, None)
         self.changed.emit()
 
     def class_of(self, uid: str, index: int | None = None) -> int | None:

@@ -238,7 +238,7 @@ class LabelEditor:
         self.end()
         shape = self.layer.mask.shape
         rows, columns, _ = plane.size(shape)
-        seed = (int(round(row)), int(round(column)))
+        seed = (round(row), round(column))
         if not (0 <= seed[0] < rows and 0 <= seed[1] < columns):
             return None
         if self.in_3d:

@@ -1,4 +1,4 @@
-"""`ClassLabelsPanel`: class labels for classification tasks: keys 1-9 give the shown series (or slice) a class,
+"""`ClassLabelsPanel`: class labels for classification tasks: keys 1-9 give the shown series (or slice) a class (0 takes it off),
 "Next unlabelled" (N) moves on to the next one without a class, and the progress n/N stays in view.
 
 The number keys choose window presets in the viewer until "Number keys classify" is ticked
@@ -40,6 +40,7 @@ class ClassLabelsPanel(QWidget):
         self.actions_by_name: dict[str, QAction] = {}
         for number in range(1, MAX_CLASS + 1):
             self._add_action(f"class_{number}", f"Class {number} for this series / slice", str(number), lambda _=False, n=number: self.assign(n))
+        self._add_action("class_0", "No class for this series / slice", "0", self.clear)
         self._add_action("next_unlabelled", "Next unlabelled series / slice", "N", self.next_unlabelled)
         self.number_keys = QCheckBox("Number keys classify", self)
         self.number_keys.setToolTip("keys 1-9 give the shown series or slice a class (instead of choosing a window preset)")
@@ -112,6 +113,12 @@ class ClassLabelsPanel(QWidget):
         except MedtlError as error:
             self.current.setText(str(error))
 
+    def clear(self) -> None:
+        """Take the class off the shown series (or slice)."""
+        position = self.position()
+        if position is not None:
+            self.labels.clear(*position)
+
     def next_unlabelled(self) -> None:
         """Show the next series or slice without a class."""
         position = self.position()
@@ -139,7 +146,7 @@ class ClassLabelsPanel(QWidget):
         self.current.setText(f"{where}: " + (f"{number} {self.labels.classes[number]}" if number is not None else "no class (press 1-9)"))
 
     def _number_keys_toggled(self, on: bool) -> None:
-        for number in range(1, MAX_CLASS + 1):
+        for number in range(MAX_CLASS + 1):
             self.actions_by_name[f"class_{number}"].setEnabled(on)
         self.number_keys_toggled.emit(on)
 

@@ -110,17 +110,13 @@ class LabelTable(QWidget):
         rows = self.table.selectionModel().selectedRows()
         return self._shown[rows[0].row()].value if rows and rows[0].row() < len(self._shown) else None
 
-    def row_of(self, value: int) -> int:
-        return next(row for row, label in enumerate(self._shown) if label.value == value)
-
     def add(self) -> None:
         self._change(lambda d: d.add())
 
     def delete_selected(self) -> None:
         value = self.selected_value()
-        if value is not None and self.definitions is not None:
-            if not self._change(lambda d: d.delete(value)):
-                self.message.setText("A locked label, or the only label, cannot be deleted")
+        if value is not None and self.definitions is not None and not self._change(lambda d: d.delete(value)):
+            self.message.setText("A locked label, or the only label, cannot be deleted")
 
     def choose_colour(self, row: int) -> None:
         """Ask for a new colour for the label in ``row``."""
