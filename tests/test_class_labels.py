@@ -39,6 +39,7 @@ def test_number_keys_classify_the_series_and_the_progress_says_so(qtbot, window:
     assert panel.progress.text() == "0/1 series classified" and panel.progress.isVisible()
     qtbot.keyClick(window, Qt.Key.Key_2)
     assert panel.progress.text() == "1/1 series classified" and "2 class 2" in panel.current.text()
+    assert panel.status_progress.text() == "1/1 series classified" and panel.status_progress.isVisible()  # in the status bar too
     qtbot.keyClick(window, Qt.Key.Key_7)  # no class 7 yet: nothing changes, and the panel says why
     assert panel.progress.text() == "1/1 series classified" and "no class 7" in panel.current.text()
     panel.classes.item(0).setText("normal")  # renaming in the list

@@ -55,6 +55,8 @@ class ClassLabelsPanel(QWidget):
         self.current = QLabel(self)
         self.progress = QLabel(self)
         self.progress.setObjectName("classProgress")
+        self.status_progress = QLabel()  # the same, for the window's status bar: in view whatever the panel shows
+        self.status_progress.setToolTip("class labels: how many series or slices have a class")
         next_button = QPushButton("Next unlabelled", self)
         next_button.setToolTip("N")
         top = QHBoxLayout()
@@ -137,6 +139,7 @@ class ClassLabelsPanel(QWidget):
     def refresh(self) -> None:
         """Say the class of what is shown and the progress."""
         self.progress.setText(self.labels.progress_text())
+        self.status_progress.setText(self.labels.progress_text())
         position = self.position()
         if position is None:
             self.current.setText("No series shown")

@@ -584,6 +584,7 @@ class MainWindow(QMainWindow):
         self.pixel_label = QLabel("", self)
         self.pixel_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         bar.addWidget(self.status_message, 1)
+        bar.addPermanentWidget(self.label_tools.class_labels.status_progress)
         bar.addPermanentWidget(self.pixel_label)
         bar.addPermanentWidget(self.progress)
         bar.addPermanentWidget(self.cancel_button)
