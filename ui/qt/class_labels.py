@@ -146,12 +146,13 @@ class ClassLabelsPanel(QWidget):
             return
         number = self.labels.class_of(*position)
         where = f"slice {position[1] + 1}" if self.labels.per_slice else "this series"
-        self.current.setText(f"{where}: " + (f"{number} {self.labels.classes[number]}" if number is not None else "no class (press 1-9)"))
+        self.current.setText(f"{where}: " + (f"{number} {self.labels.classes[number]}" if number is not None else "no class" + (" (press 1-9)" if self.number_keys.isChecked() else "")))
 
     def _number_keys_toggled(self, on: bool) -> None:
         for number in range(MAX_CLASS + 1):
             self.actions_by_name[f"class_{number}"].setEnabled(on)
         self.number_keys_toggled.emit(on)
+        self.refresh()
 
     def _labels_changed(self) -> None:
         self.mode.blockSignals(True)
