@@ -77,6 +77,8 @@ def test_lasso_threshold_and_growing_paint_the_slice_of_any_plane(qtbot, window:
     expected = flood(values.astype(np.float32), seed, tolerance=30)
     assert expected.sum() > 20 and np.array_equal(shown == 1, expected) and mask.sum() == shown.sum()
     assert model.editor.annotated.slices[2 - plane.normal] == {index}
+    stroke = model.editor.last_stroke
+    assert stroke is not None and stroke.tool == "grow"  # what an audit log records
 
 
 def test_the_3d_ball_paints_neighbouring_slices(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]

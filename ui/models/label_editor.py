@@ -73,13 +73,14 @@ class LabelTable:
 class Stroke:
     """One undo step: the voxels it changed (``change``: a box with its values before and after), the voxels the user drew
     on (``drawn``: every voxel under the brush or eraser; none for an accepted prediction), the annotated slices before
-    and after, and, for a deleted label, the label table before and after."""
+    and after, for a deleted label the label table before and after, and the tool that made it (for an audit log)."""
 
     shape: tuple[int, ...]
     change: Change | None
     drawn: Region = EMPTY_REGION
     annotated: tuple[Annotated, Annotated] = field(default_factory=lambda: (Annotated(), Annotated()))
     table: tuple[LabelTable, LabelTable] | None = None
+    tool: str = ""  # what made it: brush, eraser, threshold (with " 3D" for a ball), lasso, grow, interpolate, delete, accept, prompt
 
     @property
     def voxels(self) -> np.ndarray:
@@ -123,6 +124,7 @@ class LabelEditor:
     _open: tuple[ViewPlane, int] | None = None  # the plane and slice of the stroke being painted
     _dabs: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # (voxels, values before) of each dab
     _last: tuple[float, float] | None = None
+    _tool: str = ""  # the open stroke's tool
 
     def __post_init__(self) -> None:
         if not self.layer.mask.flags.c_contiguous:
@@ -180,6 +182,7 @@ class LabelEditor:
             self._dabs.append((voxels, flat[voxels]))
             flat[voxels] = value
         self._last = (row, column)
+        self._tool = ("eraser" if erase else "threshold" if image is not None else "brush") + (" 3D" if self.in_3d else "")
         self.revision += 1
         if not erase:
             self.layer.colors.setdefault(self.value, self.layer.colour_of(self.value))
@@ -211,7 +214,7 @@ class LabelEditor:
         if not changed.any() and annotated == self.annotated and self._drawn.reshape(-1)[voxels].all():
             return None
         change = Change.applied(self.layer.mask, voxels[changed], before[changed])
-        return self._record(Stroke(self.layer.mask.shape, change, Region.of_voxels(self.layer.mask.shape, voxels), (self.annotated, annotated)))
+        return self._record(Stroke(self.layer.mask.shape, change, Region.of_voxels(self.layer.mask.shape, voxels), (self.annotated, annotated), tool=self._tool))
 
     def _annotating(self, plane: ViewPlane, indices: list[int]) -> Annotated:
         """The annotated slices once ``indices`` of ``plane`` are annotated too."""
@@ -227,7 +230,7 @@ class LabelEditor:
             return None
         path = np.asarray(points, float)
         rows, columns = polygon(path[:, 0], path[:, 1], plane.size(self.layer.mask.shape))
-        return self._set(plane.voxel_indices(rows, columns, index, self.layer.mask.shape), 0 if erase else self.value, plane, [index])
+        return self._set(plane.voxel_indices(rows, columns, index, self.layer.mask.shape), 0 if erase else self.value, plane, [index], "lasso")
 
     def grow(
         self, plane: ViewPlane, index: int, row: float, column: float, image: np.ndarray, cut: np.ndarray, spacing_xyz: tuple[float, float, float]
@@ -245,12 +248,12 @@ class LabelEditor:
             x, y, z = np.rint(plane.to_index(row, column, index, shape)).astype(int)
             spacing = (spacing_xyz[2], spacing_xyz[1], spacing_xyz[0])
             box, inside = grown(image, (z, y, x), self.tolerance, tuple(int(np.ceil(self.grow_radius_mm / s)) for s in spacing))
-            return self._set_region(Region(box, inside), self.value, plane, [])  # type: ignore[arg-type]
+            return self._set_region(Region(box, inside), self.value, plane, [], "grow 3D")  # type: ignore[arg-type]
         width, height = plane.pixel_spacing(spacing_xyz)
         reach = (int(np.ceil(self.grow_radius_mm / height)), int(np.ceil(self.grow_radius_mm / width)))
         box, inside = grown(cut, seed, self.tolerance, reach)
         found_rows, found_columns = np.nonzero(inside)
-        return self._set(plane.voxel_indices(found_rows + box[0].start, found_columns + box[1].start, index, shape), self.value, plane, [index])
+        return self._set(plane.voxel_indices(found_rows + box[0].start, found_columns + box[1].start, index, shape), self.value, plane, [index], "grow")
 
     def interpolate(self, axis: int, spacing_xyz: tuple[float, float, float]) -> Stroke | None:
         """Fill the slices along array ``axis`` between annotated slices of each shown, unlocked label, by signed-distance
@@ -265,15 +268,15 @@ class LabelEditor:
         changed = change.before != change.after
         filled = np.flatnonzero(changed.any(axis=tuple(a for a in range(3) if a != axis))) + change.box[axis].start
         self.revision += 1
-        return self._record(Stroke(self.layer.mask.shape, change, Region(change.box, changed), (self.annotated, self.annotated.add(axis, filled.tolist()))))
+        return self._record(Stroke(self.layer.mask.shape, change, Region(change.box, changed), (self.annotated, self.annotated.add(axis, filled.tolist())), tool="interpolate"))
 
-    def _set(self, voxels: np.ndarray, value: int, plane: ViewPlane, indices: list[int]) -> Stroke | None:
+    def _set(self, voxels: np.ndarray, value: int, plane: ViewPlane, indices: list[int], tool: str) -> Stroke | None:
         """Set the flat ``voxels`` to ``value`` (see :meth:`_set_region`)."""
-        return self._set_region(Region.of_voxels(self.layer.mask.shape, voxels), value, plane, indices)
+        return self._set_region(Region.of_voxels(self.layer.mask.shape, voxels), value, plane, indices, tool)
 
-    def _set_region(self, region: Region, value: int, plane: ViewPlane, indices: list[int]) -> Stroke | None:
-        """Set the voxels of ``region`` that :attr:`protection` allows to ``value``, as one undo step annotating
-        ``indices`` of ``plane``."""
+    def _set_region(self, region: Region, value: int, plane: ViewPlane, indices: list[int], tool: str) -> Stroke | None:
+        """Set the voxels of ``region`` that :attr:`protection` allows to ``value``, as one undo step (made by ``tool``)
+        annotating ``indices`` of ``plane``."""
         mask = self.layer.mask
         where = region.mask & self.protection.writable(mask[region.box], value)
         annotated = self._annotating(plane, indices)
@@ -283,7 +286,7 @@ class LabelEditor:
         if value:
             self.layer.colors.setdefault(value, self.layer.colour_of(value))
         self.revision += 1
-        return self._record(Stroke(mask.shape, change, Region(region.box, where), (self.annotated, annotated)))
+        return self._record(Stroke(mask.shape, change, Region(region.box, where), (self.annotated, annotated), tool=tool))
 
     # --- label definitions ---------------------------------------------------------------------
 
@@ -321,7 +324,7 @@ class LabelEditor:
         if self.value == value and self.names:
             self.value = min(self.names)
         self.revision += 1
-        return self._record(Stroke(self.layer.mask.shape, change, EMPTY_REGION, (self.annotated, self.annotated), (before_table, self.table())))
+        return self._record(Stroke(self.layer.mask.shape, change, EMPTY_REGION, (self.annotated, self.annotated), (before_table, self.table()), "delete"))
 
     # --- predictions and prompts ---------------------------------------------------------------
 
@@ -350,7 +353,7 @@ class LabelEditor:
         before = flat[voxels]
         flat[voxels] = new[voxels]
         self.revision += 1
-        return self._record(Stroke(self.layer.mask.shape, Change.applied(self.layer.mask, voxels, before), EMPTY_REGION, (self.annotated, Annotated.everything())))
+        return self._record(Stroke(self.layer.mask.shape, Change.applied(self.layer.mask, voxels, before), EMPTY_REGION, (self.annotated, Annotated.everything()), tool="accept"))
 
     @property
     def last_stroke(self) -> Stroke | None:
@@ -391,7 +394,7 @@ class LabelEditor:
         self.layer.colors.setdefault(self.value, self.layer.colour_of(self.value))
         self.revision += 1
         change = Change.applied(mask, region[changed], before[changed])
-        return self._record(Stroke(mask.shape, change, Region.of_voxels(mask.shape, drawn), (self.annotated, annotated)))
+        return self._record(Stroke(mask.shape, change, Region.of_voxels(mask.shape, drawn), (self.annotated, annotated), tool="prompt"))
 
     # --- history -------------------------------------------------------------------------------
 
