@@ -92,7 +92,23 @@ class Change:
 
     def counts(self) -> np.ndarray:
         """Per label value 0..255, how many voxels it gained (negative: lost)."""
-        return np.bincount(self.after.ravel(), minlength=256).astype(np.int64) - np.bincount(self.before.ravel(), minlength=256)
+        return label_counts(self.after) - label_counts(self.before)
+
+
+_COUNT_CHUNK = 2**20
+
+
+def label_counts(label: np.ndarray) -> np.ndarray:
+    """Voxels per label value 0..255 (int64). In chunks: ``np.bincount`` of a whole uint8 volume first copies it to
+    int64 (2.4 s and 630 MB for 512 x 512 x 300; 0.2 s this way)."""
+    flat = label.reshape(-1)
+    counts = np.zeros(256, np.int64)
+    if not np.count_nonzero(flat):
+        counts[0] = flat.size
+        return counts
+    for start in range(0, flat.size, _COUNT_CHUNK):
+        counts += np.bincount(flat[start : start + _COUNT_CHUNK], minlength=256)
+    return counts
 
 
 def diff(box: Box, before: np.ndarray, after: np.ndarray) -> Change | None:

@@ -29,7 +29,7 @@ from enum import Enum
 import numpy as np
 
 from medtl.annotate import Change, History, Protection, Region, interpolate, write
-from medtl.annotate.change import EMPTY_REGION
+from medtl.annotate.change import EMPTY_REGION, label_counts
 from medtl.annotate.footprints import ball, band, disc, grown, polygon
 from medtl.data.sparse import Annotated
 from ui.models.overlays import LabelLayer
@@ -130,7 +130,7 @@ class LabelEditor:
         if not self.layer.mask.flags.c_contiguous:
             raise ValueError("an edited label mask must be C-contiguous")
         self._drawn = (self.layer.mask != 0).astype(np.uint16)  # what the label holds already is the user's
-        self.counts = np.bincount(self.layer.mask.reshape(-1), minlength=256).astype(np.int64)
+        self.counts = label_counts(self.layer.mask)
         self._history = History(UNDO_STEPS, self.undo_bytes)
 
     @property

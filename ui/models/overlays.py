@@ -14,6 +14,7 @@ from enum import Enum
 
 import numpy as np
 
+from medtl.annotate.change import label_counts
 from medtl.render.blend import boundary, mix_bgra
 from medtl.render.colours import COLORMAPS, LABEL_PALETTE, colormap_table
 
@@ -49,9 +50,8 @@ class LabelLayer:
         if self.mask.size and (self.mask.min() < 0 or self.mask.max() > 255):
             raise ValueError("label values must lie in 0..255")
         self.mask = self.mask.astype(np.uint8, copy=False)
-        for label in np.unique(self.mask):
-            if label:
-                self.colors.setdefault(int(label), self.colour_of(int(label)))
+        for label in np.flatnonzero(label_counts(self.mask)[1:]) + 1:  # np.unique hashes: 0.5 s for 512 x 512 x 300
+            self.colors.setdefault(int(label), self.colour_of(int(label)))
 
     def colour_of(self, value: int) -> tuple[int, int, int]:
         """The palette colour of label ``value`` (1, 2, ...)."""
