@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QMouseEvent
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QApplication, QMessageBox
 from skimage.segmentation import flood
 
 from medtl.data.sparse import Annotated
@@ -79,6 +79,27 @@ def test_lasso_threshold_and_growing_paint_the_slice_of_any_plane(qtbot, window:
     assert model.editor.annotated.slices[2 - plane.normal] == {index}
     stroke = model.editor.last_stroke
     assert stroke is not None and stroke.tool == "grow"  # what an audit log records
+
+
+def test_ctrl_drag_with_the_threshold_tool_paints_the_band_inside_a_box(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    model, tools, view = window.viewer.model, window.label_tools, view_of(window, PlaneKind.CORONAL)
+    assert model is not None and model.editor is not None and view.plane is not None
+    tools.actions_by_name["threshold"].trigger()
+    tools.low.setValue(-1100)
+    tools.high.setValue(-900)  # air only
+    left, none, ctrl = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton, Qt.KeyboardModifier.ControlModifier
+    start, end = screen_point(view, 0, 0), screen_point(view, 5, 31)
+    for kind, point, button, buttons in (
+        (QMouseEvent.Type.MouseButtonPress, start, left, left), (QMouseEvent.Type.MouseMove, end, none, left),
+        (QMouseEvent.Type.MouseButtonRelease, end, left, none),
+    ):  # fmt: skip
+        QApplication.sendEvent(view, QMouseEvent(kind, point, view.mapToGlobal(point), button, buttons, ctrl))
+    index = model.slice_index(view.plane)
+    shown, values = view.plane.extract(model.editor.layer.mask, index), view.plane.extract(model.volume.array, index)
+    air = (values >= -1100) & (values <= -900)
+    assert shown[:6].any() and np.array_equal(shown[:6] == 1, air[:6]) and not shown[6:].any()
+    stroke = model.editor.last_stroke
+    assert stroke is not None and stroke.tool == "threshold box"
 
 
 def test_the_3d_ball_paints_neighbouring_slices(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]

@@ -232,6 +232,18 @@ class LabelEditor:
         rows, columns = polygon(path[:, 0], path[:, 1], plane.size(self.layer.mask.shape))
         return self._set(plane.voxel_indices(rows, columns, index, self.layer.mask.shape), 0 if erase else self.value, plane, [index], "lasso")
 
+    def threshold_box(self, plane: ViewPlane, index: int, corners: tuple[float, float, float, float], image: np.ndarray) -> Stroke | None:
+        """Paint the pixels of slice ``index`` inside the box with ``corners`` (row0, column0, row1, column1) whose
+        ``image`` (``[z, y, x]``) values lie within :attr:`band`."""
+        self.end()
+        shape = self.layer.mask.shape
+        n_rows, n_columns, _ = plane.size(shape)
+        r0, r1 = sorted((min(max(round(corners[0]), 0), n_rows - 1), min(max(round(corners[2]), 0), n_rows - 1)))
+        c0, c1 = sorted((min(max(round(corners[1]), 0), n_columns - 1), min(max(round(corners[3]), 0), n_columns - 1)))
+        rows, columns = np.mgrid[r0 : r1 + 1, c0 : c1 + 1]
+        voxels = plane.voxel_indices(rows.ravel(), columns.ravel(), index, shape)
+        return self._set(voxels[band(image.reshape(-1)[voxels], *self.band)], self.value, plane, [index], "threshold box")
+
     def grow(
         self, plane: ViewPlane, index: int, row: float, column: float, image: np.ndarray, cut: np.ndarray, spacing_xyz: tuple[float, float, float]
     ) -> Stroke | None:

@@ -61,7 +61,7 @@ class LabelTools(QWidget):
         eraser = add("eraser", "Eraser", ["E"], lambda: self._set_tool(Tool.ERASER))
         box = add("box", "AI box (draw a box; click to add, Shift+click to take away)", ["X"], lambda: self._set_tool(Tool.BOX))
         lasso = add("lasso", "Lasso (drag round a region to fill it; Shift: erase it)", ["L"], lambda: self._set_tool(Tool.LASSO))
-        threshold = add("threshold", "Threshold brush (paints only within the intensity range)", ["T"], lambda: self._set_tool(Tool.THRESHOLD))
+        threshold = add("threshold", "Threshold brush (paints only within the intensity range; Ctrl+drag: within a box)", ["T"], lambda: self._set_tool(Tool.THRESHOLD))
         grow = add("grow", "Region growing (click: the connected region of similar intensity)", ["G"], lambda: self._set_tool(Tool.GROW))
         add("ball", "3D brush and growing (a ball, not a disc)", ["D"], self._ball_toggled).setCheckable(True)
         add("interpolate", "Interpolate between annotated slices", ["Ctrl+Shift+I"], self._interpolate)

@@ -30,6 +30,7 @@ MOUSE_GESTURES = (
     ("Middle drag, Shift + left drag", "pan"),
     ("Left click / drag", "move the crosshair (1×3, 2×2 layouts) and read the pixel; with the brush, eraser or threshold brush: paint"),
     ("Left drag (lasso), Shift + drag", "fill the region dragged round; with Shift: erase it"),
+    ("Ctrl + left drag (threshold brush)", "paint the pixels within the threshold range inside the box"),
     ("Left click (region growing)", "paint the connected region of similar intensity"),
     ("Left drag (AI box tool)", "draw a box: the AI model outlines the structure in it"),
     ("Left click, Shift + click or right click (AI box tool)", "add a spot to the AI mask, or take one away"),
@@ -69,7 +70,7 @@ class SliceView(QWidget):
         self._image: QImage | None = None
         self._dirty = True
         self._drag: tuple[Qt.MouseButton, QPointF, WindowLevel | QPointF] | None = None
-        self._box: tuple[QPointF, QPointF] | None = None  # the AI box being dragged (widget points)
+        self._box: tuple[QPointF, QPointF] | None = None  # the AI or threshold box being dragged (widget points)
         self._lasso: list[QPointF] | None = None  # the lasso path being dragged (widget points)
         self.prompt_marks: PromptMarks | None = None
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
@@ -320,6 +321,8 @@ class SliceView(QWidget):
                 self._emit_point(event.position(), include=False)
             else:
                 self._box = (event.position(), event.position())
+        elif button == Qt.MouseButton.LeftButton and self._editing(Tool.THRESHOLD) and event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            self._box = (event.position(), event.position())
         elif button == Qt.MouseButton.LeftButton and self._editing(Tool.LASSO):
             self._lasso = [event.position()]
         elif button == Qt.MouseButton.LeftButton and self._editing(Tool.GROW):
@@ -368,7 +371,10 @@ class SliceView(QWidget):
         if self._box is not None:
             start, self._box = self._box[0], None
             self.update()
-            self._prompt_released(start, event.position())
+            if self.tool is Tool.THRESHOLD:
+                self._threshold_released(start, event.position())
+            else:
+                self._prompt_released(start, event.position())
         elif self._drag is not None and self._drag[0] == Qt.MouseButton.RightButton and self._prompting() and _is_click(self._drag[1], event.position()):
             self._emit_point(event.position(), include=False)
         elif self._lasso is not None:
@@ -406,6 +412,15 @@ class SliceView(QWidget):
             self.stroke_ended.emit()
         else:
             self.update()
+
+    def _threshold_released(self, start: QPointF, end: QPointF) -> None:
+        """Paint the pixels within the threshold band inside the box dragged from ``start`` to ``end``."""
+        assert self.model is not None and self.model.editor is not None and self.plane is not None
+        corners = (*self.image_position(start), *self.image_position(end))
+        image = self.model.volume.array if not self.model.volume.is_rgb else self.model.volume.array.mean(axis=-1)
+        if self.model.editor.threshold_box(self.plane, self.model.slice_index(self.plane), corners, image) is not None:
+            self.model.layer_changed()
+            self.stroke_ended.emit()
 
     def _grow_at(self, point: QPointF) -> None:
         """Grow a region from the pixel under ``point``."""
