@@ -117,7 +117,11 @@ def test_convert_imports_no_torch_monai_qt_or_nibabel(tmp_path: Path) -> None:
         f"assert main(['convert', {str(tmp_path / 'd')!r}, '-o', {str(tmp_path / 'o.nii.gz')!r}]) == 0\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'monai', 'PySide6', 'PyQt5', 'PyQt6', 'nibabel'))\n"
         "print('HEAVY', heavy)\n"
+        "import importlib.util\n"
+        "ran = sorted(m for m in ('requests', 'tqdm', 'PIL.ImageCms') if m in sys.modules and not isinstance(sys.modules[m], importlib.util._LazyModule))\n"
+        "print('UNUSED', ran)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, env={"PYTHONPATH": str(REPO)})
     assert done.returncode == 0, done.stderr
     assert "HEAVY []" in done.stdout
+    assert "UNUSED []" in done.stdout  # pydicom's download and colour-conversion helpers never run

@@ -77,13 +77,13 @@ def test_a_request_that_cannot_work_names_its_setting(tmp_path: Path, inputs: di
 def test_cli_prints_the_ranking_as_json_and_flags_failures(disk_run: tuple[Path, list[TrainEvent]], inputs: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
     run = str(disk_run[0])
     with one_thread():
-        assert main(["rank", "--run", run, str(inputs["seen"]), str(inputs["noise"]), "--json"]) == 0
+        assert main(["rank", "--run", run, "--method", "uncertainty", str(inputs["seen"]), str(inputs["noise"]), "--json"]) == 0
     out, err = capsys.readouterr()
     ranking = json.loads(out)
     assert ranking["method"] == "tta" and [row["input"] for row in ranking["ranked"]] == [str(inputs["noise"]), str(inputs["seen"])]
     assert ranking["ranked"][0]["score"] > ranking["ranked"][1]["score"] and ranking["failed"] == [] and "Traceback" not in err
 
-    assert main(["rank", "--run", run, "--method", "random", str(inputs["seen"]), str(inputs["broken"])]) == 2
+    assert main(["rank", "--run", run, str(inputs["seen"]), str(inputs["broken"])]) == 2  # random by default
     out, err = capsys.readouterr()
     assert out.startswith("# random: a seeded random number") and "   1  " in out and str(inputs["seen"]) in out
     assert err.startswith(f"medtl rank: error: {inputs['broken']}: ") and err.count("\n") == 1

@@ -280,6 +280,8 @@ def test_rank_the_unlabelled_series_and_next_case_opens_them_in_order(qtbot, tmp
     window.results.show_run(finished_run)
     panel = window.ranking
     assert panel.next_action.shortcut().toString() == "Ctrl+N"
+    assert panel.method_box.currentData() == "random"  # the measured winner is the default
+    panel.method_box.setCurrentIndex(panel.method_box.findData(None))  # the model's uncertainty
     with qtbot.waitSignal(panel.ranked, timeout=TRAIN_TIMEOUT_MS) as ranked:
         window.rank_action.trigger()  # Model → Rank cases to label next…
     queue = ranked.args[0]

@@ -58,6 +58,8 @@ def run_app(path: Path | None = None, screenshot: Path | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="medtl-screenshot-") as scratch:
         settings = AppSettings(QSettings(str(Path(scratch) / "settings.ini"), QSettings.Format.IniFormat)) if screenshot else AppSettings()
         window = MainWindow(settings, catalog=open_catalog())
+        if screenshot is None:
+            window.projects.open_at_start()  # the last project, else the default one (the label store moves in once)
         if screenshot is not None:
             window.resize(*SCREENSHOT_SIZE)
             _exit_after_screenshot(app, window, screenshot)

@@ -20,7 +20,9 @@ from collections.abc import Sequence
 from medtl import __version__
 from medtl.errors import InvalidRequest, MedtlError
 
-SUBCOMMANDS = ("scan", "convert", "catalog", "sample", "models", "train", "pretrain", "predict", "prompt", "rank", "export", "app", "demo")
+SUBCOMMANDS = (
+    "scan", "convert", "catalog", "sample", "models", "train", "pretrain", "predict", "prompt", "rank", "export", "project", "labels", "app", "demo",
+)  # fmt: skip
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

@@ -18,8 +18,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from medtl.dicom.volume import Volume
 
-# pydicom imports these at start-up (about 50 ms) only to download its example files; reading a series never uses them.
-PYDICOM_DOWNLOAD_MODULES = ("requests", "urllib.request")
+# pydicom imports these at start-up (about 100 ms) only to download its example files (requests, urllib, tqdm's
+# progress bars) or to convert colour spaces with Pillow's colour management; converting a greyscale series never uses them.
+PYDICOM_UNUSED_MODULES = ("requests", "urllib.request", "tqdm", "PIL.ImageCms")
 
 FLAGS = {"series_uid": "--series"}
 """The flag that sets each request field, named in front of its errors."""
@@ -33,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    with imported_on_first_use(PYDICOM_DOWNLOAD_MODULES):
+    with imported_on_first_use(PYDICOM_UNUSED_MODULES):
         import pydicom  # noqa: F401
     from medtl.dicom.series import load_path
     from medtl.errors import MedtlError

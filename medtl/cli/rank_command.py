@@ -15,6 +15,7 @@ from pathlib import Path
 
 from medtl.training.config import DEVICES
 
+RANDOM, UNCERTAINTY = "random", "uncertainty"
 HELP = "rank images by how much labelling them would help a trained run (model uncertainty, or random as the baseline)"
 FLAGS = {"run_dir": "--run", "method": "--method", "seed": "--seed", "device": "--device", "batch_size": "--batch-size"}
 """The flag that sets each :class:`~medtl.inference.rank.RankRequest` field, named in front of its errors."""
@@ -24,8 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="unlabelled DICOM series folders or files, NIfTI, PNG/JPEG/TIFF images")
     parser.add_argument("--run", type=Path, required=True, metavar="RUN", help="the run folder of a finished training")
     parser.add_argument(
-        "--method", choices=("tta", "mc", "random"),
-        help="test-time flips (tta), MC dropout (mc) or a seeded shuffle (random); default: tta when the model was trained with flips, else mc",
+        "--method", choices=(RANDOM, UNCERTAINTY, "tta", "mc"), default=RANDOM,
+        help="a seeded shuffle (random, the default: it beat the model's uncertainty when measured, see benchmarks/RESULTS.md), "
+        "the model's uncertainty (uncertainty: tta when it was trained with flips, else mc), test-time flips (tta) or MC dropout (mc)",
     )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the random order (default 0)")
     parser.add_argument("--json", action="store_true", help="print the ranking as one JSON object")
@@ -37,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     from medtl.cli.scan_command import TerminalProgress
     from medtl.inference.rank import RankRequest, rank
 
-    request = RankRequest(args.run, tuple(args.inputs), args.method, args.seed, args.device, args.batch_size)
+    method = None if args.method == UNCERTAINTY else args.method
+    request = RankRequest(args.run, tuple(args.inputs), method, args.seed, args.device, args.batch_size)
     progress = TerminalProgress() if sys.stderr.isatty() else None
     ranking = rank(request, progress)
     if progress is not None:

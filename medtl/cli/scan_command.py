@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from medtl.dicom.records import ScanProblem, ScanResult, SeriesInfo
+    from medtl.dicom.segmentations import SegSeries
 
 _PROBLEMS_LISTED_PER_FOLDER = 3
 
@@ -76,7 +77,11 @@ class TerminalProgress:
 
 
 def as_json(result: ScanResult, seconds: float) -> dict[str, Any]:
-    """The documented JSON shape (keys may be added, never removed)."""
+    """The documented JSON shape (keys may be added, never removed). A DICOM SEG series has a ``segmentation`` key:
+    the series it references and its segments' labels."""
+    from medtl.dicom.segmentations import seg_series
+
+    segs = {seg.series.series_uid: seg for seg in seg_series(result)}
     return {
         "patients": [
             {
@@ -87,7 +92,7 @@ def as_json(result: ScanResult, seconds: float) -> dict[str, Any]:
                         "study_uid": study.study_uid,
                         "study_date": study.study_date,
                         "description": study.description,
-                        "series": [_series_json(series) for series in study.series],
+                        "series": [_series_json(series, segs.get(series.series_uid)) for series in study.series],
                     }
                     for study in patient.studies
                 ],
@@ -103,8 +108,8 @@ def as_json(result: ScanResult, seconds: float) -> dict[str, Any]:
     }
 
 
-def _series_json(series: SeriesInfo) -> dict[str, Any]:
-    return {
+def _series_json(series: SeriesInfo, seg: SegSeries | None) -> dict[str, Any]:
+    document = {
         "series_uid": series.series_uid,
         "series_number": series.series_number,
         "modality": series.modality,
@@ -115,23 +120,42 @@ def _series_json(series: SeriesInfo) -> dict[str, Any]:
         "image": series.rows is not None,
         "warnings": list(series.warnings),
     }
+    if seg is not None:
+        document["segmentation"] = {"referenced_series": list(seg.referenced), "segments": [s.label for f in seg.files for s in f.segments]}
+    return document
 
 
 def as_text(result: ScanResult, seconds: float) -> str:
-    """A readable tree: patients, studies, series with counts and warnings; then problems and a summary."""
+    """A readable tree: patients, studies, series with counts and warnings; then problems and a summary.
+
+    A DICOM SEG series is listed under the series it labels; one whose series is not in the folder stays in its study.
+    """
+    from medtl.dicom.segmentations import by_referenced_series, seg_series
+
+    segs = seg_series(result)
+    labelling = by_referenced_series(segs)
+    shown = {series.series_uid: series for series in result.all_series()}
+    placed = {seg.series.series_uid for seg in segs if any(uid in shown for uid in seg.referenced)}
+    orphans = {seg.series.series_uid: seg for seg in segs if seg.series.series_uid not in placed}
     lines = []
     for patient in result.patients:
         lines.append(f"Patient {patient.patient_id or '(no ID)'}  {patient.patient_name}")
         for study in patient.studies:
             lines.append(f"  Study {_date(study.study_date)}  {study.description or '(no description)'}")
             for series in study.series:
-                number = "-" if series.series_number is None else series.series_number
-                size = f"{series.rows}x{series.columns}" if series.rows is not None else "non-image"
-                lines.append(
-                    f"    Series {number}  {series.modality or '?'}  {series.description or '(no description)'}"
-                    f"  {len(series.instances)} instance(s)  {size}"
-                )
+                if series.series_uid in placed:
+                    continue
+                orphan = orphans.get(series.series_uid)
+                if orphan is not None:
+                    lines.append(f"    {_series_line(series)}  {orphan.summary(None)}")
+                else:
+                    size = f"{series.rows}x{series.columns}" if series.rows is not None else "non-image"
+                    lines.append(f"    {_series_line(series)}  {len(series.instances)} instance(s)  {size}")
                 lines.extend(f"      warning: {warning}" for warning in series.warnings)
+                for seg in labelling.get(series.series_uid, []):
+                    lines.append(f"      {_series_line(seg.series)}  {seg.summary(series)}")
+                    misfit = seg.misfit(series)
+                    lines.extend(f"        warning: {warning}" for warning in [*seg.series.warnings, *([misfit] if misfit else [])])
     if not result.patients:
         lines.append("No DICOM series found.")
     if result.errors:
@@ -142,6 +166,11 @@ def as_text(result: ScanResult, seconds: float) -> str:
         f"{len(result.errors)} errors, {result.duplicates} duplicates, {seconds:.2f} s"
     )
     return "\n".join(lines)
+
+
+def _series_line(series: SeriesInfo) -> str:
+    number = "-" if series.series_number is None else series.series_number
+    return f"Series {number}  {series.modality or '?'}  {series.description or '(no description)'}"
 
 
 def _problem_lines(problems: list[ScanProblem]) -> list[str]:

@@ -1,5 +1,6 @@
 """`medtl train`: fine-tune a network on a datalist into a run folder, with a progress bar; Ctrl-C checkpoints.
 
+``medtl train --project DIR --out RUN`` trains on a project's labels (written into ``RUN/project-data``).
 ``medtl train --resume RUN`` continues an interrupted run with its stored settings and datalist (the
 older ``--out RUN --resume`` works too); ``medtl train --init-from RUN --out NEW`` trains again from a
 finished run's best model, on its datalist unless ``--datalist`` names another.
@@ -26,19 +27,21 @@ if TYPE_CHECKING:
     from medtl.training.events import StepProgress, TrainEvent
     from medtl.workflow.train import TrainResult
 
-HELP = "fine-tune a pretrained network on a datalist (classification or segmentation) into a run folder"
+HELP = "fine-tune a pretrained network on a datalist or a project's labels (classification or segmentation) into a run folder"
 INTERRUPTED = 130
 PLAIN_STEP_INTERVAL_S = 10.0
 _BAR_WIDTH = 20
 FLAGS = {
     "datalist": "--datalist", "task": "--task", "out_dir": "--out", "model": "--model", "weights": "--weights", "strategy": "--strategy",
     "epochs": "--epochs", "time_limit_minutes": "--time-limit", "device": "--device", "resume": "--resume", "init_from": "--init-from",
+    "project": "--project",
 }  # fmt: skip
 """The flag that sets each :class:`~medtl.workflow.train.TrainRequest` field, named in front of its errors."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--datalist", type=Path, metavar="DL.json", help="MSD-style datalist JSON (training, optional validation); resuming or with --init-from: the run's")
+    parser.add_argument("--project", type=Path, metavar="DIR", help="train on an annotation project's labels instead of a datalist (written into RUN/project-data)")
     parser.add_argument("--task", choices=TASKS, help="what the labels are: class names or mask files; resuming or with --init-from: the run's")
     parser.add_argument("--out", type=Path, metavar="RUN", help="the run folder to write (config, metrics, best model, model card, per-case results)")
     parser.add_argument("--model", metavar="NAME", help="architecture (see `medtl models`), or medsam: adapt the prompt model to the datalist's one labelled image; default: chosen for the data")
@@ -62,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     request = TrainRequest(
         args.datalist, args.task, out, model=args.model, weights=args.weights, strategy=args.strategy, epochs=args.epochs,
         time_limit_minutes=args.time_limit, device=args.device, compare_scratch=args.compare_scratch, resume=args.resume is not None,
-        seed=args.seed, init_from=args.init_from,
+        seed=args.seed, init_from=args.init_from, project=args.project,
     )  # fmt: skip
     is_main = distributed.init_from_env().is_main
     console = TrainConsole(sys.stderr if is_main else None)

@@ -11,6 +11,7 @@ pydicom is imported only when a file must be read: a re-scan of an unchanged fol
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gc
 import logging
 import math
@@ -436,3 +437,32 @@ def _series_warnings(series: SeriesInfo, duplicates: int) -> list[str]:
     if len(sizes) > 1:
         warnings.append(f"instances of different sizes: {', '.join(f'{r}x{c}' for r, c in sorted(sizes))}")
     return warnings
+
+
+# --- segmentations ---------------------------------------------------------------------------
+
+SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
+
+
+def segmentations_for(result: ScanResult, series_uid: str) -> list[Path]:
+    """The DICOM SEG files found by a scan that segment the series ``series_uid``: label layers to offer with that series
+    (:func:`medtl.labels.mask_import.read_mask` reads one onto the series' grid). A SEG that cannot be read is left out."""
+    return [
+        instance.path
+        for series in result.all_series()
+        for instance in series.instances
+        if instance.sop_class_uid == SEGMENTATION_STORAGE and series_uid in referenced_series(instance.path, instance.size, instance.mtime_ns)
+    ]
+
+
+@functools.lru_cache(maxsize=1024)
+def referenced_series(path: Path, size: int = 0, mtime_ns: int = 0) -> tuple[str, ...]:
+    """The Series Instance UIDs a DICOM object references (its ReferencedSeriesSequence); empty when it cannot be read.
+    ``size`` and ``mtime_ns`` (from the scan) key the cache, so a changed file is read again."""
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["ReferencedSeriesSequence"])
+        return tuple(str(item.SeriesInstanceUID) for item in ds.get("ReferencedSeriesSequence", []) if "SeriesInstanceUID" in item)
+    except Exception:  # noqa: BLE001 - a damaged SEG is simply not offered; scanning reports broken files
+        return ()

@@ -228,7 +228,8 @@ def _check_headers(paths: Sequence[Path], headers: Sequence[Dataset], spans: Seq
     for path, header, span in zip(paths, headers, spans):
         modality = raw_value(header, "Modality", path)
         if modality in NON_IMAGE_MODALITIES:
-            raise DicomReadError(path, f"is a {modality} object, not an image")
+            hint = "; import it as the labels of the series it segments" if modality == "SEG" else ""
+            raise DicomReadError(path, f"is a {modality} object, not an image{hint}")
         padding = check_pixel_module(header, path, span[1] if span is not None else None, _file_size(path))
         if padding:
             padded.append((path, padding))

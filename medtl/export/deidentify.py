@@ -25,8 +25,10 @@ What :meth:`Deidentifier.apply` does to a pydicom Dataset (and its file meta), r
   LongitudinalTemporalInformationModified.
 
 Pixel data is not examined (the Clean Pixel Data option is not applied): an object whose
-BurnedInAnnotation is ``YES`` is refused. :func:`phi_found` tells whether bytes (a finished file)
-still hold any of given identifying strings.
+BurnedInAnnotation is ``YES`` is refused, and so is an export of such images' pixels to NIfTI
+(:func:`refuse_burned_in`). :func:`write_deidentified` writes de-identified copies of a series,
+named by their pseudonymous UIDs, which a DICOM SEG of the same export references.
+:func:`phi_found` tells whether bytes (a finished file) still hold any of given identifying strings.
 """
 
 from __future__ import annotations
@@ -216,6 +218,45 @@ class Deidentifier:
         """``replace`` applied to each of the element's values (a multi-valued element stays one)."""
         values = [replace(value) for value in _values(element.value)]
         return values if isinstance(element.value, MultiValue) else values[0]
+
+
+def write_deidentified(files: Iterable[Path], out_dir: Path | str, deidentifier: Deidentifier) -> list[Path]:
+    """De-identified copies of the DICOM ``files`` (a series a DICOM SEG of the same export references) in ``out_dir``,
+    each named by its pseudonymous SOP Instance UID (``<uid>.dcm``: no PHI in a file name), written atomically."""
+    import pydicom
+
+    from medtl.atomic import atomic_path
+
+    out_dir = Path(out_dir)
+    written = []
+    for path in files:
+        try:
+            ds = pydicom.dcmread(path)
+        except Exception as error:  # noqa: BLE001 - pydicom raises many kinds on a damaged file
+            raise MedtlError(f"{path}: cannot be read to de-identify it ({type(error).__name__})") from None
+        try:
+            deidentifier.apply(ds)
+        except MedtlError as error:
+            raise MedtlError(f"{path}: {error}") from None
+        destination = out_dir / f"{ds.SOPInstanceUID}.dcm"
+        with atomic_path(destination) as tmp:
+            ds.save_as(tmp, enforce_file_format=True)
+        written.append(destination)
+    return written
+
+
+def refuse_burned_in(paths: Iterable[Path]) -> None:
+    """MedtlError naming the first of ``paths`` (DICOM files whose pixels are to be exported de-identified) that declares
+    burned-in annotation (BurnedInAnnotation YES): medtl cannot remove text from pixels."""
+    import pydicom
+
+    for path in paths:
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["BurnedInAnnotation"])
+        except Exception as error:  # noqa: BLE001 - pydicom raises many kinds on a damaged file
+            raise MedtlError(f"{path}: cannot be read to check for burned-in annotation ({type(error).__name__})") from None
+        if str(ds.get("BurnedInAnnotation", "")).upper() == "YES":
+            raise MedtlError(f"{path}: the image has burned-in annotation (BurnedInAnnotation YES) that medtl cannot remove; it cannot be exported de-identified")
 
 
 def phi_found(data: bytes | Path, values: Iterable[str]) -> list[str]:

@@ -1,11 +1,13 @@
-"""A predicted mask as a DICOM Segmentation object (highdicom, BINARY) that references its source series.
+"""A mask (predicted, or drawn by a person) as a DICOM Segmentation object (highdicom, BINARY) that references its source series.
 
-The mask must lie on the grid of the DICOM series it was predicted on (a segmentation prediction's
+The mask must lie on the grid of the DICOM series it was made on (a segmentation prediction's
 mask does). That source Volume records the file and SOP instance of each of its slices
 (:attr:`~medtl.dicom.volume.Volume.slice_sources`), so only those files' headers are read again (the
 folder is not searched), and each instance (or, for an enhanced multi-frame object, each frame) is
-checked to lie on the mask slice it fills by its ImagePositionPatient. One segment per non-zero
-label, numbered 1..N in label order and named after the run's labels. Slices that were interpolated
+checked to lie on the mask slice it fills by its ImagePositionPatient. A prediction
+(:func:`write_dicom_seg`) has one segment per non-zero label of its run, numbered 1..N in label
+order, algorithm type AUTOMATIC; drawn labels (:func:`write_segments` with no algorithm) are MANUAL
+and carry their display colours. Slices that were interpolated
 into a gap have no source instance and are left out (reported as a warning); a series resampled for
 gantry tilt is refused, because its slices no longer coincide with the source images.
 
@@ -110,19 +112,41 @@ def _frame_slices(ds: Dataset, path: Path, grid: Volume) -> list[int]:
 
 def _slice_of(position: object, orientation: object, grid: Volume, label: object) -> int:
     """The grid slice index at ImagePositionPatient ``position``; GeometryError unless it lies on the grid."""
+    if not same_orientation(orientation, grid):
+        raise GeometryError(f"{label}: its orientation differs from the mask's grid; cannot write DICOM SEG")
+    z = slice_index(position, grid)
+    if z is None:
+        raise GeometryError(
+            f"{label}: lies off the mask's grid (the series was resampled, e.g. for gantry tilt); "
+            "DICOM SEG would be misplaced, use the NIfTI mask instead"
+        )
+    return z
+
+
+def same_orientation(orientation: object, grid: Volume) -> bool:
+    """Whether ImageOrientationPatient ``orientation`` (row and column cosines) is that of ``grid``'s x and y axes."""
     iop = np.asarray([float(v) for v in orientation], dtype=float)  # type: ignore[attr-defined]
-    if not (np.allclose(iop[:3], grid.direction[:, 0], atol=ORIENTATION_TOLERANCE) and np.allclose(iop[3:], grid.direction[:, 1], atol=ORIENTATION_TOLERANCE)):
-        raise GeometryError(f"{label}: its orientation differs from the predicted mask's grid; cannot write DICOM SEG")
+    return iop.shape == (6,) and np.allclose(iop[:3], grid.direction[:, 0], atol=ORIENTATION_TOLERANCE) and np.allclose(iop[3:], grid.direction[:, 1], atol=ORIENTATION_TOLERANCE)
+
+
+def slice_index(position: object, grid: Volume) -> int | None:
+    """The ``grid`` slice whose first voxel is at ImagePositionPatient ``position`` (LPS mm), or None when no slice is."""
     offset = np.asarray([float(v) for v in position], dtype=float) - np.asarray(grid.origin)  # type: ignore[attr-defined]
     k = float(offset @ grid.direction[:, 2]) / grid.spacing[2]
     z = round(k)
     in_plane = offset - z * grid.spacing[2] * grid.direction[:, 2]
     if abs(k - z) > SLICE_TOLERANCE or not 0 <= z < grid.shape[0] or np.linalg.norm(in_plane) > IN_PLANE_TOLERANCE * min(grid.spacing[:2]):
-        raise GeometryError(
-            f"{label}: lies off the predicted mask's grid (the series was resampled, e.g. for gantry tilt); "
-            "DICOM SEG would be misplaced, use the NIfTI mask instead"
-        )
+        return None
     return z
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One segment of a DICOM SEG: the mask value it covers, its label and, if chosen, its display colour (RGB 0-255)."""
+
+    value: int
+    label: str
+    colour: tuple[int, int, int] | None = None
 
 
 def write_dicom_seg(
@@ -135,54 +159,72 @@ def write_dicom_seg(
     segment descriptions; ``deidentify`` makes the SEG one to share (see the module's description).
     The file is written atomically.
     """
+    segments = [Segment(value, name) for value, name in sorted(labels.items()) if value != 0]
+    if not segments:
+        raise MedtlError(f"{destination}: the labels {labels} name no segment besides the background (0)")
+    description = "medtl prediction (research use, not for diagnosis)"
+    return write_segments(mask, segments, source, destination, algorithm=algorithm, description=description, deidentify=deidentify)
+
+
+def write_segments(
+    mask: Volume, segments: list[Segment], source: Volume, destination: Path | str, *, algorithm: str | None, description: str,
+    deidentify: Deidentifier | None = None,
+) -> list[str]:  # fmt: skip
+    """Write ``segments`` of ``mask`` (on the grid of ``source``, a Volume loaded from DICOM) as one BINARY DICOM SEG at
+    ``destination`` referencing ``source``'s instances, numbered 1..N in the given order; returns warnings.
+
+    ``algorithm``: the model that made the mask (algorithm type AUTOMATIC), or None for a mask a person drew (MANUAL).
+    ``description`` becomes the SEG's content description. Every mask value but 0 must belong to a segment.
+    """
     import highdicom as hd
     from pydicom.sr.codedict import codes
     from pydicom.uid import generate_uid
 
-    values = sorted(value for value in labels if value != 0)
-    if not values:
-        raise MedtlError(f"{destination}: the labels {labels} name no segment besides the background (0)")
+    values = [segment.value for segment in segments]
     unknown = sorted(set(np.unique(mask.array).tolist()) - set(values) - {0})
     if unknown:
-        raise MedtlError(f"{destination}: the mask holds values {unknown} that the labels {labels} do not name")
+        raise MedtlError(f"{destination}: the mask holds values {unknown} that no label names")
     if not any(source.slice_sources):
         raise MedtlError(f"{destination}: the image does not record its DICOM source files (it was not loaded from a DICOM series); cannot write DICOM SEG")
     if mask.shape != source.shape:
         raise MedtlError(f"{destination}: the mask's grid {mask.shape} is not its source image's {source.shape}")
     frames = source_frames(source, mask)
-    lookup = np.zeros(int(mask.array.max(initial=0)) + 1, dtype=np.uint16 if len(values) > 255 else np.uint8)
+    lookup = np.zeros(max(int(mask.array.max(initial=0)), *values) + 1, dtype=np.uint16 if len(values) > 255 else np.uint8)
     for number, value in enumerate(values, 1):
-        if value < len(lookup):
-            lookup[value] = number
+        lookup[value] = number
     pixels = lookup[mask.array[frames.slices]]
-    identification = hd.AlgorithmIdentificationSequence(name=algorithm[:64], family=codes.cid7162.ArtificialIntelligence, version=__version__)
-    segments = [
+    manual = algorithm is None
+    identification = None if manual else hd.AlgorithmIdentificationSequence(name=algorithm[:64], family=codes.cid7162.ArtificialIntelligence, version=__version__)
+    algorithm_type = hd.seg.SegmentAlgorithmTypeValues.MANUAL if manual else hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC
+    descriptions = [
         hd.seg.SegmentDescription(
             segment_number=number,
-            segment_label=labels[value][:_LABEL_CHARACTERS],
+            segment_label=segment.label[:_LABEL_CHARACTERS],
             segmented_property_category=codes.SCT.Tissue,
             segmented_property_type=codes.SCT.Tissue,
-            algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+            algorithm_type=algorithm_type,
             algorithm_identification=identification,
+            display_color=None if segment.colour is None else hd.color.CIELabColor.from_rgb(*segment.colour),
         )
-        for number, value in enumerate(values, 1)
+        for number, segment in enumerate(segments, 1)
     ]
+    model = "manual" if manual else algorithm
     try:
         seg = hd.seg.Segmentation(
             source_images=frames.datasets,
             pixel_array=pixels,
             segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-            segment_descriptions=segments,
+            segment_descriptions=descriptions,
             series_instance_uid=generate_uid(),
             series_number=SEG_SERIES_NUMBER,
             sop_instance_uid=generate_uid(),
             instance_number=1,
             manufacturer="medtl",
-            manufacturer_model_name=algorithm[:64],
+            manufacturer_model_name=model[:64],
             software_versions=__version__,
             device_serial_number="0",
-            content_description="medtl prediction (research use, not for diagnosis)",
-            series_description=f"medtl {algorithm}"[:64],
+            content_description=description[:64],
+            series_description=f"medtl {model}"[:64],
             omit_empty_frames=bool(pixels.any()),
         )
     except (ValueError, TypeError, AttributeError, KeyError) as error:

@@ -207,34 +207,38 @@ class LabelStore:
 
     def write_datalist(self, destination: Path | str | None = None) -> Path:
         """An MSD-style segmentation datalist of every stored label with an annotated slice (default
-        ``<root>/datalist.json``). When a label is only partly annotated, the datalist names an ``ignore`` label (the
-        highest value) and points that label's entry at its training mask (written now), where every voxel outside the
-        annotated slices is ``ignore``."""
-        stored = self.saved()
-        if not stored:
-            raise MedtlError(f"no saved labels in {self.root}; draw or accept a label and save it first")
-        labels = [label for label in stored if label.annotated.complete or label.annotated.count()]
-        if not labels:
-            raise MedtlError(f"no saved label in {self.root} has an annotated slice; paint, erase or accept on a slice and save")
-        names: dict[int, str] = {}
-        for label in labels:
-            for value, name in label.labels.items():
-                names.setdefault(value, name)
-        names = {value: names.get(value, f"label {value}") for value in range(max(names) + 1)}
-        ignore = None
-        if not all(label.annotated.complete for label in labels):
-            ignore = max(names) + 1
-            if ignore > 255:
-                raise MedtlError(f"the labels use every value up to 255, so none is left to mark the voxels nobody annotated ({IGNORE_NAME})")
-            names[ignore] = IGNORE_NAME
-        training = [
-            {"image": str(label.image), "label": str(_training_mask(label, ignore)), **({"patient_id": label.patient_id} if label.patient_id else {})}
-            for label in labels
-        ]
-        document = {"training": training, "labels": {str(k): v for k, v in names.items()}}
-        destination = Path(destination) if destination is not None else self.root / DATALIST_NAME
-        write_text_atomic(destination, json.dumps(document, indent=2))
-        return destination
+        ``<root>/datalist.json``): :func:`write_datalist` of :meth:`saved`."""
+        return write_datalist(self.saved(), Path(destination) if destination is not None else self.root / DATALIST_NAME, self.root)
+
+
+def write_datalist(stored: Sequence[SavedLabel], destination: Path, source: Path) -> Path:
+    """An MSD-style segmentation datalist at ``destination`` of the labels in ``stored`` with an annotated slice
+    (``source``: where they are kept, named in errors). When a label is only partly annotated, the datalist names an
+    ``ignore`` label (the highest value) and points that label's entry at its training mask (written now, beside its
+    mask), where every voxel outside the annotated slices is ``ignore``."""
+    if not stored:
+        raise MedtlError(f"no saved labels in {source}; draw or accept a label and save it first")
+    labels = [label for label in stored if label.annotated.complete or label.annotated.count()]
+    if not labels:
+        raise MedtlError(f"no saved label in {source} has an annotated slice; paint, erase or accept on a slice and save")
+    names: dict[int, str] = {}
+    for label in labels:
+        for value, name in label.labels.items():
+            names.setdefault(value, name)
+    names = {value: names.get(value, f"label {value}") for value in range(max(names) + 1)}
+    ignore = None
+    if not all(label.annotated.complete for label in labels):
+        ignore = max(names) + 1
+        if ignore > 255:
+            raise MedtlError(f"the labels use every value up to 255, so none is left to mark the voxels nobody annotated ({IGNORE_NAME})")
+        names[ignore] = IGNORE_NAME
+    training = [
+        {"image": str(label.image), "label": str(_training_mask(label, ignore)), **({"patient_id": label.patient_id} if label.patient_id else {})}
+        for label in labels
+    ]
+    document = {"training": training, "labels": {str(k): v for k, v in names.items()}}
+    write_text_atomic(destination, json.dumps(document, indent=2))
+    return destination
 
 
 def same_grid(a: Volume, b: Volume, tolerance: float = GRID_TOLERANCE_MM) -> bool:

@@ -20,6 +20,7 @@ and their comparison.
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,8 @@ if TYPE_CHECKING:
 
 Emit = Callable[[str], None]
 
+PROJECT_DATA = "project-data"
+"""The folder of a run trained from a project that holds the datalist, masks and images it trained on."""
 _SETTINGS_STORED_ON_RESUME = {"model": "the model", "weights": "the weights", "strategy": "the strategy", "epochs": "the number of epochs", "time_limit_minutes": "the time limit"}
 
 
@@ -82,11 +85,13 @@ class TrainRequest:
     resume: bool = False
     seed: int = 0
     init_from: Path | None = None
+    project: Path | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "out_dir", Path(self.out_dir))
         if not str(self.out_dir).strip() or str(self.out_dir) == ".":
             raise InvalidRequest("out_dir", "choose an output folder for the run")
+        self._take_project()
         self._take_unset_from_stored_run()
         if self.model == ADAPT_MODEL:
             self._check_adaptation()
@@ -101,12 +106,27 @@ class TrainRequest:
             check_choice("strategy", self.strategy, tuple(STRATEGIES), "the strategy")
         check_epochs("epochs", self.epochs)
         check_positive_minutes("time_limit_minutes", self.time_limit_minutes)
-        if not self.datalist.is_file():
+        if self.project is None and not self.datalist.is_file():
             raise InvalidRequest("datalist", f"the datalist {self.datalist} does not exist (choose a datalist .json file)")
         if self.weights not in (None, "none"):
             _check_weights(self.weights)
         if self.compare_scratch and self.weights == "none":
             raise InvalidRequest("weights", "comparing with training from scratch needs pretrained weights, not none")
+
+    def _take_project(self) -> None:
+        """Training from a project: its labels are written as a datalist into the run folder when training starts."""
+        if self.project is None:
+            return
+        object.__setattr__(self, "project", Path(self.project).expanduser().absolute())
+        if self.datalist is not None:
+            raise InvalidRequest("project", "train on a project or on a datalist, not both")
+        if self.resume:
+            raise InvalidRequest("project", "a resumed run goes on with the data it started with; leave the project unset")
+        if not (self.project / "project.sqlite").is_file():
+            raise InvalidRequest("project", f"{self.project} is not a medtl project (no project.sqlite); create one with `medtl project init`")
+        object.__setattr__(self, "datalist", self.out_dir / PROJECT_DATA / "datalist.json")
+        if self.task is None and self.init_from is None:
+            object.__setattr__(self, "task", "segmentation")
 
     def _take_unset_from_stored_run(self) -> None:
         """Resuming or training again from a run: check that run, and take its datalist and task where none is given."""
@@ -225,9 +245,10 @@ def preview(request: TrainRequest) -> PlanPreview:
         plan = _stored_plan(_resumed_run_dir(request.out_dir))
         plan = dataclasses.replace(plan, reason=plan.reason or "the run's own network, resumed")
     else:
-        datalist = load_datalist(request.datalist, request.task)
-        quiet: Emit = lambda _message: None  # noqa: E731 - a preview logs nothing
-        plan = _parent_plan(request.init_from, datalist, request, quiet) if request.init_from is not None else _new_plan(datalist, request, quiet)
+        with tempfile.TemporaryDirectory() as scratch:  # a project's training data, written only for a look
+            datalist = load_datalist(_project_data(request, Path(scratch)) if request.project is not None else request.datalist, request.task)
+            quiet: Emit = lambda _message: None  # noqa: E731 - a preview logs nothing
+            plan = _parent_plan(request.init_from, datalist, request, quiet) if request.init_from is not None else _new_plan(datalist, request, quiet)
     return PlanPreview(plan.spec.architecture, plan.slice_wise, plan.spec.weights, _licence(plan.spec.weights), plan.reason)
 
 
@@ -251,11 +272,15 @@ def train(request: TrainRequest, on_event: EventCallback | None = None, cancel: 
     """
     from medtl.training import distributed
 
+    is_main = distributed.current().is_main
+    emit = _emitter(on_event, is_main)
+    if request.project is not None:  # every process of a distributed run writes the same files (atomically); one links the run
+        _refuse_to_overwrite(ComparisonFolder(request.out_dir))
+        _project_data(request, request.datalist.parent, emit if is_main else None)
     if request.model == ADAPT_MODEL:
         return _adapt(request, on_event, cancel)
     out_dir = request.out_dir
     cancel = cancel or CancelToken()
-    emit = _emitter(on_event, distributed.current().is_main)
     datalist = load_datalist(request.datalist, request.task)
     folder = ComparisonFolder(out_dir)
     compare = request.compare_scratch or (request.resume and folder.is_comparison())
@@ -274,7 +299,7 @@ def train(request: TrainRequest, on_event: EventCallback | None = None, cancel: 
     train_loader, val_loader, data = _loaders(datalist, plan, emit, RunFolder(main_dir).split_dir)
     if not request.resume:
         plan = dataclasses.replace(plan, config=dataclasses.replace(plan.config, class_weights=data.class_weights))
-    data_dict = {"datalist": str(datalist.path), **data.to_dict()}
+    data_dict = {"datalist": str(datalist.path), **({"project": str(request.project)} if request.project else {}), **data.to_dict()}
     arms = [("pretrained", main_dir, plan)]
     if compare:
         scratch_dir = folder.arm("scratch").path
@@ -289,6 +314,26 @@ def train(request: TrainRequest, on_event: EventCallback | None = None, cancel: 
         if summaries[-1].cancelled:
             return TrainResult(out_dir, summaries[-1])
     return TrainResult(out_dir, summaries[0], folder.write() if compare else None)
+
+
+def _project_data(request: TrainRequest, folder: Path, emit: Emit | None = None) -> Path:
+    """Write the project's training data into ``folder``; returns its datalist. With ``emit``, also link the run to the project."""
+    from medtl.project import Project
+    from medtl.project.training import write_training_data
+
+    assert request.project is not None and request.task is not None
+    with Project.open(request.project, read_only=True) as project:
+        datalist = write_training_data(project, folder, request.task)
+        linked = request.out_dir.absolute() in {run.path for run in project.runs()}  # by the app, which holds the project
+    if emit is not None:
+        if not linked:
+            with Project.open(request.project) as project:
+                if project.read_only:
+                    emit(f"the run is not listed in the project: {project.notice}")
+                else:
+                    project.link_run(request.out_dir)
+        emit(f"data: from the project {request.project} (written to {folder})")
+    return datalist
 
 
 def _adapt(request: TrainRequest, on_event: EventCallback | None, cancel: CancelToken | None) -> TrainResult:

@@ -64,8 +64,8 @@ def resume_request(outcome: RunOutcome) -> TrainRequest:
     return TrainRequest(None, None, outcome.out_dir, resume=True)
 
 
-def train_again_request(parent: RunOutcome, datalist: Path | None, out_dir: Path) -> TrainRequest:
-    """A new run into ``out_dir`` on ``datalist`` (the current labels; None: the parent's datalist), starting from
-    ``parent`` 's best model (the engine's ``init_from``: its network, weights and settings, a new output layer when the
-    labels changed); the task is the parent's."""
-    return TrainRequest(datalist, None, out_dir, init_from=parent.run_dir, device=parent.device)
+def train_again_request(parent: RunOutcome, datalist: Path | None, out_dir: Path, project: Path | None = None) -> TrainRequest:
+    """A new run into ``out_dir`` on ``datalist`` (the current labels; None: the parent's datalist, or ``project`` 's
+    labels now when given), starting from ``parent`` 's best model (the engine's ``init_from``: its network, weights and
+    settings, a new output layer when the labels changed); the task is the parent's."""
+    return TrainRequest(datalist, None, out_dir, init_from=parent.run_dir, device=parent.device, project=project)

@@ -46,13 +46,16 @@ from ui.models.label_editor import LabelEditor
 from ui.models.label_session import attach_saved_label, label_versions, restore_call, save_call, series_uids
 from ui.models.overlays import LabelLayer
 from ui.models.prediction_layers import choose_uncertainty, prediction_layers, prediction_summary
+from ui.models.project_session import ProjectSession
 from ui.models.ranking_queue import QueueEntry, series_inputs
+from ui.models.seg_layers import attach_segmentations
 from ui.models.viewer_model import PixelInfo, SeriesLabel, ViewerModel
 from ui.qt.label_tools import LabelTools
 from ui.qt.label_versions_dialog import LabelVersionsDialog
 from ui.qt.layers_panel import LayersPanel
 from ui.qt.pretrain_panel import PretrainPanel
 from ui.qt.problems_panel import ProblemsPanel
+from ui.qt.project_dialog import ProjectController
 from ui.qt.prompt_tool import PromptTool
 from ui.qt.ranking_panel import RankingPanel
 from ui.qt.resources import icon
@@ -82,8 +85,8 @@ class MainWindow(QMainWindow):
     scan_finished = Signal(object)  # ScanResult
     series_shown = Signal(object)  # ViewerModel, once its first slice can be painted
     task_failed = Signal(str)
-    label_saved = Signal(object)  # SavedLabel
-    label_restored = Signal(object)  # SavedLabel: an earlier version made the label again, and shown
+    label_saved = Signal(object)  # SavedLabel (label store), or MaskVersion (the open project)
+    label_restored = Signal(object)  # SavedLabel or MaskVersion (project): an earlier version made the label again, and shown
     prediction_shown = Signal(object)  # Prediction, once its layers are on the series it was made for
     prediction_exported = Signal(object)  # PredictionOutputs: the files written
 
@@ -150,6 +153,8 @@ class MainWindow(QMainWindow):
         self.pretrain.monitor.problem.connect(lambda message: self._run_problem("pretraining", message))
         self.problems.count_changed.connect(lambda n: self.problems_dock.setWindowTitle(f"Problems ({n})" if n else "Problems"))
         self._build_status_bar()
+        self.project_session = ProjectSession(self.settings.reader_name())  # none open until open_project / open_start_project
+        self.projects = ProjectController(self, self.project_session)
         self._build_menus_and_toolbar()
         self.viewer.hovered.connect(self._show_pixel)
         self.viewer.set_layout_mode(self.settings.viewer_layout())
@@ -213,12 +218,15 @@ class MainWindow(QMainWindow):
             return
         self._fallbacks = [path for path in self._fallbacks if path is not series_path]
         patient, study, series = series_path
-        files, label, store = series.files, SeriesLabel.of(patient, study, series), self.label_store
+        files, label, store, session = series.files, SeriesLabel.of(patient, study, series), self.label_store, self.project_session
+        segs = self.browser.segmentations_of(series.series_uid)
 
         def load(progress: ProgressCallback, cancel: CancelToken) -> ViewerModel:
             model = ViewerModel(load_series(files, progress, cancel), label, files)
             model.patient_planes()  # resampled planes of an oblique series take a moment to set up: here, not in the GUI
-            attach_saved_label(model, store)
+            if not session.attach(model):  # the reader's mask in the open project, else the label store's
+                attach_saved_label(model, store)
+            attach_segmentations(model, segs)
             return model
 
         self._run("load", load, self._loaded, lambda message: self._load_failed(f"series {series.description or series.series_uid}", message))
@@ -304,10 +312,14 @@ class MainWindow(QMainWindow):
     # --- review: results, what to label next ------------------------------------------------
 
     def _review_latest_run(self) -> None:
-        """The run the fine-tune panel just finished goes to the Results panel."""
+        """The run the fine-tune panel just finished goes to the Results panel, and predicts the shown series, so the
+        user sees what it learnt where they were labelling."""
         run = self.training.predictable_run()
-        if run is not None:
-            self.results.show_run(run)
+        if run is None:
+            return
+        self.results.show_run(run)
+        if self.viewer.model is not None and self.training.outcome is not None and self.training.outcome.has_model:
+            self.predict_with_run(run)
 
     def show_results(self) -> None:
         self.results_dock.show()
@@ -354,6 +366,9 @@ class MainWindow(QMainWindow):
     def show_label_versions(self) -> None:
         """List the earlier saves of the shown series' label, to restore one."""
         model = self.viewer.model
+        if model is not None and self.project_session.writable_for(model):
+            self.projects.show_history()  # the project's versions, with who saved each and with which tools
+            return
         versions = label_versions(model, self.label_store) if model is not None else []
         if model is None or not versions:
             self.status_message.setText("No earlier versions: a label's earlier saves are kept each time it is saved again")
@@ -400,6 +415,7 @@ class MainWindow(QMainWindow):
             self.status_message.setText(f"{layer.name} adds nothing to the label")
             return
         model.layer_changed()
+        self.projects.note_prediction(self.last_prediction[1] if self.last_prediction else None, layer.name)
         self.label_tools.refresh()
         self.viewer.focus_active_view()
         self.status_message.setText(
@@ -416,12 +432,16 @@ class MainWindow(QMainWindow):
         self.viewer.focus_active_view()
 
     def save_label(self) -> None:
-        """Save the editable label into the label store, in the background."""
+        """Save the editable label into the open project (the label store when none can be written), in the background."""
         model = self.viewer.model
         if model is None or model.editor is None:
             return
-        call, edits = save_call(model, self.label_store)
         editor = model.editor
+        if self.project_session.writable_for(model):
+            call, edits = self.project_session.save_call(model, self.projects.last_tool())
+            self._run("save_label", call, lambda version: self.projects.label_saved(editor, edits, version), self._label_not_saved)
+            return
+        call, edits = save_call(model, self.label_store)
         self._run("save_label", call, lambda saved: self._label_saved(editor, edits, saved), self._label_not_saved)
 
     def _label_not_saved(self, message: str) -> None:
@@ -448,7 +468,8 @@ class MainWindow(QMainWindow):
             return False
         if answer == QMessageBox.StandardButton.Save:
             try:  # the window is going away or changing series: save now, and stay if it fails
-                call, edits = save_call(model, self.label_store)
+                writable = self.project_session.writable_for(model)
+                call, edits = self.project_session.save_call(model, self.projects.last_tool()) if writable else save_call(model, self.label_store)
                 call(lambda *_: None, CancelToken())
             except (MedtlError, OSError) as error:
                 QMessageBox.warning(self, "Label not saved", str(error))
@@ -639,6 +660,8 @@ class MainWindow(QMainWindow):
         self.recent_menu = file_menu.addMenu("Open &recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         file_menu.addSeparator()
+        file_menu.addActions([self.projects.actions[name] for name in ("new", "open", "add", "reader")])
+        file_menu.addSeparator()
         file_menu.addActions([cancel_action, quit_action])
         model_menu = self.menuBar().addMenu("&Model")
         model_menu.addActions([train_action, pretrain_action, predict_action, self.uncertainty_action, self.export_action])
@@ -653,6 +676,7 @@ class MainWindow(QMainWindow):
             label_menu.addActions([labels[name] for name in names])
             label_menu.addSeparator()
         label_menu.addAction(versions_action)
+        label_menu.addActions([self.projects.actions["history"], self.projects.actions["agreement"]])
         self.addActions(list(labels.values()))
         view_menu = self.menuBar().addMenu("&View")
         view_menu.addActions([views["layout_single"], views["layout_mpr"], views["layout_grid"]])
@@ -756,6 +780,7 @@ class MainWindow(QMainWindow):
         if not wait_for_tasks(STOP_TIMEOUT_MS):
             log.warning("background tasks did not stop within the time allowed")
         self.settings.save_window(self)
+        self.project_session.close()  # releases the project's lock
         super().closeEvent(event)
 
 

@@ -1,4 +1,5 @@
-"""`AppSettings`: what the app remembers between sessions (QSettings): window geometry, recent folders, the viewer layout."""
+"""`AppSettings`: what the app remembers between sessions (QSettings): window geometry, recent folders, the viewer layout,
+the project last open and the reader's name."""
 
 from __future__ import annotations
 
@@ -52,3 +53,18 @@ class AppSettings:
 
     def set_viewer_layout(self, layout: Layout) -> None:
         self.store.setValue("viewer/layout", layout.value)
+
+    def last_project(self) -> Path | None:
+        """The project folder open when the app last closed (None: the default project)."""
+        value = str(self.store.value("project/last", "") or "")
+        return Path(value) if value else None
+
+    def set_last_project(self, folder: Path | None) -> None:
+        self.store.setValue("project/last", str(folder) if folder is not None else "")
+
+    def reader_name(self) -> str | None:
+        """The name the user gave as reader (None: the OS user)."""
+        return str(self.store.value("project/reader", "") or "").strip() or None
+
+    def set_reader_name(self, name: str | None) -> None:
+        self.store.setValue("project/reader", (name or "").strip())

@@ -1,4 +1,8 @@
-"""`StudyBrowser`: the patient / study / series tree of a scan, with a filter box."""
+"""`StudyBrowser`: the patient / study / series tree of a scan, with a filter box.
+
+A DICOM SEG series is shown as a child of the series it labels ("labels: SEG <description>"); when that series is
+not in the scan, it stays in its study and says which series it labels.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from PySide6.QtGui import QBrush, QColor, QIcon, QImage, QPixmap, QStandardItem,
 from PySide6.QtWidgets import QAbstractItemView, QLineEdit, QTreeView, QVBoxLayout, QWidget
 
 from medtl.dicom.records import PatientInfo, ScanResult, SeriesInfo, StudyInfo
+from medtl.dicom.segmentations import SegSeries, by_referenced_series, seg_series
 from medtl.dicom.series import NON_IMAGE_MODALITIES
 from ui.models.dicom_date import format_dicom_date
 from ui.qt.thumbnails import THUMBNAIL_SIZE
@@ -52,6 +57,7 @@ class StudyBrowser(QWidget):
         layout.addWidget(self.filter_box)
         layout.addWidget(self.tree)
         self._series: dict[str, SeriesPath] = {}
+        self._labelling: dict[str, list[SegSeries]] = {}  # the SEG series under each series UID they label
         self.anonymised = False
         self.filter_box.textChanged.connect(self._filter)
         self.tree.selectionModel().currentChanged.connect(self._current_changed)
@@ -60,6 +66,11 @@ class StudyBrowser(QWidget):
         """Show the hierarchy of ``result`` (replacing what was shown), fully expanded."""
         self.model.removeRows(0, self.model.rowCount())
         self._series.clear()
+        segs = seg_series(result)
+        self._labelling = by_referenced_series(segs)
+        shown = {series.series_uid for series in result.all_series()}
+        orphans = {seg.series.series_uid: seg for seg in segs if not any(uid in shown for uid in seg.referenced)}
+        placed = {seg.series.series_uid for seg in segs} - orphans.keys()
         for number, patient in enumerate(result.patients, start=1):
             patient_row = _row(f"{patient.patient_name or '(no name)'}  ·  {patient.patient_id or '(no ID)'}", "", "", "")
             _identifying(patient_row[0], f"Patient {number}")
@@ -70,7 +81,13 @@ class StudyBrowser(QWidget):
                 _identifying(study_row[2], "")
                 patient_row[0].appendRow(study_row)
                 for series in study.series:
-                    study_row[0].appendRow(self._series_row(patient, study, series))
+                    if series.series_uid in orphans:
+                        study_row[0].appendRow(self._seg_row(patient, study, orphans[series.series_uid], None))
+                    elif series.series_uid not in placed:
+                        series_row = self._series_row(patient, study, series)
+                        study_row[0].appendRow(series_row)
+                        for seg in self._labelling.get(series.series_uid, []):
+                            series_row[0].appendRow(self._seg_row(patient, study, seg, series))
         self._show_identities()
         self.tree.expandAll()
         for column in range(1, len(COLUMNS)):
@@ -104,6 +121,10 @@ class StudyBrowser(QWidget):
         """The image series shown, in tree order."""
         return [path for path in self._series.values() if is_image_series(path[2])]
 
+    def segmentations_of(self, series_uid: str) -> list[SegSeries]:
+        """The DICOM SEG series of the scan shown that label the series ``series_uid``."""
+        return list(self._labelling.get(series_uid, []))
+
     def select_series(self, series_uid: str) -> bool:
         """Select (and so open) the series ``series_uid``; False if it is not shown."""
         index = self._proxy_index(series_uid)
@@ -133,6 +154,25 @@ class StudyBrowser(QWidget):
             for item in row:
                 item.setToolTip("\n".join(tips))
         self._series[series.series_uid] = (patient, study, series)
+        return row
+
+    def _seg_row(self, patient: PatientInfo, study: StudyInfo, seg: SegSeries, labelled: SeriesInfo | None) -> list[QStandardItem]:
+        """A SEG series, under the series it labels (``labelled``), or in its study when that series is absent (None)."""
+        if labelled is not None:
+            text, tips = f"labels: SEG {seg.name}", [f"{seg.summary(labelled)}: shown as a label layer with it"]
+        else:
+            text = f"labels: SEG {seg.name} (of series {', '.join(seg.referenced) or 'none named'}, not in this folder)"
+            tips = [f"{seg.summary(None)}, so there is nothing to show it on"]
+        row = _row(text, seg.series.modality, "", str(len(seg.series.instances)))
+        row[0].setData(seg.series.series_uid, _SERIES_ROLE)
+        misfit = seg.misfit(labelled) if labelled is not None else None
+        tips.extend([*seg.series.warnings, *([misfit] if misfit else [])])
+        colour = "#6b7482" if labelled is None else "#e6c06a" if len(tips) > 1 else None
+        for item in row:
+            item.setToolTip("\n".join(tips))
+            if colour is not None:
+                item.setForeground(QBrush(QColor(colour)))
+        self._series[seg.series.series_uid] = (patient, study, seg.series)
         return row
 
     def _series_items(self, series_uid: str) -> list[QModelIndex]:

@@ -8,7 +8,9 @@ current labels (:mod:`ui.models.run_request`).
 
 Nothing needs typing: the task follows the datalist (masks: segmentation), the run folder is a new
 dated folder under the per-user data folder, and "Use my saved labels" writes the label store's
-datalist (partly annotated labels as sparse masks).
+datalist (partly annotated labels as sparse masks). "From project" trains on the open project's
+labels with no datalist (the engine writes them into the run), and lists the run in the project
+when it starts (the app holds the project's lock, so the engine cannot).
 """
 
 from __future__ import annotations
@@ -67,6 +69,8 @@ class TrainingPanel(RunPanel):
         self.settings = settings
         self.label_store = label_store or LabelStore()
         self._run_dir: Path | None = None
+        self.project: Path | None = None  # the open project's folder ("From project" trains on it)
+        self._link_run: Callable[[Path], None] | None = None
         self.outcome: RunOutcome | None = None  # how the last run of this panel ended
         self._device_probe: EngineTask | None = None
         self._build_form()
@@ -135,6 +139,11 @@ class TrainingPanel(RunPanel):
         self.from_labels_button.setToolTip("write a segmentation datalist of every series with a saved label, and use it")
         self.from_labels_button.clicked.connect(self.use_saved_labels)
         form.addRow("", self.from_labels_button)
+        self.from_project = QCheckBox("From project", self)
+        self.from_project.setToolTip("train on the saved labels of the open project (no datalist needed); the run is listed in the project")
+        self.from_project.setEnabled(False)
+        self.from_project.toggled.connect(self._from_project_toggled)
+        form.addRow("", self.from_project)
         form.addRow("Data", self.data_summary)
         form.addRow("Task", self.task_box)
         form.addRow("Run folder", _with_browse(self.out_dir, self._choose_out_dir))
@@ -198,6 +207,25 @@ class TrainingPanel(RunPanel):
         self.model_box.clear()
         self.model_box.addItems([DEFAULT, *(name for name, architecture in ARCHITECTURES.items() if architecture.task == task)])
 
+    def set_project(self, folder: Path | None, link_run: Callable[[Path], None] | None = None) -> None:
+        """The project open in the app (None: none), and how to list a run started from it in it."""
+        self.project, self._link_run = folder, link_run
+        self.from_project.setEnabled(folder is not None)
+        self.from_project.setText("From project" + (f" {folder.name}" if folder is not None else ""))
+        if folder is None:
+            self.from_project.setChecked(False)
+        elif self.from_project.isChecked():
+            self._from_project_toggled(True)
+
+    def _from_project_toggled(self, on: bool) -> None:
+        for widget in (self.datalist, self.from_labels_button):
+            widget.setEnabled(not on)
+        if on:
+            self.data_summary.setText(f"the saved labels of the project {self.project} (written into the run when it starts)")
+            self.show_choice()
+        else:
+            self._summary_timer.start()
+
     def _choose_datalist(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Datalist", self.datalist.text(), "Datalist (*.json)")
         if path:
@@ -207,6 +235,8 @@ class TrainingPanel(RunPanel):
         """Read the chosen datalist in a worker, set the task its labels make (masks: segmentation, class names:
         classification) and show its cases per class or label and its split."""
         self._summary_task.cancel_all()
+        if self.from_project.isChecked():
+            return  # the project's labels are read when the run starts
         path = self.datalist.text().strip()
         if not path:
             self.data_summary.setText("Choose a datalist to see its cases and split.")
@@ -298,9 +328,10 @@ class TrainingPanel(RunPanel):
             text = box.currentText().strip()
             return None if text in ("", DEFAULT) else "none" if text == FROM_SCRATCH else text
 
+        on_project = self.from_project.isChecked() and self.project is not None
         return TrainRequest(
-            Path(self.datalist.text().strip()), self.task_box.currentText(), Path(self.out_dir.text().strip()),
-            model=choice(self.model_box), weights=choice(self.weights_box), strategy=choice(self.strategy_box),
+            None if on_project else Path(self.datalist.text().strip()), self.task_box.currentText(), Path(self.out_dir.text().strip()),
+            project=self.project if on_project else None, model=choice(self.model_box), weights=choice(self.weights_box), strategy=choice(self.strategy_box),
             epochs=self.epochs.value() or None, time_limit_minutes=self.minutes.value() or None,
             device=self.device_box.currentText(), compare_scratch=self.compare.isChecked(),
         )  # fmt: skip
@@ -328,9 +359,23 @@ class TrainingPanel(RunPanel):
         request = self.monitor.request_to_start(self.request)
         if request is None:
             return False
-        self.settings.store.setValue("training/datalist", str(request.datalist))
-        self._launch(request, f"training a {request.task} model on {request.datalist} into {request.out_dir}")
+        if request.project is None:
+            self.settings.store.setValue("training/datalist", str(request.datalist))
+        listed = self._list_in_project(request)  # before the worker reads the project: it then leaves the listing to the app
+        self._launch(request, f"training a {request.task} model on {request.project or request.datalist} into {request.out_dir}")
+        if listed:
+            self.monitor.add_log(listed)
         return True
+
+    def _list_in_project(self, request: TrainRequest) -> str | None:
+        """Record a run trained from the open project in it; what happened, for the log (None: not from the project)."""
+        if request.project is None or self._link_run is None or self.project is None or request.project != self.project.absolute():
+            return None
+        try:
+            self._link_run(request.out_dir)
+        except MedtlError as error:
+            return f"the run is not listed in the project: {error}"
+        return f"the run is listed in the project {request.project}"
 
     def resume(self) -> bool:
         """Go on with the last run of the panel (cancelled, or stopped at its time limit) from its checkpoint."""
@@ -350,7 +395,7 @@ class TrainingPanel(RunPanel):
         if outcome is None or not outcome.has_model or self.running:
             return
         text = self.datalist.text().strip()
-        datalist = Path(text) if text else None  # None: the parent's
+        datalist = Path(text) if text and not self.from_project.isChecked() else None  # None: the parent's (or the project's)
         if (datalist or outcome.datalist) == self.label_store.root / DATALIST_NAME:
             store = self.label_store
             start_task(
@@ -362,9 +407,13 @@ class TrainingPanel(RunPanel):
             self._train_again_on(outcome, datalist)
 
     def _train_again_on(self, parent: RunOutcome, datalist: Path | None) -> None:
-        request = self.monitor.request_to_start(lambda: train_again_request(parent, datalist, Path(self.out_dir.text().strip())))
+        project = self.project if self.from_project.isChecked() else None
+        request = self.monitor.request_to_start(lambda: train_again_request(parent, datalist, Path(self.out_dir.text().strip()), project))
         if request is not None:
-            self._launch(request, f"training again from {parent.run_dir} on {request.datalist} into {request.out_dir}")
+            listed = self._list_in_project(request)
+            self._launch(request, f"training again from {parent.run_dir} on {request.project or request.datalist} into {request.out_dir}")
+            if listed:
+                self.monitor.add_log(listed)
 
     def _launch(self, request: TrainRequest, description: str) -> None:
         """Run ``request`` in the worker, shown in the monitor."""

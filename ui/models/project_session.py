@@ -1,0 +1,342 @@
+"""`ProjectSession`: the project the app works on, the reader's name, and the shown series' label saved into it.
+
+Pure Python (no Qt): the window binds it. One project is open at a time, for writing unless another program
+holds its lock (then :attr:`ProjectSession.notice` says who, since when; a stale lock can be taken over). The
+reader's name (the OS user unless the user sets one) is who the audit log names and whose masks are loaded and
+saved, so two readers of one series keep separate versions.
+
+A save records the tools used since the previous save (the window reports each edit with :meth:`note_edit`:
+brush, eraser, box prompt, accepted prediction of run X...), the label values the edit changed (against the
+mask as last loaded or saved) and the slices it touched, in one :meth:`~medtl.project.Project.save_mask`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from medtl.data.sparse import Annotated
+from medtl.dicom.volume import Volume
+from medtl.errors import MedtlError
+from medtl.labels.store import LabelStore, sole_series_folder
+from medtl.progress import CancelToken, ProgressCallback
+from medtl.project import MaskVersion, Project
+from medtl.project.lock import LockHolder, ProjectLock, os_user
+from medtl.project.project import DATABASE_NAME, IMAGES_FOLDER, series_key
+from medtl.project.records import BOX_PROMPT, BRUSH, ERASER, POLYGON, REGION_GROW, THRESHOLD, SeriesRecord
+from ui.models.viewer_model import ViewerModel
+
+ProjectSaveCall = Callable[[ProgressCallback, CancelToken], "MaskVersion | None"]
+
+EDITOR_TOOLS = {"brush": BRUSH, "eraser": ERASER, "lasso": POLYGON, "threshold": THRESHOLD, "grow": REGION_GROW, "box": BOX_PROMPT}
+"""The audit log's name of each of the editor's tools (``Tool.value``); a tool not listed is recorded by its own name."""
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    """One audit entry as the label history table shows it."""
+
+    when: str
+    who: str
+    tool: str
+    label: str
+    reader: str
+    version: str
+    detail: str
+
+
+class ProjectSession:
+    """The open project (None: none could be opened; labels then go to the label store) and the reader's name."""
+
+    def __init__(self, reader: str | None = None) -> None:
+        self.project: Project | None = None
+        self._reader = (reader or "").strip() or None
+        self._guard = threading.Lock()
+        self._pending: list[tuple[str, str]] = []  # (tool, detail) of the edits since the last save, in order
+        self._baseline: tuple[int, np.ndarray, Annotated] | None = None  # (editor id, mask, annotated) as last loaded or saved
+        self._written: dict[int, int] = {}  # editor id -> the edit count of the newest snapshot saved
+
+    # --- opening -----------------------------------------------------------------------------
+
+    @property
+    def reader(self) -> str:
+        """Who edits: the name set in the app, else the OS user."""
+        return self._reader or os_user()
+
+    def set_reader(self, name: str | None) -> str:
+        """Name the reader (empty: the OS user) for the audit log and the masks loaded and saved; returns the name."""
+        self._reader = (name or "").strip() or None
+        if self.project is not None:
+            self.project.user = self.reader
+        return self.reader
+
+    def open(self, folder: Path, take_over: bool = False) -> Project:
+        """Open the project in ``folder`` (closing the one open): for writing unless another program holds it."""
+        if self.project is not None and self.project.folder == Path(folder).expanduser().absolute():
+            self.close()  # opening it again: its lock must not count as another program's
+        return self.use(Project.open(folder, user=self.reader, take_over=take_over))
+
+    def create(self, folder: Path) -> Project:
+        """Create a new project in ``folder`` and open it."""
+        return self.use(Project.create(folder, user=self.reader))
+
+    def open_at_start(self, last: Path | None, store: LabelStore | None = None) -> Project:
+        """The project to work on at start, not yet in use (:meth:`use` it): ``last`` (the one open when the app
+        closed, if it is still there), else the default project, created on first use with the label store's labels moved in. May take a
+        while (the first time, the store's series are scanned): run it in a worker."""
+        from medtl.project.from_label_store import open_default_project
+
+        if last is not None and (last / DATABASE_NAME).is_file():
+            project = Project.open(last, user=self.reader)
+        else:  # none yet, or moved away since: the default one
+            project = open_default_project(None, store)
+        project.user = self.reader
+        return project
+
+    def use(self, project: Project) -> Project:
+        """Work on ``project`` from now on (closing the one open)."""
+        self.close()
+        self.project = project
+        return project
+
+    def close(self) -> None:
+        """Close the project (releasing its lock)."""
+        project, self.project = self.project, None
+        self._baseline, self._pending, self._written = None, [], {}
+        if project is not None:
+            project.close()
+
+    @property
+    def read_only(self) -> bool:
+        return self.project is None or self.project.read_only
+
+    @property
+    def notice(self) -> str | None:
+        """Why the open project cannot be written (who holds it, since when), or None."""
+        return self.project.notice if self.project is not None else None
+
+    def lock_holder(self) -> LockHolder | None:
+        """Who holds the open project's lock now (None: nobody, or no project)."""
+        return ProjectLock(self.project.folder).holder() if self.project is not None else None
+
+    def can_take_over(self) -> bool:
+        """Read-only because of a stale lock, which the user may take over."""
+        holder = self.lock_holder() if self.project is not None and self.project.read_only else None
+        return holder is not None and holder.stale_because is not None
+
+    def take_over(self) -> Project:
+        """Open the project again, taking over its stale lock."""
+        if self.project is None:
+            raise MedtlError("no project is open")
+        return self.open(self.project.folder, take_over=True)
+
+    def refresh_lock(self) -> None:
+        """Keep the lock fresh (call on a timer while the app is open)."""
+        if self.project is not None and not self.project.read_only:
+            self.project.refresh_lock()
+
+    # --- series and labels -------------------------------------------------------------------
+
+    def writable_for(self, model: ViewerModel) -> bool:
+        """Whether the shown series' label is saved into the project (writable, and the series has a UID)."""
+        return not self.read_only and bool(_series_uid(model))
+
+    def add_folder(self, path: Path) -> tuple[list[SeriesRecord], list[str]]:
+        """Record the image series of the DICOM folder ``path`` (and, in words, what was left out)."""
+        return self._writable().add_dicom(path)
+
+    def note_edit(self, tool: str, detail: str = "") -> None:
+        """An edit of the shown label was made with ``tool`` (``detail``: e.g. ``run <path>`` of an accepted prediction)."""
+        with self._guard:
+            if (tool, detail) not in self._pending:
+                self._pending.append((tool, detail))
+
+    def attach(self, model: ViewerModel) -> bool:
+        """Make the reader's newest mask of the shown series (if the project has one) its editable label; False when there
+        is none. Runs in the loading worker."""
+        uid, project = _series_uid(model), self.project
+        version = project.mask(uid, self.reader) if project is not None and uid and _holds(project, uid) else None
+        if project is None or version is None:
+            return False
+        mask = project.load_mask(version)
+        if mask.shape != model.volume.shape:
+            model.volume.warnings.append(f"{version.path}: the saved mask has shape {mask.shape}, the series {model.volume.shape}; not shown")
+            return False
+        self.edit(model, version, mask)
+        return True
+
+    def edit(self, model: ViewerModel, version: MaskVersion, mask: Volume) -> None:
+        """Make ``mask`` (the saved ``version``) the editable label of ``model``, with the project's label names and colours."""
+        assert self.project is not None
+        labels = self.project.labels()
+        names = {label.value: label.name for label in labels}
+        editor = model.edit_label(mask.array, names, f"label ({self.reader}, version {version.version})", dirty=False, annotated=version.annotated)
+        editor.layer.colors.update({label.value: label.colour for label in labels})
+        with self._guard:
+            self._baseline, self._pending = (id(editor), mask.array, version.annotated), []
+
+    def save_call(self, model: ViewerModel, fallback_tool: str) -> tuple[ProjectSaveCall, int]:
+        """An engine call that saves a snapshot of the shown label (taken now) as the reader's next mask version of the
+        series, recording the tools noted since the last save (``fallback_tool`` when none was), and the edit count the
+        snapshot holds. The call returns None when a newer snapshot was saved before it."""
+        editor = model.editor
+        if editor is None:
+            raise MedtlError("there is no editable label to save: accept a prediction or start a new label first")
+        project, reader = self._writable(), self.reader
+        mask, names, edits, annotated = editor.layer.mask.copy(), dict(editor.names), editor.edits, editor.annotated
+        colours = {value: tuple(int(c) for c in colour) for value, colour in editor.layer.colors.items()}
+        key, volume, files, uid = id(editor), model.volume, model.files, _series_uid(model)
+        with self._guard:
+            noted = list(self._pending)
+
+        def call(progress: ProgressCallback, cancel: CancelToken) -> MaskVersion | None:
+            progress(0, 0, f"saving the label into the project {project.name}")
+            with self._guard:
+                if self._written.get(key, -1) > edits:
+                    return None  # an older snapshot never becomes the newest version
+            _ensure_series(project, uid, volume, files)
+            _define_labels(project, names, colours)
+            base_mask, base_annotated = self._base(project, key, uid, reader, mask.shape)
+            values, touched = _changes(base_mask, mask, base_annotated, annotated)
+            tools = list(dict.fromkeys(tool for tool, _ in noted)) or [fallback_tool]
+            detail = "; ".join(dict.fromkeys(detail for _, detail in noted if detail))
+            version = project.save_mask(
+                uid, mask, volume, tool=" + ".join(tools), reader=reader, value=values or None, touched=touched, annotated=annotated, detail=detail
+            )
+            with self._guard:
+                self._baseline, self._written[key] = (key, mask, annotated), edits
+                self._pending = [entry for entry in self._pending if entry not in noted]
+            return version
+
+        return call, edits
+
+    def _base(self, project: Project, key: int, uid: str, reader: str, shape: tuple[int, ...]) -> tuple[np.ndarray, Annotated]:
+        """The mask (and its annotated slices) a save is compared with: the editor's as last loaded or saved, else the
+        reader's newest in the project, else an empty one."""
+        with self._guard:
+            baseline = self._baseline
+        if baseline is not None and baseline[0] == key and baseline[1].shape == shape:
+            return baseline[1], baseline[2]
+        previous = project.mask(uid, reader)
+        if previous is not None:
+            mask = project.load_mask(previous).array
+            if mask.shape == shape:
+                return mask, previous.annotated
+        return np.zeros(shape, np.uint8), Annotated()
+
+    def _writable(self) -> Project:
+        if self.project is None:
+            raise MedtlError("no project is open: open or create one (File menu)")
+        if self.project.read_only:
+            raise MedtlError(f"cannot change the project: {self.project.notice}")
+        return self.project
+
+    # --- history, agreement, runs ------------------------------------------------------------
+
+    def history_rows(self, model: ViewerModel) -> list[HistoryRow]:
+        """The audit entries of the shown series, newest first."""
+        uid, project = _series_uid(model), self.project
+        if project is None or not uid:
+            return []
+        names = {label.value: label.name for label in project.labels()}
+        rows = []
+        for entry in reversed(project.history(series_uid=uid)):
+            label = "" if entry.value is None else f"{entry.value} {names.get(entry.value, '(deleted)')}"
+            when = datetime.fromtimestamp(entry.at).strftime("%Y-%m-%d %H:%M:%S")
+            version = "" if entry.mask_version is None else str(entry.mask_version)
+            rows.append(HistoryRow(when, entry.who, entry.tool, label, entry.reader or "", version, entry.detail))
+        return rows
+
+    def restore_call(self, model: ViewerModel, number: int) -> Callable[[ProgressCallback, CancelToken], tuple[MaskVersion, Volume]]:
+        """An engine call that makes the reader's version ``number`` of the shown series' mask the newest again (saved as
+        a new version: nothing is lost) and reads it back (:meth:`edit` it in the GUI)."""
+        project, uid, reader = self._writable(), _series_uid(model), self.reader
+
+        def call(progress: ProgressCallback, cancel: CancelToken) -> tuple[MaskVersion, Volume]:
+            progress(0, 0, f"restoring label version {number}")
+            restored = project.restore_mask(uid, number, reader)
+            return restored, project.load_mask(restored)
+
+        return call
+
+    def readers_of(self, model: ViewerModel) -> list[str]:
+        """The readers who saved a mask of the shown series."""
+        uid, project = _series_uid(model), self.project
+        if project is None or not uid or not _holds(project, uid):
+            return []
+        return [reader for reader in project.readers() if project.mask(uid, reader) is not None]
+
+    def agreement(self, model: ViewerModel, reader_a: str, reader_b: str) -> list[tuple[str, float | None]]:
+        """Dice per label (``"value name"``, None: neither reader drew it) between two readers' masks of the shown series."""
+        from medtl.project.agreement import reader_agreement
+
+        if self.project is None:
+            raise MedtlError("no project is open")
+        names = {label.value: label.name for label in self.project.labels()}
+        dice = reader_agreement(self.project, _series_uid(model), reader_a, reader_b)
+        return [(f"{value} {names.get(value, '(not defined)')}", score) for value, score in dice.items()]
+
+    def link_run(self, run_dir: Path) -> None:
+        """Record a run started from the project in it."""
+        self._writable().link_run(run_dir)
+
+
+def _series_uid(model: ViewerModel) -> str:
+    return str(model.volume.metadata.get("series_uid", "") or "")
+
+
+def _holds(project: Project, uid: str) -> bool:
+    try:
+        project.series_record(uid)
+    except MedtlError:
+        return False
+    return True
+
+
+def _ensure_series(project: Project, uid: str, volume: Volume, files: tuple[Path, ...]) -> None:
+    """Record the shown series in the project if it is not there: its DICOM folder, or (an image without DICOM files)
+    a NIfTI copy of it in the project."""
+    if _holds(project, uid):
+        return
+    if files:
+        project.add_dicom(sole_series_folder(files) or Path(os.path.commonpath([str(f.parent) for f in files])))
+        project.series_record(uid)  # the folder must hold the series
+        return
+    from medtl.export.nifti import write_nifti
+
+    meta = volume.metadata
+    copy = write_nifti(volume, project.folder / IMAGES_FOLDER / series_key(uid) / "image.nii.gz")
+    patient = str(meta.get("patient_id", "") or "") or None
+    project.add_image(SeriesRecord(uid, str(meta.get("study_uid", "")), patient, copy, (), str(meta.get("modality", "")), ""))
+
+
+def _define_labels(project: Project, names: dict[int, str], colours: dict[int, tuple[int, ...]]) -> None:
+    """Define the editor's label values the project does not name yet (with the editor's names and colours)."""
+    defined = {label.value: label.name.lower() for label in project.labels()}
+    for value, name in sorted(names.items()):
+        if value == 0 or value in defined:
+            continue
+        taken = set(defined.values())
+        if name.strip().lower() in taken | {"background", "ignore", ""}:
+            name = f"{name.strip() or 'label'} ({value})"
+        colour = colours.get(value)
+        project.define_label(name, colour=colour if colour is not None and len(colour) == 3 else None, value=value)  # type: ignore[arg-type]
+        defined[value] = name.lower()
+
+
+def _changes(before: np.ndarray, after: np.ndarray, annotated_before: Annotated, annotated_after: Annotated) -> tuple[list[int], Annotated]:
+    """The label values an edit changed (either side of every changed voxel, background aside) and the slices it touched:
+    axial slices with a changed voxel, and slices newly marked annotated."""
+    changed = before != after
+    values = sorted((set(np.unique(before[changed]).tolist()) | set(np.unique(after[changed]).tolist())) - {0})
+    touched = Annotated(
+        tuple(now - earlier for now, earlier in zip(annotated_after.slices, annotated_before.slices)),  # type: ignore[arg-type]
+        annotated_after.complete and not annotated_before.complete,
+    )
+    return [int(v) for v in values], touched.add(0, np.flatnonzero(changed.any(axis=(1, 2))).tolist())

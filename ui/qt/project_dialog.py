@@ -1,0 +1,435 @@
+"""The app's project: File → New / Open project, the read-only banner (with Take over for a stale lock), the reader's
+name, the label history of the shown series and the agreement between two of its readers.
+
+:class:`ProjectController` binds a :class:`~ui.models.project_session.ProjectSession` to the main window: its menu
+actions, the timer that keeps the lock fresh, the banner, and the edits it reports to the session (which tool made
+each) so a save records them.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from medtl.dicom.volume import Volume
+from medtl.errors import MedtlError
+from medtl.project import MaskVersion, Project
+from medtl.project.lock import REFRESH_EVERY_S
+from medtl.project.records import INTERPOLATION, PREDICTION
+from ui.models.label_editor import LabelEditor, Tool
+from ui.models.project_session import EDITOR_TOOLS, HistoryRow, ProjectSession
+from ui.models.viewer_model import ViewerModel
+from ui.qt.tasks import start_task
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ui.qt.main_window import MainWindow
+
+UNKNOWN_TOOL = "edit"
+"""Recorded for a save whose edits no tool was reported for (e.g. a label restored, then saved)."""
+
+
+class ProjectBanner(QWidget):
+    """"Read-only: <who holds the project, since when>", with Take over when the lock is stale."""
+
+    take_over_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.text = QLabel(self)
+        self.text.setWordWrap(True)
+        self.text.setObjectName("read_only_notice")
+        self.text.setStyleSheet("color: #edc948; font-weight: bold")
+        self.take_over_button = QPushButton("Take over", self)
+        self.take_over_button.setToolTip("the program holding the project is gone or idle for hours: open the project for writing here")
+        self.take_over_button.clicked.connect(self.take_over_requested)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(6, 2, 6, 2)
+        layout.addWidget(self.text, 1)
+        layout.addWidget(self.take_over_button)
+
+    def show_notice(self, notice: str, stale: bool) -> None:
+        self.text.setText(f"Read-only: {notice}. Labels are saved to your label store until the project can be written.")
+        self.take_over_button.setVisible(stale)
+
+
+class LabelHistoryDialog(QDialog):
+    """The audit entries of the shown series, newest first: when, who, tool, label, reader, mask version, detail.
+    Restore makes the chosen entry's mask version (one of ``reader`` 's) the label again."""
+
+    COLUMNS = ("When", "Who", "Tool", "Label", "Reader", "Version", "Detail")
+    restore_requested = Signal(int)  # a mask version of the reader
+
+    def __init__(self, rows: list[HistoryRow], series_name: str, reader: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(f"Label history of {series_name}")
+        self.rows, self.reader = rows, reader
+        self.table = QTableWidget(len(rows), len(self.COLUMNS), self)
+        self.table.setHorizontalHeaderLabels(list(self.COLUMNS))
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        for row, entry in enumerate(rows):
+            for column, text in enumerate((entry.when, entry.who, entry.tool, entry.label, entry.reader, entry.version, entry.detail)):
+                self.table.setItem(row, column, QTableWidgetItem(text))
+        self.table.resizeColumnsToContents()
+        empty = QLabel("No label of this series has been saved in the project yet.", self)
+        empty.setVisible(not rows)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
+        buttons.rejected.connect(self.reject)
+        self.restore_button = QPushButton("Restore this version", self)
+        self.restore_button.setToolTip(f"make the chosen version of {reader}'s mask the label again (saved as a new version: nothing is lost)")
+        self.restore_button.clicked.connect(self.restore)
+        buttons.addButton(self.restore_button, QDialogButtonBox.ButtonRole.ActionRole)
+        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.table.itemSelectionChanged.connect(lambda: self.restore_button.setEnabled(self._chosen_version() is not None))
+        self.restore_button.setEnabled(False)
+        layout = QVBoxLayout(self)
+        layout.addWidget(empty)
+        layout.addWidget(self.table)
+        layout.addWidget(buttons)
+        self.resize(760, 380)
+
+    def _chosen_version(self) -> int | None:
+        row = self.table.currentRow()
+        entry = self.rows[row] if 0 <= row < len(self.rows) else None
+        return int(entry.version) if entry is not None and entry.version and entry.reader == self.reader else None
+
+    def restore(self) -> None:
+        version = self._chosen_version()
+        if version is not None:
+            self.restore_requested.emit(version)
+            self.accept()
+
+    def cell(self, row: int, column: str) -> str:
+        item = self.table.item(row, self.COLUMNS.index(column))
+        return item.text() if item is not None else ""
+
+
+class AgreementDialog(QDialog):
+    """Pick two readers of the shown series; Compare shows the Dice of each label over the slices both annotated."""
+
+    compared = Signal(object)  # list[tuple[str, float | None]]: label, Dice
+
+    def __init__(self, session: ProjectSession, model: ViewerModel, series_name: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(f"Reader agreement on {series_name}")
+        self.session, self.model = session, model
+        readers = session.readers_of(model)
+        self.first, self.second = QComboBox(self), QComboBox(self)
+        for box in (self.first, self.second):
+            box.addItems(readers)
+        self.second.setCurrentIndex(min(1, len(readers) - 1))
+        self.compare_button = QPushButton("Compare", self)
+        self.compare_button.setEnabled(len(readers) >= 2)
+        self.compare_button.clicked.connect(self.compare)
+        self.status = QLabel("" if len(readers) >= 2 else "Agreement needs two readers who saved a mask of this series.", self)
+        self.status.setWordWrap(True)
+        self.table = QTableWidget(0, 2, self)
+        self.table.setHorizontalHeaderLabels(["Label", "Dice"])
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        pick = QHBoxLayout()
+        for widget in (QLabel("Reader", self), self.first, QLabel("and", self), self.second, self.compare_button):
+            pick.addWidget(widget)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(pick)
+        layout.addWidget(self.status)
+        layout.addWidget(self.table)
+        layout.addWidget(buttons)
+        self.resize(460, 320)
+
+    def compare(self) -> None:
+        """Work out the agreement of the two readers chosen, in a worker (it reads both masks)."""
+        a, b = self.first.currentText(), self.second.currentText()
+        if a == b:
+            self.status.setText("Choose two different readers.")
+            return
+        self.status.setText(f"comparing {a} and {b}…")
+        self.compare_button.setEnabled(False)
+        session, model = self.session, self.model
+        start_task(lambda _progress, _cancel: session.agreement(model, a, b), self, done=self._show, failed=self._failed)
+
+    def _show(self, scores: list[tuple[str, float | None]]) -> None:
+        self.compare_button.setEnabled(True)
+        self.table.setRowCount(len(scores))
+        for row, (label, dice) in enumerate(scores):
+            self.table.setItem(row, 0, QTableWidgetItem(label))
+            self.table.setItem(row, 1, QTableWidgetItem("—" if dice is None else f"{dice:.3f}"))
+        self.table.resizeColumnsToContents()
+        self.status.setText(
+            f"Dice between {self.first.currentText()} and {self.second.currentText()} over the slices both annotated "
+            "(— : neither drew the label)"
+        )
+        self.compared.emit(scores)
+
+    def _failed(self, message: str) -> None:
+        self.compare_button.setEnabled(True)
+        self.status.setText(f"<span style='color:#e15759'>{html.escape(message)}</span>")
+
+
+class ProjectController(QObject):
+    """The project's menu actions, banner and lock timer in ``window``, and the edits reported to ``session``."""
+
+    opened = Signal(object)  # the Project now open (read-only or not)
+
+    def __init__(self, window: MainWindow, session: ProjectSession) -> None:
+        super().__init__(window)
+        self.window, self.session = window, session
+        self.history_dialog: LabelHistoryDialog | None = None
+        self.agreement_dialog: AgreementDialog | None = None
+        self.banner = ProjectBanner(window)
+        self.banner.take_over_requested.connect(self.take_over)
+        self._banner_bar: QToolBar | None = None  # made on the first notice (after the window's saved layout is restored)
+        self._tool = Tool.NAVIGATE
+        self._last_tool = UNKNOWN_TOOL
+        self._edits_noted = 0  # the editor's edit count when the last edit was noted
+        self.timer = QTimer(self)
+        self.timer.setInterval(int(REFRESH_EVERY_S * 1000 / 2))
+        self.timer.timeout.connect(session.refresh_lock)
+        self.timer.start()
+        self.actions = {
+            "new": self._action("&New project…", self.new_project),
+            "open": self._action("Open &project…", self.open_project),
+            "add": self._action("&Add the shown series' folder to the project", self.add_shown_folder),
+            "reader": self._action("Reader &name…", self.set_reader),
+            "history": self._action("Label &history…", self.show_history),
+            "agreement": self._action("Reader &agreement…", self.show_agreement),
+        }
+        window.viewer.tool_changed.connect(self._tool_changed)
+        window.viewer.stroke_ended.connect(lambda: self._note(EDITOR_TOOLS.get(self._tool.value, self._tool.value)))
+        window.prompt_tool.prompted.connect(lambda _stroke: self._note(EDITOR_TOOLS["box"]))
+        window.prompt_tool.propagation_arrived.connect(lambda _index: self._note(EDITOR_TOOLS["box"]))
+        interpolate = window.label_tools.actions_by_name.get("interpolate")  # where the editor interpolates between slices
+        if interpolate is not None:
+            interpolate.triggered.connect(lambda _checked=False: self._note_if_edited(INTERPOLATION))
+
+    def _action(self, text: str, slot: Callable[[], object]) -> QAction:
+        action = QAction(text, self.window)
+        action.triggered.connect(lambda _checked=False: slot())
+        return action
+
+    # --- edits -------------------------------------------------------------------------------
+
+    def _tool_changed(self, tool: Tool) -> None:
+        self._tool = tool
+
+    def _note(self, tool: str, detail: str = "") -> None:
+        self._last_tool = tool
+        self.session.note_edit(tool, detail)
+        model = self.window.viewer.model
+        self._edits_noted = model.editor.edits if model is not None and model.editor is not None else 0
+
+    def _note_if_edited(self, tool: str) -> None:
+        """Note ``tool`` if the label changed since the last edit noted (an action that may have found nothing to do)."""
+        model = self.window.viewer.model
+        if model is not None and model.editor is not None and model.editor.edits != self._edits_noted:
+            self._note(tool)
+
+    def note_prediction(self, run_dir: Path | None, layer_name: str) -> None:
+        """A prediction was merged into the label: recorded as accepted from its run."""
+        self._note(PREDICTION, f"run {run_dir}" if run_dir is not None else layer_name)
+
+    def last_tool(self) -> str:
+        """The tool a save records when no edit was reported since the last one."""
+        return self._last_tool
+
+    def label_saved(self, editor: LabelEditor, edits: int, version: MaskVersion | None) -> None:
+        """A save into the project ended (None: a newer snapshot had been saved already)."""
+        window = self.window
+        window._idle()
+        if version is None:
+            return
+        editor.saved(edits)
+        window.label_tools.refresh()
+        window.status_message.setText(f"Label saved in the project {self._name()} as {version.reader}'s version {version.version}")
+        window.label_saved.emit(version)
+
+    # --- opening -----------------------------------------------------------------------------
+
+    def open_at_start(self) -> None:
+        """Open the project open when the app last closed, else the default one (in a worker: the first time, the label
+        store's labels move into it)."""
+        session, last, store = self.session, self.window.settings.last_project(), self.window.label_store
+        self.window._run("project", lambda _progress, _cancel: session.open_at_start(last, store), self._use, self._not_opened)
+
+    def _use(self, project: Project) -> None:
+        self.window._idle()
+        self.session.use(project)
+        self._opened()
+
+    def _not_opened(self, message: str) -> None:
+        self.window._idle()
+        self.window.problems.add("opening the project", f"{message}; labels are saved to your label store")
+        self.window.status_message.setText("No project could be opened: labels are saved to your label store (see Problems)")
+
+    def open_project(self, folder: Path | None = None, take_over: bool = False) -> bool:
+        """Open the project in ``folder`` (asked for when None); False when none was opened."""
+        if folder is None:
+            chosen = QFileDialog.getExistingDirectory(self.window, "Open project", str(self.window.settings.last_project() or ""))
+            if not chosen:
+                return False
+            folder = Path(chosen)
+        if not self.window.resolve_unsaved_label():
+            return False
+        try:
+            self.session.open(folder, take_over=take_over)
+        except MedtlError as error:
+            QMessageBox.warning(self.window, "Project not opened", str(error))
+            return False
+        self._opened()
+        return True
+
+    def new_project(self, folder: Path | None = None) -> bool:
+        """Create a project in ``folder`` (asked for when None: an empty folder) and open it."""
+        if folder is None:
+            chosen = QFileDialog.getExistingDirectory(self.window, "New project: choose or create an empty folder")
+            if not chosen:
+                return False
+            folder = Path(chosen)
+        if not self.window.resolve_unsaved_label():
+            return False
+        try:
+            self.session.create(folder)
+        except MedtlError as error:
+            QMessageBox.warning(self.window, "Project not created", str(error))
+            return False
+        self._opened()
+        return True
+
+    def take_over(self) -> None:
+        """Open the project again for writing, taking over its stale lock."""
+        try:
+            self.session.take_over()
+        except MedtlError as error:
+            QMessageBox.warning(self.window, "Project not taken over", str(error))
+            return
+        self._opened()
+
+    def _opened(self) -> None:
+        project = self.session.project
+        assert project is not None
+        self.window.settings.set_last_project(project.folder)
+        self.window.training.set_project(project.folder, self.session.link_run)
+        self.show_state()
+        self.window.status_message.setText(f"Project {self._name()}" + (" (read-only)" if project.read_only else "") + f", reader {self.session.reader}")
+        self.opened.emit(project)
+
+    def show_state(self) -> None:
+        """The window title names the project; the banner shows while it is read-only."""
+        project = self.session.project
+        title = "medtl" if project is None else f"medtl — {project.name}" + (" (read-only)" if project.read_only else "")
+        self.window.setWindowTitle(title)
+        notice = self.session.notice
+        if notice is not None and self._banner_bar is None:
+            self.window.addToolBarBreak()
+            self._banner_bar = self.window.addToolBar("Project")
+            self._banner_bar.setObjectName("project_banner")
+            self._banner_bar.setMovable(False)
+            self._banner_bar.addWidget(self.banner)
+            self._banner_bar.toggleViewAction().setVisible(False)
+        if notice is not None:
+            self.banner.show_notice(notice, self.session.can_take_over())
+        if self._banner_bar is not None:
+            self._banner_bar.setVisible(notice is not None)
+
+    def _name(self) -> str:
+        return self.session.project.name if self.session.project is not None else "(none)"
+
+    # --- series, reader, history, agreement --------------------------------------------------
+
+    def add_shown_folder(self) -> None:
+        """Record the shown series' DICOM folder (its image series) in the project, in a worker."""
+        model = self.window.viewer.model
+        if model is None or not model.files:
+            self.window.status_message.setText("Open a DICOM series first, then add its folder to the project")
+            return
+        folder = Path(model.files[0]).parent
+        session = self.session
+        self.window._run("project_add", lambda _progress, _cancel: session.add_folder(folder), self._added, lambda m: self.window._failed("adding to the project", m, "add"))
+        self.window._show_progress(0, 0, "adding the folder to the project")
+
+    def _added(self, result: tuple[list[object], list[str]]) -> None:
+        self.window._idle()
+        recorded, skipped = result
+        for reason in skipped:
+            self.window.problems.add("adding to the project", reason)
+        self.window.status_message.setText(f"{len(recorded)} series in the project {self._name()}" + (f" ({len(skipped)} left out: see Problems)" if skipped else ""))
+
+    def set_reader(self, name: str | None = None) -> str | None:
+        """Name the reader (asked for when None; empty: the OS user), remembered in the settings."""
+        if name is None:
+            text, ok = QInputDialog.getText(self.window, "Reader name", "Your name in the label history (empty: your login name):", text=self.session.reader)
+            if not ok:
+                return None
+            name = text
+        reader = self.session.set_reader(name)
+        self.window.settings.set_reader_name(name.strip() or None)
+        self.window.status_message.setText(f"Reader: {reader}")
+        return reader
+
+    def show_history(self) -> LabelHistoryDialog | None:
+        """The shown series' label history in the project."""
+        model = self.window.viewer.model
+        if model is None or self.session.project is None:
+            self.window.status_message.setText("Open a project and a series to see its label history")
+            return None
+        self.history_dialog = LabelHistoryDialog(self.session.history_rows(model), _series_name(model), self.session.reader, self.window)
+        self.history_dialog.restore_requested.connect(self.restore_version)
+        self.history_dialog.open()
+        return self.history_dialog
+
+    def restore_version(self, number: int) -> None:
+        """Make the reader's mask version ``number`` of the shown series the label again (in a worker), and edit it."""
+        window, model = self.window, self.window.viewer.model
+        if model is None or not window.resolve_unsaved_label():
+            return
+        try:
+            call = self.session.restore_call(model, number)
+        except MedtlError as error:
+            window.status_message.setText(str(error))
+            return
+        window._run("restore_label", call, lambda restored: self._restored(model, number, *restored), window._label_not_restored)
+
+    def _restored(self, model: ViewerModel, number: int, version: MaskVersion, mask: Volume) -> None:
+        self.window._idle()
+        if model is not self.window.viewer.model:
+            return
+        self.session.edit(model, version, mask)
+        self.window.label_tools.refresh()
+        self.window.status_message.setText(f"Restored label version {number} as version {version.version} (restore the one before to undo)")
+        self.window.label_restored.emit(version)
+
+    def show_agreement(self) -> AgreementDialog | None:
+        """Compare two readers' masks of the shown series."""
+        model = self.window.viewer.model
+        if model is None or self.session.project is None:
+            self.window.status_message.setText("Open a project and a series read by two readers to see their agreement")
+            return None
+        self.agreement_dialog = AgreementDialog(self.session, model, _series_name(model), self.window)
+        self.agreement_dialog.open()
+        return self.agreement_dialog
+
+
+def _series_name(model: ViewerModel) -> str:
+    return model.label.series_description or str(model.volume.metadata.get("series_uid", "")) or "the shown image"
+
