@@ -357,9 +357,8 @@ class LabelEditor:
             locked = np.zeros(256, bool)
             locked[sorted(self.locked)] = True
             voxels = voxels[~locked[flat[voxels]] & ~locked[new[voxels]]]
-        for value in np.flatnonzero(np.bincount(new[voxels], minlength=256)):
-            if value:
-                self.layer.colors.setdefault(int(value), self.layer.colour_of(int(value)))
+        for found in np.flatnonzero(np.bincount(new[voxels], minlength=256)[1:]) + 1:
+            self.layer.colors.setdefault(int(found), self.layer.colour_of(int(found)))
         if not len(voxels) and self.annotated.complete:
             return None
         before = flat[voxels]

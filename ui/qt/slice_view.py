@@ -425,11 +425,11 @@ class SliceView(QWidget):
     def _grow_at(self, point: QPointF) -> None:
         """Grow a region from the pixel under ``point``."""
         assert self.model is not None and self.model.editor is not None and self.plane is not None
-        model, plane = self.model, self.plane
+        model, plane, editor = self.model, self.plane, self.model.editor
         index = model.slice_index(plane)
         image = model.volume.array if not model.volume.is_rgb else model.volume.array.mean(axis=-1)
         cut = model.cuts.get(plane, image, index) if plane.computed else plane.extract(image, index)
-        if model.editor.grow(plane, index, *self.image_position(point), image, cut, model.volume.spacing) is not None:
+        if editor.grow(plane, index, *self.image_position(point), image, cut, model.volume.spacing) is not None:
             model.layer_changed()
             self.stroke_ended.emit()
 
