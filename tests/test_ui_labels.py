@@ -116,7 +116,7 @@ def test_a_drag_leaves_no_gaps_and_the_eraser_erases() -> None:
 
 def test_undo_history_is_bounded_in_bytes() -> None:
     plane = ViewPlane.of_kind(PlaneKind.AXIAL, np.eye(3))
-    editor = LabelEditor(LabelLayer("label", np.zeros((1, 64, 64), np.uint8)), radius_mm=3, undo_bytes=2000)
+    editor = LabelEditor(LabelLayer("label", np.zeros((1, 64, 64), np.uint8)), radius_mm=3, undo_bytes=400)
     for column in range(4, 60, 8):
         editor.begin(plane, 0)
         editor.paint(30, column, (1.0, 1.0, 1.0))

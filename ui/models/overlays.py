@@ -14,6 +14,7 @@ from enum import Enum
 
 import numpy as np
 
+from medtl.annotate.change import label_counts
 from medtl.render.blend import boundary, mix_bgra
 from medtl.render.colours import COLORMAPS, LABEL_PALETTE, colormap_table
 
@@ -41,6 +42,7 @@ class LabelLayer:
     style: LabelStyle = LabelStyle.FILL
     visible: bool = True
     palette: Palette = LABEL_PALETTE
+    hidden: set[int] = field(default_factory=set)  # label values not shown
 
     def __post_init__(self) -> None:
         if self.mask.ndim != 3 or self.mask.dtype.kind not in "iub":
@@ -48,9 +50,8 @@ class LabelLayer:
         if self.mask.size and (self.mask.min() < 0 or self.mask.max() > 255):
             raise ValueError("label values must lie in 0..255")
         self.mask = self.mask.astype(np.uint8, copy=False)
-        for label in np.unique(self.mask):
-            if label:
-                self.colors.setdefault(int(label), self.colour_of(int(label)))
+        for label in np.flatnonzero(label_counts(self.mask)[1:]) + 1:  # np.unique hashes: 0.5 s for 512 x 512 x 300
+            self.colors.setdefault(int(label), self.colour_of(int(label)))
 
     def colour_of(self, value: int) -> tuple[int, int, int]:
         """The palette colour of label ``value`` (1, 2, ...)."""
@@ -63,6 +64,8 @@ class LabelLayer:
     def blend(self, bgra: np.ndarray, cut: np.ndarray) -> None:
         """Blend this layer's ``cut`` (``[h, w]``, from the same plane) into the display pixels ``bgra`` in place."""
         covered = cut != 0
+        if self.hidden:
+            covered &= ~np.isin(cut, sorted(self.hidden))
         if self.style is LabelStyle.OUTLINE:
             covered &= boundary(cut)
         if not covered.any():

@@ -607,6 +607,7 @@ class MainWindow(QMainWindow):
         self.pixel_label = QLabel("", self)
         self.pixel_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         bar.addWidget(self.status_message, 1)
+        bar.addPermanentWidget(self.label_tools.class_labels.status_progress)
         bar.addPermanentWidget(self.pixel_label)
         bar.addPermanentWidget(self.progress)
         bar.addPermanentWidget(self.cancel_button)
@@ -672,7 +673,10 @@ class MainWindow(QMainWindow):
         model_menu.addActions([results_action, self.rank_action, self.ranking.next_action])
         labels = self.label_tools.actions_by_name
         label_menu = self.menuBar().addMenu("&Label")
-        for names in (("accept", "new_label"), ("brush", "eraser", "smaller", "larger"), ("box", "propagate"), ("undo", "redo", "save")):
+        for names in (
+            ("accept", "new_label"), ("brush", "eraser", "lasso", "threshold", "grow", "ball", "smaller", "larger", "interpolate"), ("box", "propagate"),
+            ("undo", "redo", "save"), ("next_unlabelled",),
+        ):  # fmt: skip
             label_menu.addActions([labels[name] for name in names])
             label_menu.addSeparator()
         label_menu.addAction(versions_action)

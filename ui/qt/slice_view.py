@@ -11,12 +11,12 @@ import math
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QImage, QMouseEvent, QPainter, QPaintEvent, QPen, QWheelEvent
+from PySide6.QtGui import QColor, QFont, QImage, QMouseEvent, QPainter, QPaintEvent, QPen, QPolygonF, QWheelEvent
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from medtl.render.colours import colormap_table
 from medtl.render.window import WindowLevel
-from ui.models.label_editor import Tool
+from ui.models.label_editor import PAINTING_TOOLS, Tool
 from ui.models.overlays import HeatmapLayer
 from ui.models.prompt_marks import PromptMarks, engine_plane
 from ui.models.view_plane import ViewPlane
@@ -28,7 +28,10 @@ MOUSE_GESTURES = (
     ("Ctrl + wheel", "zoom about the pointer"),
     ("Right drag", "window / level (horizontal: width, vertical: level)"),
     ("Middle drag, Shift + left drag", "pan"),
-    ("Left click / drag", "move the crosshair (1×3, 2×2 layouts) and read the pixel; with the brush or eraser: paint"),
+    ("Left click / drag", "move the crosshair (1×3, 2×2 layouts) and read the pixel; with the brush, eraser or threshold brush: paint"),
+    ("Left drag (lasso), Shift + drag", "fill the region dragged round; with Shift: erase it"),
+    ("Ctrl + left drag (threshold brush)", "paint the pixels within the threshold range inside the box"),
+    ("Left click (region growing)", "paint the connected region of similar intensity"),
     ("Left drag (AI box tool)", "draw a box: the AI model outlines the structure in it"),
     ("Left click, Shift + click or right click (AI box tool)", "add a spot to the AI mask, or take one away"),
     ("Double click", "fit the image to the view"),
@@ -67,7 +70,8 @@ class SliceView(QWidget):
         self._image: QImage | None = None
         self._dirty = True
         self._drag: tuple[Qt.MouseButton, QPointF, WindowLevel | QPointF] | None = None
-        self._box: tuple[QPointF, QPointF] | None = None  # the AI box being dragged (widget points)
+        self._box: tuple[QPointF, QPointF] | None = None  # the AI or threshold box being dragged (widget points)
+        self._lasso: list[QPointF] | None = None  # the lasso path being dragged (widget points)
         self.prompt_marks: PromptMarks | None = None
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setMouseTracking(True)
@@ -157,6 +161,7 @@ class SliceView(QWidget):
         self._paint_scale_bar(painter, rect)
         self._paint_colour_bars(painter)
         self._paint_brush(painter, rect)
+        self._paint_lasso(painter)
         self._paint_prompt(painter, rect)
         if self.hasFocus() and self.show_crosshair:
             painter.setPen(QPen(CROSSHAIR_COLOUR, 2))
@@ -188,8 +193,16 @@ class SliceView(QWidget):
         width_mm, height_mm = self.plane.pixel_spacing(self.model.volume.spacing)  # type: ignore[union-attr]
         radius_x = editor.radius_mm * rect.width() / (columns * width_mm)
         radius_y = editor.radius_mm * rect.height() / (rows * height_mm)
-        painter.setPen(QPen(TEXT_COLOUR if self.tool is Tool.BRUSH else MARKER_COLOUR, 1, Qt.PenStyle.DashLine))
+        painter.setPen(QPen(MARKER_COLOUR if self.tool is Tool.ERASER else TEXT_COLOUR, 1, Qt.PenStyle.DashLine if editor.in_3d else Qt.PenStyle.SolidLine))
         painter.drawEllipse(self._pointer, radius_x, radius_y)
+
+    def _paint_lasso(self, painter: QPainter) -> None:
+        """The lasso path being dragged, closed back to its start."""
+        if self._lasso is None or len(self._lasso) < 2:
+            return
+        painter.setPen(QPen(PROMPT_COLOUR, 1.5, Qt.PenStyle.DashLine))
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawPolygon(QPolygonF(self._lasso))
 
     def set_prompt_marks(self, marks: PromptMarks | None) -> None:
         self.prompt_marks = marks
@@ -308,6 +321,12 @@ class SliceView(QWidget):
                 self._emit_point(event.position(), include=False)
             else:
                 self._box = (event.position(), event.position())
+        elif button == Qt.MouseButton.LeftButton and self._editing(Tool.THRESHOLD) and event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            self._box = (event.position(), event.position())
+        elif button == Qt.MouseButton.LeftButton and self._editing(Tool.LASSO):
+            self._lasso = [event.position()]
+        elif button == Qt.MouseButton.LeftButton and self._editing(Tool.GROW):
+            self._grow_at(event.position())
         elif button == Qt.MouseButton.MiddleButton or (button == Qt.MouseButton.LeftButton and shift):
             self._drag = (Qt.MouseButton.MiddleButton, event.position(), QPointF(self.pan))
         elif button == Qt.MouseButton.RightButton:
@@ -326,6 +345,9 @@ class SliceView(QWidget):
             return
         if self._box is not None:
             self._box = (self._box[0], event.position())
+            self.update()
+        if self._lasso is not None:
+            self._lasso.append(event.position())
             self.update()
         if self._drag is not None:
             button, start, initial = self._drag
@@ -349,9 +371,15 @@ class SliceView(QWidget):
         if self._box is not None:
             start, self._box = self._box[0], None
             self.update()
-            self._prompt_released(start, event.position())
+            if self.tool is Tool.THRESHOLD:
+                self._threshold_released(start, event.position())
+            else:
+                self._prompt_released(start, event.position())
         elif self._drag is not None and self._drag[0] == Qt.MouseButton.RightButton and self._prompting() and _is_click(self._drag[1], event.position()):
             self._emit_point(event.position(), include=False)
+        elif self._lasso is not None:
+            path, self._lasso = self._lasso + [event.position()], None
+            self._lasso_released(path, erase=bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier))
         if self._drag is not None and self._drag[0] == Qt.MouseButton.LeftButton and self._painting():
             assert self.model is not None and self.model.editor is not None
             if self.model.editor.end() is not None:
@@ -368,8 +396,42 @@ class SliceView(QWidget):
         self.hovered.emit(None)
 
     def _painting(self) -> bool:
+        return self._editing(*PAINTING_TOOLS)
+
+    def _editing(self, *tools: Tool) -> bool:
+        """One of ``tools`` is active on a slice (not a projection) of a series with an editable label."""
         editable = self.model is not None and self.model.editor is not None and self.plane is not None and not self.plane.projection
-        return self.tool in (Tool.BRUSH, Tool.ERASER) and editable
+        return self.tool in tools and editable
+
+    def _lasso_released(self, path: list[QPointF], erase: bool) -> None:
+        """Fill (or erase) the region inside the lasso ``path``."""
+        assert self.model is not None and self.model.editor is not None and self.plane is not None
+        points = [self.image_position(point) for point in path]
+        if self.model.editor.lasso(self.plane, self.model.slice_index(self.plane), points, erase=erase) is not None:
+            self.model.layer_changed()
+            self.stroke_ended.emit()
+        else:
+            self.update()
+
+    def _threshold_released(self, start: QPointF, end: QPointF) -> None:
+        """Paint the pixels within the threshold band inside the box dragged from ``start`` to ``end``."""
+        assert self.model is not None and self.model.editor is not None and self.plane is not None
+        corners = (*self.image_position(start), *self.image_position(end))
+        image = self.model.volume.array if not self.model.volume.is_rgb else self.model.volume.array.mean(axis=-1)
+        if self.model.editor.threshold_box(self.plane, self.model.slice_index(self.plane), corners, image) is not None:
+            self.model.layer_changed()
+            self.stroke_ended.emit()
+
+    def _grow_at(self, point: QPointF) -> None:
+        """Grow a region from the pixel under ``point``."""
+        assert self.model is not None and self.model.editor is not None and self.plane is not None
+        model, plane, editor = self.model, self.plane, self.model.editor
+        index = model.slice_index(plane)
+        image = model.volume.array if not model.volume.is_rgb else model.volume.array.mean(axis=-1)
+        cut = model.cuts.get(plane, image, index) if plane.computed else plane.extract(image, index)
+        if editor.grow(plane, index, *self.image_position(point), image, cut, model.volume.spacing) is not None:
+            model.layer_changed()
+            self.stroke_ended.emit()
 
     def _prompting(self) -> bool:
         """The AI box tool is active on a grid view of a series with an editable label."""
@@ -393,7 +455,9 @@ class SliceView(QWidget):
         """Paint the open stroke at ``point`` (erasing with the eraser) and show the result."""
         assert self.model is not None and self.model.editor is not None
         row, column = self.image_position(point)
-        self.model.editor.paint(row, column, self.model.volume.spacing, erase=self.tool is Tool.ERASER)
+        volume = self.model.volume
+        image = volume.array if self.tool is Tool.THRESHOLD and not volume.is_rgb else None
+        self.model.editor.paint(row, column, volume.spacing, erase=self.tool is Tool.ERASER, image=image)
         self.model.layer_changed()
 
     def _move_cursor(self, point: QPointF) -> None:
