@@ -65,8 +65,9 @@ def test_accepting_a_prediction_keeps_every_voxel_the_user_drew_and_undoes_in_on
     assert editor.accept(prediction, {2: "ventricle"}) is not None
     mask = editor.layer.mask
     assert mask[2, 5, 5] == 1 and mask[3, 6, 6] == 0  # the user's strokes win
+    assert mask[2, 4, 4] == 0 and mask[3, 4, 4] == 0  # and so do the rest of the slices the user annotated
     assert mask[1, 4, 4] == 2 and mask[4, 7, 7] == 2 and editor.names == {1: "label 1", 2: "ventricle"}
-    assert editor.annotated.complete and editor.layer.colors[2] == LABEL_PALETTE[1]
+    assert editor.annotated.complete and editor.annotated.slices == annotated.slices and editor.layer.colors[2] == LABEL_PALETTE[1]
     assert editor.undo() and np.array_equal(editor.layer.mask, before) and editor.annotated == annotated
     assert editor.redo() and editor.layer.mask[1, 4, 4] == 2 and editor.annotated.complete
     assert editor.accept(prediction, {2: "ventricle"}) is None  # nothing left to add

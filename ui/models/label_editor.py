@@ -342,9 +342,10 @@ class LabelEditor:
 
     def accept(self, values: np.ndarray, names: dict[int, str]) -> Stroke | None:
         """Merge a prediction ``values`` (``[z, y, x]`` on the label's grid) into the label as one undo step: it fills
-        every voxel the user has not drawn on; the voxels the user drew keep their value, and locked labels are kept.
-        ``names`` name its values (they replace the placeholder names "label N"). The whole label counts as annotated
-        afterwards."""
+        every voxel the user has not drawn on; the voxels the user drew keep their value, so do the slices the user
+        annotated (background included: an annotated slice is the user's answer for all of it), and locked labels are
+        kept. ``names`` name its values (they replace the placeholder names "label N"). The whole label counts as
+        annotated afterwards, and the slices the user annotated stay recorded."""
         self.end()
         if values.shape != self.layer.mask.shape:
             raise ValueError(f"the prediction has shape {values.shape}, the label {self.layer.mask.shape}")
@@ -352,7 +353,7 @@ class LabelEditor:
             if value != 0 and self.names.get(value, f"label {value}") == f"label {value}":
                 self.names[value] = name
         flat, new = self.layer.mask.reshape(-1), np.asarray(values, dtype=np.uint8).reshape(-1)
-        voxels = np.flatnonzero((self._drawn.reshape(-1) == 0) & (flat != new))
+        voxels = np.flatnonzero((self._drawn.reshape(-1) == 0) & (flat != new) & ~self._annotated_voxels().reshape(-1))
         if self.locked:
             locked = np.zeros(256, bool)
             locked[sorted(self.locked)] = True
@@ -364,7 +365,18 @@ class LabelEditor:
         before = flat[voxels]
         flat[voxels] = new[voxels]
         self.revision += 1
-        return self._record(Stroke(self.layer.mask.shape, Change.applied(self.layer.mask, voxels, before), EMPTY_REGION, (self.annotated, Annotated.everything()), tool="accept"))
+        return self._record(Stroke(self.layer.mask.shape, Change.applied(self.layer.mask, voxels, before), EMPTY_REGION, (self.annotated, Annotated(self.annotated.slices, complete=True)), tool="accept"))
+
+    def _annotated_voxels(self) -> np.ndarray:
+        """True on the slices the user annotated (kept through an accepted prediction, which makes the rest of the
+        label count as annotated too, so a newer prediction replaces an older one everywhere else)."""
+        annotated = np.zeros(self.layer.mask.shape, bool)
+        for axis, indices in enumerate(self.annotated.slices):
+            if indices:
+                index: list[slice | list[int]] = [slice(None)] * 3
+                index[axis] = sorted(indices)
+                annotated[tuple(index)] = True
+        return annotated
 
     @property
     def last_stroke(self) -> Stroke | None:
