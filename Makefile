@@ -10,11 +10,15 @@ OUT    ?= out
 
 setup: $(VENV)/.installed
 
-# torch is pinned and installed first so that pip never resolves a multi-GB build we do not want.
+# torch is pinned and installed first so that pip never resolves a multi-GB build we do not want. TORCH_INDEX chooses
+# the build (and so the installer's, packaging/README.md): https://download.pytorch.org/whl/cpu (CPU only) or
+# https://download.pytorch.org/whl/cuXYZ (a CUDA build; see pytorch.org for the CUDA versions of torch 2.13); unset, pip's own
+# configuration decides (PyPI: CUDA on Linux x86-64).
+TORCH_INDEX ?=
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.13.0 torchvision==0.28.0
+	$(PY) -m pip install -q torch==2.13.0 torchvision==0.28.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PY) -m pip install -q -e ".[test]"
 	touch $@
 

@@ -16,8 +16,8 @@ import subprocess
 import sys
 from pathlib import Path, PurePosixPath
 
-TORCH_UNUSED_DIRS = ("test", "include", "share", "testing/_internal")
-"""Under ``torch/``: C++ test programs and data, C/C++ headers, CMake files, torch's own test helpers."""
+TORCH_UNUSED_DIRS = ("test", "include", "share")
+"""Under ``torch/``: C++ test programs and data, C/C++ headers, CMake files (``testing/_internal`` stays: ``torch.utils.checkpoint`` imports it)."""
 TORCH_KEPT_PROGRAMS = ("torch_shm_manager", "torch_shm_manager.exe")
 """The only program in ``torch/bin`` torch runs itself (shared memory between DataLoader workers)."""
 TORCH_TEST_LIBRARIES = ("libaoti_custom_ops", "libbackend_with_compiler", "libjitbackend_test", "libtorchbind_test", "aoti_custom_ops", "backend_with_compiler", "jitbackend_test", "torchbind_test")
@@ -86,7 +86,7 @@ def slim(toc: list[tuple[str, str, str]], cache: Path) -> list[tuple[str, str, s
     for destination, source, typecode in toc:
         if is_unused(destination):
             continue
-        if strip and typecode == "BINARY" and needs_stripping(destination):
+        if strip and typecode in ("BINARY", "EXTENSION") and needs_stripping(destination):
             source = stripped_copy(source, cache)
         kept.append((destination, source, typecode))
     return kept

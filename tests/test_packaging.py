@@ -40,7 +40,7 @@ def test_the_version_is_written_once_in_pyproject() -> None:
         ("torch/bin/torch_shm_manager", False),  # DataLoader workers' shared memory
         ("torch/lib/libtorchbind_test.so", True),
         ("torch/lib/libtorch_cpu.so", False),
-        ("torch/testing/_internal/common_utils.py", True),
+        ("torch/testing/_internal/common_utils.py", False),  # torch.utils.checkpoint imports torch.testing._internal
         ("torch/testing/_comparison.py", False),
         ("PySide6/Qt/translations/qtbase_de.qm", True),
         ("PySide6/Qt/plugins/sqldrivers/libqsqlite.so", True),
@@ -84,12 +84,14 @@ def test_slim_drops_unused_files_and_strips_torch(tmp_path: Path, monkeypatch: p
         ("torch/lib/libtorch_cpu.so", "/venv/torch/lib/libtorch_cpu.so", "BINARY"),
         ("torch/bin/test_jit", "/venv/torch/bin/test_jit", "DATA"),
         ("numpy.libs/libopenblas.so", "/venv/numpy.libs/libopenblas.so", "BINARY"),
+        ("_libjpeg.cpython-311-x86_64-linux-gnu.so", "/venv/_libjpeg.cpython-311-x86_64-linux-gnu.so", "EXTENSION"),
     ]
     assert bundle_filter.slim(toc, tmp_path) == [
         ("torch/lib/libtorch_cpu.so", f"{tmp_path}/libtorch_cpu.so", "BINARY"),
         ("numpy.libs/libopenblas.so", "/venv/numpy.libs/libopenblas.so", "BINARY"),
+        ("_libjpeg.cpython-311-x86_64-linux-gnu.so", f"{tmp_path}/_libjpeg.cpython-311-x86_64-linux-gnu.so", "EXTENSION"),
     ]
-    assert made == ["/venv/torch/lib/libtorch_cpu.so"]
+    assert made == ["/venv/torch/lib/libtorch_cpu.so", "/venv/_libjpeg.cpython-311-x86_64-linux-gnu.so"]
 
 
 def test_prune_keeps_only_the_system_libraries_something_links_to(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -45,9 +45,14 @@ while read -r soname; do
     package="$(dpkg -S "*/$soname" 2>/dev/null | grep -v -e '^diversion' | head -n 1 | cut -d: -f1 || true)"
     if [ -z "$package" ]; then
         case "$soname" in  # not installed here: the package that provides it on Debian and Ubuntu
+            libxcb-icccm.so.4) package=libxcb-icccm4 ;;  # Qt's xcb platform plugin (X11)
+            libxcb-image.so.0) package=libxcb-image0 ;;
             libxcb-keysyms.so.1) package=libxcb-keysyms1 ;;
+            libxcb-render-util.so.0) package=libxcb-render-util0 ;;
             libxcb-cursor.so.0) package=libxcb-cursor0 ;;
             libxkbcommon-x11.so.0) package=libxkbcommon-x11-0 ;;
+            libwayland-cursor.so.0) package=libwayland-cursor0 ;;  # Qt's Wayland platform plugin
+            libwayland-egl.so.1) package=libwayland-egl1 ;;
             *) echo "build_deb.sh: warning: no installed package provides $soname (needed by the bundle); it is not in Depends" >&2; continue ;;
         esac
     fi

@@ -9,14 +9,17 @@
 set -euo pipefail
 deb="$(realpath "${1:?usage: test_deb.sh PACKAGE.deb}")"
 [ "$(id -u)" = 0 ] || { echo "test_deb.sh: run as root: it installs and removes a package" >&2; exit 2; }
-if dpkg -s medtl >/dev/null 2>&1; then echo "test_deb.sh: medtl is already installed here; remove it first" >&2; exit 2; fi
+case "$(dpkg-query -W -f '${db:Status-Status}' medtl 2>/dev/null || true)" in
+    installed|unpacked|half-configured) echo "test_deb.sh: medtl is already installed here; remove it first" >&2; exit 2 ;;
+    config-files) dpkg --purge medtl >/dev/null ;;  # what an earlier dpkg -r left: the postrm, kept for a purge
+esac
 fail() { echo "test_deb.sh: FAILED: $*" >&2; exit 1; }
 user="medtl-deb-test"
 work="$(mktemp -d)"
-chmod 755 "$work"
 cleanup() { userdel -r "$user" >/dev/null 2>&1 || true; rm -rf "$work"; }
 trap cleanup EXIT
 useradd --create-home --shell /bin/sh "$user"
+chown "$user" "$work"  # the user writes the screenshot there
 as_user() { runuser -u "$user" -- env -i HOME="/home/$user" PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 "$@"; }
 
 echo "== dpkg -i $(basename "$deb")"
@@ -28,7 +31,10 @@ for path in /usr/bin/medtl /opt/medtl/medtl /usr/share/applications/medtl.deskto
     test -e "$path" || fail "$path is missing"
 done
 if command -v desktop-file-validate >/dev/null; then desktop-file-validate /usr/share/applications/medtl.desktop /usr/share/applications/medtl-folder.desktop; fi
-if [ -f /usr/share/mime/application/dicom.xml ]; then echo "application/dicom is in the MIME database"; else fail "application/dicom is not in the MIME database"; fi
+if command -v update-mime-database >/dev/null; then  # shared-mime-info: the postinst has (re)built the database
+    test -f /usr/share/mime/application/dicom.xml || fail "application/dicom is not in the MIME database"
+    echo "application/dicom is in the MIME database"
+fi
 test "$(as_user medtl --version)" = "medtl $(dpkg-query -W -f '${Version}' medtl)" || fail "medtl --version does not report the package's version"
 touch "$work/stamp"
 sleep 1
@@ -52,9 +58,12 @@ data_dir="/home/$user/.local/share/medtl"
 test -d "$data_dir" || fail "$data_dir was not created (where does the app keep its data?)"
 as_user sh -c "echo 'a project of mine' > '$data_dir/my-project.txt'"
 dpkg -r medtl >/dev/null
+test "$(dpkg-query -W -f '${db:Status-Status}' medtl)" = config-files || fail "dpkg -r did not remove medtl"
 for path in /opt/medtl /usr/bin/medtl /usr/share/applications/medtl.desktop /usr/share/mime/packages/medtl.xml; do
     test ! -e "$path" || fail "$path is still there after dpkg -r"
 done
 test "$(cat "$data_dir/my-project.txt")" = "a project of mine" || fail "the user's data did not survive dpkg -r"
-echo "removed; the user's data folder is kept ($(du -sh "$data_dir" | cut -f1) in $data_dir)"
+dpkg --purge medtl >/dev/null
+test -f "$data_dir/my-project.txt" || fail "dpkg --purge removed the user's data"
+echo "removed and purged; the user's data folder is kept ($(du -sh "$data_dir" | cut -f1) in $data_dir)"
 echo "deb test passed: $(basename "$deb")"

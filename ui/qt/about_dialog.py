@@ -44,6 +44,12 @@ COMPONENTS: tuple[Component, ...] = (
     Component("pylibjpeg-openjpeg", "pylibjpeg-openjpeg (JPEG 2000, OpenJPEG)", "MIT (OpenJPEG: BSD-2-Clause)"),
     Component("pylibjpeg-rle", "pylibjpeg-rle", "MIT"),
     Component("pyjpegls", "pyjpegls (JPEG-LS, CharLS)", "MIT (CharLS: BSD-3-Clause)"),
+    Component("scikit-learn", "scikit-learn (nilearn needs it)", "BSD-3-Clause"),
+    Component("pandas", "pandas (nilearn needs it)", "BSD-3-Clause"),
+    Component("sympy", "SymPy (PyTorch needs it)", "BSD-3-Clause"),
+    Component("networkx", "NetworkX (PyTorch needs it)", "BSD-3-Clause"),
+    Component("einops", "einops", "MIT"),
+    Component("platformdirs", "platformdirs", "MIT"),
     Component("safetensors", "safetensors", "Apache-2.0"),
     Component("superqt", "superqt", "BSD-3-Clause"),
     Component("Pillow", "Pillow", "MIT-CMU"),
@@ -85,12 +91,12 @@ def weight_licences() -> list[tuple[str, str]]:
 
 def components_html() -> str:
     """The components tab: installed components with version and licence, the weights, the Qt and GPL notices."""
-    rows = [
-        (f"{component.name}", installed_version(component.distribution), component.licence)
-        for component in COMPONENTS
-        if installed_version(component.distribution) is not None
-    ]
-    cells = "".join(f"<tr><td>{html.escape(name)}</td><td>{html.escape(str(v))}</td><td>{html.escape(licence)}</td></tr>" for name, v, licence in rows)
+    versions = {component: installed_version(component.distribution) for component in COMPONENTS}
+    cells = "".join(
+        f"<tr><td>{html.escape(component.name)}</td><td>{html.escape(found)}</td><td>{html.escape(component.licence)}</td></tr>"
+        for component, found in versions.items()
+        if found is not None
+    )
     weights = "".join(f"<tr><td>{html.escape(name)}</td><td>{html.escape(licence)}</td></tr>" for name, licence in weight_licences())
     return (
         "<h3>Bundled software</h3><table cellspacing='0' cellpadding='3'><tr><th align='left'>Component</th>"
@@ -111,7 +117,7 @@ class AboutDialog(QDialog):
         torch = installed_version("torch") or "not installed"
         self.heading = QLabel(
             f"<h2>medtl {html.escape(__version__)}</h2><p>Transfer learning on medical images. Apache-2.0.<br>"
-            f"Python {platform.python_version()}, PyTorch {html.escape(torch)} "
+            f"Python {platform.python_version()} (PSF-2.0), PyTorch {html.escape(torch)} "
             f"({'CUDA build' if '+cu' in torch else 'CPU build' if '+cpu' in torch else 'build as installed'})</p>",
             self,
         )
