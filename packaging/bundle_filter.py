@@ -1,11 +1,12 @@
-"""What the frozen bundle leaves out, and torch's shared objects stripped of their symbol tables.
+"""What the frozen bundle leaves out, which of its libraries are stripped, and the system libraries it no longer needs.
 
 Used by ``medtl.spec`` on the TOC lists (``(destination, source, typecode)``) that PyInstaller's
 analysis collected. Every rule names files the app never loads: torch's C++ test programs, headers
-and test libraries, Qt's translations (the app is English only) and the Qt plugins of modules
-the app does not use. PyInstaller's own ``strip=True`` is not used: it strips every library, and a
-stripped copy of numpy's OpenBLAS no longer loads. Only torch's libraries, which ship with their
-full symbol tables (``libtorch_cpu.so``: 434 MB, 345 MB stripped), are stripped here.
+and test libraries, Qt's translations (the app is English only) and the Qt plugins of features the
+app does not use. PyInstaller's own ``strip=True`` is not used: it strips every library, and a
+stripped copy of numpy's auditwheel-patched OpenBLAS no longer loads. Only the libraries in
+:data:`STRIPPED`, which ship with full symbol tables (``libtorch_cpu.so``: 434 MB, 345 MB stripped),
+are stripped, as copies.
 """
 
 from __future__ import annotations
