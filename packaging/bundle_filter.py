@@ -21,7 +21,9 @@ TORCH_UNUSED_DIRS = ("test", "include", "share")
 """Under ``torch/``: C++ test programs and data, C/C++ headers, CMake files (``testing/_internal`` stays: ``torch.utils.checkpoint`` imports it)."""
 TORCH_KEPT_PROGRAMS = ("torch_shm_manager", "torch_shm_manager.exe")
 """The only program in ``torch/bin`` torch runs itself (shared memory between DataLoader workers)."""
-TORCH_TEST_LIBRARIES = ("libaoti_custom_ops", "libbackend_with_compiler", "libjitbackend_test", "libtorchbind_test", "aoti_custom_ops", "backend_with_compiler", "jitbackend_test", "torchbind_test")
+TORCH_TEST_LIBRARIES = tuple(
+    prefix + name for name in ("aoti_custom_ops", "backend_with_compiler", "jitbackend_test", "torchbind_test") for prefix in ("lib", "")
+)
 """Libraries in ``torch/lib`` built only for torch's own test suite (Linux ``lib*.so``, Windows ``*.dll``)."""
 QT_UNUSED_PLUGINS = (
     "designer", "egldeviceintegrations", "generic", "networkinformation", "printsupport", "qmltooling",
@@ -108,7 +110,11 @@ def prune_unreferenced(toc: list[tuple[str, str, str]]) -> list[tuple[str, str, 
     """
     if not (sys.platform.startswith("linux") and shutil.which("objdump")):
         return toc
-    candidates = {destination: source for destination, source, typecode in toc if typecode == "BINARY" and "/" not in destination and not destination.startswith("libpython")}
+    candidates = {
+        destination: source
+        for destination, source, typecode in toc
+        if typecode == "BINARY" and "/" not in destination and not destination.startswith("libpython")
+    }
     pending = [source for destination, source, typecode in toc if typecode in ("BINARY", "EXTENSION") and destination not in candidates]
     reached: set[str] = set()
     while pending:
