@@ -4,4 +4,9 @@ The engine (this package) never imports Qt; heavy libraries (torch, MONAI) are i
 by the modules that need them so that `medtl scan` and `medtl convert` start fast.
 """
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("medtl")  # pyproject.toml's version, the one place it is written
+except PackageNotFoundError:  # a source tree that was never pip-installed
+    __version__ = "0+unknown"

@@ -30,6 +30,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="medtl", description="Transfer learning on medical images.")
     parser.add_argument("--version", action="version", version=f"medtl {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    parser.add_argument("--self-test", action="store_true", help="check this installation (decoders, weights, training, prediction, app) and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in SUBCOMMANDS if only is None else (only,):
         module = importlib.import_module(f"medtl.cli.{name}_command")
@@ -55,6 +56,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     for name, value in THREAD_WAITING.items():
         os.environ.setdefault(name, value)
+    if "--self-test" in argv and named_subcommand(argv) is None:
+        from medtl.selftest import run_self_test
+
+        return run_self_test()
     parser = build_parser(only=named_subcommand(argv))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

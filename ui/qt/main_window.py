@@ -50,6 +50,7 @@ from ui.models.project_session import ProjectSession
 from ui.models.ranking_queue import QueueEntry, series_inputs
 from ui.models.seg_layers import attach_segmentations
 from ui.models.viewer_model import PixelInfo, SeriesLabel, ViewerModel
+from ui.qt.about_dialog import AboutDialog
 from ui.qt.label_tools import LabelTools
 from ui.qt.label_versions_dialog import LabelVersionsDialog
 from ui.qt.layers_panel import LayersPanel
@@ -657,6 +658,7 @@ class MainWindow(QMainWindow):
             self.uncertainty_action.toggled.connect(box.setChecked)
         versions_action = self._action("Restore an earlier &version…", None, self.show_label_versions)
         self.help_action = self._action("&Keyboard shortcuts", "F1", self.show_shortcuts, "help")
+        self.about_action = self._action("&About medtl", None, self.show_about)
         file_menu = self.menuBar().addMenu("&File")
         file_menu.addActions([open_action, sample_action])
         self.recent_menu = file_menu.addMenu("Open &recent")
@@ -695,7 +697,7 @@ class MainWindow(QMainWindow):
         )
         view_menu.addSeparator()
         view_menu.addActions([dock.toggleViewAction() for dock in self.docks()])
-        self.menuBar().addMenu("&Help").addAction(self.help_action)
+        self.menuBar().addMenu("&Help").addActions([self.help_action, self.about_action])
 
         toolbar = self.addToolBar("Main")
         toolbar.setObjectName("main_toolbar")
@@ -739,6 +741,11 @@ class MainWindow(QMainWindow):
 
     def show_shortcuts(self) -> ShortcutsDialog:
         dialog = ShortcutsDialog([*self.actions(), *self.viewer.actions()], self)
+        dialog.show()
+        return dialog
+
+    def show_about(self) -> AboutDialog:
+        dialog = AboutDialog(self)
         dialog.show()
         return dialog
 
