@@ -19,8 +19,8 @@ from medtl.errors import InvalidRequest
 from medtl.progress import CancelToken, Cancelled
 from medtl.prompt.embedding import SliceKey
 from medtl.prompt.engine import PromptModel
-from medtl.prompt.preprocessing import window_for
-from medtl.prompt.propagation import propagate
+from medtl.prompt.preprocessing import encoder_input, window_for
+from medtl.prompt.propagation import PropagationSettings, propagate
 from medtl.prompt.request import Point, PromptRequest
 
 COLIN = Path(os.environ.get("MEDTL_COLIN27") or COLIN27_FILE).parent
@@ -53,14 +53,14 @@ def colin() -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def model() -> PromptModel:
-    """The bundled LiteMedSAM; ``encoder_calls`` counts the image encoder's runs."""
+    """The bundled LiteMedSAM; ``encoder_calls`` counts the image encoder's runs (the copy ``embed`` runs)."""
     prompt_model = PromptModel.load("medsam")
     prompt_model.encoder_calls = 0  # type: ignore[attr-defined]
 
     def count(*_: object) -> None:
         prompt_model.encoder_calls += 1  # type: ignore[attr-defined]
 
-    prompt_model.network.image_encoder.register_forward_hook(count)
+    prompt_model.encoder.register_forward_hook(count)
     return prompt_model
 
 
@@ -68,6 +68,18 @@ def model() -> PromptModel:
 def head_slice(model: PromptModel, colin: dict[str, np.ndarray]):
     head = colin["head"]
     return model.embed(SliceKey("colin27", "axial", SLICE), head[SLICE], window_for(head, "MR"))
+
+
+def test_the_embedding_is_the_encoders_as_trained(model: PromptModel, colin: dict[str, np.ndarray], head_slice) -> None:
+    import torch
+
+    head = colin["head"]
+    with torch.inference_mode():
+        as_trained = model.network.image_encoder(encoder_input(head[SLICE], window_for(head, "MR")))
+    assert head_slice.features.shape == as_trained.shape == (1, 256, 64, 64) and head_slice.features.is_contiguous()
+    assert float((head_slice.features - as_trained).abs().max()) < 1e-4  # batch norms folded, channels-last: measured 4e-6
+    assert all(isinstance(module, torch.nn.BatchNorm2d) for module in model.network.image_encoder.modules() if "BatchNorm" in type(module).__name__)
+    assert not any(isinstance(module, torch.nn.BatchNorm2d) for module in model.encoder.modules())
 
 
 def test_a_box_from_the_true_mask_segments_the_structure(model: PromptModel, colin: dict[str, np.ndarray], head_slice) -> None:
@@ -126,6 +138,17 @@ def test_propagation_follows_the_structure_and_stops_where_it_ends(model: Prompt
     assert all(dice(s.mask, truth[s.index]) >= 0.5 for s in reached)  # measured 0.59 to 0.9
 
 
+def test_propagation_stops_after_max_slices_on_each_side(model: PromptModel, colin: dict[str, np.ndarray]) -> None:
+    volume = colin["brain"][TOP]
+    truth, window = volume > 0, window_for(volume, "MR")
+    embedding = model.embed(SliceKey("colin27-top", "axial", 1), volume[1], window)
+    start_mask = model.segment(embedding, PromptRequest(truth[1].shape, bbox(truth[1]))).mask
+    reached = list(propagate(model, volume, "axial", 1, start_mask, window, "colin27-top", PropagationSettings(max_slices=1)))
+    assert [(s.index, s.step) for s in reached] == [(2, 1), (0, -1)]  # unlimited, it goes on up to slice 4 (the test above)
+    with pytest.raises(InvalidRequest, match="at least 1 slice"):
+        PropagationSettings(max_slices=0)
+
+
 def test_propagation_can_be_cancelled_between_slices(model: PromptModel, colin: dict[str, np.ndarray]) -> None:
     volume = colin["brain"][TOP]
     truth, window, cancel = volume > 0, window_for(volume, "MR"), CancelToken()
@@ -161,6 +184,8 @@ def test_prompt_command_writes_the_mask_on_the_inputs_grid(model: PromptModel, c
         (["--slice", "5", "--plane", "coronal", "--box", "10", "10", "190", "20"], "--box: the box (10, 10)–(190, 20) reaches outside the slice"),
         (["--slice", "5", "--box", "30", "10", "20", "20"], "--box: the box (30, 10)–(20, 20) is empty"),
         (["--slice", "5", "--box", "10", "10", "20", "20", "--point", "15", "400", "--negative"], "--point: the click at (15, 400) is outside"),
+        (["--slice", "5", "--box", "10", "10", "20", "20", "--max-slices", "3"], "--max-slices: it limits --propagate, which was not given"),
+        (["--slice", "5", "--box", "10", "10", "20", "20", "--propagate", "--max-slices", "0"], "--max-slices: propagation reaches at least 1 slice"),
     ],
 )
 def test_prompt_command_names_the_bad_flag_before_loading_a_model(arguments: list[str], message: str, tmp_path: Path, monkeypatch, capsys) -> None:

@@ -3,7 +3,8 @@
 K is the slice index along the plane's axis of the volume as ``medtl convert`` writes it (stored
 ``[z, y, x]``: axial cuts z, coronal y, sagittal x); the box and clicks are that slice's column and row
 indices (:mod:`medtl.prompt.slicing`). The mask (0/1, uint8) is written on the input's own grid; with
-``--propagate`` it is carried through the neighbouring slices until the structure ends.
+``--propagate`` it is carried through the neighbouring slices until the structure ends (``--max-slices N``:
+at most N on each side).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import argparse
 from pathlib import Path
 
 HELP = "segment a structure from a box (and clicks) on one slice with LiteMedSAM; optionally through the neighbouring slices"
-FLAGS = {"box": "--box", "points": "--point", "slice": "--slice", "plane": "--plane", "model": "--model"}
+FLAGS = {"box": "--box", "points": "--point", "slice": "--slice", "plane": "--plane", "model": "--model", "max_slices": "--max-slices"}
 
 
 class _AddPoint(argparse.Action):
@@ -40,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--point", dest="points", type=float, nargs=2, action=_AddPoint, metavar=("X", "Y"), help="a click that includes (repeatable)")
     parser.add_argument("--negative", dest="points", nargs=0, action=_AddPoint, help="makes the --point before it a click that excludes")
     parser.add_argument("--propagate", action="store_true", help="carry the mask through the neighbouring slices until the structure ends")
+    parser.add_argument("--max-slices", type=int, metavar="N", help="with --propagate: at most N slices on each side of K (default: until the structure ends)")
     parser.add_argument("--model", default="medsam", metavar="MODEL", help="medsam (the bundled LiteMedSAM) or run:RUN (one adapted by medtl train)")
     parser.add_argument("--window", type=float, nargs=2, metavar=("CENTRE", "WIDTH"), help="a CT window in HU (default: soft tissue 40/400 for CT, percentiles otherwise)")
     parser.add_argument("--series", metavar="SERIES_UID", help="the series to use when a DICOM INPUT folder holds several")
@@ -49,20 +51,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from medtl.data.images import read_image
     from medtl.dicom.volume import Volume
-    from medtl.errors import MedtlError
+    from medtl.errors import InvalidRequest, MedtlError
     from medtl.export.nifti import write_nifti
     from medtl.prompt.engine import PromptModel
+    from medtl.prompt.propagation import PropagationSettings
     from medtl.prompt.request import Point
     from medtl.prompt.slicing import plane_axis
     from medtl.prompt.volume_prompt import prompt_volume, slice_prompt
 
     if not args.out.name.endswith((".nii", ".nii.gz")):
         raise MedtlError(f"{args.out}: the mask must end in .nii or .nii.gz")
+    if args.max_slices is not None and not args.propagate:
+        raise InvalidRequest("max_slices", "it limits --propagate, which was not given")
+    settings = PropagationSettings(max_slices=args.max_slices)
     volume = read_image(args.input, series_uid=args.series)
     points = tuple(Point(x, y, positive) for x, y, positive in args.points or ())
     request = slice_prompt(volume, args.plane, args.slice, args.box, points)
     model = PromptModel.load(args.model)
-    mask = prompt_volume(model, volume, args.plane, args.slice, request, args.propagate, args.window, series=str(args.input))
+    mask = prompt_volume(model, volume, args.plane, args.slice, request, args.propagate, args.window, series=str(args.input), settings=settings)
     write_nifti(Volume(mask, volume.spacing, volume.origin, volume.direction), args.out)
     axis = plane_axis(args.plane)
     slices = [int(i) for i in mask.any(axis=tuple(a for a in range(3) if a != axis)).nonzero()[0]]

@@ -2,7 +2,8 @@
 
 From the start slice each direction is followed in turn (higher indices first): the next slice is
 prompted with the previous slice's mask bounding box, grown by :attr:`PropagationSettings.grow`
-(a structure widens from one slice to the next). A direction stops at the volume's edge or where
+(a structure widens from one slice to the next). A direction stops at the volume's edge, after
+:attr:`PropagationSettings.max_slices` slices when a limit is set, or where
 the structure ends: the new mask is tiny (below ``min_area`` of the start mask's area, or a few
 pixels), the decoder's predicted IoU is low, the mask has left the previous one (less than
 ``min_overlap`` of it lies on the previous slice's mask), or what it covers no longer looks like the
@@ -47,6 +48,12 @@ class PropagationSettings:
     """The fraction of the new mask that must lie on the previous slice's mask."""
     intensity_sds: float = 1.5
     min_intensity_shift: float = 0.15
+    max_slices: int | None = None
+    """At most this many slices in each direction (``None``: until the structure or the volume ends)."""
+
+    def __post_init__(self) -> None:
+        if self.max_slices is not None and self.max_slices < 1:
+            raise InvalidRequest("max_slices", f"propagation reaches at least 1 slice on each side, not {self.max_slices}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -100,7 +107,8 @@ def propagate(
     for step in (1, -1):
         previous = start_mask
         index = start_slice + step
-        while 0 <= index < slice_count(volume.shape, plane):
+        end = slice_count(volume.shape, plane) if settings.max_slices is None else start_slice + step * (settings.max_slices + 1)
+        while 0 <= index < slice_count(volume.shape, plane) and index != end:
             if cancel is not None:
                 cancel.raise_if_cancelled()
             pixels = cut(volume, plane, index)

@@ -34,6 +34,7 @@ def prompt_volume(
     through_slices: bool = False,
     ct_window: tuple[float, float] | None = None,
     series: str = "volume",
+    settings: PropagationSettings = PropagationSettings(),
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
 ) -> np.ndarray:
@@ -41,7 +42,7 @@ def prompt_volume(
 
     ``request`` (:func:`slice_prompt`) is drawn on slice ``slice_index`` of ``plane``; the intensity window
     follows the volume's modality (``ct_window`` (centre, width) forces a CT window). With ``through_slices``
-    the start slice's mask is propagated to its neighbours until the structure ends.
+    the start slice's mask is propagated to its neighbours until the structure ends (or as ``settings`` limit it).
     """
     pixels = cut(volume.array, plane, slice_index)
     window = window_for(volume.array, volume.metadata.get("modality"), ct_window)
@@ -51,7 +52,7 @@ def prompt_volume(
     mask = np.zeros(volume.shape, dtype=np.uint8)
     paste(mask, plane, slice_index, start)
     if through_slices and start.any():
-        for done, reached in enumerate(propagate(model, volume.array, plane, slice_index, start, window, series, PropagationSettings(), cancel), 1):
+        for done, reached in enumerate(propagate(model, volume.array, plane, slice_index, start, window, series, settings, cancel), 1):
             paste(mask, plane, reached.index, reached.mask)
             report(progress, done, 0, f"{plane} slice {reached.index}")
     return mask
