@@ -60,6 +60,17 @@ def unseen_structure(adapted_run: Path, seed: int) -> tuple[float, float]:
     return float(np.mean(scores["bundled"])), float(np.mean(scores["adapted"]))
 
 
+def adapt_putamina(run_dir: Path, minutes: float, trains: str, seed: int):
+    """The benchmark's adaptation: the putamina of :data:`TRAINING` for ``minutes``, scored on :data:`HELD_OUT`, into
+    ``run_dir`` (its label mask beside it); the run's summary."""
+    from medtl.workflow.adapt import AdaptRequest, adapt
+    from tests.test_prompt_adapt import IGNORE, PUTAMEN, sparse_mask
+
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    image, label = sparse_mask(run_dir.parent, PUTAMEN, TRAINING + HELD_OUT)
+    return adapt(AdaptRequest(image, label, PUTAMEN, run_dir, ignore=IGNORE, held_out=HELD_OUT, time_limit_minutes=minutes, trains=trains, seed=seed))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=3.0)
@@ -70,17 +81,11 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    from medtl.workflow.adapt import AdaptRequest, adapt
-    from tests.test_prompt_adapt import IGNORE, PUTAMEN, sparse_mask
-
     torch.set_num_threads(args.threads)
     print("load before:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
     folder = Path(args.out or tempfile.mkdtemp(prefix="bench_adapt_"))
-    folder.mkdir(parents=True, exist_ok=True)
-    image, label = sparse_mask(folder, PUTAMEN, TRAINING + HELD_OUT)
-    request = AdaptRequest(image, label, PUTAMEN, folder / "run", ignore=IGNORE, held_out=HELD_OUT, time_limit_minutes=args.minutes, trains=args.trains, seed=args.seed)
     started = time.perf_counter()
-    summary = adapt(request)
+    summary = adapt_putamina(folder / "run", args.minutes, args.trains, args.seed)
     wall = time.perf_counter() - started
     d = summary.details
     print(f"putamen, {len(TRAINING)} labelled slices {TRAINING}, {args.minutes:g} min budget, trains {args.trains}, {torch.get_num_threads()} thread(s)")

@@ -83,3 +83,19 @@ def test_runs_that_cannot_answer_prompts_are_refused(tmp_path: Path) -> None:
     with pytest.raises(InvalidRequest, match="the prompt model 'sam2' is not known") as refused:
         medsam.load_prompt_model("sam2")
     assert refused.value.field == "model"
+
+
+def test_predict_on_an_adapted_run_says_to_prompt_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from medtl.cli import main
+    from medtl.models.spec import ModelSpec
+
+    model = {"architecture": medsam.ARCHITECTURE, "weights": {"source": medsam.ARCHITECTURE, "licence": medsam.LICENCE}, "trains": "decoder"}
+    with pytest.raises(MedtlError, match=r"use `medtl prompt INPUT .* --model run:RUN`"):
+        ModelSpec.from_dict(model)
+    run = tmp_path / "adapted"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"model": model, "train": {"task": "segmentation"}}))
+    (tmp_path / "scan.nii.gz").write_bytes(b"")
+    assert main(["predict", str(tmp_path / "scan.nii.gz"), "--run", str(run), "--out", str(tmp_path / "out")]) != 0
+    error = capsys.readouterr().err.strip()
+    assert "medtl prompt" in error and "--model run:RUN" in error and len(error.splitlines()) == 1

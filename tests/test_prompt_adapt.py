@@ -185,6 +185,29 @@ def test_medtl_train_model_medsam_adapts_and_prints_both_dice(tmp_path: Path, ca
     assert "--weights" in capsys.readouterr().err
 
 
+def test_bare_medtl_train_resume_continues_an_adaptation_with_its_stored_settings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from medtl.cli import main
+    from medtl.workflow.train import TrainRequest, train
+
+    image, label = sparse_mask(tmp_path, PUTAMEN, (66, 71, 76), values=(1, 2), ignore=3)
+    datalist = tmp_path / "dl.json"
+    datalist.write_text(json.dumps({"training": [{"image": str(image), "label": str(label)}], "labels": {"0": "background", "1": "L", "2": "R", "3": "ignore"}}))
+    run, cancel = tmp_path / "run", CancelToken()
+
+    def cancel_in_epoch_2(event: TrainEvent) -> None:
+        if isinstance(event, StepProgress) and event.epoch == 2 and event.step == 3:
+            cancel.cancel()
+
+    first = train(TrainRequest(datalist, None, run, model="medsam", epochs=2, seed=3, device="cpu"), cancel_in_epoch_2, cancel)
+    assert first.cancelled
+    held_out = RunFolder(run).read_config().data["held_out"]
+    assert main(["train", "--resume", str(run)]) == 0
+    summary = RunFolder(run).read_summary()
+    assert summary.stopped_because == "completed" and summary.epochs == 2 and [r["epoch"] for r in RunFolder(run).read_metrics()] == [1, 2]
+    assert summary.details["held_out_slices"] == held_out and RunFolder(run).read_config().train.seed == 3
+    assert f"run:{run}" in capsys.readouterr().out
+
+
 def test_training_the_encoders_last_stage_starts_from_what_the_whole_encoder_makes() -> None:
     import torch
 

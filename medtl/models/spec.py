@@ -73,6 +73,10 @@ class ModelSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
+        from medtl.models.medsam import ARCHITECTURE as PROMPT_MODEL
+
+        if data.get("architecture") == PROMPT_MODEL:
+            raise MedtlError(f"model spec: {PROMPT_MODEL} (LiteMedSAM) segments from a box, not on its own: use `medtl prompt INPUT --slice K --box X0 Y0 X1 Y1 --model run:RUN`")
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - names
         if unknown:

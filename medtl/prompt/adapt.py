@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medtl.models.medsam import INPUT_SIZE, LICENCE
+from medtl.models.medsam import INPUT_SIZE, LICENCE, channels_last, inference_encoder
 from medtl.prompt.preprocessing import IntensityWindow, encoder_input, input_scale, mask_on_slice, resized_shape
 from medtl.prompt.slicing import cut
 from medtl.training.objective import Objective, SavedModel
@@ -143,19 +143,19 @@ class AdaptedParts(nn.Module):
 def cache_inputs(medsam: nn.Module, items: Sequence[LabelledSlice], window: IntensityWindow, trains: str, device: torch.device) -> dict[int, torch.Tensor]:
     """What the frozen encoder makes of each labelled slice, by slice index, once: the embedding ``[256, 64, 64]`` (``decoder``),
     or the tokens entering the encoder's last stage (``decoder+encoder-last``)."""
-    encoder = medsam.image_encoder
+    encoder = inference_encoder(medsam)  # the frozen parts as PromptModel.embed runs them (the same outputs, faster)
     cached: dict[int, torch.Tensor] = {}
     for item in items:
         if item.index in cached:
             continue
-        x = encoder_input(item.pixels, window).to(device)
+        x = channels_last(encoder_input(item.pixels, window).to(device))
         if trains == DECODER:
-            cached[item.index] = encoder(x)[0]
+            cached[item.index] = encoder(x)[0].contiguous()
             continue
         x = encoder.patch_embed(x)
         for layer in encoder.layers[:-1]:
             x = layer(x)
-        cached[item.index] = x[0]
+        cached[item.index] = x[0].contiguous()
     return cached
 
 

@@ -19,26 +19,13 @@ particular to a job, and nothing else:
 - its output: ``model_to_save`` after an epoch, ``extra_state`` in the checkpoint, ``config_extra`` in
   ``config.json``, ``summary_details`` and ``model_card``.
 
-Two objectives exist: :class:`~medtl.training.supervised.SupervisedObjective` (fine-tuning on labelled
-``{"image", "label"}`` batches) and :class:`~medtl.pretrain.pretrainer.PretrainingObjective`
-(contrastive + masked reconstruction on pairs of views). Fine-tuning a promptable foundation model
-(SAM-style) is a third of the same shape, without a loop of its own::
-
-    network            prompt encoder + mask decoder; the image encoder is frozen and left out: each
-                       slice's embedding is computed once and cached (the interactive path's cache)
-    param_groups       the decoder faster than the prompt encoder; epoch_hook none
-    batches(epoch)     Prompted(embeddings [B, C, h, w], prompts: boxes [B, 4] / points, masks [B, 1, H, W]):
-                       annotated slices shuffled by a generator seeded by (seed, epoch), prompts drawn
-                       around each mask (jittered) from the global RNG
-    count, split       B; divisible along B: gradient accumulation and out-of-memory retries apply
-    loss(net, batch)   net(embeddings, prompts) -> mask logits; Dice + focal, parts {"dice", "focal"}
-    metric_name        "mean_dice": validation_batches are the validation slices with fixed prompts,
-                       predict runs the decoder in micro-batches, scores accumulate Dice per slice
-    model_to_save      the prompt encoder and mask decoder when the Dice is the best
-    summary, card      the foundation model and its licence, the prompts used, the Dice
-
-Its ``plan_budget_after_steps`` would stay ``None``: with a validation every epoch, the budget is planned
-in whole epochs like fine-tuning's.
+Three objectives exist: :class:`~medtl.training.supervised.SupervisedObjective` (fine-tuning on labelled
+``{"image", "label"}`` batches), :class:`~medtl.pretrain.pretrainer.PretrainingObjective` (contrastive +
+masked reconstruction on pairs of views) and :class:`~medtl.prompt.adapt.AdaptObjective` ("Adapt to my
+labels": LiteMedSAM's mask decoder, optionally with its image encoder's last stage, fine-tuned on
+box prompts derived from labelled slices, whatever is frozen run once per slice in ``start`` and
+cached). The last sets ``plan_budget_after_steps``: its set-up costs as much as many epochs, so a
+time budget is planned in steps from the pace of its first few, not in whole epochs after the first.
 """
 
 from __future__ import annotations

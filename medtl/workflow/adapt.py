@@ -64,6 +64,8 @@ class AdaptRequest:
     resume: bool = False
     batch_size: int = BATCH_SIZE
     steps_per_epoch: int = STEPS_PER_EPOCH
+    datalist: Path | None = None
+    """The datalist the request came from (``medtl train --model medsam``), recorded so ``medtl train --resume RUN`` finds it."""
 
     def __post_init__(self) -> None:
         for name in ("image", "label", "out_dir"):
@@ -121,7 +123,11 @@ def adapt(request: AdaptRequest, on_event: EventCallback | None = None, cancel: 
         config,
         {"architecture": ARCHITECTURE, "weights": {"source": ARCHITECTURE, "licence": LICENCE}, "trains": request.trains},
         {"plane": request.plane},
-        {"image": str(request.image), "label": str(request.label), "labels": list(request.labels), "ignore_label": request.ignore, "plane": request.plane},
+        {
+            "image": str(request.image), "label": str(request.label), "labels": list(request.labels), "ignore_label": request.ignore, "plane": request.plane,
+            "held_out": sorted({item.index for item in held_out}), "steps_per_epoch": request.steps_per_epoch,
+            **({"datalist": str(request.datalist)} if request.datalist is not None else {}),
+        },
         LICENCE,
         "LiteMedSAM, the prompt model, adapted to the labels drawn",
     )
@@ -169,13 +175,30 @@ def _emit(on_event: EventCallback | None, message: str) -> None:
 
 def request_from_datalist(datalist_path: Path, out_dir: Path, **settings: Any) -> AdaptRequest:
     """The request ``medtl train --model medsam`` makes: the datalist's single segmentation case, every label but background and
-    ``ignore`` (``settings``: the request's other fields)."""
+    ``ignore`` (``settings``: the request's other fields). A resume continues with the run's stored settings (held-out slices,
+    what trains, seed, batch and epoch size, time limit and epochs), as a resumed ``medtl train`` run does."""
     from medtl.data.datalist import load_datalist
+
+    if settings.get("resume"):
+        settings = {**settings, **_stored_settings(Path(out_dir))}
 
     datalist = load_datalist(datalist_path, "segmentation")
     if len(datalist.cases) != 1:
         raise InvalidRequest("datalist", f"{datalist.path}: adapting LiteMedSAM takes one image with its label mask; the datalist has {len(datalist.cases)} cases")
     case = datalist.cases[0]
     labels = tuple(value for value in datalist.trained_labels if value != 0)
-    return AdaptRequest(case.image, Path(case.label), labels, out_dir, ignore=datalist.ignore_label, **settings)
+    return AdaptRequest(case.image, Path(case.label), labels, out_dir, ignore=datalist.ignore_label, datalist=datalist.path, **settings)
+
+
+def _stored_settings(run_dir: Path) -> dict[str, Any]:
+    """The settings of the adaptation run in ``run_dir`` that its resume keeps (see :func:`request_from_datalist`)."""
+    folder = RunFolder(run_dir)
+    if not folder.checkpoint_path.exists():
+        raise InvalidRequest("resume", f"{run_dir}: nothing to resume (no checkpoint); start a new run instead")
+    config = folder.read_config()
+    return {
+        "held_out": tuple(config.data.get("held_out") or ()) or None, "trains": config.model.get("trains", "decoder"), "seed": config.train.seed,
+        "batch_size": config.train.batch_size, "steps_per_epoch": config.data.get("steps_per_epoch", STEPS_PER_EPOCH), "plane": config.data.get("plane", "axial"),
+        "time_limit_minutes": config.train.time_limit_minutes, "epochs": None if config.train.time_limit_minutes else config.train.epochs,
+    }  # fmt: skip
 

@@ -145,6 +145,8 @@ class TrainRequest:
                 raise InvalidRequest("task", f"{self.init_from} is a {stored.train.task} run; training again from it is {stored.train.task} too")
         elif self.resume and (self.datalist is None or self.task is None):
             stored = _stored_config(_resumed_run_dir(self.out_dir), "resume")
+            if self.model is None and stored.model.get("architecture") == ADAPT_MODEL:
+                object.__setattr__(self, "model", ADAPT_MODEL)  # an "Adapt to my labels" run: medtl.workflow.adapt resumes it
         else:
             return
         if self.task is None:

@@ -1,7 +1,7 @@
 """`PromptTool`: the AI box tool (LiteMedSAM) in the viewer: box and click prompts, embeddings ahead, propagation.
 
 While the box tool is active, the shown slice's image embedding is computed in a worker as soon as
-the slice is shown, then its neighbours' (±1), one at a time, into medtl's :class:`EmbeddingCache`
+the slice is shown, then its neighbours' (±1, then ±2), one at a time, into medtl's :class:`EmbeddingCache`
 (per series, plane and slice): a prompt on a slice already seen runs only the decoder, on the GUI
 thread (tens of milliseconds). A prompt drawn before its slice is ready waits for it ("preparing the
 AI model for this slice…"). The model itself loads once, lazily, in a worker; a missing or altered
@@ -42,7 +42,7 @@ if TYPE_CHECKING:  # pragma: no cover - the engine imports torch
 MODEL_SOURCE = "medsam"
 PROBLEM_WHERE = "AI box tool (LiteMedSAM)"
 PREPARING = "preparing the AI model for this slice…"
-AHEAD = (1, -1)  # the neighbours embedded after the shown slice
+AHEAD = (1, -1, 2, -2)  # the neighbours embedded after the shown slice: one step either way is ready after ~1 s, two after ~3 s
 _NOTHING = (np.zeros(0, np.intp), np.zeros(0, np.uint8))
 
 
