@@ -11,12 +11,13 @@ The simulated user: prompt 1 is the box of the true mask with each side moved by
 every further prompt adds one click where the mask is most wrong: the largest connected region of false negatives
 (a click that includes) or of false positives (one that excludes), whichever is larger, clicked at its most interior
 pixel (farthest from the region's edge). The box and the clicks so far make each prompt (the decoder alone: the
-slice's embedding is computed once).
+slice's embedding is computed once). Each prompt's result is one undoable step in the app, so the script also reports
+the user who undoes the first click that makes the mask worse and stops there ("undo-and-stop").
 
 The brush model (what the same Dice would cost by hand): a round brush of radius ``r`` pixels painted in straight
-horizontal strokes, one band of 2r + 1 rows per stroke row: along the band's centre row, from the first to the last
-column where the structure is in the band (one stroke per run of such columns), painting everything within ``r`` of
-the line (spilling over the edge as a real brush does). A careful user paints the strokes covering the most of the
+horizontal strokes, one per band of 2r + 1 rows: along the band's centre row (or, where the structure misses it, the
+band's row holding most of it), from the structure's first to its last pixel on that row (one stroke per run of
+structure pixels), painting everything within ``r`` of the line (spilling over the edge as a real brush does). A careful user paints the strokes covering the most of the
 structure first; the strokes for a Dice are the fewest, in that order, whose union reaches it. Beyond the brush's best
 (every stroke painted) no number of strokes reaches a Dice: that shows as ``never``.
 
@@ -43,7 +44,7 @@ from benchmarks.bench_adapt import TRAINING, adapt_putamina  # noqa: E402
 
 STRUCTURES = {"putamen": (73, 74), "thalamus": (77, 78), "caudate": (71, 72), "hippocampus": (37, 38)}
 MIN_PIXELS = 30
-RADII = (2, 4)
+RADII = (1, 2)
 
 
 @dataclass(frozen=True)
@@ -113,11 +114,12 @@ def brush_strokes(truth: np.ndarray, radius: int) -> list[np.ndarray]:
     rows = np.flatnonzero(truth.any(axis=1))
     strokes = []
     for centre in range(int(rows[0]) + radius, int(rows[-1]) + radius + 1, 2 * radius + 1):
-        band = truth[max(0, centre - radius) : centre + radius + 1].any(axis=0)
-        runs, count = ndimage.label(band)
+        band = range(max(0, centre - radius), min(truth.shape[0], centre + radius + 1))
+        row = centre if centre in band and truth[centre].any() else max(band, key=lambda r: int(truth[r].sum()))
+        runs, count = ndimage.label(truth[row])
         for run in range(1, count + 1):
             line = np.zeros_like(truth)
-            line[min(centre, truth.shape[0] - 1), runs == run] = True
+            line[row, runs == run] = True
             strokes.append(ndimage.binary_dilation(line, disk))
     return sorted(strokes, key=lambda painted: -int((painted & truth).sum()))
 
@@ -148,6 +150,12 @@ def simulate(model, embedding, truth: np.ndarray, box: tuple[float, float, float
             break
         points.append(click)
     return dices + [dices[-1]] * (prompts - len(dices))
+
+
+def kept_prompts(dices: list[float]) -> int:
+    """How many prompts a user keeps who undoes the first click that makes the mask worse and stops there."""
+    worse = [k for k in range(1, len(dices)) if dices[k] < dices[k - 1]]
+    return worse[0] if worse else len(dices)
 
 
 def main() -> int:
@@ -192,11 +200,11 @@ def main() -> int:
             dices = simulate(model, embedding, instance.truth, box, args.prompts)
             results.setdefault((instance.structure, name), []).append(dices)
             for radius in RADII:
-                needed, best = strokes_for(dices, instance.truth, radius)
+                needed, best = strokes_for([dices[0], dices[kept_prompts(dices) - 1]], instance.truth, radius)
                 strokes.setdefault((instance.structure, name, radius), []).append(needed)
                 brush_best.setdefault((instance.structure, radius), []).append(best)
     print(f"{len(found)} structures (a side on a slice): {args.slices} slices each of {', '.join(STRUCTURES)}; box jitter up to {args.jitter} px; {args.threads} threads")
-    print(f"Dice after k prompts (1 = the box, then corrective clicks), mean over the structures; strokes: median brush strokes for the same Dice (r = {', '.join(map(str, RADII))} px)")
+    print(f"Dice after k prompts (1 = the box, then corrective clicks), mean over the structures; strokes: median brush strokes for the same Dice (r = {', '.join(map(str, RADII))} px; never: beyond the brush's best)")
     shown = sorted({0, 1, 2, 3, args.prompts - 1})
     for structure in STRUCTURES:
         count = len(results.get((structure, "zero-shot"), []))
@@ -205,8 +213,10 @@ def main() -> int:
         for name in models:
             dices = np.array(results[(structure, name)])
             line = "  ".join(f"k={k + 1}: {dices[:, k].mean():.3f}" for k in shown)
-            cost = "  ".join(f"r={radius}: " + "/".join(_median_strokes([s[k] for s in strokes[(structure, name, radius)]]) for k in (0, args.prompts - 1)) for radius in RADII)
-            print(f"  {name:9s} {line}   strokes for Dice at k=1/k={args.prompts}: {cost}")
+            kept = [kept_prompts(list(d)) for d in dices]
+            stop = f"undo-and-stop {np.mean([d[k - 1] for d, k in zip(dices, kept)]):.3f} after {np.mean(kept):.1f} prompts"
+            cost = "  ".join(f"r={radius}: " + "/".join(_median_strokes([s[k] for s in strokes[(structure, name, radius)]]) for k in (0, 1)) for radius in RADII)
+            print(f"  {name:9s} {line}   {stop}   strokes for the box's / undo-and-stop Dice: {cost}")
     print(f"wall {time.perf_counter() - started:.0f} s")
     print("load after:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
     return 0
