@@ -33,7 +33,10 @@ PLANES = ("axial", "coronal", "sagittal")
 TRAINABLE = ("decoder", "decoder+encoder-last")
 DEFAULT_EPOCHS = 1000
 """With a time limit, the budget ends the run long before this; without one, give ``epochs``."""
-LR = 2e-4
+LR = 6e-4
+"""With 2e-4 (and a whole epoch of warm-up) the putamen benchmark reached 0.787 after 10 steps; with this, 0.867."""
+WARMUP_EPOCHS = 0.3
+"""A 3-minute budget on a CPU holds 20-40 steps: a whole epoch (10 steps) of warm-up was half of them."""
 HELD_OUT_FRACTION = 0.25
 
 
@@ -117,7 +120,7 @@ def adapt(request: AdaptRequest, on_event: EventCallback | None = None, cancel: 
     objective = AdaptObjective(load_medsam(), training, held_out, window, request.trains, request.seed, batch_size=request.batch_size, steps_per_epoch=request.steps_per_epoch)
     config = TrainConfig(
         task="segmentation", epochs=request.epochs or DEFAULT_EPOCHS, time_limit_minutes=request.time_limit_minutes, lr=LR, weight_decay=0.01,
-        batch_size=objective.batch_size, seed=request.seed, device=request.device, early_stopping_patience=None, warmup_epochs=1.0,
+        batch_size=objective.batch_size, seed=request.seed, device=request.device, early_stopping_patience=None, warmup_epochs=WARMUP_EPOCHS,
     )  # fmt: skip
     run_config = RunConfig(
         config,
