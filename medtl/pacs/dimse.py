@@ -18,7 +18,7 @@ from medtl.errors import MedtlError
 from medtl.pacs.connection import ConnectionResult, Outcome, PacsError, Stopwatch, probe_tcp
 from medtl.pacs.nodes import LocalAE, Node
 from medtl.pacs.query import Match, Query, match_from
-from medtl.pacs.storage import BackgroundWriter
+from medtl.pacs.storage import BackgroundWriter, instance_uids
 from medtl.progress import CancelToken
 
 log = logging.getLogger(__name__)
@@ -236,9 +236,8 @@ class Receiver:
         if self.cancel is not None and self.cancel.cancelled:
             return _OUT_OF_RESOURCES
         try:
-            dataset = event.dataset
-            uids = (str(dataset.StudyInstanceUID), str(dataset.SeriesInstanceUID), str(dataset.SOPInstanceUID))
-            self.writer.encoded(*uids, event.encoded_dataset())
+            data = event.encoded_dataset()  # the dataset as sent, behind its file meta: never decoded and re-encoded
+            self.writer.encoded(*instance_uids(data), data)
         except Exception as error:  # noqa: BLE001 - any failure is reported to the peer and to the caller
             self.error = self.error or error
             return _OUT_OF_RESOURCES

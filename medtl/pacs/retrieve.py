@@ -145,7 +145,7 @@ def _fetch(
     with BackgroundWriter(store, counter) as writer:
         if node.is_web:
             for series_uid, sop_uids, _ in plans:
-                web.retrieve(node, study_uid, series_uid, sop_uids, writer.dataset, cancel)
+                web.retrieve(node, study_uid, series_uid, sop_uids, writer.encoded, cancel)
             return
         receiver = dimse.Receiver(writer, cancel)
         if not request.move:

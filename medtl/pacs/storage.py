@@ -10,6 +10,7 @@ it, and the instances present are known from the file names alone (that is how a
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 import threading
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from medtl.atomic import atomic_path, write_bytes_atomic
+from medtl.atomic import write_bytes_atomic
 
 SUFFIX = ".dcm"
 _SAFE = re.compile(r"^[0-9][0-9.]{0,63}$")
@@ -33,6 +34,29 @@ def default_root() -> Path:
 def safe_name(uid: str) -> str:
     """``uid`` itself when it is a plain UID, else a digest of it (never a character a path could misread)."""
     return uid if _SAFE.match(uid) and ".." not in uid else "x" + hashlib.sha256(uid.encode("utf-8", "replace")).hexdigest()[:40]
+
+
+_UID_TAGS = (0x0020000D, 0x0020000E, 0x00080018)  # Study, Series, SOP Instance UID
+
+
+def instance_uids(data: bytes) -> tuple[str, str, str]:
+    """The study, series and SOP Instance UIDs of a DICOM file's bytes, read from its header only.
+
+    Raises ``ValueError`` saying why when ``data`` is not a DICOM file (no preamble and DICM
+    prefix, an unreadable header) or lacks one of the three UIDs.
+    """
+    import pydicom
+
+    if len(data) < 132 or data[128:132] != b"DICM":
+        raise ValueError("not a DICOM file (no DICM prefix)")
+    try:
+        header = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, specific_tags=list(_UID_TAGS))
+        uids = tuple(str(header.get(tag).value).strip("\x00 ") if tag in header else "" for tag in _UID_TAGS)
+    except Exception as error:  # noqa: BLE001 - pydicom raises many kinds on malformed bytes
+        raise ValueError(f"its header cannot be read ({type(error).__name__}: {str(error)[:120]})") from error
+    if not all(uids):
+        raise ValueError("it lacks its study, series or SOP Instance UID")
+    return uids  # type: ignore[return-value]
 
 
 class InstanceStore:
@@ -69,13 +93,6 @@ class InstanceStore:
         write_bytes_atomic(destination, data)
         return destination
 
-    def write_dataset(self, dataset: object) -> Path:
-        """Store one pydicom dataset (with its file meta) as a DICOM file."""
-        destination = self.path(str(dataset.StudyInstanceUID), str(dataset.SeriesInstanceUID), str(dataset.SOPInstanceUID))  # type: ignore[attr-defined]
-        with atomic_path(destination) as tmp:
-            dataset.save_as(tmp, enforce_file_format=True)  # type: ignore[attr-defined]
-        return destination
-
     def remove_leftovers(self, study_uid: str) -> int:
         """Delete temporary files a killed process left in a study's folders; how many there were."""
         removed = 0
@@ -109,9 +126,6 @@ class BackgroundWriter:
 
     def encoded(self, study_uid: str, series_uid: str, sop_uid: str, data: bytes) -> None:
         self.submit(lambda: self.store.write_encoded(study_uid, series_uid, sop_uid, data))
-
-    def dataset(self, dataset: object) -> None:
-        self.submit(lambda: self.store.write_dataset(dataset))
 
     def _done(self, future: Future) -> None:
         self._room.release()

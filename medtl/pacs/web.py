@@ -12,14 +12,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from medtl.pacs import multipart
 from medtl.pacs.connection import ConnectionResult, Outcome, PacsError, Stopwatch
 from medtl.pacs.dimse import SendResult
 from medtl.pacs.nodes import Node, get_secret
 from medtl.pacs.query import Match, Query, match_from, patients_of
+from medtl.pacs.storage import instance_uids
 from medtl.progress import CancelToken
 
 # WADO-RS asks for instances in this transfer syntax (explicit VR little endian): every client decodes it.
 RETRIEVE_MEDIA_TYPES = (("application/dicom", "1.2.840.10008.1.2.1"),)
+_ACCEPT = "; ".join(("multipart/related", f'type="{RETRIEVE_MEDIA_TYPES[0][0]}"', f"transfer-syntax={RETRIEVE_MEDIA_TYPES[0][1]}"))
+_CHUNK = 1 << 20  # bytes read from the reply at a time
 _STUDY_FIELDS = ["PatientName", "PatientID", "StudyDate", "StudyDescription", "AccessionNumber", "ModalitiesInStudy", "NumberOfStudyRelatedSeries"]
 _SERIES_FIELDS = ["SeriesDescription", "SeriesNumber", "Modality", "NumberOfSeriesRelatedInstances"]
 
@@ -28,6 +32,13 @@ def client(node: Node) -> Any:
     """A ``DICOMwebClient`` for ``node`` with its credentials, TLS verification and timeout."""
     from dicomweb_client.api import DICOMwebClient
 
+    web = DICOMwebClient(node.url, session=_session(node), timeout=(node.timeout, node.timeout))
+    web.set_http_retry_params(retry=False)  # its default, 5 tries with growing waits, hides a dead node for a minute
+    return web
+
+
+def _session(node: Node) -> Any:
+    """A ``requests`` session with ``node``'s credentials and TLS verification."""
     session = _literal_wildcards()()
     session.verify = node.verify_tls
     if node.auth != "none":
@@ -38,9 +49,7 @@ def client(node: Node) -> Any:
             session.auth = (node.username, secret)
         else:
             session.headers["Authorization"] = f"Bearer {secret}"
-    web = DICOMwebClient(node.url, session=session, timeout=(node.timeout, node.timeout))
-    web.set_http_retry_params(retry=False)  # its default, 5 tries with growing waits, hides a dead node for a minute
-    return web
+    return session
 
 
 def _literal_wildcards() -> type:
@@ -162,20 +171,55 @@ def instances_of(node: Node, study_uid: str, series_uid: str) -> tuple[str, list
     return study_uid or _uids(answers, "StudyInstanceUID")[0], sop_uids
 
 
-def retrieve(node: Node, study_uid: str, series_uid: str, sop_uids: list[str] | None, on_instance: Callable[[Any], None], cancel: CancelToken | None) -> None:
-    """WADO-RS a whole series (``sop_uids`` None, streamed instance by instance) or the listed instances."""
-    web = client(node)
+def retrieve(
+    node: Node, study_uid: str, series_uid: str, sop_uids: list[str] | None, on_instance: Callable[[str, str, str, bytes], None], cancel: CancelToken | None
+) -> None:
+    """WADO-RS a whole series (``sop_uids`` None, one streamed request) or the listed instances (one request each).
+
+    Each instance is handed to ``on_instance(study_uid, series_uid, sop_uid, data)`` as the DICOM file
+    the node sent, byte for byte, once it has arrived whole and its header has been read: a part that
+    is not a DICOM file of this series raises :class:`PacsError` and nothing of it is handed on.
+    """
+    session = _session(node)
+    base = f"{node.url.rstrip('/')}/studies/{study_uid}/series/{series_uid}"
+    asks = [(base, None)] if sop_uids is None else [(f"{base}/instances/{uid}", uid) for uid in sop_uids]
+    number = 0
     with explained(node, "WADO-RS"):
-        if sop_uids is None:
-            for dataset in web.iter_series(study_uid, series_uid, media_types=RETRIEVE_MEDIA_TYPES):
-                if cancel is not None:
-                    cancel.raise_if_cancelled()
-                on_instance(dataset)
-            return
-        for uid in sop_uids:
+        for url, wanted in asks:
             if cancel is not None:
                 cancel.raise_if_cancelled()
-            on_instance(web.retrieve_instance(study_uid, series_uid, uid, media_types=RETRIEVE_MEDIA_TYPES))
+            for data in _instances(node, session, url):
+                if cancel is not None:
+                    cancel.raise_if_cancelled()
+                number += 1
+                study, series, sop = _checked(node, data, number)
+                if (study, series) != (study_uid, series_uid) or wanted not in (None, sop):
+                    raise PacsError(node, Outcome.FAILED, f"part {number} of the reply is another instance than the one asked for ({sop})", "WADO-RS")
+                on_instance(study, series, sop, data)
+
+
+def _instances(node: Node, session: Any, url: str) -> Iterator[bytes]:
+    """The DICOM files of a WADO-RS reply, each once it has arrived whole."""
+    with session.get(url, headers={"Accept": _ACCEPT}, timeout=(node.timeout, node.timeout), stream=True) as response:
+        response.raise_for_status()
+        content_type = response.headers.get("Content-Type", "")
+        if content_type.lower().startswith("application/dicom"):  # one instance sent bare (not multipart), as some servers do
+            yield response.content
+            return
+        boundary = multipart.boundary_of(content_type) if content_type.lower().startswith("multipart/related") else None
+        if boundary is None:
+            raise PacsError(node, Outcome.FAILED, f"the reply is {content_type or 'untyped'}, not multipart/related with a boundary", "WADO-RS")
+        try:
+            yield from multipart.parts(response.iter_content(_CHUNK), boundary)
+        except multipart.MultipartError as error:
+            raise PacsError(node, Outcome.FAILED, f"the reply was cut off or malformed ({error})", "WADO-RS") from error
+
+
+def _checked(node: Node, data: bytes, number: int) -> tuple[str, str, str]:
+    try:
+        return instance_uids(data)
+    except ValueError as error:
+        raise PacsError(node, Outcome.FAILED, f"part {number} of the reply is not a DICOM instance: {error}", "WADO-RS") from error
 
 
 def store(node: Node, datasets: list[tuple[Path, Any]], on_result: Callable[[SendResult], None], cancel: CancelToken | None = None) -> None:
