@@ -60,6 +60,11 @@ TRANSFER_SYNTAXES = (
     "1.2.840.10008.1.2.5",  # RLE Lossless
 )
 MAXIMUM_PDU = 4 * 1024 * 1024  # bytes; the PDUs medtl receives
+# pynetdicom's network thread sleeps 1 ms whenever its socket has nothing to read, which it does before
+# each instance of a C-GET or C-MOVE: ~2 ms an instance, as long as pynetdicom's own work on a 512 x 512
+# CT slice. While instances arrive, medtl shortens that sleep to this (seconds): measured on loopback, a
+# C-GET of 150 such slices took 0.7 s instead of 1.0-1.3 s, with no more CPU time.
+_POLL_DELAY = 0.0001
 _VERIFICATION = "1.2.840.10008.1.1"
 _FIND = {"patient": "1.2.840.10008.5.1.4.1.2.1.1", "study": "1.2.840.10008.5.1.4.1.2.2.1"}  # patient root, study root
 _GET = "1.2.840.10008.5.1.4.1.2.2.3"  # study root
@@ -103,6 +108,17 @@ def association(
     finally:
         if assoc.is_established:
             assoc.release()
+
+
+def poll_faster(assoc: Any) -> None:
+    """Shorten the idle sleep of ``assoc``'s network thread to :data:`_POLL_DELAY` for a retrieve.
+
+    ``DULServiceProvider._run_loop_delay`` is private to pynetdicom (3.0): it is set only where it
+    exists as a number, so a pynetdicom without it keeps its own delay (slower, still correct).
+    """
+    dul = getattr(assoc, "dul", None)
+    if isinstance(getattr(dul, "_run_loop_delay", None), float):
+        dul._run_loop_delay = _POLL_DELAY
 
 
 def _why_not_established(assoc: Any, node: Node, local: LocalAE, seconds: float, doing: str) -> PacsError:
@@ -280,6 +296,7 @@ def c_get(node: Node, local: LocalAE, study_uid: str, series_uid: str, sop_uids:
     """C-GET a whole series (``sop_uids`` None) or the listed instances of it, on one association."""
     contexts = [(_GET, TRANSFER_SYNTAXES[:2]), *_storage_contexts()]
     with association(node, local, contexts, on_store=receiver, doing="C-GET") as assoc:
+        poll_faster(assoc)
         for identifier in _retrieve_identifiers(study_uid, series_uid, sop_uids):
             if receiver.cancel is not None:
                 receiver.cancel.raise_if_cancelled()
@@ -307,7 +324,8 @@ class StorageSCP:
             ae.add_supported_context(sop_class, list(syntaxes))
         self.receiver: Receiver | None = None
         try:
-            self._server = ae.start_server((bind, local.port), block=False, evt_handlers=[(evt.EVT_C_STORE, self._handle)])
+            handlers = [(evt.EVT_C_STORE, self._handle), (evt.EVT_ESTABLISHED, lambda event: poll_faster(event.assoc))]
+            self._server = ae.start_server((bind, local.port), block=False, evt_handlers=handlers)
         except OSError as error:
             raise MedtlError(
                 f"medtl's storage SCP cannot listen on port {local.port} ({error.strerror or error}); "
