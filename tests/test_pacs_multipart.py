@@ -52,13 +52,20 @@ class FakeNode:
     def __init__(self, series: list[bytes]) -> None:
         self.uids = [instance_uids(data) for data in series]
         self.reply: Callable[[], bytes] = lambda: message(series)
+        self.count: int | None = len(series)
+        self.asked: list[str] = []
         node = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.0"  # the body ends where the connection closes: a cut-off reply is possible
 
             def do_GET(self) -> None:  # noqa: N802 - http.server's name
-                if "/instances?" in self.path:
+                node.asked.append(self.path.split("?")[0].rsplit("/", 1)[-1])
+                if "/series?" in self.path:  # how many instances the series holds, when the node says
+                    count = {"00201209": {"vr": "IS", "Value": [node.count]}} if node.count else {}
+                    answer = [{"0020000D": {"vr": "UI", "Value": [node.uids[0][0]]}, "0020000E": {"vr": "UI", "Value": [node.uids[0][1]]}, **count}]
+                    body, kind = json.dumps(answer).encode(), "application/dicom+json"
+                elif "/instances?" in self.path:
                     answer = [{"0020000D": {"vr": "UI", "Value": [s]}, "00080018": {"vr": "UI", "Value": [i]}} for s, _, i in node.uids]
                     body, kind = json.dumps(answer).encode(), "application/dicom+json"
                 elif "/instances/" in self.path:  # one instance, as a retrieve that resumes asks for them
@@ -99,10 +106,15 @@ def fetch(fake: FakeNode, tmp_path: Path) -> tuple[Callable[[], object], Path]:
     return (lambda: retrieve(request, book, store, Catalog(tmp_path / "catalog.sqlite"))), store.series_folder(study, series_uid)
 
 
-def test_instances_are_stored_byte_for_byte(fake: FakeNode, series: list[bytes], tmp_path: Path) -> None:
+@pytest.mark.parametrize("count", [3, None], ids=["node says how many", "node does not say"])
+def test_instances_are_stored_byte_for_byte(fake: FakeNode, series: list[bytes], tmp_path: Path, count: int | None) -> None:
+    fake.count = count
     run, folder = fetch(fake, tmp_path)
-    assert run().fetched == 3
+    result = run()
+    assert (result.fetched, result.already_here, result.not_received) == (3, 0, 0)
     assert sorted(path.read_bytes() for path in folder.iterdir()) == sorted(series)
+    # one series-level search, then the series in one request; the instance listing only where the count is missing
+    assert fake.asked == ["series", *([] if count else ["instances"]), fake.uids[0][1]]
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from typing import Any
 from medtl.errors import MedtlError
 from medtl.pacs.connection import ConnectionResult, Outcome, PacsError, Stopwatch, probe_tcp
 from medtl.pacs.nodes import LocalAE, Node
-from medtl.pacs.query import Match, Query, match_from
+from medtl.pacs.query import Match, Query, count_from, match_from
 from medtl.pacs.storage import BackgroundWriter, instance_uids
 from medtl.progress import CancelToken
 
@@ -225,6 +225,15 @@ def series_of(node: Node, local: LocalAE, study_uid: str) -> list[str]:
     """The series UIDs of a study."""
     answers = c_find(node, local, {"QueryRetrieveLevel": "SERIES", "StudyInstanceUID": study_uid, "SeriesInstanceUID": ""})
     return [str(answer.SeriesInstanceUID) for answer in answers if answer.get("SeriesInstanceUID")]
+
+
+def count_of(node: Node, local: LocalAE, study_uid: str, series_uid: str) -> tuple[str, int | None]:
+    """The study UID (found when ``study_uid`` is "") and how many instances a series holds (None: not said)."""
+    keys = {"QueryRetrieveLevel": "SERIES", "StudyInstanceUID": study_uid, "SeriesInstanceUID": series_uid, "NumberOfSeriesRelatedInstances": ""}
+    answers = [answer for answer in c_find(node, local, keys) if answer.get("StudyInstanceUID")]
+    if not answers:
+        raise PacsError(node, Outcome.FAILED, f"no series {series_uid} there", "C-FIND")
+    return study_uid or str(answers[0].StudyInstanceUID), count_from(answers[0].get("NumberOfSeriesRelatedInstances"))
 
 
 def instances_of(node: Node, local: LocalAE, study_uid: str, series_uid: str) -> tuple[str, list[str]]:

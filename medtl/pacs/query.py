@@ -19,6 +19,15 @@ _DATE = re.compile(r"^\d{8}$")
 _UID = re.compile(r"^[0-9.]{1,64}$")
 
 
+def count_from(value: Any) -> int | None:
+    """A count a node answered (NumberOfSeriesRelatedInstances, ...), or None where it gave none or nothing sensible."""
+    try:
+        count = int(value)
+    except (TypeError, ValueError):
+        return None
+    return count if count > 0 else None
+
+
 def check_uid(value: str, field_name: str) -> str:
     if value and not _UID.match(value):
         raise InvalidRequest(field_name, f"{value!r} is not a DICOM UID (digits and dots, 64 at most)")

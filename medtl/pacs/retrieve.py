@@ -1,8 +1,9 @@
 """Retrieve a study or a series from a node into the instance store, resumable, then catalogue it.
 
-Before anything is requested, the node is asked which instances the series holds and those
-already stored are left out: a series with none here is fetched whole (one C-GET, C-MOVE or a
-streamed WADO-RS), a series with some here instance by instance. Every instance is written
+Before anything is requested, the node is asked how many instances each series holds (one
+series-level C-FIND or QIDO-RS answer): a series with none here is fetched whole (one C-GET,
+C-MOVE or a streamed WADO-RS). For a series with some here (or a node that does not say how many),
+the node is asked which instances it holds and those already stored are left out. Every instance is written
 atomically as it arrives, so an interrupted retrieve (cancel, a lost connection, a crash) leaves
 only complete files, and running it again fetches the rest. Whatever was stored, the study
 folder is then scanned into the catalog the study browser reads.
@@ -74,27 +75,30 @@ def retrieve(
     store = store or InstanceStore()
     node, local = request.node, book.local
     ask = _Lookups.of(node, local)
+    counts: dict[str, int | None] = {}
     if request.series_uid:
-        study_uid, listed = ask.instances_of(request.study_uid, request.series_uid)
-        listings = {request.series_uid: listed}
+        study_uid, counts[request.series_uid] = ask.count_of(request.study_uid, request.series_uid)
+        series_uids = [request.series_uid]
     else:
         study_uid = request.study_uid
         series_uids = ask.series_of(study_uid)
         if not series_uids:
             raise MedtlError(f"{node.name}: the study {study_uid} has no series there")
-        listings = {}
-        for series_uid in series_uids:
-            if cancel is not None:
-                cancel.raise_if_cancelled()
-            listings[series_uid] = ask.instances_of(study_uid, series_uid)[1]
     store.remove_leftovers(study_uid)
-    result = RetrieveResult(store.study_folder(study_uid), [store.series_folder(study_uid, uid) for uid in listings])
+    result = RetrieveResult(store.study_folder(study_uid), [store.series_folder(study_uid, uid) for uid in series_uids])
     plans = []
-    for series_uid, listed in listings.items():
-        missing = store.missing(study_uid, series_uid, listed)
-        result.already_here += len(listed) - len(missing)
-        if missing:
-            plans.append((series_uid, None if len(missing) == len(listed) else missing, len(missing)))
+    for series_uid in series_uids:
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        count = counts[series_uid] if series_uid in counts else ask.count_of(study_uid, series_uid)[1]
+        if count is not None and not store.present(study_uid, series_uid):
+            plans.append((series_uid, None, count))  # none here: the whole series, without listing its instances first
+        else:
+            listed = ask.instances_of(study_uid, series_uid)[1]
+            missing = store.missing(study_uid, series_uid, listed)
+            result.already_here += len(listed) - len(missing)
+            if missing:
+                plans.append((series_uid, None if len(missing) == len(listed) else missing, len(missing)))
     wanted = sum(count for *_, count in plans)
     counter = _Counter(progress, wanted)
     report(progress, 0, wanted, "retrieving")
@@ -126,13 +130,14 @@ class _Lookups(NamedTuple):
     """The questions a retrieve asks the node, answered by DIMSE or DICOMweb."""
 
     series_of: Callable[[str], list[str]]
+    count_of: Callable[[str, str], tuple[str, int | None]]
     instances_of: Callable[[str, str], tuple[str, list[str]]]
 
     @classmethod
     def of(cls, node: Node, local: LocalAE) -> _Lookups:
         if node.is_web:
-            return cls(partial(web.series_of, node), partial(web.instances_of, node))
-        return cls(partial(dimse.series_of, node, local), partial(dimse.instances_of, node, local))
+            return cls(partial(web.series_of, node), partial(web.count_of, node), partial(web.instances_of, node))
+        return cls(partial(dimse.series_of, node, local), partial(dimse.count_of, node, local), partial(dimse.instances_of, node, local))
 
 
 def _fetch(

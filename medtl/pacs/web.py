@@ -16,7 +16,7 @@ from medtl.pacs import multipart
 from medtl.pacs.connection import ConnectionResult, Outcome, PacsError, Stopwatch
 from medtl.pacs.dimse import SendResult
 from medtl.pacs.nodes import Node, get_secret
-from medtl.pacs.query import Match, Query, match_from, patients_of
+from medtl.pacs.query import Match, Query, count_from, match_from, patients_of
 from medtl.pacs.storage import instance_uids
 from medtl.progress import CancelToken
 
@@ -157,6 +157,19 @@ def _uids(answers: list[dict], keyword: str) -> list[str]:
 def series_of(node: Node, study_uid: str) -> list[str]:
     with explained(node, "QIDO-RS"):
         return _uids(client(node).search_for_series(study_uid, fields=["SeriesInstanceUID"]), "SeriesInstanceUID")
+
+
+def count_of(node: Node, study_uid: str, series_uid: str) -> tuple[str, int | None]:
+    """The study UID (found when ``study_uid`` is "") and how many instances a series holds (None: not said)."""
+    with explained(node, "QIDO-RS"):
+        answers = client(node).search_for_series(
+            study_uid or None, search_filters={"SeriesInstanceUID": series_uid}, fields=["StudyInstanceUID", "NumberOfSeriesRelatedInstances"]
+        )
+    found = _uids(answers, "StudyInstanceUID")
+    if not found:
+        raise PacsError(node, Outcome.FAILED, f"no series {series_uid} there", "QIDO-RS")
+    count = answers[0].get("00201209", {}).get("Value") or [None]
+    return study_uid or found[0], count_from(count[0])
 
 
 def instances_of(node: Node, study_uid: str, series_uid: str) -> tuple[str, list[str]]:
