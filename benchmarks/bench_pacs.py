@@ -11,12 +11,14 @@ median of --repeat runs after one warm-up each, every run into an empty folder o
   getscu         `getscu -S ... -k QueryRetrieveLevel=SERIES` writing the files (-od), with TCP_NODELAY=1 in its
                  environment: the DIMSE reference (with dcmtk's default, Nagle's algorithm on, each instance
                  waited ~45 ms for a delayed ACK here: 9x slower)
-  medtl C-GET    `medtl.pacs.retrieve` by C-GET: instance-level C-FIND to see what is missing, the
-                 series-level C-GET, each instance written atomically (temp file, fsync, rename), and
-                 the scan of the study into a fresh catalog
+  medtl C-GET    `medtl.pacs.retrieve` by C-GET: a series-level C-FIND for the instance count (none are
+                 here yet, so no instance listing), the series-level C-GET, each instance written as
+                 received and atomically (temp file, fsync, rename), and the scan of the study into a
+                 fresh catalog
   dicomweb-client `DICOMwebClient.iter_series` (explicit VR little endian asked) and `save_as` per
                  instance: the DICOMweb reference
-  medtl WADO-RS  `medtl.pacs.retrieve` from the DICOMweb node, the same steps as by C-GET
+  medtl WADO-RS  `medtl.pacs.retrieve` from the DICOMweb node: a QIDO-RS series search for the count,
+                 one streamed WADO-RS request whose parts are checked and stored byte for byte, the scan
 and prints instances/s and the ratios medtl / reference (target <= 1.2).
 """
 
@@ -126,6 +128,7 @@ def run(work: Path, data: Path, args: argparse.Namespace) -> int:
                 count += 1
             return count
 
+        load_before = os.getloadavg()[0]
         contenders = {"getscu": getscu, "medtl C-GET": medtl("orthanc"), "dicomweb-client": dicomweb_client, "medtl WADO-RS": medtl("web")}
         times: dict[str, list[float]] = {name: [] for name in contenders}
         for round_number in range(args.repeat + 1):
@@ -143,7 +146,7 @@ def run(work: Path, data: Path, args: argparse.Namespace) -> int:
     finally:
         server.stop(kill=True)
     median = {name: statistics.median(values) for name, values in times.items()}
-    print(f"load average {load:.1f}; median of {args.repeat} (min)")
+    print(f"load average {load_before:.1f} before, {load:.1f} after; median of {args.repeat} (min)")
     print("| retrieve | s | instances/s | MB/s | ratio |")
     print("|---|---:|---:|---:|---:|")
     pairs = {"getscu": None, "medtl C-GET": "getscu", "dicomweb-client": None, "medtl WADO-RS": "dicomweb-client"}
