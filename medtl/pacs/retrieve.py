@@ -2,11 +2,12 @@
 
 Before anything is requested, the node is asked how many instances each series holds (one
 series-level C-FIND or QIDO-RS answer): a series with none here is fetched whole (one C-GET,
-C-MOVE or a streamed WADO-RS). For a series with some here (or a node that does not say how many),
-the node is asked which instances it holds and those already stored are left out. Every instance is written
-atomically as it arrives, so an interrupted retrieve (cancel, a lost connection, a crash) leaves
-only complete files, and running it again fetches the rest. Whatever was stored, the study
-folder is then scanned into the catalog the study browser reads.
+C-MOVE or a streamed WADO-RS). For a series with some here (or a node that does not say how
+many), the node is asked which instances it holds, those already stored are left out and the
+rest fetched by their UIDs. Every instance is written atomically as it arrives, so an
+interrupted retrieve (cancel, a lost connection, a crash) leaves only complete files, and
+running it again fetches the rest. Whatever was stored, the study folder is then scanned into
+the catalog the study browser reads.
 """
 
 from __future__ import annotations
