@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QColorDialog
+from PySide6.QtWidgets import QColorDialog, QMessageBox
 
 from medtl.project import Project
 from medtl.project.records import CLASS_LABEL, LABEL_TABLE
@@ -31,6 +31,12 @@ def three_series(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
         write_series(folder, phantom((6, 24, 24)), SeriesSpec(series_description=f"series {number}", patient_id=f"P{number}", seed=number))
         folders.append(folder)
     return folders
+
+
+@pytest.fixture(autouse=True)
+def never_asks(window: MainWindow, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Closing the window at the end (or after a failure) never waits on a question about unsaved edits."""
+    monkeypatch.setattr(window, "ask_unsaved_label", lambda: QMessageBox.StandardButton.Discard)
 
 
 def definitions(folder: Path) -> list[tuple[int, str, tuple[int, int, int], bool, bool]]:
@@ -85,7 +91,6 @@ def test_label_table_changes_are_kept_in_the_project_and_shown_again(qtbot, wind
     window.label_tools.actions_by_name["undo"].trigger()  # Ctrl+Z: the label is back, in the project too
     assert definitions(folder) == saved
     assert [row[0] for row in table_rows(window)] == ["liver", "label 2"]
-    save(qtbot, window)  # nothing left unsaved for closing the window to ask about
 
 
 def test_a_read_only_project_is_not_written_and_the_panels_say_why(qtbot, window: MainWindow, tmp_path: Path, ct_folder: Path) -> None:  # type: ignore[no-untyped-def]
