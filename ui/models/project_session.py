@@ -257,16 +257,15 @@ class ProjectSession:
                 labels.append({**entry, "name": f"{name} ({entry['value']})" if name.lower() in names else name})
         return {"labels": sorted(labels, key=lambda entry: int(entry["value"]))}  # type: ignore[call-overload]
 
-    def write_definitions(self, data: dict[str, object]) -> int:
+    def write_definitions(self, data: dict[str, object]) -> None:
         """Make the project's label definitions those of ``data`` (the label table's
         :meth:`~ui.models.label_definitions.LabelDefinitions.to_dict`): delete, define, rename, recolour, hide, lock, each
-        recorded in the audit log. Returns how many labels changed."""
+        recorded in the audit log."""
         project = self._writable()
         wanted = {int(entry["value"]): entry for entry in data.get("labels", [])}  # type: ignore[union-attr]
         have = {label.value: label for label in project.labels()}
         for value in sorted(have.keys() - wanted.keys()):
             project.delete_label(value)
-        changed = len(have.keys() - wanted.keys())
         for value, entry in sorted(wanted.items()):
             name, colour = str(entry["name"]), tuple(int(c) for c in entry["colour"])
             hidden, locked = bool(entry.get("hidden")), bool(entry.get("locked"))
@@ -279,8 +278,6 @@ class ProjectSession:
                 project.set_label_hidden(value, hidden)
             if old.locked != locked:
                 project.set_label_locked(value, locked)
-            changed += value not in have or (old.name, old.colour, old.hidden, old.locked) != (name, colour, hidden, locked)
-        return changed
 
     def class_labels(self, per_slice: bool = False) -> ClassLabels | None:
         """The reader's class labels in the project (classes numbered by the order they were defined, the first
@@ -300,13 +297,12 @@ class ProjectSession:
         classes = {str(n): name for name, n in numbers.items()} or {str(n): name for n, name in ClassLabels().classes.items()}
         return ClassLabels.from_dict({"classes": classes, "per_slice": per_slice, "series": whole, "slices": slices}, series)
 
-    def write_class_labels(self, before: dict[str, object], after: dict[str, object], model: ViewerModel | None) -> int:
+    def write_class_labels(self, before: dict[str, object], after: dict[str, object], model: ViewerModel | None) -> None:
         """Write what changed between two :meth:`~ui.models.class_labels.ClassLabels.to_dict` of the class labels
         (classes defined or renamed, series and slices given a class or none) as the reader's; the shown series
-        (``model``) is added to the project first when a class is given to it. Returns how many changes were written."""
+        (``model``) is added to the project first when a class is given to it."""
         project, reader = self._writable(), self.reader
         old_classes, classes = _classes(before), _classes(after)
-        changed = 0
         for number, name in sorted(classes.items()):
             known = project.classes()
             if name in known:
@@ -315,7 +311,6 @@ class ProjectSession:
                 project.rename_class(old_classes[number], name)
             else:
                 project.define_class(name)
-            changed += 1
         old_items, items = _class_items(before), _class_items(after)
         shown = _series_uid(model) if model is not None else ""
         for (uid, index), number in items.items():
@@ -323,11 +318,8 @@ class ProjectSession:
                 if uid == shown and model is not None:
                     _ensure_series(project, uid, model.volume, model.files)
                 project.set_class(uid, classes[number], slice_index=index, reader=reader)
-                changed += 1
         for uid, index in old_items.keys() - items.keys():
             project.set_class(uid, None, slice_index=index, reader=reader)
-            changed += 1
-        return changed
 
     # --- history, agreement, runs ------------------------------------------------------------
 

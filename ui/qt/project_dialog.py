@@ -3,7 +3,9 @@ name, the label history of the shown series and the agreement between two of its
 
 :class:`ProjectController` binds a :class:`~ui.models.project_session.ProjectSession` to the main window: its menu
 actions, the timer that keeps the lock fresh, the banner, and the edits it reports to the session (which tool made
-each) so a save records them.
+each) so a save records them. It also keeps the label table's definitions and the class labels in the project: each
+change is written (and audited) as it is made, and what the project holds is shown when it or a series is opened;
+"Next unlabelled" opens the project's next series. A read-only project is not written: the panel says why.
 """
 
 from __future__ import annotations
