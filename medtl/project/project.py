@@ -516,6 +516,17 @@ class Project:
             self._connection.execute("INSERT INTO classes (name) VALUES (?)", (name,))
             self._audit(CLASS_LABEL, detail=f"defined class {name!r}")
 
+    def rename_class(self, name: str, new_name: str) -> None:
+        """Call class ``name`` ``new_name`` (its class labels keep it: they name it by its index)."""
+        new_name = new_name.strip()
+        if name not in self.classes():
+            raise MedtlError(f"no class {name!r}; the classes are {', '.join(self.classes()) or 'none yet'}")
+        if not new_name or new_name.lower() in (c.lower() for c in self.classes() if c != name):
+            raise MedtlError(f"a class needs a name no other class has, not {new_name!r}")
+        with self._write():
+            self._connection.execute("UPDATE classes SET name = ? WHERE name = ?", (new_name, name))
+            self._audit(CLASS_LABEL, detail=f"renamed class {name!r} to {new_name!r}")
+
     def set_class(self, series_uid: str, name: str | None, *, slice_index: int | None = None, reader: str | None = None) -> None:
         """Give the series (or its slice ``slice_index`` along z) the class ``name``; None removes its class label."""
         self.series_record(series_uid)

@@ -29,7 +29,8 @@ from medtl.progress import CancelToken, ProgressCallback
 from medtl.project import MaskVersion, Project
 from medtl.project.lock import LockHolder, ProjectLock, os_user
 from medtl.project.project import DATABASE_NAME, IMAGES_FOLDER, series_key
-from medtl.project.records import BOX_PROMPT, BRUSH, ERASER, POLYGON, REGION_GROW, THRESHOLD, SeriesRecord
+from medtl.project.records import BOX_PROMPT, BRUSH, ERASER, POLYGON, REGION_GROW, THRESHOLD, LabelDefinition, SeriesRecord
+from ui.models.class_labels import MAX_CLASS, ClassLabels
 from ui.models.viewer_model import ViewerModel
 
 ProjectSaveCall = Callable[[ProgressCallback, CancelToken], "MaskVersion | None"]
@@ -237,6 +238,89 @@ class ProjectSession:
             raise MedtlError(f"cannot change the project: {self.project.notice}")
         return self.project
 
+    # --- label definitions and class labels ---------------------------------------------------
+
+    def label_definitions(self, shown: dict[str, object]) -> dict[str, object] | None:
+        """What the label table should show for an editable label whose definitions are ``shown``
+        (:meth:`~ui.models.label_definitions.LabelDefinitions.to_dict`): the project's labels (names, colours, hidden,
+        locked), then the label's own values the project does not define; None when no project is open or it defines none."""
+        if self.project is None:
+            return None
+        labels = [_definition_entry(label) for label in self.project.labels()]
+        if not labels:
+            return None
+        taken = {int(entry["value"]) for entry in labels}  # type: ignore[call-overload]
+        names = {str(entry["name"]).lower() for entry in labels}
+        for entry in shown.get("labels", []):  # type: ignore[union-attr]
+            if int(entry["value"]) not in taken:
+                name = str(entry["name"])
+                labels.append({**entry, "name": f"{name} ({entry['value']})" if name.lower() in names else name})
+        return {"labels": sorted(labels, key=lambda entry: int(entry["value"]))}  # type: ignore[call-overload]
+
+    def write_definitions(self, data: dict[str, object]) -> None:
+        """Make the project's label definitions those of ``data`` (the label table's
+        :meth:`~ui.models.label_definitions.LabelDefinitions.to_dict`): delete, define, rename, recolour, hide, lock, each
+        recorded in the audit log."""
+        project = self._writable()
+        wanted = {int(entry["value"]): entry for entry in data.get("labels", [])}  # type: ignore[union-attr]
+        have = {label.value: label for label in project.labels()}
+        for value in sorted(have.keys() - wanted.keys()):
+            project.delete_label(value)
+        for value, entry in sorted(wanted.items()):
+            name, colour = str(entry["name"]), tuple(int(c) for c in entry["colour"])
+            hidden, locked = bool(entry.get("hidden")), bool(entry.get("locked"))
+            old = have.get(value) or project.define_label(name, colour, value)  # type: ignore[arg-type]
+            if old.name != name:
+                project.rename_label(value, name)
+            if old.colour != colour:
+                project.set_label_colour(value, colour)  # type: ignore[arg-type]
+            if old.hidden != hidden:
+                project.set_label_hidden(value, hidden)
+            if old.locked != locked:
+                project.set_label_locked(value, locked)
+
+    def class_labels(self, per_slice: bool = False) -> ClassLabels | None:
+        """The reader's class labels in the project (classes numbered by the order they were defined, the first
+        :data:`MAX_CLASS`), over every series of the project; None when no project is open."""
+        project = self.project
+        if project is None:
+            return None
+        numbers = {name: number for number, name in enumerate(project.classes()[:MAX_CLASS], start=1)}
+        series, whole, slices = [], {}, []
+        for record in project.series():
+            series.append((record.series_uid, int(record.grid.get("slices") or 1)))
+            for index, name in project.class_labels(record.series_uid, self.reader).items():
+                if name in numbers and index is None:
+                    whole[record.series_uid] = numbers[name]
+                elif name in numbers:
+                    slices.append([record.series_uid, index, numbers[name]])
+        classes = {str(n): name for name, n in numbers.items()} or {str(n): name for n, name in ClassLabels().classes.items()}
+        return ClassLabels.from_dict({"classes": classes, "per_slice": per_slice, "series": whole, "slices": slices}, series)
+
+    def write_class_labels(self, before: dict[str, object], after: dict[str, object], model: ViewerModel | None) -> None:
+        """Write what changed between two :meth:`~ui.models.class_labels.ClassLabels.to_dict` of the class labels
+        (classes defined or renamed, series and slices given a class or none) as the reader's; the shown series
+        (``model``) is added to the project first when a class is given to it."""
+        project, reader = self._writable(), self.reader
+        old_classes, classes = _classes(before), _classes(after)
+        for number, name in sorted(classes.items()):
+            known = project.classes()
+            if name in known:
+                continue
+            if old_classes.get(number) in known and old_classes[number] not in classes.values():
+                project.rename_class(old_classes[number], name)
+            else:
+                project.define_class(name)
+        old_items, items = _class_items(before), _class_items(after)
+        shown = _series_uid(model) if model is not None else ""
+        for (uid, index), number in items.items():
+            if old_items.get((uid, index)) != number:
+                if uid == shown and model is not None:
+                    _ensure_series(project, uid, model.volume, model.files)
+                project.set_class(uid, classes[number], slice_index=index, reader=reader)
+        for uid, index in old_items.keys() - items.keys():
+            project.set_class(uid, None, slice_index=index, reader=reader)
+
     # --- history, agreement, runs ------------------------------------------------------------
 
     def history_rows(self, model: ViewerModel) -> list[HistoryRow]:
@@ -285,6 +369,22 @@ class ProjectSession:
     def link_run(self, run_dir: Path) -> None:
         """Record a run started from the project in it."""
         self._writable().link_run(run_dir)
+
+
+def _definition_entry(label: LabelDefinition) -> dict[str, object]:
+    """A project label as the label table stores one (:meth:`~ui.models.label_definitions.LabelDefinitions.to_dict`)."""
+    return {"value": label.value, "name": label.name, "colour": list(label.colour), "hidden": label.hidden, "locked": label.locked}
+
+
+def _classes(data: dict[str, object]) -> dict[int, str]:
+    return {int(number): str(name) for number, name in dict(data.get("classes", {})).items()}  # type: ignore[call-overload]
+
+
+def _class_items(data: dict[str, object]) -> dict[tuple[str, int | None], int]:
+    """(series UID, slice or None for the whole series) -> class number, of a ClassLabels.to_dict."""
+    items: dict[tuple[str, int | None], int] = {(str(uid), None): int(n) for uid, n in dict(data.get("series", {})).items()}  # type: ignore[call-overload]
+    items.update({(str(uid), int(index)): int(n) for uid, index, n in data.get("slices", [])})  # type: ignore[attr-defined]
+    return items
 
 
 def _series_uid(model: ViewerModel) -> str:

@@ -26,6 +26,7 @@ class LabelTable(QWidget):
     """The labels of the editable label of the series shown in ``model`` (set with :meth:`set_model`)."""
 
     definitions_changed = Signal()  # a label was added, renamed, recoloured, hidden, locked or deleted
+    definitions_replaced = Signal()  # the table shows a new editable label's definitions (e.g. a project fills them in now)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -76,11 +77,17 @@ class LabelTable(QWidget):
     def refresh(self) -> None:
         """Show the editable label's labels (rebuilt only when something shown changed)."""
         editor = self.editor
+        replaced = editor is not None and (self.definitions is None or self.definitions.editor is not editor)
         if editor is None:
             self.definitions = None
-        elif self.definitions is None or self.definitions.editor is not editor:
+        elif replaced:
             assert self._model is not None
             self.definitions = LabelDefinitions(editor, self._model.volume.spacing)
+        self._show_rows(editor)
+        if replaced:
+            self.definitions_replaced.emit()
+
+    def _show_rows(self, editor: LabelEditor | None) -> None:
         rows = self.definitions.rows() if self.definitions is not None else []
         self.add_button.setEnabled(self.definitions is not None)
         self.delete_button.setEnabled(len(rows) > 1)

@@ -3,7 +3,9 @@ name, the label history of the shown series and the agreement between two of its
 
 :class:`ProjectController` binds a :class:`~ui.models.project_session.ProjectSession` to the main window: its menu
 actions, the timer that keeps the lock fresh, the banner, and the edits it reports to the session (which tool made
-each) so a save records them.
+each) so a save records them. It also keeps the label table's definitions and the class labels in the project: each
+change is written (and audited) as it is made, and what the project holds is shown when it or a series is opened;
+"Next unlabelled" opens the project's next series. A read-only project is not written: the panel says why.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from medtl.project.lock import REFRESH_EVERY_S
 from medtl.progress import CancelToken, ProgressCallback
 from medtl.project.label_files import Exported
 from medtl.project.records import INTERPOLATION, PREDICTION
+from ui.models.class_labels import ClassLabels
 from ui.models.label_editor import LabelEditor, Tool
 from ui.models.project_session import EDITOR_TOOLS, HistoryRow, ProjectSession
 from ui.models.viewer_model import ViewerModel
@@ -227,6 +230,18 @@ class ProjectController(QObject):
         interpolate = window.label_tools.actions_by_name.get("interpolate")  # where the editor interpolates between slices
         if interpolate is not None:
             interpolate.triggered.connect(lambda _checked=False: self._note_if_edited(INTERPOLATION))
+        self._definitions_seen: dict[str, object] | None = None  # the label table's definitions as last shown or written
+        self._classes_seen: dict[str, object] | None = None  # the class labels (to_dict) as last shown or written
+        self._series_to_select: str | None = None  # a project series asked for, in a folder being scanned
+        tools = window.label_tools
+        tools.label_table.definitions_replaced.connect(self.show_definitions)
+        tools.label_table.definitions_changed.connect(self._definitions_edited)
+        for name in ("undo", "redo"):  # undoing a delete brings the label back: the project defines it again
+            tools.actions_by_name[name].triggered.connect(lambda _checked=False: self._definitions_edited())
+        tools.class_labels.labels_changed.connect(self._classes_edited)
+        tools.class_labels.series_requested.connect(self.open_series)
+        window.series_shown.connect(lambda _model: self.show_class_labels())
+        window.scan_finished.connect(self._scanned)
 
     def _action(self, text: str, slot: Callable[[], object]) -> QAction:
         action = QAction(text, self.window)
@@ -268,6 +283,96 @@ class ProjectController(QObject):
         window.label_tools.refresh()
         window.status_message.setText(f"Label saved in the project {self._name()} as {version.reader}'s version {version.version}")
         window.label_saved.emit(version)
+
+    # --- label definitions and class labels ---------------------------------------------------
+
+    def show_definitions(self) -> None:
+        """Show the open project's label definitions (names, colours, hidden, locked) in the label table."""
+        table = self.window.label_tools.label_table
+        definitions, model = table.definitions, self.window.viewer.model
+        if definitions is None or model is None:
+            self._definitions_seen = None
+            return
+        shown = definitions.to_dict()
+        data = self.session.label_definitions(shown)
+        if data is not None and data != shown:
+            definitions.load(data)
+            model.layer_changed()  # redraw in the project's colours, hide its hidden labels, refresh the table
+        self._definitions_seen = definitions.to_dict()
+
+    def _definitions_edited(self) -> None:
+        """Write the label table's definitions into the project when they changed (a rename, recolour, hide, lock,
+        delete, or the undo of a delete)."""
+        table = self.window.label_tools.label_table
+        if table.definitions is None or self.session.project is None:
+            return
+        data = table.definitions.to_dict()
+        if data == self._definitions_seen:
+            return
+        self._definitions_seen = data
+        if self.session.read_only:  # kept in the label (saved to the label store), not in the project
+            self._refused(table.message, f"Label changes are not saved in the project: {self.session.notice}")
+            return
+        try:
+            self.session.write_definitions(data)
+        except MedtlError as error:
+            self._refused(table.message, f"Labels not changed in the project: {error}")
+            self.show_definitions()  # the project's definitions, as they are
+
+    def show_class_labels(self) -> None:
+        """Give the class labels panel the reader's classes and class labels in the open project, over all its series."""
+        panel = self.window.label_tools.class_labels
+        labels = self.session.class_labels(panel.labels.per_slice)
+        if labels is None:
+            return
+        self._classes_seen = _assignments(labels)
+        panel.set_labels(labels)
+
+    def _classes_edited(self) -> None:
+        """Write the class labels that changed (a class given or taken off, a class added or renamed) into the project."""
+        panel = self.window.label_tools.class_labels
+        if self.session.project is None or self._classes_seen is None:
+            return
+        before, after = self._classes_seen, _assignments(panel.labels)
+        if after == before:
+            return
+        try:
+            self.session.write_class_labels(before, after, self.window.viewer.model)
+        except MedtlError as error:
+            self.show_class_labels()  # back to what the project holds
+            self._refused(panel.current, f"Class not saved: {error}")
+            return
+        self._classes_seen = after
+
+    def _refused(self, place: QLabel, message: str) -> None:
+        """Say why a change could not be written, where it was made and in the status bar."""
+        place.setText(message)
+        self.window.status_message.setText(message)
+
+    def open_series(self, uid: str, index: int | None = None) -> bool:
+        """Show series ``uid`` (at slice ``index`` along z): from the study browser when it lists it, else from its
+        folder as the project records it. False when neither knows it."""
+        window, project = self.window, self.session.project
+        window._slice_when_shown = (uid, index) if index is not None else None
+        if window.browser.select_series(uid):
+            return True
+        try:
+            record = project.series_record(uid) if project is not None else None
+        except MedtlError as error:
+            window.status_message.setText(str(error))
+            return False
+        if record is None:
+            window.status_message.setText(f"Series {uid} is neither in the study browser nor in an open project")
+            return False
+        self._series_to_select = uid if record.files else None
+        window.open_path(record.path)
+        return True
+
+    def _scanned(self, _result: object) -> None:
+        """A folder scanned for a series asked for: show that series once the window has picked its first one."""
+        uid, self._series_to_select = self._series_to_select, None
+        if uid is not None:
+            QTimer.singleShot(0, lambda: self.window.browser.select_series(uid))
 
     # --- opening -----------------------------------------------------------------------------
 
@@ -336,6 +441,8 @@ class ProjectController(QObject):
         self.window.settings.set_last_project(project.folder)
         self.window.training.set_project(project.folder, self.session.link_run)
         self.show_state()
+        self.show_definitions()
+        self.show_class_labels()
         self.window.status_message.setText(f"Project {self._name()}" + (" (read-only)" if project.read_only else "") + f", reader {self.session.reader}")
         self.opened.emit(project)
 
@@ -389,6 +496,7 @@ class ProjectController(QObject):
             name = text
         reader = self.session.set_reader(name)
         self.window.settings.set_reader_name(name.strip() or None)
+        self.show_class_labels()  # class labels are the reader's own
         self.window.status_message.setText(f"Reader: {reader}")
         return reader
 
@@ -471,3 +579,9 @@ class ProjectController(QObject):
 def _series_name(model: ViewerModel) -> str:
     return model.label.series_description or str(model.volume.metadata.get("series_uid", "")) or "the shown image"
 
+
+def _assignments(labels: ClassLabels) -> dict[str, object]:
+    """What of the class labels a project stores: the classes and every series' and slice's class (not the mode)."""
+    data = labels.to_dict()
+    data.pop("per_slice")
+    return data
