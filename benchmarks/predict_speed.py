@@ -177,7 +177,7 @@ def gui(run_dir: Path, volume: Volume, repeat: int, out: Path) -> None:
     del app
     p50, p99 = np.percentile(late, [50, 99])
     print(f"load after: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}\n")
-    print(f"| app: predict → overlay shown, s, median (min) | GUI timer ticks | p50 late ms | p99 late ms | max late ms |")
+    print("| app: predict → overlay shown, s, median (min) | GUI timer ticks | p50 late ms | p99 late ms | max late ms |")
     print("|---:|---:|---:|---:|---:|")
     print(f"| {statistics.median(seconds):.2f} ({min(seconds):.2f}) | {len(late)} | {p50:.1f} | {p99:.1f} | {max(late):.1f} |")
     print(f"\ntargets: overlay ≤ {TARGET_SECONDS:g} s {'met' if statistics.median(seconds) <= TARGET_SECONDS else 'missed'}; "

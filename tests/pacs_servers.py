@@ -8,6 +8,7 @@ modules skip themselves anywhere else. Ports are fixed there: nothing else liste
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -18,6 +19,7 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -192,3 +194,15 @@ class MemoryKeyring(keyring.backend.KeyringBackend):
             import keyring.errors
 
             raise keyring.errors.PasswordDeleteError(username)
+
+
+@contextlib.contextmanager
+def memory_keyring() -> Iterator[MemoryKeyring]:
+    """While inside, the keyring is a fresh :class:`MemoryKeyring` (the one before comes back after)."""
+    previous = keyring.get_keyring()
+    ring = MemoryKeyring()
+    keyring.set_keyring(ring)
+    try:
+        yield ring
+    finally:
+        keyring.set_keyring(previous)

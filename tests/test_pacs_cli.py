@@ -82,7 +82,7 @@ def test_dicomweb_node_keeps_its_password_out_of_the_file_and_sends(
     assert medtl(capsys, "node", "add", "web", "--url", orthanc.dicomweb_url, "--user", pacs_servers.USER, "--password-stdin")[0] == 0
     assert pacs_servers.PASSWORD not in saved_nodes.read_text()
     assert medtl(capsys, "echo", "web")[0] == 0
-    files = write_series(tmp_path / "out", phantom((2, 16, 16)), SeriesSpec(patient_id="SENT01"))
+    write_series(tmp_path / "out", phantom((2, 16, 16)), SeriesSpec(patient_id="SENT01"))
     (tmp_path / "out" / "readme.txt").write_text("not DICOM")
     code, out, err = medtl(capsys, "send", "web", str(tmp_path / "out"))
     assert code == 1 and out.count(": stored") == 2 and "readme.txt: not a DICOM file" in out and "2 of 3 file(s) stored" in err

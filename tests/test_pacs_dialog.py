@@ -5,10 +5,11 @@ The tests that need Orthanc run only inside the private network namespace of ``t
 
 from __future__ import annotations
 
+
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
-import keyring
 import pydicom
 import pytest
 from PySide6.QtCore import QTimer
@@ -26,12 +27,9 @@ if pacs_servers.in_private_network():
 
 
 @pytest.fixture(autouse=True)
-def memory_keyring() -> pacs_servers.MemoryKeyring:
-    previous = keyring.get_keyring()
-    ring = pacs_servers.MemoryKeyring()
-    keyring.set_keyring(ring)
-    yield ring
-    keyring.set_keyring(previous)
+def memory_keyring() -> Iterator[pacs_servers.MemoryKeyring]:
+    with pacs_servers.memory_keyring() as ring:
+        yield ring
 
 
 def test_a_silent_node_times_out_while_the_window_keeps_painting(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

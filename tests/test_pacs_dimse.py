@@ -130,7 +130,7 @@ def test_get_stores_every_instance_and_catalogues_the_study(book: NodeBook, gene
 
 
 def test_move_goes_through_medtls_storage_scp_only_from_configured_titles(book: NodeBook, tmp_path: Path) -> None:
-    study, series = str(pydicom.dcmread(SMALL[0]).StudyInstanceUID), str(pydicom.dcmread(SMALL[0]).SeriesInstanceUID)
+    series = str(pydicom.dcmread(SMALL[0]).SeriesInstanceUID)
     request = RetrieveRequest(book.get("orthanc"), series_uid=series, move=True)
     result = retrieve(request, book, InstanceStore(tmp_path / "moved"), Catalog(tmp_path / "c.sqlite"))
     assert result.fetched == 1 and (result.series_folders[0] / f"{pydicom.dcmread(SMALL[0]).SOPInstanceUID}.dcm").exists()

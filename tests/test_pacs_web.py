@@ -5,12 +5,13 @@ Runs only inside the private network namespace that ``test_pacs_network.py`` mak
 
 from __future__ import annotations
 
+
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
-import keyring
 import pydicom
 import pytest
 from pydicom.data import get_testdata_file
@@ -32,12 +33,9 @@ pacs_servers.loopback_up()
 
 
 @pytest.fixture(autouse=True)
-def memory_keyring() -> pacs_servers.MemoryKeyring:
-    previous = keyring.get_keyring()
-    ring = pacs_servers.MemoryKeyring()
-    keyring.set_keyring(ring)
-    yield ring
-    keyring.set_keyring(previous)
+def memory_keyring() -> Iterator[pacs_servers.MemoryKeyring]:
+    with pacs_servers.memory_keyring() as ring:
+        yield ring
 
 
 @pytest.fixture(scope="module")

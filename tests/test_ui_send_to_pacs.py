@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import keyring
 import pydicom
 import pytest
 
@@ -30,12 +29,10 @@ if pacs_servers.in_private_network():
 @pytest.fixture(autouse=True)
 def nodes_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The saved nodes of these tests live in the test's folder, with an in-memory keyring."""
-    previous = keyring.get_keyring()
-    keyring.set_keyring(pacs_servers.MemoryKeyring())
     path = tmp_path / "nodes.json"
     monkeypatch.setenv("MEDTL_PACS_NODES", str(path))
-    yield path
-    keyring.set_keyring(previous)
+    with pacs_servers.memory_keyring():
+        yield path
 
 
 @pytest.fixture

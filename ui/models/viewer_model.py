@@ -11,7 +11,7 @@ volume sit far above most of its voxels, so the slices' window would show the MI
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,6 +96,16 @@ class CornerText:
     top_right: list[str]
     bottom_left: list[str]
     bottom_right: list[str]
+
+
+def follow(previous: ViewerModel | None, model: ViewerModel | None, on_change: Callable[[], None]) -> ViewerModel | None:
+    """Move ``on_change`` from ``previous``'s :attr:`ViewerModel.changed` to ``model``'s; returns ``model`` (a panel's
+    ``set_model``: ``self._model = follow(self._model, model, self.refresh)``)."""
+    if previous is not None:
+        previous.changed.disconnect(on_change)
+    if model is not None:
+        model.changed.connect(on_change)
+    return model
 
 
 class ViewerModel:

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QListWi
 from medtl.errors import MedtlError
 from ui.models.class_labels import MAX_CLASS, ClassLabels
 from ui.models.label_session import series_uids
-from ui.models.viewer_model import ViewerModel
+from ui.models.viewer_model import ViewerModel, follow
 
 
 def series_key(model: ViewerModel) -> str:
@@ -91,11 +91,7 @@ class ClassLabelsPanel(QWidget):
 
     def set_model(self, model: ViewerModel | None) -> None:
         """Follow the shown series."""
-        if self._model is not None:
-            self._model.changed.disconnect(self.refresh)
-        self._model = model
-        if model is not None:
-            model.changed.connect(self.refresh)
+        self._model = follow(self._model, model, self.refresh)
         self._include_shown()
         self.refresh()
 

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QAbstractItemView, QColorDialog, QHBoxLayout, QHea
 from medtl.errors import MedtlError
 from ui.models.label_definitions import LabelDefinition, LabelDefinitions
 from ui.models.label_editor import LabelEditor
-from ui.models.viewer_model import ViewerModel
+from ui.models.viewer_model import ViewerModel, follow
 
 COLUMNS = ("", "Name", "Shown", "Locked", "Volume")
 COLOUR, NAME, SHOWN, LOCKED, VOLUME = range(len(COLUMNS))
@@ -63,11 +63,7 @@ class LabelTable(QWidget):
         self.refresh()
 
     def set_model(self, model: ViewerModel | None) -> None:
-        if self._model is not None:
-            self._model.changed.disconnect(self.refresh)
-        self._model = model
-        if model is not None:
-            model.changed.connect(self.refresh)
+        self._model = follow(self._model, model, self.refresh)
         self.refresh()
 
     @property

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 
 from ui.models.label_editor import BRUSH_RANGE_MM, LabelEditor, Tool, annotated_axis
 from ui.models.overlays import LabelLayer
-from ui.models.viewer_model import ViewerModel
+from ui.models.viewer_model import ViewerModel, follow
 from ui.qt.class_labels import ClassLabelsPanel
 from ui.qt.label_table import LabelTable
 from ui.qt.layers_panel import LayersPanel
@@ -134,11 +134,8 @@ class LabelTools(QWidget):
 
     def set_model(self, model: ViewerModel | None) -> None:
         """Follow the shown series (the viewer shows it already)."""
-        if self._model is not None:
-            self._model.changed.disconnect(self.refresh)
-        self._model = model
+        self._model = follow(self._model, model, self.refresh)
         if model is not None:
-            model.changed.connect(self.refresh)
             units = " HU" if str(model.volume.metadata.get("modality", "")) == "CT" else ""
             for spin in (self.low, self.high, self.tolerance):
                 spin.setSuffix(units)

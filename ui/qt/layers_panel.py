@@ -6,7 +6,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QFormLayout, QLabel, QListWidget, QListWidgetItem, QMessageBox, QPushButton, QSlider, QVBoxLayout, QWidget
 
 from ui.models.overlays import LabelLayer, LabelStyle, OverlayLayer
-from ui.models.viewer_model import ViewerModel
+from ui.models.viewer_model import ViewerModel, follow
 
 
 class LayersPanel(QWidget):
@@ -41,11 +41,7 @@ class LayersPanel(QWidget):
         self._refresh()
 
     def set_model(self, model: ViewerModel | None) -> None:
-        if self.model is not None:
-            self.model.changed.disconnect(self._model_changed)
-        self.model = model
-        if model is not None:
-            model.changed.connect(self._model_changed)
+        self.model = follow(self.model, model, self._model_changed)
         self._refresh()
 
     def selected(self) -> OverlayLayer | None:
