@@ -379,6 +379,11 @@ class LabelEditor:
         return annotated
 
     @property
+    def painting(self) -> bool:
+        """A stroke is being painted (begun, not yet ended)."""
+        return self._open is not None
+
+    @property
     def last_stroke(self) -> Stroke | None:
         """The newest undo step."""
         return self._history.newest

@@ -31,6 +31,7 @@ from medtl.project.lock import LockHolder, ProjectLock, os_user
 from medtl.project.project import DATABASE_NAME, IMAGES_FOLDER, series_key
 from medtl.project.records import BOX_PROMPT, BRUSH, ERASER, POLYGON, REGION_GROW, THRESHOLD, LabelDefinition, SeriesRecord
 from ui.models.class_labels import MAX_CLASS, ClassLabels
+from ui.models.label_editor import LabelEditor
 from ui.models.viewer_model import ViewerModel
 
 ProjectSaveCall = Callable[[ProgressCallback, CancelToken], "MaskVersion | None"]
@@ -62,6 +63,7 @@ class ProjectSession:
         self._pending: list[tuple[str, str]] = []  # (tool, detail) of the edits since the last save, in order
         self._baseline: tuple[int, np.ndarray, Annotated] | None = None  # (editor id, mask, annotated) as last loaded or saved
         self._written: dict[int, int] = {}  # editor id -> the edit count of the newest snapshot saved
+        self._claimed: dict[int, int] = {}  # editor id -> the edit count of the newest snapshot a save has begun to write
 
     # --- opening -----------------------------------------------------------------------------
 
@@ -109,7 +111,7 @@ class ProjectSession:
     def close(self) -> None:
         """Close the project (releasing its lock)."""
         project, self.project = self.project, None
-        self._baseline, self._pending, self._written = None, [], {}
+        self._baseline, self._pending, self._written, self._claimed = None, [], {}, {}
         if project is not None:
             project.close()
 
@@ -182,6 +184,11 @@ class ProjectSession:
         with self._guard:
             self._baseline, self._pending = (id(editor), mask.array, version.annotated), []
 
+    def saved_edits(self, editor: LabelEditor) -> int:
+        """The edit count of ``editor`` 's newest snapshot in the project (-1: none saved)."""
+        with self._guard:
+            return self._written.get(id(editor), -1)
+
     def save_call(self, model: ViewerModel, fallback_tool: str) -> tuple[ProjectSaveCall, int]:
         """An engine call that saves a snapshot of the shown label (taken now) as the reader's next mask version of the
         series, recording the tools noted since the last save (``fallback_tool`` when none was), and the edit count the
@@ -199,8 +206,17 @@ class ProjectSession:
         def call(progress: ProgressCallback, cancel: CancelToken) -> MaskVersion | None:
             progress(0, 0, f"saving the label into the project {project.name}")
             with self._guard:
-                if self._written.get(key, -1) > edits:
-                    return None  # an older snapshot never becomes the newest version
+                if max(self._written.get(key, -1), self._claimed.get(key, -1)) >= edits:
+                    return None  # an older snapshot never becomes the newest version, nor is the same one saved twice
+                self._claimed[key] = edits
+            try:
+                return write()
+            except BaseException:
+                with self._guard:
+                    self._claimed[key] = self._written.get(key, -1)  # let a later save of these edits try again
+                raise
+
+        def write() -> MaskVersion:
             _ensure_series(project, uid, volume, files)
             _define_labels(project, names, colours)
             base_mask, base_annotated = self._base(project, key, uid, reader, mask.shape)

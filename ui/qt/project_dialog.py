@@ -51,6 +51,8 @@ from ui.qt.tasks import start_task
 if TYPE_CHECKING:  # pragma: no cover
     from ui.qt.main_window import MainWindow
 
+AUTOSAVE_EVERY_MS = 500
+"""How often the shown label's new edits are saved into the open project (each save is a new version, in a worker)."""
 UNKNOWN_TOOL = "edit"
 """Recorded for a save whose edits no tool was reported for (e.g. a label restored, then saved)."""
 
@@ -214,6 +216,11 @@ class ProjectController(QObject):
         self.timer.setInterval(int(REFRESH_EVERY_S * 1000 / 2))
         self.timer.timeout.connect(session.refresh_lock)
         self.timer.start()
+        self.autosave_timer = QTimer(self)  # every edit reaches the project: a kill loses at most the stroke in progress
+        self.autosave_timer.setInterval(AUTOSAVE_EVERY_MS)
+        self.autosave_timer.timeout.connect(self.autosave)
+        self.autosave_timer.start()
+        self._autosaved: tuple[int, int] | None = None  # (editor id, edit count) of the last autosave started
         self.actions = {
             "new": self._action("&New project…", self.new_project),
             "open": self._action("Open &project…", self.open_project),
@@ -273,11 +280,32 @@ class ProjectController(QObject):
         """The tool a save records when no edit was reported since the last one."""
         return self._last_tool
 
+    def autosave(self) -> bool:
+        """Save the shown label into the writable project when it has edits no save has started on, and no stroke is
+        being painted; True when a save started."""
+        window, model = self.window, self.window.viewer.model
+        if model is None or model.editor is None or not model.editor.dirty or model.editor.painting:
+            return False
+        if not self.session.writable_for(model) or "save_label" in window._tasks.running:
+            return False
+        editor = model.editor
+        if self.session.saved_edits(editor) >= editor.edits:  # saved by a save whose answer was superseded
+            editor.saved(editor.edits)
+            window.label_tools.refresh()
+            return False
+        if self._autosaved == (id(editor), editor.edits):
+            return False  # started already (and failed, if the label is still dirty: Problems says why)
+        self._autosaved = (id(editor), editor.edits)
+        window.save_label()
+        return True
+
     def label_saved(self, editor: LabelEditor, edits: int, version: MaskVersion | None) -> None:
-        """A save into the project ended (None: a newer snapshot had been saved already)."""
+        """A save into the project ended (None: this snapshot, or a newer one, had been saved already)."""
         window = self.window
         window._idle()
         if version is None:
+            if self.session.saved_edits(editor) >= edits:
+                editor.saved(edits)
             return
         editor.saved(edits)
         window.label_tools.refresh()
