@@ -1,5 +1,6 @@
 """Clicks as box edits and mask logic (medtl.prompt.clicks), with a stand-in decoder whose answers are known: it
-segments a drawn scene (a disk and a bar) the way LiteMedSAM does, the part of the scene inside the box."""
+segments a drawn scene (a disk and a bar) the way LiteMedSAM does, the part of the scene inside the box; and the
+area bounds that end propagation, with a stand-in model that guesses a box-shaped mask on every slice."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import numpy as np
 import pytest
 
 from medtl.prompt.clicks import excluding, including, refine
-from medtl.prompt.engine import Decoded, stability_score
+from medtl.prompt.engine import Decoded, PromptResult
+from medtl.prompt.preprocessing import IntensityWindow
+from medtl.prompt.propagation import PropagationSettings, propagate
 from medtl.prompt.request import Box, Point, PromptRequest
 
 SHAPE = (80, 100)
@@ -84,7 +87,31 @@ def test_an_excluding_click_that_would_empty_the_box_leaves_it_unchanged() -> No
     assert excluding((10.0, 10.0, 50.0, 50.0), Point(15, 30, positive=False)) == (17.0, 10.0, 50.0, 50.0)
 
 
-def test_the_stability_score_is_low_for_soft_logits_and_high_for_a_sharp_edge() -> None:
-    sharp = np.where(scene(), 8.0, -8.0)
-    soft = np.where(scene(), 0.5, -0.5)
-    assert stability_score(sharp) == 1.0 and stability_score(soft) == 0.0
+class GuessingModel:
+    """A stand-in PromptModel whose decoder fills ``fill`` of every box it is given, as LiteMedSAM guesses beyond a structure."""
+
+    def __init__(self, fill: float) -> None:
+        self.fill = fill
+
+    def embed(self, key, pixels, window):  # noqa: ANN001, ANN201
+        return key
+
+    def segment(self, embedding, request: PromptRequest) -> PromptResult:  # noqa: ANN001
+        x0, y0, x1, y1 = (round(v) for v in request.box)
+        mask = np.zeros(request.slice_shape, dtype=bool)
+        height = max(1, round((y1 - y0 + 1) * self.fill))
+        mask[y0 : y0 + height, x0 : x1 + 1] = True
+        return PromptResult(mask, 0.8)
+
+
+def test_propagation_ends_where_the_mask_swells_against_the_start_mask() -> None:
+    volume = np.full((12, 80, 100), 100.0)
+    start = np.zeros(SHAPE, dtype=bool)
+    start[30:50, 30:60] = True
+
+    def reached(fill: float, settings: PropagationSettings = PropagationSettings()) -> list[int]:
+        return [int(s.mask.sum()) for s in propagate(GuessingModel(fill), volume, "axial", 0, start, IntensityWindow(0, 200), "s", settings)]  # type: ignore[arg-type]
+
+    assert reached(1.0) == [864]  # the whole grown box: 1.44 times the start mask, then 2.05 (past 1.5)
+    assert len(reached(1.0, PropagationSettings(max_area=None))) == 11  # unbounded, it runs to the volume's edge
+    assert len(reached(0.5)) == 11 and max(reached(0.5)) <= 1.5 * start.sum()  # a mask of the start's size goes on

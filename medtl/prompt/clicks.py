@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from medtl.prompt.engine import Decoded, PromptResult, stability_score
+from medtl.prompt.engine import Decoded, PromptResult
 from medtl.prompt.request import Box, Point, PromptRequest
 
 MARGIN = 0.1
@@ -59,7 +59,7 @@ def refine(decode: Decode, request: PromptRequest) -> PromptResult:
     state = ClickState(request.box, answer.mask, answer)
     for k, click in enumerate(request.points):
         state = apply_click(decode, state, click, request.points[:k])
-    return PromptResult(honoured(state.mask, request.points), state.answer.predicted_iou, stability_score(state.answer.logits))
+    return PromptResult(honoured(state.mask, request.points), state.answer.predicted_iou)
 
 
 def apply_click(decode: Decode, state: ClickState, click: Point, earlier: tuple[Point, ...]) -> ClickState:

@@ -17,10 +17,6 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 
-STABILITY_OFFSET = 1.0
-"""The logit offset of :func:`stability_score` (SAM's automatic mask generator uses 1.0)."""
-
-
 @dataclass(frozen=True, eq=False)
 class Decoded:
     """One answer of the decoder on the slice's grid: its ``logits`` (float32, > 0 is the mask) and predicted IoU."""
@@ -36,18 +32,10 @@ class Decoded:
 
 @dataclass(frozen=True, eq=False)
 class PromptResult:
-    """A boolean ``mask`` on the slice's grid, the decoder's own estimate of its IoU with the true structure, and the
-    :func:`stability_score` of the decoder's last answer (a box-shaped guess on a slice without the structure scores low)."""
+    """A boolean ``mask`` on the slice's grid and the decoder's own estimate of its IoU with the true structure."""
 
     mask: np.ndarray
     predicted_iou: float
-    stability: float
-
-
-def stability_score(logits: np.ndarray, offset: float = STABILITY_OFFSET) -> float:
-    """SAM's stability score: the IoU of the masks at logit ``+offset`` and ``-offset`` (1: a sharp edge; 0: nothing sure)."""
-    union = int((logits > -offset).sum())
-    return int((logits > offset).sum()) / union if union else 0.0
 
 
 class PromptModel:
