@@ -105,8 +105,7 @@ def excluding(box: Box, click: Point) -> Box | None:
     edges = {0: click.x - x0, 2: x1 - click.x, 1: click.y - y0, 3: y1 - click.y}
     nearest = min(edges, key=edges.__getitem__)
     moved = list(box)
-    moved[nearest] = (click.x + EXCLUDE_MARGIN if nearest == 0 else click.x - EXCLUDE_MARGIN if nearest == 2
-                      else click.y + EXCLUDE_MARGIN if nearest == 1 else click.y - EXCLUDE_MARGIN)
+    moved[nearest] = (click.x if nearest in (0, 2) else click.y) + (EXCLUDE_MARGIN if nearest in (0, 1) else -EXCLUDE_MARGIN)
     return (moved[0], moved[1], moved[2], moved[3]) if moved[0] < moved[2] and moved[1] < moved[3] else None
 
 
