@@ -2,6 +2,7 @@
 strokes the same Dice would take. Zero-shot vs after "Adapt to my labels" on 4 labelled slices.
 
 Usage: python benchmarks/bench_effort.py [--adapted RUN | --adapt-minutes 2] [--prompts 6] [--slices 3] [--jitter 3]
+       [--rule edits|points|multimask]
 
 Structures: the AAL atlas's putamen, thalamus, caudate and hippocampus (left and right, each its own structure) on
 ``--slices`` axial slices of each, at the quartiles of its extent (never one of the adaptation's labelled slices) of the
@@ -11,7 +12,10 @@ The simulated user: prompt 1 is the box of the true mask with each side moved by
 every further prompt adds one click where the mask is most wrong: the largest connected region of false negatives
 (a click that includes) or of false positives (one that excludes), whichever is larger, clicked at its most interior
 pixel (farthest from the region's edge). The box and the clicks so far make each prompt (the decoder alone: the
-slice's embedding is computed once). Each prompt's result is one undoable step in the app, so the script also reports
+slice's embedding is computed once). ``--rule`` says how the clicks reach the model: the app's box edits and mask
+logic (:mod:`medtl.prompt.clicks`, the default), SAM's point prompts to the decoder (what the app did before), or
+point prompts with SAM's 3 candidate masks; the script also prints each candidate's Dice for the box alone (whether
+LiteMedSAM's multimask heads were trained). Each prompt's result is one undoable step in the app, so the script also reports
 the user who undoes the first click that makes the mask worse and stops there ("undo-and-stop").
 
 The brush model (what the same Dice would cost by hand): a round brush of radius ``r`` pixels painted in straight
@@ -136,20 +140,42 @@ def strokes_for(dices: list[float], truth: np.ndarray, radius: int) -> tuple[lis
     return [int(np.searchsorted(best, target)) + 1 if target <= best[-1] else None for target in dices], float(best[-1])
 
 
-def simulate(model, embedding, truth: np.ndarray, box: tuple[float, float, float, float], prompts: int) -> list[float]:
+def segment_with(rule: str):
+    """How clicks reach the model: ``edits`` (the app's: :mod:`medtl.prompt.clicks`), ``points`` (the decoder's point
+    prompts, single mask) or ``multimask`` (point prompts, SAM's 3 candidates: the one consistent with every click with
+    the highest predicted IoU, else the highest predicted IoU)."""
+    from medtl.prompt.clicks import honours
+
+    def segment(model, embedding, request) -> np.ndarray:
+        if rule == "edits":
+            return model.segment(embedding, request).mask
+        if rule == "points":
+            return model.decode(embedding, request.box, request.points)[0].mask
+        candidates = sorted(model.decode(embedding, request.box, request.points, multimask=True), key=lambda c: -c.predicted_iou)
+        return next((c.mask for c in candidates if honours(c.mask, request.points)), candidates[0].mask)
+
+    return segment
+
+
+def simulate(model, embedding, truth: np.ndarray, box: tuple[float, float, float, float], prompts: int, segment) -> list[float]:
     """The Dice after each of ``prompts`` prompts: the box, then one corrective click more each time."""
     from medtl.prompt.request import PromptRequest
 
     points: list = []
     dices = []
     while len(dices) < prompts:
-        mask = model.segment(embedding, PromptRequest(truth.shape, box, tuple(points))).mask
+        mask = segment(model, embedding, PromptRequest(truth.shape, box, tuple(points)))
         dices.append(dice(mask, truth))
         click = corrective_click(mask, truth)
         if click is None:
             break
         points.append(click)
     return dices + [dices[-1]] * (prompts - len(dices))
+
+
+def candidate_dices(model, embedding, truth: np.ndarray, box: tuple[float, float, float, float]) -> list[float]:
+    """The Dice of each of SAM's 3 multimask candidates for the box alone, then of the single-mask output."""
+    return [dice(c.mask, truth) for c in model.decode(embedding, box, multimask=True)] + [dice(model.decode(embedding, box)[0].mask, truth)]
 
 
 def kept_prompts(dices: list[float]) -> int:
@@ -167,6 +193,7 @@ def main() -> int:
     parser.add_argument("--jitter", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rule", choices=("edits", "points", "multimask"), default="edits", help="how clicks reach the model (segment_with)")
     args = parser.parse_args()
     import torch
 
@@ -193,17 +220,23 @@ def main() -> int:
     results: dict[tuple[str, str], list[list[float]]] = {}
     strokes: dict[tuple[str, str, int], list[list[int | None]]] = {}
     brush_best: dict[tuple[str, int], list[float]] = {}
+    candidates: dict[str, list[list[float]]] = {}
+    segment = segment_with(args.rule)
     for instance in found:
         embedding = bundled.embed(SliceKey("colin27", "axial", instance.index), head[instance.index], window)
         box = jittered_box(instance.truth, args.jitter, rng)
         for name, model in models.items():
-            dices = simulate(model, embedding, instance.truth, box, args.prompts)
+            dices = simulate(model, embedding, instance.truth, box, args.prompts, segment)
+            candidates.setdefault(name, []).append(candidate_dices(model, embedding, instance.truth, box))
             results.setdefault((instance.structure, name), []).append(dices)
             for radius in RADII:
                 needed, best = strokes_for([dices[0], dices[kept_prompts(dices) - 1]], instance.truth, radius)
                 strokes.setdefault((instance.structure, name, radius), []).append(needed)
                 brush_best.setdefault((instance.structure, radius), []).append(best)
-    print(f"{len(found)} structures (a side on a slice): {args.slices} slices each of {', '.join(STRUCTURES)}; box jitter up to {args.jitter} px; {args.threads} threads")
+    print(f"{len(found)} structures (a side on a slice): {args.slices} slices each of {', '.join(STRUCTURES)}; box jitter up to {args.jitter} px; {args.threads} threads; clicks: {args.rule}")
+    for name, found_dices in candidates.items():
+        means = np.mean(found_dices, axis=0)
+        print(f"box alone, {name}: Dice of the multimask candidates {', '.join(f'{m:.3f}' for m in means[:3])}; single mask {means[3]:.3f}")
     print(f"Dice after k prompts (1 = the box, then corrective clicks), mean over the structures; strokes: median brush strokes for the same Dice (r = {', '.join(map(str, RADII))} px; never: beyond the brush's best)")
     shown = sorted({0, 1, 2, 3, args.prompts - 1})
     for structure in STRUCTURES:

@@ -1,7 +1,7 @@
 """Prompt-free prediction (issue 13): LiteMedSAM carried through a whole structure from one seed box, against the
 task-specific U-Net trained on the same 4 labelled slices.
 
-Usage: python benchmarks/bench_prompt_free.py --adapted RUN [--unet-minutes 2] [--out DIR] [--threads 2]
+Usage: python benchmarks/bench_prompt_free.py --adapted RUN [--unet-minutes 2 | --no-unet] [--out DIR] [--threads 2]
 
 On the Colin27 head (Debian's mricron-data), the AAL putamina (left and right, each its own structure):
   LiteMedSAM  one box on the seed slice (76, the middle of the 4 labelled ones; the true mask's box, each side moved by
@@ -14,11 +14,16 @@ On the Colin27 head (Debian's mricron-data), the AAL putamina (left and right, e
               whole volume.
 Score: Dice of each putamen over every axial slice but the 4 labelled ones (the seed is one of them), mean of the two.
 A lite0-unet run finished before in ``--out`` is reused.
+
+Where propagation stops: for each putamen, and each thalamus (seeded on axial slice 80, the middle of its extent, the
+same way), the slices reached, how many lie beyond the structure's ends (overshoot) and how many of its slices were not
+reached (short), with the default end tests and with the earlier ones (a mask of 0.05 of the start mask's area or more, no upper bound).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import subprocess
 import sys
@@ -35,6 +40,8 @@ from benchmarks.bench_adapt import TRAINING  # noqa: E402
 
 PUTAMINA = (73, 74)
 SEED_SLICE = 76
+THALAMI = (77, 78)
+THALAMUS_SEED = 80
 JITTER = 3
 
 
@@ -42,23 +49,32 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     return 2 * float((a & b).sum()) / max(1, int(a.sum()) + int(b.sum()))
 
 
-def propagated(model, head: np.ndarray, truth: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The volume mask one jittered box on :data:`SEED_SLICE` gives, propagated until the structure ends."""
+def propagated(model, head: np.ndarray, truth: np.ndarray, rng: np.random.Generator, settings, seed_slice: int = SEED_SLICE) -> np.ndarray:
+    """The volume mask one jittered box on ``seed_slice`` gives, propagated until the structure ends (``settings``)."""
     from medtl.prompt.embedding import SliceKey
     from medtl.prompt.preprocessing import window_for
     from medtl.prompt.propagation import propagate
     from medtl.prompt.request import PromptRequest
 
-    seed = truth[SEED_SLICE]
+    seed = truth[seed_slice]
     rows, columns = np.flatnonzero(seed.any(axis=1)), np.flatnonzero(seed.any(axis=0))
     box = tuple(float(v) for v in np.array([columns[0], rows[0], columns[-1], rows[-1]]) + rng.integers(-JITTER, JITTER + 1, 4))
     window = window_for(head, "MR")
-    embedding = model.embed(SliceKey("colin27", "axial", SEED_SLICE), head[SEED_SLICE], window)
+    embedding = model.embed(SliceKey("colin27", "axial", seed_slice), head[seed_slice], window)
     mask = np.zeros(head.shape, dtype=bool)
-    mask[SEED_SLICE] = model.segment(embedding, PromptRequest(seed.shape, box)).mask  # type: ignore[arg-type]
-    for reached in propagate(model, head, "axial", SEED_SLICE, mask[SEED_SLICE], window, "colin27"):
+    mask[seed_slice] = model.segment(embedding, PromptRequest(seed.shape, box)).mask  # type: ignore[arg-type]
+    for reached in propagate(model, head, "axial", seed_slice, mask[seed_slice], window, "colin27", settings):
         mask[reached.index] = reached.mask
     return mask
+
+
+def extent_note(mask: np.ndarray, truth: np.ndarray) -> tuple[str, int, int]:
+    """``"reached-slices of extent"``, the slices reached beyond the structure's ends and those of it not reached."""
+    slices = np.flatnonzero(mask.any(axis=(1, 2)))
+    extent = np.flatnonzero(truth.any(axis=(1, 2)))
+    over = max(0, int(extent[0] - slices[0])) + max(0, int(slices[-1] - extent[-1]))
+    short = max(0, int(slices[0] - extent[0])) + max(0, int(extent[-1] - slices[-1]))
+    return f"{slices[0]}-{slices[-1]} of {extent[0]}-{extent[-1]}", over, short
 
 
 def unet_prediction(out: Path, minutes: float) -> tuple[np.ndarray, str, int]:
@@ -95,6 +111,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--adapted", type=Path, required=True, help="a bench_adapt.py run folder (decoder only)")
     parser.add_argument("--unet-minutes", type=float, default=2.0)
+    parser.add_argument("--no-unet", action="store_true", help="propagation only")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
@@ -103,6 +120,7 @@ def main() -> int:
 
     from medtl.data.images import read_image
     from medtl.prompt.engine import PromptModel
+    from medtl.prompt.propagation import PropagationSettings
     from tests.test_prompt import COLIN
 
     torch.set_num_threads(args.threads)
@@ -114,24 +132,29 @@ def main() -> int:
     bundled = PromptModel.load("medsam")
     models = {"LiteMedSAM zero-shot": bundled, "LiteMedSAM adapted": PromptModel.load(f"run:{args.adapted}", cache=bundled.cache)}
     rows = []
-    for name, model in models.items():
+    end_tests = {"default": PropagationSettings(), "before (area 0.05x-unbounded)": PropagationSettings(min_area=0.05, max_area=None)}
+    for (name, model), (tests, settings) in itertools.product(models.items(), end_tests.items()):
         rng, scores, reached = np.random.default_rng(args.seed), [], []
         started = time.perf_counter()
         for label in PUTAMINA:
             truth = atlas == label
-            mask = propagated(model, head, truth, rng)
+            mask = propagated(model, head, truth, rng, settings)
             scores.append(dice(mask[scored], truth[scored]))
-            slices = np.flatnonzero(mask.any(axis=(1, 2)))
-            extent = np.flatnonzero(truth.any(axis=(1, 2)))
-            reached.append(f"{slices[0]}-{slices[-1]} of {extent[0]}-{extent[-1]}")
-        rows.append((name, scores, f"reached axial slices {', '.join(reached)}; {time.perf_counter() - started:.0f} s"))
+            reached.append("%s (over %d, short %d)" % extent_note(mask, truth))
+        thalami = []
+        for label in THALAMI:
+            truth = atlas == label
+            mask = propagated(model, head, truth, rng, settings, THALAMUS_SEED)
+            thalami.append("%s (over %d, short %d) Dice %.3f" % (*extent_note(mask, truth), dice(mask, truth)))
+        rows.append((f"{name}, {tests}", scores, f"putamina reached {', '.join(reached)}; thalami {', '.join(thalami)}; {time.perf_counter() - started:.0f} s"))
         print(rows[-1], flush=True)
-    predicted, architecture, steps = unet_prediction(out, args.unet_minutes)
-    unet_scores = [dice(predicted[scored] == value, atlas[scored] == label) for value, label in zip((1, 2), PUTAMINA)]
-    rows.append((f"{architecture} ({steps} steps, {args.unet_minutes:g} min)", unet_scores, "no prompt"))
+    if not args.no_unet:
+        predicted, architecture, steps = unet_prediction(out, args.unet_minutes)
+        unet_scores = [dice(predicted[scored] == value, atlas[scored] == label) for value, label in zip((1, 2), PUTAMINA)]
+        rows.append((f"{architecture} ({steps} steps, {args.unet_minutes:g} min)", unet_scores, "no prompt"))
     print(f"putamina (left, right), Dice over the axial slices but the labelled {TRAINING}:")
     for name, scores, note in rows:
-        print(f"  {name:34s} {np.mean(scores):.3f} ({scores[0]:.3f}, {scores[1]:.3f})   {note}")
+        print(f"  {name:48s} {np.mean(scores):.3f} ({scores[0]:.3f}, {scores[1]:.3f})   {note}")
     print("load after:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
     return 0
 

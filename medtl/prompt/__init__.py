@@ -9,5 +9,6 @@ encoder and mask decoder (:meth:`~medtl.prompt.engine.PromptModel.segment`).
 - :mod:`medtl.prompt.request`: :class:`PromptRequest` (a box and clicks, validated on creation);
 - :mod:`medtl.prompt.embedding`: :class:`SliceEmbedding` and its byte-bounded LRU cache;
 - :mod:`medtl.prompt.engine`: :class:`PromptModel`, the network with its cache: ``embed`` and ``segment``;
+- :mod:`medtl.prompt.clicks`: clicks as box edits and mask logic (LiteMedSAM was trained on boxes only);
 - :mod:`medtl.prompt.propagation`: :func:`propagate` a mask through the neighbouring slices.
 """

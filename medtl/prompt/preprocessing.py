@@ -76,10 +76,15 @@ def encoder_input(pixels: np.ndarray, window: IntensityWindow) -> torch.Tensor:
     return F.pad(image, (0, INPUT_SIZE - columns, 0, INPUT_SIZE - rows)).contiguous()
 
 
-def mask_on_slice(low_res_logits: torch.Tensor, shape: tuple[int, int]) -> np.ndarray:
-    """The decoder's ``[1, 1, 256, 256]`` logits as a boolean mask of the slice's ``shape`` (probability > 0.5)."""
+def logits_on_slice(low_res_logits: torch.Tensor, shape: tuple[int, int]) -> np.ndarray:
+    """The decoder's ``[1, 1, 256, 256]`` logits (one candidate) as a float32 array of the slice's ``shape``."""
     import torch.nn.functional as F
 
     rows, columns = resized_shape(shape)
     logits = F.interpolate(low_res_logits[..., :rows, :columns], size=shape, mode="bilinear", align_corners=False)
-    return (logits[0, 0] > 0).numpy()
+    return logits[0, 0].float().numpy()
+
+
+def mask_on_slice(low_res_logits: torch.Tensor, shape: tuple[int, int]) -> np.ndarray:
+    """The decoder's ``[1, 1, 256, 256]`` logits as a boolean mask of the slice's ``shape`` (probability > 0.5)."""
+    return logits_on_slice(low_res_logits, shape) > 0

@@ -10,6 +10,9 @@ from dataclasses import dataclass
 
 from medtl.errors import InvalidRequest
 
+Box = tuple[float, float, float, float]
+"""``(x0, y0, x1, y1)``: columns x0 to x1 and rows y0 to y1 of a slice, both included."""
+
 
 @dataclass(frozen=True)
 class Point:
@@ -29,7 +32,7 @@ class PromptRequest:
     """
 
     slice_shape: tuple[int, int]
-    box: tuple[float, float, float, float]
+    box: Box
     points: tuple[Point, ...] = ()
 
     def __post_init__(self) -> None:
