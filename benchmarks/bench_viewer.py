@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
+from PySide6.QtCore import QTimer  # noqa: E402
 from PySide6.QtGui import QPaintEvent  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 
@@ -199,12 +200,11 @@ def latency_datalist(folder: Path) -> Path:
     return path
 
 
-def probe_lateness(seconds: float, during: Callable[[], None] | None = None) -> list[float]:
-    """Lateness (ms) of a 10 ms precise timer over ``seconds`` of event loop, after calling ``during`` (if given)."""
-    from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer
+def lateness_timer(late: list[float]) -> QTimer:
+    """A started precise ``PROBE_MS`` timer in the GUI thread that appends to ``late`` how late (ms) each tick came."""
+    from PySide6.QtCore import QElapsedTimer, Qt, QTimer
 
-    clock, late, loop = QElapsedTimer(), [], QEventLoop()
-    previous = [0]
+    clock, previous = QElapsedTimer(), [0]
 
     def tick() -> None:
         now = clock.elapsed()
@@ -213,10 +213,20 @@ def probe_lateness(seconds: float, during: Callable[[], None] | None = None) -> 
 
     timer = QTimer(interval=PROBE_MS, timerType=Qt.TimerType.PreciseTimer)
     timer.timeout.connect(tick)
-    if during is not None:
-        during()
     clock.start()
     timer.start()
+    return timer
+
+
+def probe_lateness(seconds: float, during: Callable[[], None] | None = None) -> list[float]:
+    """Lateness (ms) of a 10 ms precise timer over ``seconds`` of event loop, after calling ``during`` (if given)."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    late: list[float] = []
+    loop = QEventLoop()
+    if during is not None:
+        during()
+    timer = lateness_timer(late)
     QTimer.singleShot(round(seconds * 1000), loop.quit)
     loop.exec()
     timer.stop()

@@ -121,7 +121,6 @@ def slice_gflop(model: torch.nn.Module) -> float:
     return counter.get_total_flops() / 1e9
 
 
-PROBE_MS = 10
 GUI_P99_MS = 50.0
 
 
@@ -131,7 +130,8 @@ def gui(run_dir: Path, volume: Volume, repeat: int, out: Path) -> None:
     import tempfile
 
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtCore import QElapsedTimer, QEventLoop, QSettings, Qt, QTimer
+    from bench_viewer import lateness_timer
+    from PySide6.QtCore import QElapsedTimer, QEventLoop, QSettings
     from PySide6.QtWidgets import QApplication
 
     from medtl.export.nifti import write_nifti
@@ -159,17 +159,8 @@ def gui(run_dir: Path, volume: Volume, repeat: int, out: Path) -> None:
             return clock.elapsed() / 1000
 
         wait_for(window.series_shown, lambda: window.open_path(series_file))
-        late, previous, ticks = [], [0], QElapsedTimer()
-
-        def tick() -> None:
-            now = ticks.elapsed()
-            late.append(max(0.0, now - previous[0] - PROBE_MS))
-            previous[0] = now
-
-        timer = QTimer(interval=PROBE_MS, timerType=Qt.TimerType.PreciseTimer)
-        timer.timeout.connect(tick)
-        ticks.start()
-        timer.start()
+        late: list[float] = []
+        timer = lateness_timer(late)
         wait_for(window.prediction_shown, lambda: window.predict_with_run(run_dir))  # warm-up
         seconds = [wait_for(window.prediction_shown, lambda: window.predict_with_run(run_dir)) for _ in range(repeat)]
         timer.stop()
