@@ -422,34 +422,27 @@ class ProjectController(QObject):
 
     def open_project(self, folder: Path | None = None, take_over: bool = False) -> bool:
         """Open the project in ``folder`` (asked for when None); False when none was opened."""
-        if folder is None:
-            chosen = QFileDialog.getExistingDirectory(self.window, "Open project", str(self.window.settings.last_project() or ""))
-            if not chosen:
-                return False
-            folder = Path(chosen)
-        if not self.window.resolve_unsaved_label():
-            return False
-        try:
-            self.session.open(folder, take_over=take_over)
-        except MedtlError as error:
-            QMessageBox.warning(self.window, "Project not opened", str(error))
-            return False
-        self._opened()
-        return True
+        start = str(self.window.settings.last_project() or "")
+        return self._switch(folder, "Open project", start, "Project not opened", lambda chosen: self.session.open(chosen, take_over=take_over))
 
     def new_project(self, folder: Path | None = None) -> bool:
         """Create a project in ``folder`` (asked for when None: an empty folder) and open it."""
+        return self._switch(folder, "New project: choose or create an empty folder", "", "Project not created", self.session.create)
+
+    def _switch(self, folder: Path | None, caption: str, start: str, refused: str, use: Callable[[Path], object]) -> bool:
+        """Use the project in ``folder`` (asked for with ``caption`` when None) once the shown label's unsaved edits are
+        saved or discarded; a refusal is shown under the title ``refused``. False when no project was switched to."""
         if folder is None:
-            chosen = QFileDialog.getExistingDirectory(self.window, "New project: choose or create an empty folder")
+            chosen = QFileDialog.getExistingDirectory(self.window, caption, start)
             if not chosen:
                 return False
             folder = Path(chosen)
         if not self.window.resolve_unsaved_label():
             return False
         try:
-            self.session.create(folder)
+            use(folder)
         except MedtlError as error:
-            QMessageBox.warning(self.window, "Project not created", str(error))
+            QMessageBox.warning(self.window, refused, str(error))
             return False
         self._opened()
         return True
