@@ -13,6 +13,7 @@ mask as last loaded or saved) and the slices it touched, in one :meth:`~medtl.pr
 from __future__ import annotations
 
 import os
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from medtl.errors import MedtlError
 from medtl.labels.store import LabelStore, sole_series_folder
 from medtl.progress import CancelToken, ProgressCallback
 from medtl.project import MaskVersion, Project
-from medtl.project.lock import LockHolder, ProjectLock, os_user
+from medtl.project.lock import LockHolder, ProjectLock, os_user, pid_alive
 from medtl.project.project import DATABASE_NAME, IMAGES_FOLDER, series_key
 from medtl.project.records import BOX_PROMPT, BRUSH, ERASER, POLYGON, REGION_GROW, THRESHOLD, LabelDefinition, SeriesRecord
 from ui.models.class_labels import MAX_CLASS, ClassLabels
@@ -99,6 +100,9 @@ class ProjectSession:
             project = Project.open(last, user=self.reader)
         else:  # none yet, or moved away since: the default one
             project = open_default_project(None, store)
+        if project.read_only and _left_by_a_crash(ProjectLock(project.folder).holder(), {self.reader, os_user()}):
+            project.close()  # this user's medtl on this machine ended without closing it: go on where it stopped
+            project = Project.open(project.folder, user=self.reader, take_over=True)
         project.user = self.reader
         return project
 
@@ -456,3 +460,10 @@ def _changes(before: np.ndarray, after: np.ndarray, annotated_before: Annotated,
         annotated_after.complete and not annotated_before.complete,
     )
     return [int(v) for v in values], touched.add(0, np.flatnonzero(changed.any(axis=(1, 2))).tolist())
+
+
+def _left_by_a_crash(holder: LockHolder | None, users: set[str]) -> bool:
+    """A lock this user's medtl (``users``: their reader and login names) on this machine left when its process ended
+    without closing the project (a crash or a kill): safe to take over at start, unlike a lock held by someone else or
+    by a process still running."""
+    return holder is not None and holder.host == socket.gethostname() and holder.user in users and not pid_alive(holder.pid)
