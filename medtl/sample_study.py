@@ -39,9 +39,9 @@ _UID_SALT = "medtl sample study v1"
 README = """medtl sample study (built by medtl.sample_study from the template bundled in nilearn)
 
 Image: MNI ICBM152 2009a nonlinear T1 template, skull-stripped, 1 mm (nilearn's file
-mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz), read with nilearn.datasets.load_mni152_template(resolution=1);
-stored values 0..255, the file's own values.
-Label: labels/brain.nii.gz, nilearn.datasets.load_mni152_brain_mask(resolution=1) (template > 0.2).
+mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz), read as nilearn.datasets.load_mni152_template(resolution=1)
+reads it; stored values 0..255, the file's own values.
+Label: labels/brain.nii.gz, as nilearn.datasets.load_mni152_brain_mask(resolution=1) makes it (template > 0.2).
 
 Copyright (C) 1993-2004 Louis Collins, McConnell Brain Imaging Centre, Montreal Neurological Institute,
 McGill University. Permission to use, copy, modify, and distribute this software and its documentation for
@@ -59,10 +59,11 @@ Fonov et al., NeuroImage 47 Suppl 1 2009, S102, doi:10.1016/S1053-8119(09)70884-
 def template_volumes() -> tuple[Volume, Volume]:
     """The T1 template (int16, 0..255) and its brain mask (uint8) as volumes on one LPS grid, axial, standard orientation."""
     import nibabel
-    from nilearn.datasets import load_mni152_brain_mask, load_mni152_template
 
-    template = nibabel.as_closest_canonical(load_mni152_template(resolution=1))  # axes run to R, A, S
-    mask = nibabel.as_closest_canonical(load_mni152_brain_mask(resolution=1))
+    from medtl.mni152 import load_brain_mask, load_map
+
+    template = nibabel.as_closest_canonical(load_map("template"))  # axes run to R, A, S
+    mask = nibabel.as_closest_canonical(load_brain_mask())
     if template.shape != mask.shape or not np.allclose(template.affine, mask.affine):
         raise MedtlError("nilearn's MNI152 template and brain mask are not on one grid; reinstall nilearn")
     shape = np.asarray(template.shape)

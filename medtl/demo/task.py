@@ -90,10 +90,9 @@ def on_series_grid(image: object, series: Volume) -> np.ndarray:
 
 def tissue_volume(study_dir: Path, stride: tuple[int, int] = DEFAULT_STRIDE, cancel: CancelToken | None = None) -> TissueVolume:
     """The sample study's series with its tissue mask (see the module docstring), cropped and strided."""
-    from nilearn import datasets
-
     from medtl.data.images import read_image
     from medtl.data.tasks import cropped, tissue_mask
+    from medtl.mni152 import load_brain_mask, load_map
     from medtl.sample_study import DICOM_FOLDER, LABEL_FILE
 
     series = read_image(study_dir / DICOM_FOLDER)
@@ -104,8 +103,8 @@ def tissue_volume(study_dir: Path, stride: tuple[int, int] = DEFAULT_STRIDE, can
         raise MedtlError(f"{study_dir}: the demo expects an axial series")
     if cancel is not None:
         cancel.raise_if_cancelled()
-    mapped = {name: on_series_grid(load(resolution=1), series) for name, load in (
-        ("brain", datasets.load_mni152_brain_mask), ("grey", datasets.load_mni152_gm_template), ("white", datasets.load_mni152_wm_template),
+    mapped = {name: on_series_grid(image, series) for name, image in (
+        ("brain", load_brain_mask()), ("grey", load_map("grey_matter")), ("white", load_map("white_matter")),
     )}  # fmt: skip
     if not np.array_equal(mapped["brain"] > 0, brain.array > 0):
         raise MedtlError(f"{study_dir}: nilearn's brain mask read onto the series differs from the study's; remove the folder so that it is built again")

