@@ -17,6 +17,28 @@ import subprocess
 import sys
 from pathlib import Path, PurePosixPath
 
+EXCLUDED_MODULES = (
+    "tkinter", "matplotlib", "IPython", "pytest", "_pytest", "SimpleITK",
+    # timm imports torchvision and huggingface_hub (with hf_xet); LiteMedSAM's four timm helpers come from torch instead
+    # (medtl.models.medsam). cryptography: only requests/urllib3's optional pyOpenSSL support reaches it.
+    "timm", "torchvision", "huggingface_hub", "hf_xet", "cryptography", "OpenSSL",
+    "torch.utils.tensorboard", "torch.utils.benchmark",  # (torch.testing._internal stays: torch.utils.checkpoint imports it)
+    # nilearn's Python (and the scikit-learn and pandas it imports): medtl reads nilearn's MNI152 files itself
+    # (medtl.mni152; the spec ships the files); MONAI imports scikit-learn and pandas only as optional extras.
+    "nilearn", "sklearn", "pandas",
+    # scikit-image (with imageio, tifffile): the lasso and region growing draw with medtl.annotate.raster, pictures
+    # load with Pillow; only the developers' task builders (medtl.data.tasks) use it. MONAI imports it as an extra.
+    "skimage", "imageio", "tifffile",
+    # SciPy beyond ndimage, special, spatial (MONAI's Hausdorff distance uses its KDTree), sparse and linalg (which
+    # spatial imports): MONAI imports the rest only as optional extras, for transforms medtl does not use.
+    "scipy.optimize", "scipy.stats", "scipy.signal", "scipy.interpolate", "scipy.integrate", "scipy.io", "scipy.fft",
+    # Reached only by torch.compile and C++ extension builds (networkx, setuptools) and by coloured tracebacks (pygments).
+    "networkx", "setuptools", "pygments",
+    # Qt bindings the app never imports (the Qt libraries that its plugins link to are still collected by those links)
+    "PySide6.QtOpenGL", "PySide6.QtOpenGLWidgets", "PySide6.QtNetwork", "PySide6.QtDBus",
+)  # fmt: skip
+"""Python modules (with their submodules) the frozen build leaves out; ``tests/bundle_simulation.py`` makes them
+unimportable to check that the engine works without them."""
 TORCH_UNUSED_DIRS = ("test", "include", "share")
 """Under ``torch/``: C++ test programs and data, C/C++ headers, CMake files (``testing/_internal`` stays: ``torch.utils.checkpoint`` imports it)."""
 TORCH_KEPT_PROGRAMS = ("torch_shm_manager", "torch_shm_manager.exe")

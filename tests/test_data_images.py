@@ -7,7 +7,7 @@ from pathlib import Path
 import nibabel
 import numpy as np
 import pytest
-import skimage.io
+from PIL import Image
 from pydicom.data import get_testdata_file
 
 from medtl.data.images import ImageReadError, read_image
@@ -64,14 +64,14 @@ def test_nifti_shear_and_time_series_are_refused(tmp_path: Path) -> None:
 
 def test_png_grey_and_rgb(tmp_path: Path) -> None:
     grey = np.arange(12 * 20, dtype=np.uint16).reshape(12, 20) * 200
-    skimage.io.imsave(tmp_path / "grey.png", grey, check_contrast=False)
+    Image.fromarray(grey).save(tmp_path / "grey.png")
     volume = read_image(tmp_path / "grey.png")
     assert volume.shape == (1, 12, 20)
     np.testing.assert_array_equal(volume.array[0], grey)
     assert volume.spacing == (1.0, 1.0, 1.0) and volume.origin == (0.0, 0.0, 0.0)
     rgba = np.zeros((8, 9, 4), np.uint8)
     rgba[..., 0], rgba[..., 3] = 200, 255
-    skimage.io.imsave(tmp_path / "colour.png", rgba, check_contrast=False)
+    Image.fromarray(rgba).save(tmp_path / "colour.png")
     colour = read_image(tmp_path / "colour.png")
     assert colour.is_rgb and colour.array.shape == (1, 8, 9, 3)
     assert colour.to_metatensor().shape == (3, 9, 8, 1)
@@ -85,6 +85,29 @@ def test_unreadable_files_name_the_file(tmp_path: Path) -> None:
         read_image(tmp_path / "missing.nii.gz")
 
 
+def test_palette_grey_alpha_float_and_multipage_pictures(tmp_path: Path) -> None:
+    colours = np.array([[0, 0, 0], [255, 0, 0], [0, 128, 255]], np.uint8)
+    indices = np.tile(np.arange(3, dtype=np.uint8), (4, 2))
+    palette = Image.fromarray(indices, mode="P")
+    palette.putpalette(colours.ravel().tolist())
+    palette.save(tmp_path / "palette.png")
+    np.testing.assert_array_equal(read_image(tmp_path / "palette.png").array[0], colours[indices])  # as RGB
+    grey = np.arange(30, dtype=np.uint8).reshape(5, 6)
+    Image.fromarray(np.dstack([grey, np.full_like(grey, 255)]), mode="LA").save(tmp_path / "alpha.png")
+    np.testing.assert_array_equal(read_image(tmp_path / "alpha.png").array[0], grey)  # the grey, alpha dropped
+    floats = np.linspace(-1000.0, 3000.0, 20, dtype=np.float32).reshape(4, 5)
+    Image.fromarray(floats, mode="F").save(tmp_path / "float.tif")
+    np.testing.assert_array_equal(read_image(tmp_path / "float.tif").array[0], floats)
+    pages = [Image.fromarray(grey), Image.fromarray(grey + 1)]
+    pages[0].save(tmp_path / "pages.tif", save_all=True, append_images=pages[1:])
+    with pytest.raises(ImageReadError, match=r"pages\.tif: picture with 2 pages is not one grey or RGB image"):
+        read_image(tmp_path / "pages.tif")
+    whole = (tmp_path / "palette.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ImageReadError, match=r"cut\.png: not a readable picture"):
+        read_image(tmp_path / "cut.png")
+
+
 def test_dicom_file_goes_through_the_series_loader() -> None:
     volume = read_image(get_testdata_file("CT_small.dcm", download=False))
     assert volume.shape == (1, 128, 128)
@@ -95,7 +118,7 @@ def test_dicom_file_goes_through_the_series_loader() -> None:
 @pytest.mark.parametrize("suffix", [".tif", ".jpg"])
 def test_tiff_and_jpeg(tmp_path: Path, suffix: str) -> None:
     picture = np.tile(np.arange(0, 250, 10, dtype=np.uint8), (10, 1))
-    skimage.io.imsave(tmp_path / f"p{suffix}", picture, check_contrast=False)
+    Image.fromarray(picture).save(tmp_path / f"p{suffix}")
     volume = read_image(tmp_path / f"p{suffix}")
     assert volume.shape == (1, 10, 25)
     np.testing.assert_allclose(volume.array[0], picture, atol=0 if suffix == ".tif" else 8)

@@ -7,9 +7,8 @@ spacing given in the same axis order as the image.
 from __future__ import annotations
 
 import numpy as np
-from skimage.draw import polygon as fill_polygon_pixels
-from skimage.draw import line
-from skimage.segmentation import flood
+
+from medtl.annotate.raster import flood, line, polygon_inside
 
 
 def disc(row: float, column: float, radius_mm: float, pixel_mm: tuple[float, float], shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -50,7 +49,7 @@ def ball(centre: tuple[float, float, float], radius_mm: float, spacing: tuple[fl
 def polygon(rows: np.ndarray, columns: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     """(rows, columns) of the pixels inside or on the closed polygon through the vertices (a lasso's path)."""
     rows, columns = np.asarray(rows, float), np.asarray(columns, float)
-    inner = fill_polygon_pixels(rows, columns, shape[:2])
+    inner = polygon_inside(rows, columns, shape[:2])
     r, c = np.rint(rows).astype(int), np.rint(columns).astype(int)
     segments = [line(r[i - 1], c[i - 1], r[i], c[i]) for i in range(len(r))]  # i = 0 closes the path
     edge_r = np.concatenate([s[0] for s in segments]) if segments else np.zeros(0, int)
@@ -71,4 +70,4 @@ def grown(image: np.ndarray, seed: tuple[int, ...], tolerance: float, reach: tup
     within ``reach`` voxels of the seed along each axis (so it is bounded). 2D or 3D."""
     box = around(seed, reach, image.shape)
     crop = np.asarray(image[box], dtype=np.float32)
-    return box, flood(crop, tuple(int(s - b.start) for s, b in zip(seed, box)), tolerance=float(tolerance))
+    return box, flood(crop, tuple(int(s - b.start) for s, b in zip(seed, box)), float(tolerance))

@@ -114,13 +114,19 @@ def lps_geometry(affine_ras: np.ndarray, path: Path) -> tuple[tuple[float, float
 
 
 def _read_picture(path: Path) -> Volume:
-    import skimage.io
+    from PIL import Image, UnidentifiedImageError
 
     try:
-        data = np.asarray(skimage.io.imread(str(path)))
-    except Exception as exc:  # imageio/tifffile/PIL raise many types
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]  # SimpleITK's plugin reports on many lines
-        raise ImageReadError(path, f"not a readable picture ({lines[-1] if lines else type(exc).__name__})") from exc
+        with Image.open(path) as picture:
+            if getattr(picture, "n_frames", 1) > 1:
+                raise ImageReadError(path, f"picture with {picture.n_frames} pages is not one grey or RGB image (multi-page TIFF? convert it to NIfTI)")
+            if picture.mode == "LA":  # grey with transparency: the grey (as RGBA loses its alpha below)
+                picture = picture.convert("L")
+            elif picture.mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV"):  # palette and other colour spaces: RGB
+                picture = picture.convert("RGB")
+            data = np.asarray(picture)
+    except (OSError, ValueError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
+        raise ImageReadError(path, f"not a readable picture ({exc})") from exc
     if data.ndim == 3 and data.shape[2] in (3, 4):
         data = data[:, :, :3]
     elif data.ndim != 2:

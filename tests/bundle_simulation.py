@@ -1,8 +1,9 @@
-"""A pytest plugin (``-p tests.bundled_torch_sources``): torch's sources readable only where the frozen build ships them.
+"""A pytest plugin (``-p tests.bundle_simulation``): the Python environment of the frozen build, as far as it differs.
 
-The frozen build ships most torch modules as bytecode only (``packaging/bundle_filter.torch_sources_kept``). Loaded
-before torch is imported, this makes every other torch module's source unreadable to ``inspect`` and ``linecache``,
-as it is in the bundle, so that the tests run under it fail where torch would need a source the bundle leaves out.
+The frozen build leaves some modules out (``packaging/bundle_filter.EXCLUDED_MODULES``) and ships most torch modules
+as bytecode only (``bundle_filter.torch_sources_kept``). Loaded before anything else is imported, this makes those
+modules unimportable (but pytest's own) and the other torch modules' sources unreadable to ``inspect`` and
+``linecache``, so that the tests run under it fail where the bundle would.
 """
 
 from __future__ import annotations
@@ -43,6 +44,12 @@ def _guard(read: Callable[..., list[str]]) -> Callable[..., list[str]]:
 linecache.getlines = _guard(linecache.getlines)
 linecache.updatecache = _guard(linecache.updatecache)
 
+LEFT_OUT = tuple(name for name in bundle_filter.EXCLUDED_MODULES if name not in ("pytest", "_pytest", "pygments"))  # pytest's own
+already = [name for name in sys.modules if any(name == left or name.startswith(left + ".") for left in LEFT_OUT)]
+assert not already, f"load this plugin first (-p): already imported: {already[:5]}"
+for name in LEFT_OUT:  # as if missing: importing it fails with ModuleNotFoundError, importlib.util.find_spec gives None
+    sys.modules[name] = None  # type: ignore[assignment]
+
 
 def pytest_terminal_summary(terminalreporter: object) -> None:
-    print(f"\nbundled torch sources only: {len(HIDDEN)} torch files asked for were hidden", file=sys.stderr)
+    print(f"\nas in the frozen build: {len(HIDDEN)} torch sources hidden, {len(LEFT_OUT)} modules missing", file=sys.stderr)
