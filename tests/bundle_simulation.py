@@ -44,7 +44,7 @@ def _guard(read: Callable[..., list[str]]) -> Callable[..., list[str]]:
 linecache.getlines = _guard(linecache.getlines)
 linecache.updatecache = _guard(linecache.updatecache)
 
-LEFT_OUT = tuple(name for name in bundle_filter.EXCLUDED_MODULES if name not in ("pytest", "_pytest", "pygments"))  # pytest's own
+LEFT_OUT = tuple(name for name in bundle_filter.EXCLUDED_MODULES if name not in ("pytest", "_pytest"))
 already = [name for name in sys.modules if any(name == left or name.startswith(left + ".") for left in LEFT_OUT)]
 assert not already, f"load this plugin first (-p): already imported: {already[:5]}"
 for name in LEFT_OUT:  # as if missing: importing it fails with ModuleNotFoundError, importlib.util.find_spec gives None

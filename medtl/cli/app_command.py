@@ -21,6 +21,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.verbose:  # pydicom logs the deviations it repairs, quoting values; the Problems panel shows real ones
         logging.getLogger("pydicom").setLevel(logging.ERROR)
+        logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)  # the PACS dialogs say what failed, naming the node
 
     if args.path is not None and not args.path.exists():
         raise MedtlError(f"{args.path}: no such file or folder")
