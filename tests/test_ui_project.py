@@ -222,6 +222,20 @@ def test_training_from_the_project_needs_no_datalist_and_lists_the_run(qtbot, wi
     assert project.history()[-1].tool == "training" and "listed in the project" in panel.monitor.log.toPlainText()
 
 
+def test_use_my_saved_labels_trains_on_the_open_project_where_the_labels_are_saved(qtbot, window: MainWindow, tmp_path: Path, ct_folder: Path) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "project"
+    mask = np.zeros(SHAPE, np.uint8)
+    mask[4:8, 10:30, 12:32] = 1
+    project_with_masks(folder, ct_folder, {"Dr Ada": mask})
+    assert window.projects.open_project(folder)
+    panel = window.training
+    panel.out_dir.setText(str(tmp_path / "run"))
+    panel.from_labels_button.click()  # the label store is empty: the labels are in the project
+    assert panel.from_project.isChecked() and not panel.datalist.isEnabled()
+    assert panel.request().project == folder.absolute() and "saved in the project" in panel.monitor.log.toPlainText()
+    assert window.problems.topLevelItemCount() == 0 and "no datalist" not in panel.monitor.status.text()
+
+
 def test_the_agreement_dialog_shows_dice_per_label_for_two_readers(qtbot, window: MainWindow, tmp_path: Path, ct_folder: Path) -> None:  # type: ignore[no-untyped-def]
     first, second = np.zeros(SHAPE, np.uint8), np.zeros(SHAPE, np.uint8)
     first[2:10, 10:30, 10:30] = 1
