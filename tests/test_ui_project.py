@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from medtl.dicom.series import load_series
 from medtl.labels.store import LabelStore, SavedLabel
@@ -220,6 +221,22 @@ def test_training_from_the_project_needs_no_datalist_and_lists_the_run(qtbot, wi
     project = window.project_session.project
     assert project is not None and [r.path for r in project.runs()] == [run]
     assert project.history()[-1].tool == "training" and "listed in the project" in panel.monitor.log.toPlainText()
+
+
+def test_a_new_project_needs_a_new_or_empty_folder_and_the_chooser_starts_beside_the_open_project(qtbot, window: MainWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    refusals: list[str] = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda _parent, _title, text: refusals.append(text))
+    crowded = tmp_path / "home"
+    (crowded / "scans").mkdir(parents=True)
+    assert not window.projects.new_project(crowded)  # before: a project's files were strewn among the folder's own
+    assert refusals == [f"{crowded}: not empty; choose or create an empty folder for the new project"]
+    assert not (crowded / "project.sqlite").exists() and window.project_session.project is None
+
+    assert window.projects.new_project(tmp_path / "projects" / "first")
+    starts: list[str] = []
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda _parent, _caption, start: starts.append(start) or "")
+    assert not window.projects.new_project() and not window.projects.open_project()  # the chooser is cancelled
+    assert starts == [str(tmp_path / "projects")] * 2  # before: the folder the app was started from
 
 
 def test_use_my_saved_labels_trains_on_the_open_project_where_the_labels_are_saved(qtbot, window: MainWindow, tmp_path: Path, ct_folder: Path) -> None:  # type: ignore[no-untyped-def]

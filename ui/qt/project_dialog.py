@@ -38,6 +38,7 @@ from medtl.dicom.volume import Volume
 from medtl.errors import MedtlError
 from medtl.project import MaskVersion, Project
 from medtl.project.lock import REFRESH_EVERY_S
+from medtl.project.project import DATABASE_NAME
 from medtl.progress import CancelToken, ProgressCallback
 from medtl.project.label_files import Exported
 from medtl.project.records import INTERPOLATION, PREDICTION
@@ -421,13 +422,25 @@ class ProjectController(QObject):
         self.window.status_message.setText("No project could be opened: labels are saved to your label store (see Problems)")
 
     def open_project(self, folder: Path | None = None, take_over: bool = False) -> bool:
-        """Open the project in ``folder`` (asked for when None); False when none was opened."""
-        start = str(self.window.settings.last_project() or "")
+        """Open the project in ``folder`` (asked for when None, from beside the open project); False when none was opened."""
+        start = self._beside_open_project()
         return self._switch(folder, "Open project", start, "Project not opened", lambda chosen: self.session.open(chosen, take_over=take_over))
 
     def new_project(self, folder: Path | None = None) -> bool:
-        """Create a project in ``folder`` (asked for when None: an empty folder) and open it."""
-        return self._switch(folder, "New project: choose or create an empty folder", "", "Project not created", self.session.create)
+        """Create a project in ``folder`` (asked for when None, from beside the open project: a new or empty folder)
+        and open it; a folder holding other files is refused."""
+
+        def create(chosen: Path) -> object:
+            if chosen.is_dir() and not (chosen / DATABASE_NAME).exists() and any(chosen.iterdir()):
+                raise MedtlError(f"{chosen}: not empty; choose or create an empty folder for the new project")
+            return self.session.create(chosen)
+
+        return self._switch(folder, "New project: choose or create an empty folder", self._beside_open_project(), "Project not created", create)
+
+    def _beside_open_project(self) -> str:
+        """Where the folder choosers start: the folder holding the open project (else the home folder)."""
+        project = self.session.project
+        return str(project.folder.parent if project is not None else Path.home())
 
     def _switch(self, folder: Path | None, caption: str, start: str, refused: str, use: Callable[[Path], object]) -> bool:
         """Use the project in ``folder`` (asked for with ``caption`` when None) once the shown label's unsaved edits are
