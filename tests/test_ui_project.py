@@ -139,6 +139,15 @@ def test_an_accepted_prediction_is_recorded_with_the_run_that_made_it(qtbot, win
     assert (entry.tool, entry.detail, entry.value) == (PREDICTION, f"run {run}", 1)
     assert [(label.value, label.name) for label in project.labels()] == [(1, "bone")]
 
+    dialog = window.projects.show_history()  # the run's path is the widest cell: the table still fits, Detail in sight
+    assert dialog is not None
+    qtbot.waitExposed(dialog)
+    table, detail = dialog.table, dialog.COLUMNS.index("Detail")
+    assert dialog.cell(0, "Detail") == f"run {run}" and table.item(0, detail).toolTip() == f"run {run}"
+    assert table.horizontalScrollBar().maximum() == 0  # before: scrolled sideways, the Detail header out of sight
+    assert table.columnViewportPosition(detail) + table.columnWidth(detail) <= table.viewport().width()
+    dialog.close()
+
 
 def test_a_project_held_by_another_program_is_read_only_and_a_stale_lock_can_be_taken_over(qtbot, window: MainWindow, tmp_path: Path, ct_folder: Path) -> None:  # type: ignore[no-untyped-def]
     folder = tmp_path / "shared"

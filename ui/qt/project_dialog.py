@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QComboBox,
@@ -54,6 +54,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 AUTOSAVE_EVERY_MS = 500
 """How often the shown label's new edits are saved into the open project (each save is a new version, in a worker)."""
+DETAIL_WIDTH = 220
+"""The least width of the history's Detail column (a run's path there is shortened in the middle; its tooltip has it all)."""
 UNKNOWN_TOOL = "edit"
 """Recorded for a save whose edits no tool was reported for (e.g. a label restored, then saved)."""
 
@@ -98,8 +100,13 @@ class LabelHistoryDialog(QDialog):
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         for row, entry in enumerate(rows):
             for column, text in enumerate((entry.when, entry.who, entry.tool, entry.label, entry.reader, entry.version, entry.detail)):
-                self.table.setItem(row, column, QTableWidgetItem(text))
+                item = QTableWidgetItem(text)
+                item.setToolTip(text)  # a long detail (a run's path) is shortened in its cell
+                self.table.setItem(row, column, item)
         self.table.resizeColumnsToContents()
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.table.setColumnWidth(len(self.COLUMNS) - 1, DETAIL_WIDTH)  # the rest of the width: its header stays in sight
+        self.table.horizontalHeader().setStretchLastSection(True)
         empty = QLabel("No label of this series has been saved in the project yet.", self)
         empty.setVisible(not rows)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
@@ -115,7 +122,7 @@ class LabelHistoryDialog(QDialog):
         layout.addWidget(empty)
         layout.addWidget(self.table)
         layout.addWidget(buttons)
-        self.resize(760, 380)
+        self.resize(900, 420)
 
     def _chosen_version(self) -> int | None:
         row = self.table.currentRow()
