@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from PySide6.QtWidgets import QApplication, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QApplication, QCheckBox, QPushButton, QVBoxLayout, QWidget
 
 from ui.qt.theme import apply_dark_theme
 
@@ -43,3 +43,14 @@ def test_a_disabled_button_is_drawn_dimmer_than_an_enabled_one(qtbot, themed: QW
     qtbot.waitExposed(themed)
     assert brightest(enabled) >= 200  # light text on the dark chrome
     assert brightest(disabled) < 0.6 * brightest(enabled)  # before: both 220, so a disabled Compare looked clickable
+
+
+def test_an_unticked_check_box_shows_its_box(qtbot, themed: QWidget) -> None:  # type: ignore[no-untyped-def]
+    layout = QVBoxLayout(themed)
+    box = QCheckBox("", themed)  # no text: the brightest thing drawn is the box's outline
+    layout.addWidget(box)
+    themed.show()
+    qtbot.waitExposed(themed)
+    image = box.grab().toImage()
+    outline = max(image.pixelColor(x, y).lightness() for y in range(image.height()) for x in range(image.width()))
+    assert outline >= 90  # before: Fusion's outline, darker than the window: an unticked box could not be seen
