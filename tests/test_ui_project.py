@@ -91,6 +91,10 @@ def test_a_label_painted_in_the_window_is_saved_in_the_project_with_the_reader_a
     assert [(label.value, label.name) for label in project.labels()] == [(1, "label 1")]
     model = window.viewer.model
     assert model is not None and model.editor is not None and not model.editor.dirty
+    window.save_label()  # Ctrl+S again with nothing new (as after an autosave): nothing is written, and the status says so
+    qtbot.waitUntil(lambda: "save_label" not in window._tasks.running, timeout=TIMEOUT_MS)
+    assert window.status_message.text() == "Label saved in the project study project (no change since its last save)"  # before: "saving…"
+    assert len(project.history(series_uid=uid)) == 1
 
     view = window.viewer.views[0]
     window.label_tools.actions_by_name["brush"].trigger()

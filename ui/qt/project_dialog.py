@@ -312,8 +312,10 @@ class ProjectController(QObject):
         window = self.window
         window._idle()
         if version is None:
-            if self.session.saved_edits(editor) >= edits:
+            if self.session.saved_edits(editor) >= edits:  # e.g. Ctrl+S after the autosave: the status said "saving…"
                 editor.saved(edits)
+                window.label_tools.refresh()
+                window.status_message.setText(f"Label saved in the project {self._name()} (no change since its last save)")
             return
         editor.saved(edits)
         window.label_tools.refresh()
