@@ -33,6 +33,7 @@ def test_a_node_name_the_form_refuses_keeps_the_form_open_with_what_was_typed(qt
     ok.click()
     assert form.isVisible() and form.result() != QDialog.DialogCode.Accepted  # before: closed, and everything typed was lost
     assert "'Local Orthanc' is not a node name" in form.error.text()
+    assert form.error.height() >= form.error.heightForWidth(form.error.width())  # both lines of the reason in sight
     assert (form.aet.text(), form.host.text(), form.port.value()) == ("ORTHANC", "127.0.0.1", 11112)
 
     form.name.setText("local-orthanc")

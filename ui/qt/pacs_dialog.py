@@ -87,6 +87,7 @@ class NodeForm(QDialog):
             self.node()
         except MedtlError as error:
             self.error.setText(str(error))
+            self.adjustSize()  # room for the reason's second line
             return
         super().accept()
 
