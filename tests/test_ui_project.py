@@ -81,6 +81,7 @@ def test_a_label_painted_in_the_window_is_saved_in_the_project_with_the_reader_a
 
     version = save(qtbot, window)
     assert isinstance(version, MaskVersion) and version.reader == "Dr Ada" and version.version == 1
+    assert window.layers.list.item(0).text() == "label (Dr Ada, version 1)  (labels)"  # before: "label (new)" after any save
     project = window.project_session.project
     assert project is not None
     uid = series_uid(ct_folder)

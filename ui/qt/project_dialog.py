@@ -318,6 +318,10 @@ class ProjectController(QObject):
                 window.status_message.setText(f"Label saved in the project {self._name()} (no change since its last save)")
             return
         editor.saved(edits)
+        editor.layer.name = f"label ({version.reader}, version {version.version})"  # as it comes back; before: "label (new)" for good
+        model = window.viewer.model
+        if model is not None and model.editor is editor:
+            model.layer_changed()
         window.label_tools.refresh()
         window.status_message.setText(f"Label saved in the project {self._name()} as {version.reader}'s version {version.version}")
         window.label_saved.emit(version)
