@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from medtl.dicom.series import load_series
 from medtl.labels.store import LabelStore, SavedLabel
@@ -80,6 +81,7 @@ def test_a_label_painted_in_the_window_is_saved_in_the_project_with_the_reader_a
 
     version = save(qtbot, window)
     assert isinstance(version, MaskVersion) and version.reader == "Dr Ada" and version.version == 1
+    assert window.layers.list.item(0).text() == "label (Dr Ada, version 1)  (labels)"  # before: "label (new)" after any save
     project = window.project_session.project
     assert project is not None
     uid = series_uid(ct_folder)
@@ -90,6 +92,9 @@ def test_a_label_painted_in_the_window_is_saved_in_the_project_with_the_reader_a
     assert [(label.value, label.name) for label in project.labels()] == [(1, "label 1")]
     model = window.viewer.model
     assert model is not None and model.editor is not None and not model.editor.dirty
+    window._show_progress(0, 0, "saving the label into the project study project")  # a Ctrl+S racing the autosave...
+    window.projects.label_saved(model.editor, model.editor.edits, None)  # ...finds its snapshot saved already
+    assert window.status_message.text() == "Label saved in the project study project (no change since its last save)"  # before: "saving…"
 
     view = window.viewer.views[0]
     window.label_tools.actions_by_name["brush"].trigger()
@@ -111,6 +116,10 @@ def test_a_label_painted_in_the_window_is_saved_in_the_project_with_the_reader_a
     shown = window.viewer.model
     assert shown is not None and shown.editor is not None and "version 2" in shown.editor.layer.name
     assert np.array_equal(shown.editor.layer.mask, project.load_mask(project.mask(uid, "Dr Ada")).array)  # type: ignore[arg-type]
+    entries = len(project.history(series_uid=uid))
+    window.save_label()  # Ctrl+S on the label as it came back: nothing to save (before: a copy saved as version 3, tool "edit")
+    qtbot.waitUntil(lambda: "save_label" not in window._tasks.running, timeout=TIMEOUT_MS)
+    assert len(project.history(series_uid=uid)) == entries and "no change since its last save" in window.status_message.text()
 
     window.show_label_versions()  # with a project: its history, to restore one of the reader's versions
     history = window.projects.history_dialog
@@ -137,6 +146,15 @@ def test_an_accepted_prediction_is_recorded_with_the_run_that_made_it(qtbot, win
     entry = project.history(series_uid=series_uid(ct_folder))[-1]
     assert (entry.tool, entry.detail, entry.value) == (PREDICTION, f"run {run}", 1)
     assert [(label.value, label.name) for label in project.labels()] == [(1, "bone")]
+
+    dialog = window.projects.show_history()  # the run's path is the widest cell: the table still fits, Detail in sight
+    assert dialog is not None
+    qtbot.waitExposed(dialog)
+    table, detail = dialog.table, dialog.COLUMNS.index("Detail")
+    assert dialog.cell(0, "Detail") == f"run {run}" and table.item(0, detail).toolTip() == f"run {run}"
+    assert table.horizontalScrollBar().maximum() == 0  # before: scrolled sideways, the Detail header out of sight
+    assert table.columnViewportPosition(detail) + table.columnWidth(detail) <= table.viewport().width()
+    dialog.close()
 
 
 def test_a_project_held_by_another_program_is_read_only_and_a_stale_lock_can_be_taken_over(qtbot, window: MainWindow, tmp_path: Path, ct_folder: Path) -> None:  # type: ignore[no-untyped-def]
@@ -220,6 +238,36 @@ def test_training_from_the_project_needs_no_datalist_and_lists_the_run(qtbot, wi
     project = window.project_session.project
     assert project is not None and [r.path for r in project.runs()] == [run]
     assert project.history()[-1].tool == "training" and "listed in the project" in panel.monitor.log.toPlainText()
+
+
+def test_a_new_project_needs_a_new_or_empty_folder_and_the_chooser_starts_beside_the_open_project(qtbot, window: MainWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    refusals: list[str] = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda _parent, _title, text: refusals.append(text))
+    crowded = tmp_path / "home"
+    (crowded / "scans").mkdir(parents=True)
+    assert not window.projects.new_project(crowded)  # before: a project's files were strewn among the folder's own
+    assert refusals == [f"{crowded}: not empty; choose or create an empty folder for the new project"]
+    assert not (crowded / "project.sqlite").exists() and window.project_session.project is None
+
+    assert window.projects.new_project(tmp_path / "projects" / "first")
+    starts: list[str] = []
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda _parent, _caption, start: starts.append(start) or "")
+    assert not window.projects.new_project() and not window.projects.open_project()  # the chooser is cancelled
+    assert starts == [str(tmp_path / "projects")] * 2  # before: the folder the app was started from
+
+
+def test_use_my_saved_labels_trains_on_the_open_project_where_the_labels_are_saved(qtbot, window: MainWindow, tmp_path: Path, ct_folder: Path) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "project"
+    mask = np.zeros(SHAPE, np.uint8)
+    mask[4:8, 10:30, 12:32] = 1
+    project_with_masks(folder, ct_folder, {"Dr Ada": mask})
+    assert window.projects.open_project(folder)
+    panel = window.training
+    panel.out_dir.setText(str(tmp_path / "run"))
+    panel.from_labels_button.click()  # the label store is empty: the labels are in the project
+    assert panel.from_project.isChecked() and not panel.datalist.isEnabled()
+    assert panel.request().project == folder.absolute() and "saved in the project" in panel.monitor.log.toPlainText()
+    assert window.problems.topLevelItemCount() == 0 and "no datalist" not in panel.monitor.status.text()
 
 
 def test_the_agreement_dialog_shows_dice_per_label_for_two_readers(qtbot, window: MainWindow, tmp_path: Path, ct_folder: Path) -> None:  # type: ignore[no-untyped-def]

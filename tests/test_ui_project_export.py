@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from monai.data import load_decathlon_datalist
+from PySide6.QtWidgets import QDialog
 
 from medtl.data.images import read_image
 from medtl.labels.store import LabelStore
@@ -45,6 +46,17 @@ def test_export_a_painted_label_from_the_app_as_msd_and_as_deidentified_seg(qtbo
     dialog = ExportLabelsDialog(window.project_session.project, tmp_path / "default", window)  # type: ignore[arg-type]
     assert dialog.deidentify.isChecked() and dialog.choice()[0] == "seg"  # an export is for sharing: de-identified by default
     dialog.close()
+    (tmp_path / "default" / "case_0001").mkdir(parents=True)  # an earlier export
+    dialog = ExportLabelsDialog(window.project_session.project, tmp_path / "default", window)  # type: ignore[arg-type]
+    qtbot.addWidget(dialog)
+    assert dialog.choice()[1] == tmp_path / "default-2"  # before: the folder taken, and Export failed after the dialog closed
+    dialog.out_dir.setText(str(tmp_path / "default"))
+    dialog.show()
+    dialog.accept()  # Export
+    assert dialog.isVisible() and "holds files already; choose a new or empty folder" in dialog.note.text()
+    dialog.out_dir.setText(str(tmp_path / "default-2"))
+    dialog.accept()
+    assert not dialog.isVisible() and dialog.result() == QDialog.DialogCode.Accepted
 
     msd = export(qtbot, window, "msd", tmp_path / "msd", deidentify=False)
     entries = load_decathlon_datalist(msd.paths[0], data_list_key="training")

@@ -196,7 +196,8 @@ class ProjectSession:
     def save_call(self, model: ViewerModel, fallback_tool: str) -> tuple[ProjectSaveCall, int]:
         """An engine call that saves a snapshot of the shown label (taken now) as the reader's next mask version of the
         series, recording the tools noted since the last save (``fallback_tool`` when none was), and the edit count the
-        snapshot holds. The call returns None when a newer snapshot was saved before it."""
+        snapshot holds. The call returns None when a newer snapshot was saved before it, or when the snapshot changes
+        nothing in the reader's newest version (e.g. Ctrl+S on a label as it came back, an eraser stroke on nothing)."""
         editor = model.editor
         if editor is None:
             raise MedtlError("there is no editable label to save: accept a prediction or start a new label first")
@@ -220,11 +221,16 @@ class ProjectSession:
                     self._claimed[key] = self._written.get(key, -1)  # let a later save of these edits try again
                 raise
 
-        def write() -> MaskVersion:
+        def write() -> MaskVersion | None:
             _ensure_series(project, uid, volume, files)
             _define_labels(project, names, colours)
             base_mask, base_annotated = self._base(project, key, uid, reader, mask.shape)
             values, touched = _changes(base_mask, mask, base_annotated, annotated)
+            if not values and not touched.count() and not touched.complete and project.mask(uid, reader) is not None:
+                with self._guard:  # the reader's newest version holds it all: a copy would only fill the history
+                    self._baseline, self._written[key] = (key, mask, annotated), edits
+                    self._pending = [entry for entry in self._pending if entry not in noted]
+                return None
             tools = list(dict.fromkeys(tool for tool, _ in noted)) or [fallback_tool]
             detail = "; ".join(dict.fromkeys(detail for _, detail in noted if detail))
             version = project.save_mask(

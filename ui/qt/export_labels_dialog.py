@@ -29,8 +29,22 @@ FORMAT_CHOICES = (
 ANY_READER = "the newest save of any reader"
 
 
+def unused_folder(folder: Path) -> Path:
+    """``folder`` if it is new or empty, else the first of ``folder-2``, ``folder-3``, … that is."""
+    candidate, number = folder, 1
+    while not _new_or_empty(candidate):
+        number += 1
+        candidate = folder.with_name(f"{folder.name}-{number}")
+    return candidate
+
+
+def _new_or_empty(folder: Path) -> bool:
+    return not folder.exists() or (folder.is_dir() and not any(folder.iterdir()))
+
+
 class ExportLabelsDialog(QDialog):
-    """Format, reader, de-identification and a new (or empty) output folder; :meth:`choice` reads them."""
+    """Format, reader, de-identification and a new (or empty) output folder; :meth:`choice` reads them. The folder
+    offered is one not used yet, and Export keeps the dialog open while the folder chosen holds files."""
 
     def __init__(self, project: Project, start_folder: Path, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -44,7 +58,7 @@ class ExportLabelsDialog(QDialog):
             self.reader_box.addItem(reader, reader)
         self.deidentify = QCheckBox("De-identify (DICOM PS3.15 basic profile; no names, IDs or birth dates in any file)", self)
         self.deidentify.setChecked(True)  # an export is usually for sharing: the safe choice is the default
-        self.out_dir = QLineEdit(str(start_folder), self)
+        self.out_dir = QLineEdit(str(unused_folder(start_folder)), self)
         browse = QPushButton("Browse…", self)
         browse.clicked.connect(self._browse)
         folder = QHBoxLayout()
@@ -63,6 +77,15 @@ class ExportLabelsDialog(QDialog):
         form.addRow("", self.note)
         form.addRow(buttons)
         self.resize(620, 220)
+
+    def accept(self) -> None:
+        """Export, unless the folder chosen holds files: then say so here, and let another be chosen."""
+        text = self.out_dir.text().strip()
+        if text and _new_or_empty(Path(text)):
+            super().accept()
+            return
+        self.note.setText(f"{text}: holds files already; choose a new or empty folder" if text else "Choose a folder to export into.")
+        self.note.setStyleSheet("color: #e15759")
 
     def _browse(self) -> None:
         chosen = QFileDialog.getExistingDirectory(self, "Export into (a new or empty folder)", self.out_dir.text())

@@ -56,6 +56,7 @@ class LayersPanel(QWidget):
         self.list.blockSignals(True)
         for row, layer in enumerate(self._shown):
             self.list.item(row).setCheckState(_check_state(layer))
+            self.list.item(row).setText(_text(layer))  # e.g. the label renamed by a save: "label (reader, version N)"
         self.list.blockSignals(False)
         self._show_settings()
 
@@ -64,8 +65,7 @@ class LayersPanel(QWidget):
         self.list.blockSignals(True)
         self.list.clear()
         for layer in self._shown:
-            kind = "labels" if isinstance(layer, LabelLayer) else f"heatmap {layer.vmin:g}–{layer.vmax:g}"
-            item = QListWidgetItem(f"{layer.name}  ({kind})")
+            item = QListWidgetItem(_text(layer))
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             item.setCheckState(_check_state(layer))
             self.list.addItem(item)
@@ -126,3 +126,8 @@ class LayersPanel(QWidget):
 
 def _check_state(layer: OverlayLayer) -> Qt.CheckState:
     return Qt.CheckState.Checked if layer.visible else Qt.CheckState.Unchecked
+
+
+def _text(layer: OverlayLayer) -> str:
+    kind = "labels" if isinstance(layer, LabelLayer) else f"heatmap {layer.vmin:g}–{layer.vmax:g}"
+    return f"{layer.name}  ({kind})"

@@ -53,27 +53,43 @@ COLUMNS = {
 
 
 class NodeForm(QDialog):
-    """Asks for a new node: DIMSE (AE title, host, port) or DICOMweb (URL, optional user and password or token)."""
+    """Asks for a new node: DIMSE (AE title, host, port) or DICOMweb (URL, optional user and password or token).
+    OK keeps the form open, with what is wrong under it, until the fields make a node."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Add a PACS node")
-        self.name = QLineEdit(self)
-        self.aet, self.host, self.url, self.user, self.secret = (QLineEdit(self) for _ in range(5))
-        self.port = QSpinBox(self)
+        self.name, self.aet, self.host = (QLineEdit(self) for _ in range(3))
+        self.port = QSpinBox(self)  # made in the order of the form: Tab goes from Host to Port
         self.port.setRange(0, 65535)
         self.port.setValue(104)
+        self.url, self.user, self.secret = (QLineEdit(self) for _ in range(3))
         self.secret.setEchoMode(QLineEdit.EchoMode.Password)
         self.bearer = QCheckBox("the secret is a bearer token", self)
+        self.name.setPlaceholderText("letters, digits, '.', '-', '_'")
         self.url.setPlaceholderText("https://archive.example/dicom-web (leave empty for DIMSE)")
+        self.error = QLabel("", self)
+        self.error.setWordWrap(True)
+        self.error.setStyleSheet("color: #e15759")
         form = QFormLayout(self)
         for label, widget in (("Name", self.name), ("AE title", self.aet), ("Host", self.host), ("Port", self.port),
                               ("DICOMweb URL", self.url), ("User", self.user), ("Password or token", self.secret), ("", self.bearer)):  # fmt: skip
             form.addRow(label, widget)
+        form.addRow(self.error)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
+
+    def accept(self) -> None:
+        """Close only when the fields make a node; else say why and keep what was typed."""
+        try:
+            self.node()
+        except MedtlError as error:
+            self.error.setText(str(error))
+            self.adjustSize()  # room for the reason's second line
+            return
+        super().accept()
 
     def node(self) -> tuple[Node, str]:
         """The node described (raises :class:`MedtlError` saying what is wrong) and its secret ("" for none)."""

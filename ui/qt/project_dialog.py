@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QComboBox,
@@ -38,6 +38,7 @@ from medtl.dicom.volume import Volume
 from medtl.errors import MedtlError
 from medtl.project import MaskVersion, Project
 from medtl.project.lock import REFRESH_EVERY_S
+from medtl.project.project import DATABASE_NAME
 from medtl.progress import CancelToken, ProgressCallback
 from medtl.project.label_files import Exported
 from medtl.project.records import INTERPOLATION, PREDICTION
@@ -53,6 +54,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 AUTOSAVE_EVERY_MS = 500
 """How often the shown label's new edits are saved into the open project (each save is a new version, in a worker)."""
+DETAIL_WIDTH = 220
+"""The least width of the history's Detail column (a run's path there is shortened in the middle; its tooltip has it all)."""
 UNKNOWN_TOOL = "edit"
 """Recorded for a save whose edits no tool was reported for (e.g. a label restored, then saved)."""
 
@@ -97,8 +100,13 @@ class LabelHistoryDialog(QDialog):
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         for row, entry in enumerate(rows):
             for column, text in enumerate((entry.when, entry.who, entry.tool, entry.label, entry.reader, entry.version, entry.detail)):
-                self.table.setItem(row, column, QTableWidgetItem(text))
+                item = QTableWidgetItem(text)
+                item.setToolTip(text)  # a long detail (a run's path) is shortened in its cell
+                self.table.setItem(row, column, item)
         self.table.resizeColumnsToContents()
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.table.setColumnWidth(len(self.COLUMNS) - 1, DETAIL_WIDTH)  # the rest of the width: its header stays in sight
+        self.table.horizontalHeader().setStretchLastSection(True)
         empty = QLabel("No label of this series has been saved in the project yet.", self)
         empty.setVisible(not rows)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
@@ -114,7 +122,7 @@ class LabelHistoryDialog(QDialog):
         layout.addWidget(empty)
         layout.addWidget(self.table)
         layout.addWidget(buttons)
-        self.resize(760, 380)
+        self.resize(900, 420)
 
     def _chosen_version(self) -> int | None:
         row = self.table.currentRow()
@@ -304,10 +312,16 @@ class ProjectController(QObject):
         window = self.window
         window._idle()
         if version is None:
-            if self.session.saved_edits(editor) >= edits:
+            if self.session.saved_edits(editor) >= edits:  # e.g. Ctrl+S after the autosave: the status said "saving…"
                 editor.saved(edits)
+                window.label_tools.refresh()
+                window.status_message.setText(f"Label saved in the project {self._name()} (no change since its last save)")
             return
         editor.saved(edits)
+        editor.layer.name = f"label ({version.reader}, version {version.version})"  # as it comes back; before: "label (new)" for good
+        model = window.viewer.model
+        if model is not None and model.editor is editor:
+            model.layer_changed()
         window.label_tools.refresh()
         window.status_message.setText(f"Label saved in the project {self._name()} as {version.reader}'s version {version.version}")
         window.label_saved.emit(version)
@@ -421,13 +435,25 @@ class ProjectController(QObject):
         self.window.status_message.setText("No project could be opened: labels are saved to your label store (see Problems)")
 
     def open_project(self, folder: Path | None = None, take_over: bool = False) -> bool:
-        """Open the project in ``folder`` (asked for when None); False when none was opened."""
-        start = str(self.window.settings.last_project() or "")
+        """Open the project in ``folder`` (asked for when None, from beside the open project); False when none was opened."""
+        start = self._beside_open_project()
         return self._switch(folder, "Open project", start, "Project not opened", lambda chosen: self.session.open(chosen, take_over=take_over))
 
     def new_project(self, folder: Path | None = None) -> bool:
-        """Create a project in ``folder`` (asked for when None: an empty folder) and open it."""
-        return self._switch(folder, "New project: choose or create an empty folder", "", "Project not created", self.session.create)
+        """Create a project in ``folder`` (asked for when None, from beside the open project: a new or empty folder)
+        and open it; a folder holding other files is refused."""
+
+        def create(chosen: Path) -> object:
+            if chosen.is_dir() and not (chosen / DATABASE_NAME).exists() and any(chosen.iterdir()):
+                raise MedtlError(f"{chosen}: not empty; choose or create an empty folder for the new project")
+            return self.session.create(chosen)
+
+        return self._switch(folder, "New project: choose or create an empty folder", self._beside_open_project(), "Project not created", create)
+
+    def _beside_open_project(self) -> str:
+        """Where the folder choosers start: the folder holding the open project (else the home folder)."""
+        project = self.session.project
+        return str(project.folder.parent if project is not None else Path.home())
 
     def _switch(self, folder: Path | None, caption: str, start: str, refused: str, use: Callable[[Path], object]) -> bool:
         """Use the project in ``folder`` (asked for with ``caption`` when None) once the shown label's unsaved edits are

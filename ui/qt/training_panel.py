@@ -7,10 +7,10 @@ Resume goes on from. "Train again from this model" starts a new run from the fin
 current labels (:mod:`ui.models.run_request`).
 
 Nothing needs typing: the task follows the datalist (masks: segmentation), the run folder is a new
-dated folder under the per-user data folder, and "Use my saved labels" writes the label store's
-datalist (partly annotated labels as sparse masks). "From project" trains on the open project's
-labels with no datalist (the engine writes them into the run), and lists the run in the project
-when it starts (the app holds the project's lock, so the engine cannot).
+dated folder under the per-user data folder, and "Use my saved labels" trains on the open project (where the
+app saves labels), else writes the label store's datalist (partly annotated labels as sparse masks). "From
+project" trains on the open project's labels with no datalist (the engine writes them into the run), and
+lists the run in the project when it starts (the app holds the project's lock, so the engine cannot).
 """
 
 from __future__ import annotations
@@ -136,7 +136,7 @@ class TrainingPanel(RunPanel):
         form = QFormLayout()
         form.addRow("Datalist", _with_browse(self.datalist, self._choose_datalist))
         self.from_labels_button = QPushButton("Use my saved labels", self)
-        self.from_labels_button.setToolTip("write a segmentation datalist of every series with a saved label, and use it")
+        self.from_labels_button.setToolTip("train on every series with a saved label: the open project's, else a datalist of the label store's")
         self.from_labels_button.clicked.connect(self.use_saved_labels)
         form.addRow("", self.from_labels_button)
         self.from_project = QCheckBox("From project", self)
@@ -284,7 +284,12 @@ class TrainingPanel(RunPanel):
         self.licence.setText(licence_text(choice, DEFAULT, FROM_SCRATCH))
 
     def use_saved_labels(self) -> None:
-        """Write the label store's datalist (in a worker: it reads every saved label's record) and choose it."""
+        """Train on the saved labels: with a project open, the project's (the app saves labels into it: tick "From
+        project"); else write the label store's datalist (in a worker: it reads every saved label's record) and choose it."""
+        if self.project is not None:
+            self.from_project.setChecked(True)
+            self.monitor.add_log(f"your labels are saved in the project {self.project}: training on them")
+            return
         store = self.label_store
         start_task(
             lambda _progress, _cancel: store.write_datalist(), self,
