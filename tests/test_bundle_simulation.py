@@ -44,3 +44,16 @@ def test_the_engine_works_as_in_the_frozen_build() -> None:
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     assert "as in the frozen build:" in run.stderr  # the plugin was active
+
+
+def test_every_medtl_and_ui_module_imports_as_in_the_frozen_build() -> None:
+    code = (
+        "import importlib, pkgutil, tests.bundle_simulation, medtl, ui\n"
+        "for package in (medtl, ui):\n"
+        "    for module in pkgutil.walk_packages(package.__path__, package.__name__ + '.'):\n"
+        "        if not module.name.endswith('__main__'):\n"
+        "            importlib.import_module(module.name)\n"
+    )
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr[-3000:]

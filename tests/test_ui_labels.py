@@ -145,6 +145,8 @@ def test_accept_paint_undo_save_and_reuse_as_training_label(qtbot, window: MainW
     assert editor is not None and editor.layer is model.layers[-1] and editor.layer is not prediction
     assert np.array_equal(editor.layer.mask, prediction.mask) and editor.names == {1: "bone"}
     assert window.layers.list.count() == 2 and "label (from bones: bone)" in window.layers.list.item(0).text()
+    # the prediction is hidden once merged, so that what the eraser takes away from the label shows
+    assert not prediction.visible and window.layers.list.item(1).checkState() == Qt.CheckState.Unchecked
 
     window.viewer.set_layout_mode(Layout.MPR)
     coronal = window.viewer.views[1]

@@ -417,13 +417,14 @@ class MainWindow(QMainWindow):
         if editor.accept(layer.mask, layer.names) is None:
             self.status_message.setText(f"{layer.name} adds nothing to the label")
             return
+        layer.visible = False  # else it shows through where the eraser corrects the label
         model.layer_changed()
         self.projects.note_prediction(self.last_prediction[1] if self.last_prediction else None, layer.name)
         self.label_tools.refresh()
         self.viewer.focus_active_view()
         self.status_message.setText(
-            f"Merged {layer.name} into the label, keeping what you drew (Ctrl+Z undoes): correct it with the brush (B) and eraser (E), "
-            "save with Ctrl+S"
+            f"Merged {layer.name} into the label, keeping what you drew, and hid it (tick it in Layers to compare; Ctrl+Z undoes): "
+            "correct the label with the brush (B) and eraser (E), save with Ctrl+S"
         )
 
     def new_label(self) -> None:
