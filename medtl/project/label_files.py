@@ -135,5 +135,5 @@ def export_labels(project: Project, fmt: str, out: Path | str, *, deidentify: bo
             raise MedtlError(f"{project.folder}: the labelled series are of several modalities ({', '.join(modalities)}); an MSD dataset has one")
         written.append(export_msd(cases, labels, out, name=project.name, modality=modalities[0] if modalities else "OT", deidentifier=deidentifier))
     elif partial:
-        notes.append(f"{len(partial)} series are only partly annotated; their unannotated slices are written as background")
+        notes.append(f"{len(partial)} series {'is' if len(partial) == 1 else 'are'} only partly annotated; their unannotated slices are written as background")
     return Exported(tuple(written), tuple(notes))
