@@ -132,6 +132,30 @@ def test_a_label_painted_in_the_window_is_saved_in_the_project_with_the_reader_a
     assert shown is not None and shown.editor is not None and np.array_equal(shown.editor.layer.mask, mask)  # version 1 again
 
 
+def test_another_reader_gets_their_own_label_and_the_first_readers_edits_stay_theirs(qtbot, window: MainWindow, tmp_path: Path, ct_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    window.projects.set_reader("Dr Ada")
+    assert window.projects.new_project(tmp_path / "project")
+    open_and_show(qtbot, window, ct_folder)
+    ada = paint_and_erase(qtbot, window).copy()  # unsaved
+    monkeypatch.setattr(window, "ask_unsaved_label", lambda: QMessageBox.StandardButton.Save)
+    assert window.projects.set_reader("Dr Bea") == "Dr Bea"
+    qtbot.waitUntil(lambda: "load_label" not in window._tasks.running, timeout=TIMEOUT_MS)
+    project, uid, model = window.project_session.project, series_uid(ct_folder), window.viewer.model
+    assert project is not None and model is not None
+    assert np.array_equal(project.load_mask(project.mask(uid, "Dr Ada")).array, ada)  # type: ignore[arg-type]  # saved as Ada's
+    assert model.editor is None and project.mask(uid, "Dr Bea") is None  # Bea starts with no label, not Ada's
+    assert "you have no label of this series yet" in window.status_message.text()
+    window.new_label()
+    assert model.editor is not None
+    view = window.viewer.views[0]
+    window.label_tools.actions_by_name["brush"].trigger()
+    drag(view, [screen_point(view, 10, 10), screen_point(view, 10, 20)])
+    assert save(qtbot, window).reader == "Dr Bea"  # type: ignore[attr-defined]
+    window.projects.set_reader("Dr Ada")  # back to Ada: her label again
+    qtbot.waitUntil(lambda: "load_label" not in window._tasks.running, timeout=TIMEOUT_MS)
+    assert model.editor is not None and np.array_equal(model.editor.layer.mask, ada) and "Dr Ada" in model.editor.layer.name
+
+
 def test_an_accepted_prediction_is_recorded_with_the_run_that_made_it(qtbot, window: MainWindow, tmp_path: Path, ct_folder: Path) -> None:  # type: ignore[no-untyped-def]
     assert window.projects.new_project(tmp_path / "project")
     open_and_show(qtbot, window, ct_folder)

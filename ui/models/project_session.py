@@ -73,6 +73,11 @@ class ProjectSession:
         """Who edits: the name set in the app, else the OS user."""
         return self._reader or os_user()
 
+    @staticmethod
+    def reader_named(name: str | None) -> str:
+        """The reader that ``name`` stands for: itself, stripped; empty: the OS user."""
+        return (name or "").strip() or os_user()
+
     def set_reader(self, name: str | None) -> str:
         """Name the reader (empty: the OS user) for the audit log and the masks loaded and saved; returns the name."""
         self._reader = (name or "").strip() or None
@@ -165,18 +170,25 @@ class ProjectSession:
                 self._pending.append((tool, detail))
 
     def attach(self, model: ViewerModel) -> bool:
-        """Make the reader's newest mask of the shown series (if the project has one) its editable label; False when there
-        is none. Runs in the loading worker."""
+        """Make the reader's newest mask of the series (if the project has one) its editable label; False when there
+        is none. Runs in the loading worker, before the model is shown."""
+        found = self.reader_mask(model)
+        if found is not None:
+            self.edit(model, *found)
+        return found is not None
+
+    def reader_mask(self, model: ViewerModel) -> tuple[MaskVersion, Volume] | None:
+        """The reader's newest mask of the series and its version, read from the project (None: there is none, or it
+        does not fit the series, which is noted in the volume's warnings). Safe in a worker: it does not change ``model``."""
         uid, project = _series_uid(model), self.project
         version = project.mask(uid, self.reader) if project is not None and uid and _holds(project, uid) else None
         if project is None or version is None:
-            return False
+            return None
         mask = project.load_mask(version)
         if mask.shape != model.volume.shape:
             model.volume.warnings.append(f"{version.path}: the saved mask has shape {mask.shape}, the series {model.volume.shape}; not shown")
-            return False
-        self.edit(model, version, mask)
-        return True
+            return None
+        return version, mask
 
     def edit(self, model: ViewerModel, version: MaskVersion, mask: Volume) -> None:
         """Make ``mask`` (the saved ``version``) the editable label of ``model``, with the project's label names and colours."""

@@ -535,17 +535,38 @@ class ProjectController(QObject):
         self.window.status_message.setText(f"{len(recorded)} series in the project {self._name()}" + (f" ({len(skipped)} left out: see Problems)" if skipped else ""))
 
     def set_reader(self, name: str | None = None) -> str | None:
-        """Name the reader (asked for when None; empty: the OS user), remembered in the settings."""
+        """Name the reader (asked for when None; empty: the OS user), remembered in the settings. The shown label is
+        the previous reader's: its unsaved edits are saved (or not) as theirs first, then the new reader's own newest
+        mask of the series replaces it (none: no label), so that nobody's work is saved under another's name."""
+        window = self.window
         if name is None:
-            text, ok = QInputDialog.getText(self.window, "Reader name", "Your name in the label history (empty: your login name):", text=self.session.reader)
+            text, ok = QInputDialog.getText(window, "Reader name", "Your name in the label history (empty: your login name):", text=self.session.reader)
             if not ok:
                 return None
             name = text
+        previous = self.session.reader
+        if self.session.reader_named(name) != previous and not window.resolve_unsaved_label():
+            return None
         reader = self.session.set_reader(name)
-        self.window.settings.set_reader_name(name.strip() or None)
+        window.settings.set_reader_name(name.strip() or None)
         self.show_class_labels()  # class labels are the reader's own
-        self.window.status_message.setText(f"Reader: {reader}")
+        model = window.viewer.model
+        if reader != previous and model is not None and self.session.writable_for(model):
+            if model.editor is not None:
+                model.remove_layer(model.editor.layer)
+            window._run("load_label", lambda _progress, _cancel: self.session.reader_mask(model), lambda found: self._reader_label_read(model, reader, found), window._label_not_restored)
+        window.status_message.setText(f"Reader: {reader}")
         return reader
+
+    def _reader_label_read(self, model: ViewerModel, reader: str, found: tuple[MaskVersion, Volume] | None) -> None:
+        window = self.window
+        window._idle()
+        if model is not window.viewer.model or reader != self.session.reader or model.editor is not None:
+            return  # another series, another reader, or a label begun meanwhile: this one is not wanted any more
+        if found is not None:
+            self.session.edit(model, *found)
+        window.label_tools.refresh()
+        window.status_message.setText(f"Reader: {reader}; " + ("your newest label of this series is shown" if found else "you have no label of this series yet"))
 
     def show_history(self) -> LabelHistoryDialog | None:
         """The shown series' label history in the project."""
