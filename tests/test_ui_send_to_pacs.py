@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from PySide6.QtWidgets import QDialog
 
 from medtl.labels.store import LabelStore
 from medtl.pacs import find
@@ -20,7 +21,7 @@ from tests.test_ui_labels import shown_window, temporary_settings
 from tests.test_ui_project import paint_and_erase
 from tests.test_ui_window import TIMEOUT_MS, open_and_show
 from ui.qt.main_window import MainWindow
-from ui.qt.send_to_pacs import LABEL, PREDICTION
+from ui.qt.send_to_pacs import LABEL, PREDICTION, SendDialog
 
 if pacs_servers.in_private_network():
     pacs_servers.loopback_up()
@@ -47,6 +48,30 @@ def test_send_needs_something_to_send_and_a_saved_node(qtbot, window: MainWindow
     paint_and_erase(qtbot, window)
     assert window.pacs.what_can_be_sent() == [LABEL] and PREDICTION not in window.pacs.what_can_be_sent()
     assert not window.pacs.send(LABEL, "nowhere") and "No PACS node is saved" in window.status_message.text()
+    window.viewer.model.editor.saved(window.viewer.model.editor.edits)  # type: ignore[union-attr]
+
+
+def test_one_form_asks_what_to_send_and_where_naming_the_series_and_each_node(qtbot, window: MainWindow, tmp_path: Path, nodes_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    book = NodeBook(path=nodes_file, local=LocalAE("MEDTL", 11113))
+    book.add(Node("archive", aet="ARCHIVE", host="10.0.0.7", port=104))
+    book.add(Node("web", url="https://pacs.example/dicom-web"))
+    book.save()
+    write_series(tmp_path / "ct", phantom((12, 40, 44)), SeriesSpec())
+    open_and_show(qtbot, window, tmp_path / "ct")
+    paint_and_erase(qtbot, window)
+    seen: list[tuple[str, list[str], list[str], tuple[str, str]]] = []
+
+    def look(dialog: SendDialog) -> int:
+        form = dialog.layout().itemAt(0).widget().text()  # type: ignore[union-attr]
+        seen.append((form, [dialog.what.itemText(i) for i in range(dialog.what.count())], [dialog.node.itemText(i) for i in range(dialog.node.count())], dialog.choice()))
+        return int(QDialog.DialogCode.Rejected)
+
+    monkeypatch.setattr(SendDialog, "exec", look)
+    assert not window.pacs.send()  # cancelled: nothing sent
+    [(form, what, nodes, choice)] = seen
+    assert "DICOM SEG" in form and "references the series" in form
+    assert what == [LABEL] and nodes == ["archive  (ARCHIVE@10.0.0.7:104)", "web  (https://pacs.example/dicom-web)"]
+    assert choice == (LABEL, "archive")
     window.viewer.model.editor.saved(window.viewer.model.editor.edits)  # type: ignore[union-attr]
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QInputDialog, QMessageBox
+from PySide6.QtWidgets import QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QMessageBox, QWidget
 
 from medtl.errors import MedtlError
 from medtl.progress import CancelToken, ProgressCallback
@@ -21,9 +21,36 @@ from ui.qt.pacs_dialog import PacsDialog, open_pacs_dialog
 
 if TYPE_CHECKING:  # pragma: no cover
     from medtl.pacs.dimse import SendResult
+    from medtl.pacs.nodes import Node
     from ui.qt.main_window import MainWindow
 
 LABEL, PREDICTION = "the label being edited", "the last prediction"
+
+
+class SendDialog(QDialog):
+    """What to send (the label, the last prediction) and to which saved node, in one form, with where each node is."""
+
+    def __init__(self, series_name: str, choices: list[str], nodes: dict[str, Node], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Send to PACS")
+        self.what = QComboBox()
+        self.what.addItems(choices)
+        self.node = QComboBox()
+        for name in sorted(nodes):
+            self.node.addItem(f"{name}  ({nodes[name].describe()})", name)
+        form = QFormLayout(self)
+        form.addRow(QLabel(f"As a DICOM SEG that references the series {series_name}:"))
+        form.addRow("Send", self.what)
+        form.addRow("To", self.node)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Send")
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+
+    def choice(self) -> tuple[str, str]:
+        """(what, node name) as chosen."""
+        return self.what.currentText(), str(self.node.currentData())
 
 
 class PacsActions(QObject):
@@ -35,6 +62,7 @@ class PacsActions(QObject):
         super().__init__(window)
         self.window = window
         self.dialog: PacsDialog | None = None
+        self.send_dialog: SendDialog | None = None
         self.open_action = QAction("&PACS (query and retrieve)…", window)
         self.open_action.triggered.connect(lambda _checked=False: self.open_dialog())
         self.send_action = QAction("&Send to PACS…", window)
@@ -77,14 +105,15 @@ class PacsActions(QObject):
         if not names:
             window.status_message.setText("No PACS node is saved: add one in File → PACS… first")
             return False
-        if what is None:
-            what, ok = QInputDialog.getItem(window, "Send to PACS", "Send", choices, 0, False)
-            if not ok:
+        if what is None or node_name is None:
+            model = window.viewer.model
+            series = (model.label.series_description or "shown") if model is not None else "shown"
+            self.send_dialog = SendDialog(series, [what] if what in choices else choices, book.nodes, window)
+            if node_name in book.nodes:
+                self.send_dialog.node.setCurrentIndex(names.index(node_name))
+            if self.send_dialog.exec() != QDialog.DialogCode.Accepted:
                 return False
-        if node_name is None:
-            node_name, ok = QInputDialog.getItem(window, "Send to PACS", "To the node", names, 0, False)
-            if not ok:
-                return False
+            what, node_name = self.send_dialog.choice()
         if what not in choices:
             window.status_message.setText(f"There is no {what} to send")
             return False
