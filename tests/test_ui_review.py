@@ -94,6 +94,13 @@ def test_segmentation_rows_are_case_and_label_and_sort_with_undefined_values_las
     assert auc_text(segmentation_results()) == "" and confusion_rows(segmentation_results()) == []
 
 
+def test_a_dicom_folder_case_is_named_with_its_parent_folder(tmp_path: Path) -> None:
+    series = tmp_path / "sample-study-v1" / "dicom"
+    series.mkdir(parents=True)
+    cases = (SegmentationCase(series, tmp_path / "mask.nii.gz", {"brain": 0.8}, {"brain": 2.0}),)
+    assert CaseTable(CaseResults("segmentation", ("brain",), cases)).text(0, 0) == "sample-study-v1/dicom"  # before: "dicom"
+
+
 def test_classification_rows_mark_mistakes_and_summarise_auc_and_confusion() -> None:
     cases = (
         ClassificationCase(Path("x.png"), "cat", {"cat": 0.8, "dog": 0.2}, "cat"),

@@ -28,7 +28,10 @@ class CaseRow:
 
 
 def case_name(image: Path) -> str:
-    """The name a case goes by in the table: its file or DICOM folder name."""
+    """The name a case goes by in the table: its file name, or a DICOM folder's name after its parent's
+    (``98892001/CT5N``, ``sample-study-v1/dicom``: a series folder alone is often just ``dicom``)."""
+    if image.parent.name and image.is_dir():
+        return f"{image.parent.name}/{image.name}"
     return image.name or str(image)
 
 
