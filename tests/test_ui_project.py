@@ -104,7 +104,7 @@ def test_a_label_painted_in_the_window_is_saved_in_the_project_with_the_reader_a
 
     dialog = window.projects.show_history()
     assert dialog is not None and dialog.table.rowCount() == len(project.history(series_uid=uid))
-    assert (dialog.cell(0, "Who"), dialog.cell(0, "Tool"), dialog.cell(0, "Label"), dialog.cell(0, "Version")) == ("Dr Ada", "brush", "1 label 1", "2")
+    assert (dialog.cell(0, "Who"), dialog.cell(0, "Tool"), dialog.cell(0, "Label"), dialog.cell(0, "Version")) == ("Dr Ada", "brush", "1: label 1", "2")
     dialog.close()
 
     second = Project.open(folder)  # another program opening the project while the window holds it
@@ -309,7 +309,7 @@ def test_the_agreement_dialog_shows_dice_per_label_for_two_readers(qtbot, window
     assert [dialog.first.itemText(i) for i in range(dialog.first.count())] == ["Dr Ada", "Dr Bea"] and dialog.second.currentText() == "Dr Bea"
     with qtbot.waitSignal(dialog.compared, timeout=TIMEOUT_MS):
         dialog.compare_button.click()
-    assert dialog.table.item(0, 0).text() == "1 bone" and dialog.table.item(0, 1).text() == f"{expected:.3f}"
+    assert dialog.table.item(0, 0).text() == "1: bone" and dialog.table.item(0, 1).text() == f"{expected:.3f}"
     dialog.close()
 
 

@@ -369,7 +369,7 @@ class ProjectSession:
         names = {label.value: label.name for label in project.labels()}
         rows = []
         for entry in reversed(project.history(series_uid=uid)):
-            label = "" if entry.value is None else f"{entry.value} {names.get(entry.value, '(deleted)')}"
+            label = "" if entry.value is None else f"{entry.value}: {names.get(entry.value, '(deleted)')}"
             when = datetime.fromtimestamp(entry.at).strftime("%Y-%m-%d %H:%M:%S")
             version = "" if entry.mask_version is None else str(entry.mask_version)
             rows.append(HistoryRow(when, entry.who, entry.tool, label, entry.reader or "", version, entry.detail))
@@ -402,7 +402,7 @@ class ProjectSession:
             raise MedtlError("no project is open")
         names = {label.value: label.name for label in self.project.labels()}
         dice = reader_agreement(self.project, _series_uid(model), reader_a, reader_b)
-        return [(f"{value} {names.get(value, '(not defined)')}", score) for value, score in dice.items()]
+        return [(f"{value}: {names.get(value, '(not defined)')}", score) for value, score in dice.items()]
 
     def link_run(self, run_dir: Path) -> None:
         """Record a run started from the project in it."""
