@@ -1,7 +1,7 @@
 """Benchmark `medtl convert` against SimpleITK and a naive pydicom loop on one large CT series.
 
 Usage: python benchmarks/bench_convert.py [--slices 300] [--size 512] [--levels 1,6] [--repeat 2] [--results]
-       python benchmarks/bench_convert.py --startup [--runs 5]
+       python benchmarks/bench_convert.py --startup [--runs 5] [--baseline DIR]
 
 Writes (once, cached under benchmarks/_work/) a size x size x slices CT series (tests/dicomgen.py,
 int16 stored, intercept -1024, shuffled file names), then runs each converter in its own
@@ -15,7 +15,9 @@ every writer, so the compression work compares like with like) and for uncompres
 --startup times whole processes instead, on a small series (256x256x108) where start-up (imports)
 dominates: `python -m medtl convert` against a SimpleITK script doing the same read and NIfTI write
 (SITK_SCRIPT, which imports only SimpleITK), alternating, --runs of each after one warm-up of each,
-for .nii and .nii.gz; prints min/median wall seconds and the ratio medtl / SimpleITK pair by pair.
+for .nii and .nii.gz; prints min/median wall seconds, median CPU seconds and the ratios medtl / SimpleITK round
+by round. --baseline DIR times another version's medtl package (e.g. `git archive main medtl | tar -x -C DIR`)
+in the same rounds.
 
 Peak RSS while loading = VmHWM after loading minus VmHWM after the imports (same process),
 compared with the size of the loaded array. Prints a table; --results also writes it into
@@ -26,8 +28,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -166,40 +170,57 @@ def table(rows: dict[tuple[str, str], dict]) -> str:
     return "\n".join(lines)
 
 
-def wall_seconds(command: list[str]) -> float:
+def timed(command: list[str], pythonpath: Path = REPO) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system, as the operating system accounts the finished process) of one run.
+
+    It runs in ``pythonpath``, which `python -m` puts first on the module path.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run(command, cwd=REPO, check=True, stdout=subprocess.DEVNULL, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
-    return time.perf_counter() - start
+    subprocess.run(command, cwd=pythonpath, check=True, stdout=subprocess.DEVNULL, env={"PYTHONPATH": str(pythonpath), "PATH": "/usr/bin:/bin"})
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
 
-def startup(runs: int) -> str:
-    """Whole `medtl convert` processes against whole SimpleITK processes on a small series: a Markdown table."""
+def startup(runs: int, baseline: Path | None = None) -> str:
+    """Whole `medtl convert` processes against whole SimpleITK processes on a small series: a Markdown table.
+
+    With ``baseline`` (a folder holding another version's ``medtl`` package) that version runs in the same rounds too.
+    """
     folder = series_folder(STARTUP_SIZE, STARTUP_SLICES)
     out = WORK / "convert_out"
     out.mkdir(exist_ok=True)
+    loads = [os.getloadavg()[0]]
     lines = [
-        f"| output | medtl s, min / median | SimpleITK s, min / median | medtl / SimpleITK, min / median ({runs} pairs) |",
-        "|---|---|---|---|",
+        f"| output | medtl | wall s, min / median | CPU s, median | / SimpleITK wall, min / median ({runs} rounds) | / SimpleITK CPU, median |",
+        "|---|---|---:|---:|---:|---:|",
     ]
     for suffix in (".nii", ".nii.gz"):
-        commands = {
-            "medtl": [sys.executable, "-m", "medtl", "convert", str(folder), "-o", str(out / f"medtl{suffix}")],
-            "sitk": [sys.executable, "-c", SITK_SCRIPT, str(folder), str(out / f"sitk{suffix}")],
-        }
-        for command in commands.values():
-            wall_seconds(command)  # warm-up: page cache, .pyc files
-        pairs = [(wall_seconds(commands["medtl"]), wall_seconds(commands["sitk"])) for _ in range(runs)]
-        medtl, sitk = ([pair[i] for pair in pairs] for i in (0, 1))
-        ratios = [m / r for m, r in pairs]
-        lines.append(
-            f"| {suffix} | {min(medtl):.3f} / {statistics.median(medtl):.3f} | {min(sitk):.3f} / {statistics.median(sitk):.3f} | "
-            f"{min(ratios):.2f} / {statistics.median(ratios):.2f} |"
-        )
-        print(lines[-1], flush=True)
+        medtl = [sys.executable, "-m", "medtl", "convert", str(folder), "-o", str(out / f"medtl{suffix}")]
+        commands = {"this tree": (medtl, REPO)}
+        if baseline is not None:
+            commands["baseline"] = (medtl, baseline)
+        commands["SimpleITK"] = ([sys.executable, "-c", SITK_SCRIPT, str(folder), str(out / f"sitk{suffix}")], REPO)
+        for command, path in commands.values():
+            timed(command, path)  # warm-up: page cache, .pyc files
+        rounds = [{name: timed(command, path) for name, (command, path) in commands.items()} for _ in range(runs)]
+        loads.append(os.getloadavg()[0])
+        for name in commands:
+            wall = [r[name][0] for r in rounds]
+            cpu = [r[name][1] for r in rounds]
+            ratios = [r[name][0] / r["SimpleITK"][0] for r in rounds]
+            cpu_ratios = [r[name][1] / r["SimpleITK"][1] for r in rounds]
+            lines.append(
+                f"| {suffix} | {name} | {min(wall):.3f} / {statistics.median(wall):.3f} | {statistics.median(cpu):.3f} | "
+                f"{min(ratios):.2f} / {statistics.median(ratios):.2f} | {statistics.median(cpu_ratios):.2f} |"
+            )
+            print(lines[-1], flush=True)
     return (
         f"Whole processes, {STARTUP_SIZE}x{STARTUP_SIZE}x{STARTUP_SLICES} CT series: `python -m medtl convert` against a SimpleITK "
-        f"script (ImageSeriesReader + WriteImage, importing only SimpleITK), alternating, one warm-up each, wall seconds; "
-        f"{platform.processor() or platform.machine()}, {time.strftime('%Y-%m-%d')}.\n\n" + "\n".join(lines)
+        f"script (ImageSeriesReader + WriteImage, importing only SimpleITK), one of each per round, one warm-up each; ratios "
+        f"are taken round by round; load average (1 min) {', '.join(f'{load:.1f}' for load in loads)}; "
+        f"{platform.processor() or platform.machine()}, {time.strftime('%Y-%m-%d %H:%M')}.\n\n" + "\n".join(lines)
     )
 
 
@@ -222,9 +243,10 @@ def main() -> None:
     parser.add_argument("--results", action="store_true", help="write the table into benchmarks/RESULTS.md")
     parser.add_argument("--startup", action="store_true", help=f"whole processes on a {STARTUP_SIZE}x{STARTUP_SIZE}x{STARTUP_SLICES} series instead")
     parser.add_argument("--runs", type=int, default=5, help="--startup: runs of each command")
+    parser.add_argument("--baseline", type=Path, metavar="DIR", help="--startup: also time the medtl package in DIR (another version)")
     args = parser.parse_args()
     if args.startup:
-        text = startup(args.runs)
+        text = startup(args.runs, args.baseline)
         print(text)
         if args.results:
             write_results("Convert start-up (small series)", text)

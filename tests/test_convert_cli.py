@@ -117,11 +117,16 @@ def test_convert_imports_no_torch_monai_qt_or_nibabel(tmp_path: Path) -> None:
         f"assert main(['convert', {str(tmp_path / 'd')!r}, '-o', {str(tmp_path / 'o.nii.gz')!r}]) == 0\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'monai', 'PySide6', 'PyQt5', 'PyQt6', 'nibabel'))\n"
         "print('HEAVY', heavy)\n"
-        "import importlib.util\n"
-        "ran = sorted(m for m in ('requests', 'tqdm', 'PIL.ImageCms') if m in sys.modules and not isinstance(sys.modules[m], importlib.util._LazyModule))\n"
+        "import importlib.util, os\n"
+        "unused = ('requests', 'tqdm', 'PIL.ImageCms', 'pydicom.examples', 'pydicom.pixel_data_handlers.pylibjpeg_handler')\n"
+        "ran = sorted(m for m in unused if m in sys.modules and not isinstance(sys.modules[m], importlib.util._LazyModule))\n"
         "print('UNUSED', ran)\n"
+        "print('THREADS', len(os.listdir('/proc/self/task')) if os.path.isdir('/proc/self/task') else 1)\n"
+        "print('BLAS', os.environ.get('OPENBLAS_NUM_THREADS'))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, env={"PYTHONPATH": str(REPO)})
     assert done.returncode == 0, done.stderr
     assert "HEAVY []" in done.stdout
-    assert "UNUSED []" in done.stdout  # pydicom's download and colour-conversion helpers never run
+    assert "UNUSED []" in done.stdout  # pydicom's download, example, old pixel handler and colour-conversion modules never run
+    assert "THREADS 1" in done.stdout  # numpy's BLAS started no thread pool to spin beside the reading
+    assert "BLAS None" in done.stdout  # and the setting that kept it from doing so is not left behind

@@ -244,8 +244,8 @@ def decode_frame(ds: Dataset, path: Path, frame: int | None = None) -> np.ndarra
         raise DicomReadError(path, "has no pixel data (not an image)")
     if frame is None and int(ds.get("NumberOfFrames", 1) or 1) > 1:
         raise DicomReadError(path, "has several frames; a frame index is needed")
-    raw_value(ds, "PixelData", path)  # a value pydicom cannot convert (a damaged VR) is named as such
-    native = _native_frame(ds)
+    pixels = raw_value(ds, "PixelData", path)  # a value pydicom cannot convert (a damaged VR) is named as such
+    native = native_frame(ds, pixels) if isinstance(pixels, bytes) else None
     if native is not None:
         return native
     decoder = _decoder(ds, path)
@@ -273,13 +273,12 @@ def native_dtype(ds: Dataset) -> np.dtype | None:
     return np.dtype(f"<{'i' if int(ds.get('PixelRepresentation', 0)) == 1 else 'u'}{bits // 8}")
 
 
-def _native_frame(ds: Dataset) -> np.ndarray | None:
-    """A zero-copy view of a single-frame dataset's pixels when :func:`native_dtype` applies; None otherwise."""
+def native_frame(ds: Dataset, data: bytes) -> np.ndarray | None:
+    """A zero-copy view of the pixel bytes ``data`` of single-frame ``ds`` when :func:`native_dtype` applies; None otherwise."""
     dtype = native_dtype(ds)
     if dtype is None or int(ds.get("NumberOfFrames", 1) or 1) != 1:
         return None
     count = int(ds.Rows) * int(ds.Columns)
-    data = ds.PixelData
     if len(data) < count * dtype.itemsize:
         return None  # let pydicom's decoder report it
     return np.frombuffer(data, dtype, count=count).reshape(int(ds.Rows), int(ds.Columns))

@@ -64,7 +64,7 @@ def scan(
     if catalog is not None:
         _forget_what_is_gone(catalog, Path(path))
     root = _checked_root(Path(path))
-    with _gc_paused():  # everything a re-scan of an unchanged folder does
+    with gc_paused():  # everything a re-scan of an unchanged folder does
         files, problems = _walk(root, cancel)
         listing = None
         if catalog is not None:
@@ -113,12 +113,13 @@ def _scan_files(
 
 
 @contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """Keep the cyclic garbage collector from running while tens of thousands of objects are made.
 
     A scan makes them by the file (stat results, paths, headers), none in a cycle, and each
     collection walks every object alive (hundreds of thousands once pydicom, or the app, is
     loaded): a quarter of the CPU time of a warm re-scan. Reference counting frees them as ever.
+    (`medtl convert` pauses it while importing numpy and pydicom too: ~90 collections, 20-30 ms.)
     """
     if not gc.isenabled():  # paused by someone else (a scan in another thread): theirs to resume
         yield

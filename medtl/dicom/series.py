@@ -57,6 +57,7 @@ from medtl.dicom.pixels import (
     is_colour,
     modality_dtypes,
     native_dtype,
+    native_frame,
     rescale_of,
     transfer_syntax,
     write_modality,
@@ -184,24 +185,27 @@ def _native_pixel_span(handle: BinaryIO, ds: Dataset) -> PixelSpan | None:
     return None if length == 0xFFFFFFFF else (start + header, length)
 
 
-def _decode_file(path: Path, header: Dataset, span: PixelSpan | None) -> tuple[np.ndarray, Rescale]:
-    """Stored values and rescale of a single-frame file.
+def _stored_values(path: Path, header: Dataset, span: PixelSpan | None) -> np.ndarray:
+    """Stored values of a single-frame file.
 
-    With a ``span`` the pixel bytes are read there and lent to ``header`` while decoding (then dropped);
+    With a ``span`` the pixel bytes are read there and viewed as they lie when they can be
+    (:func:`~medtl.dicom.pixels.native_frame`), else lent to ``header`` while decoding (then dropped);
     without one the whole file is parsed again.
     """
     if span is None:
-        ds = _read_dataset(path)
-        return decode_frame(ds, path), rescale_of(ds, path)
+        return decode_frame(_read_dataset(path), path)
     offset, length = span
     with open(path, "rb") as handle:
         handle.seek(offset)
         value = handle.read(length)
     if len(value) != length:
         raise DicomReadError(path, f"truncated: the pixel data needs {length} bytes, the file holds {len(value)}")
+    stored = native_frame(header, value)
+    if stored is not None:
+        return stored
     header.PixelData = value
     try:
-        return decode_frame(header, path), rescale_of(header, path)
+        return decode_frame(header, path)
     finally:
         del header.PixelData
 
@@ -274,8 +278,9 @@ def _without_copies(
             continue
         kept = first[uid]
         same_place = _position(headers[kept], paths[kept]) == _position(header, path)
-        (a, rescale_a), (b, rescale_b) = _decode_file(paths[kept], headers[kept], spans[kept]), _decode_file(path, header, spans[index])
-        if not (same_place and rescale_a == rescale_b and a.shape == b.shape and np.array_equal(a, b)):
+        a, b = _stored_values(paths[kept], headers[kept], spans[kept]), _stored_values(path, header, spans[index])
+        same_rescale = rescale_of(headers[kept], paths[kept]) == rescale_of(header, path)
+        if not (same_place and same_rescale and a.shape == b.shape and np.array_equal(a, b)):
             differ = "pixels" if same_place else "positions"
             a_name, b_name = _names([paths[kept], path])
             raise GeometryError(
@@ -607,10 +612,11 @@ def _load_classic(
         planes.append(_plane(header, header, path, path.name))
     pixel_spacing = _common_pixel_spacing(paths, headers)
 
-    def decode(index: int) -> tuple[np.ndarray, Rescale]:
-        return _decode_file(paths[index], headers[index], spans[index])
-
     rescales = [rescale_of(h, p) for p, h in zip(paths, headers)]
+
+    def decode(index: int) -> tuple[np.ndarray, Rescale]:
+        return _stored_values(paths[index], headers[index], spans[index]), rescales[index]
+
     array, geometry, spacing, warnings = _assemble(planes, pixel_spacing, _slice_thickness(first, paths[0]), decode, first, rescales, progress, cancel)
     if geometry.interpolated:
         _refuse_unreadable_members(str(first.SeriesInstanceUID), _siblings(paths), certain_only=False, gap=geometry.interpolated)

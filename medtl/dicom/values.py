@@ -66,7 +66,10 @@ def _check_range(number: float, keyword: str, path: Path | str, low: float | Non
 
 def decimal(item: Dataset, keyword: str, path: Path | str, *, low: float | None = None, high: float | None = None) -> float | None:
     """A single finite number (the first of several, as readers of single-valued attributes do); None if absent."""
-    value = raw_value(item, keyword, path)
+    return _decimal(raw_value(item, keyword, path), keyword, path, low, high)
+
+
+def _decimal(value: Any, keyword: str, path: Path | str, low: float | None, high: float | None) -> float | None:
     if value is None:
         return None
     first = value[0] if isinstance(value, (MultiValue, list, tuple)) else value
@@ -94,7 +97,7 @@ def integer(item: Dataset, keyword: str, path: Path | str, *, low: int | None = 
     value = raw_value(item, keyword, path)
     if isinstance(value, (MultiValue, list, tuple)) and len(value) != 1:
         raise DicomReadError(path, f"{tag_name(keyword)} is {_shown(value)}; it must be one number")
-    number = decimal(item, keyword, path, low=low, high=high)
+    number = _decimal(value, keyword, path, low, high)
     if number is None:
         return None
     if not number.is_integer():
