@@ -163,7 +163,10 @@ class Association:
                 raise PacsError(node, Outcome.REJECTED, detail, "C-GET")
             if kind != _ASSOCIATE_AC:
                 raise self._lost()
-            accepted = parse_associate_ac(body)
+            try:
+                accepted = parse_associate_ac(body)
+            except (IndexError, struct.error, UnicodeDecodeError) as error:
+                raise PacsError(node, Outcome.FAILED, "the node's answer to the association request cannot be read", "C-GET") from error
             self._maximum_pdu = accepted.maximum_pdu
             self._syntaxes = accepted.syntaxes  # by presentation context id: 1 is the C-GET's
             self._get_class = get_class
@@ -197,7 +200,8 @@ class Association:
         self._fill(6)
         kind, length = struct.unpack_from(">BxL", self._buffer, self._start)
         self._fill(6 + length)
-        body = bytes(self._buffer[self._start + 6 : self._start + 6 + length])
+        with memoryview(self._buffer) as view:
+            body = bytes(view[self._start + 6 : self._start + 6 + length])  # one copy (a bytearray slice would make two)
         self._start += 6 + length
         if kind in (_ABORT, _RELEASE_RQ) or kind > _ABORT:
             raise self._lost()
@@ -254,7 +258,10 @@ class Association:
             (0x0002, _uid(self._get_class)), (0x0100, _us(0x0010)), (0x0110, _us(self._message_id)), (0x0700, _us(0)), (0x0800, _us(0)),
         ], identifier)  # fmt: skip
         while True:
-            context, elements, data = self._message()
+            try:
+                context, elements, data = self._message()
+            except struct.error as error:
+                raise PacsError(self.node, Outcome.FAILED, "the node sent a malformed message", "C-GET") from error
             field = _number(elements, 0x0100)
             if field == _C_STORE_RQ and data is not None:
                 if cancelled():
