@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from pydicom.dataset import FileMetaDataset
+from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
+from pynetdicom.dsutils import encode_file_meta
 from pynetdicom.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RQ
 
 from medtl.pacs import cget
@@ -35,17 +38,16 @@ def test_the_association_request_is_one_pynetdicom_reads_and_the_answer_is_read_
     assert accepted.maximum_pdu == 4 * 1024 * 1024
 
 
-@pytest.mark.parametrize("syntax", ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2.4.50"])
-def test_the_file_meta_written_before_a_received_data_set_reads_as_pydicom_writes_it(syntax: str) -> None:
+@pytest.mark.parametrize("syntax", ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2", "1.2.840.10008.1.2.4.50"])
+def test_the_file_meta_before_a_received_data_set_is_what_pynetdicom_wrote_and_pydicom_reads(syntax: str) -> None:
     sop_class, sop_uid = "1.2.840.10008.5.1.4.1.1.2", "1.2.3.45"
-    meta = cget.file_meta(sop_class, sop_uid, syntax)
-    read = pydicom.filereader.read_preamble(io.BytesIO(meta), force=False)
-    assert read == bytes(128)
-    dataset = pydicom.dcmread(io.BytesIO(meta), force=True)
-    assert str(dataset.file_meta.MediaStorageSOPClassUID) == sop_class
-    assert str(dataset.file_meta.MediaStorageSOPInstanceUID) == sop_uid
-    assert str(dataset.file_meta.TransferSyntaxUID) == syntax
-    assert dataset.file_meta.FileMetaInformationGroupLength == len(meta) - 132 - 12
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID, meta.TransferSyntaxUID = sop_class, sop_uid, syntax
+    meta.ImplementationClassUID, meta.ImplementationVersionName = PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
+    written = cget.file_meta(sop_class, sop_uid, syntax)
+    assert written == bytes(128) + b"DICM" + encode_file_meta(meta)  # what event.encoded_dataset() put before the data set
+    read = pydicom.dcmread(io.BytesIO(written), force=True).file_meta
+    assert (str(read.MediaStorageSOPInstanceUID), str(read.TransferSyntaxUID)) == (sop_uid, syntax)
 
 
 def test_a_command_set_round_trips() -> None:

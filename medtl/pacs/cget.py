@@ -14,13 +14,12 @@ import socket
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cache
 
 from medtl.pacs.connection import Outcome, PacsError, probe_tcp
 from medtl.pacs.nodes import LocalAE, Node
 
 _APPLICATION_CONTEXT = b"1.2.840.10008.3.1.1.1"
-_IMPLEMENTATION_UID = b"1.2.826.0.1.3680043.9.3811.3.0.4"  # pynetdicom 3.0.4's, as the files' meta says
-_IMPLEMENTATION_VERSION = b"PYNETDICOM_304"
 _ASSOCIATE_RQ, _ASSOCIATE_AC, _ASSOCIATE_RJ, _P_DATA, _RELEASE_RQ, _RELEASE_RP, _ABORT = range(1, 8)
 _C_STORE_RQ, _C_GET_RSP = 0x0001, 0x8010
 _NO_DATA_SET = 0x0101
@@ -30,6 +29,14 @@ _REJECT_REASONS = {
     (3, 1): "temporary congestion", (3, 2): "local limit exceeded",
 }  # fmt: skip
 _SOURCES = {1: "service user", 2: "service provider (ACSE)", 3: "service provider (presentation)"}
+
+
+@cache
+def _implementation() -> tuple[bytes, bytes]:
+    """The implementation class UID and version name medtl gives: pynetdicom's, as its other associations and files do."""
+    from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
+
+    return str(PYNETDICOM_IMPLEMENTATION_UID).encode(), PYNETDICOM_IMPLEMENTATION_VERSION.encode()
 
 
 def _item(kind: int, body: bytes) -> bytes:
@@ -46,9 +53,10 @@ def associate_rq(called: str, calling: str, contexts: list[tuple[str, tuple[str,
     for number, (sop_class, syntaxes) in enumerate(contexts):
         subitems = _item(0x30, sop_class.encode()) + b"".join(_item(0x40, syntax.encode()) for syntax in syntaxes)
         items.append(_item(0x20, struct.pack(">B3x", 2 * number + 1) + subitems))
-    user = [_item(0x51, struct.pack(">L", maximum_pdu)), _item(0x52, _IMPLEMENTATION_UID)]
-    user += [_item(0x54, struct.pack(">H", len(uid)) + uid.encode() + b"\x00\x01") for uid in scp_roles]
-    user.append(_item(0x55, _IMPLEMENTATION_VERSION))
+    uid, version = _implementation()
+    user = [_item(0x51, struct.pack(">L", maximum_pdu)), _item(0x52, uid)]
+    user += [_item(0x54, struct.pack(">H", len(sop)) + sop.encode() + b"\x00\x01") for sop in scp_roles]  # SCU role no, SCP role yes
+    user.append(_item(0x55, version))
     items.append(_item(0x50, b"".join(user)))
     body = struct.pack(">H2x", 1) + _ae_title(called) + _ae_title(calling) + bytes(32) + b"".join(items)
     return struct.pack(">BxL", _ASSOCIATE_RQ, len(body)) + body
@@ -124,7 +132,7 @@ def file_meta(sop_class: str, sop_uid: str, syntax: str) -> bytes:
     body = (
         struct.pack("<HH", 2, 1) + b"OB\x00\x00" + struct.pack("<L", 2) + b"\x00\x01"
         + short(2, b"UI", _uid(sop_class)) + short(3, b"UI", _uid(sop_uid)) + short(0x10, b"UI", _uid(syntax))
-        + short(0x12, b"UI", _uid(_IMPLEMENTATION_UID.decode())) + short(0x13, b"SH", _IMPLEMENTATION_VERSION)
+        + short(0x12, b"UI", _uid(_implementation()[0].decode())) + short(0x13, b"SH", _implementation()[1] + b" " * (len(_implementation()[1]) % 2))
     )  # fmt: skip
     return bytes(128) + b"DICM" + struct.pack("<HH", 2, 0) + b"UL" + struct.pack("<HL", 4, len(body)) + body
 
