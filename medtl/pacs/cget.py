@@ -148,6 +148,7 @@ class Association:
         self.node = node
         self._buffer = bytearray()
         self._start = 0
+        self._rest: tuple[bytes, int] | None = None  # a P-DATA PDU's PDVs not read yet, and where they start
         self._message_id = 0
         try:
             self._socket = socket.create_connection((node.host, node.port), timeout=node.timeout)
@@ -216,29 +217,41 @@ class Association:
         return kind, body
 
     def _message(self) -> tuple[int, dict[int, bytes], bytearray | None]:
-        """The next DIMSE message: presentation context id, command elements, data set (None when it has none)."""
+        """The next DIMSE message: presentation context id, command elements, data set (None when it has none).
+
+        A P-DATA PDU may hold PDVs of the next message after the last of this one: those are kept for the next call.
+        """
         command, data = bytearray(), bytearray()
         elements: dict[int, bytes] | None = None
         while True:
-            kind, body = self._read_pdu()
-            if kind != _P_DATA:
-                raise self._lost()
-            view, start = memoryview(body), 0
+            if self._rest is not None:
+                body, start = self._rest
+                self._rest = None
+            else:
+                kind, body = self._read_pdu()
+                if kind != _P_DATA:
+                    raise self._lost()
+                start = 0
+            view = memoryview(body)
             while start + 6 <= len(body):
                 (length,) = struct.unpack_from(">L", body, start)
                 context, control = body[start + 4], body[start + 5]
                 fragment = view[start + 6 : start + 4 + length]
                 start += 4 + length
+                done = None
                 if control & 1:
                     command += fragment
                     if control & 2:
                         elements = decode_command(bytes(command))
                         if _number(elements, 0x0800) == _NO_DATA_SET:
-                            return context, elements, None
+                            done = (context, elements, None)
                 elif elements is not None:
                     data += fragment
                     if control & 2:
-                        return context, elements, data
+                        done = (context, elements, data)
+                if done is not None:
+                    self._rest = (body, start) if start + 6 <= len(body) else None
+                    return done
 
     def _send_command(self, context: int, elements: list[tuple[int, bytes]], data: bytes = b"") -> None:
         """One command (and its data set, in PDUs the node takes) to the node."""
