@@ -1,7 +1,7 @@
 """Benchmark retrieving a 300-instance CT series from Orthanc: medtl's C-GET and WADO-RS against dcmtk's
 `getscu` and dicomweb-client alone, in the same run.
 
-Usage: python benchmarks/bench_pacs.py [--slices 300] [--size 512] [--repeat 3]
+Usage: python benchmarks/bench_pacs.py [--slices 300] [--size 512] [--repeat 3] [--only dimse|web]
 
 Orthanc (with its DICOMweb plugin) listens on every address, so the benchmark runs in a private
 network namespace: run outside one, it starts itself again under `unshare --net` (loopback only).
@@ -46,6 +46,7 @@ def main() -> int:
     parser.add_argument("--slices", type=int, default=300)
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only", choices=("dimse", "web"), help="time only getscu and medtl's C-GET, or only the DICOMweb pair")
     args = parser.parse_args()
     missing = pacs_servers.missing_tools()
     if missing:
@@ -130,6 +131,8 @@ def run(work: Path, data: Path, args: argparse.Namespace) -> int:
 
         load_before = os.getloadavg()[0]
         contenders = {"getscu": getscu, "medtl C-GET": medtl("orthanc"), "dicomweb-client": dicomweb_client, "medtl WADO-RS": medtl("web")}
+        if args.only:
+            contenders = dict(list(contenders.items())[:2] if args.only == "dimse" else list(contenders.items())[2:])
         times: dict[str, list[float]] = {name: [] for name in contenders}
         for round_number in range(args.repeat + 1):
             for name, fetch in contenders.items():
@@ -151,6 +154,8 @@ def run(work: Path, data: Path, args: argparse.Namespace) -> int:
     print("|---|---:|---:|---:|---:|")
     pairs = {"getscu": None, "medtl C-GET": "getscu", "dicomweb-client": None, "medtl WADO-RS": "dicomweb-client"}
     for name, reference in pairs.items():
+        if name not in median:
+            continue
         ratio = f"{median[name] / median[reference]:.2f}" if reference else "1 (reference)"
         print(f"| {name} | {median[name]:.2f} ({min(times[name]):.2f}) | {len(files) / median[name]:.0f} | {size_mb / median[name]:.0f} | {ratio} |")
     return 0
