@@ -6,6 +6,7 @@ The C-GET against a real node (Orthanc) is in test_pacs_dimse.py (run by test_pa
 from __future__ import annotations
 
 import io
+import random
 import socket
 import struct
 import threading
@@ -20,6 +21,7 @@ from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_
 from pynetdicom.dsutils import encode, encode_file_meta
 from pynetdicom.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RQ
 
+from medtl.errors import MedtlError
 from medtl.pacs import cget, dimse
 from medtl.pacs.dimse import TRANSFER_SYNTAXES
 from medtl.pacs.nodes import LocalAE, Node
@@ -153,3 +155,44 @@ def test_every_instance_arrives_whole_however_the_node_cuts_and_packs_its_pdus(t
     for source in sources:
         copy = pydicom.dcmread(InstanceStore(tmp_path / "pacs").path(str(source.StudyInstanceUID), str(source.SeriesInstanceUID), str(source.SOPInstanceUID)))
         assert np.array_equal(copy.pixel_array, source.pixel_array)
+
+
+def _garbage_node(listener: socket.socket, seed: int) -> None:
+    """A node that answers the association request with something broken (chosen by ``seed``), then hangs up."""
+    rng = random.Random(seed)
+    conn, _ = listener.accept()
+    with conn:
+        _read_pdu(conn)
+        explicit = _item_(0x40, b"1.2.840.10008.1.2.1")
+        accept = _item_(0x10, b"1.2.840.10008.3.1.1.1") + _item_(0x21, b"\x01\x00\x00\x00" + explicit) + _item_(0x50, _item_(0x51, struct.pack(">L", 16384)))
+        good_ac = struct.pack(">BxL", 2, 68 + len(accept)) + struct.pack(">H2x", 1) + b"MEDTL".ljust(16) + b"NODE".ljust(16) + bytes(32) + accept
+        kind = seed % 4
+        if kind == 0:  # random bytes instead of an answer
+            conn.sendall(rng.randbytes(rng.randrange(1, 400)))
+        elif kind == 1:  # the answer with bytes flipped or cut short
+            broken = bytearray(good_ac)
+            for _ in range(rng.randrange(1, 6)):
+                broken[rng.randrange(len(broken))] = rng.randrange(256)
+            conn.sendall(bytes(broken[: rng.randrange(1, len(broken) + 1)]))
+        else:  # a proper answer, then a broken reply to the C-GET (random PDVs, or a PDU that claims gigabytes)
+            conn.sendall(good_ac)
+            _read_pdu(conn), _read_pdu(conn)
+            if kind == 2:
+                conn.sendall(_pdu(*(_pdv(rng.randrange(4), rng.randbytes(rng.randrange(0, 300)), 1) for _ in range(rng.randrange(1, 4)))))
+            else:
+                conn.sendall(struct.pack(">BxL", 4, 0xFFFFFFF0) + rng.randbytes(100))
+
+
+@pytest.mark.parametrize("seed", range(120))
+def test_a_broken_node_ends_the_retrieve_with_an_error_naming_it(seed: int, tmp_path: Path) -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        node = threading.Thread(target=_garbage_node, args=(listener, seed), daemon=True)
+        node.start()
+        with BackgroundWriter(InstanceStore(tmp_path / "pacs"), lambda _path: None) as writer:
+            expected = "fake.*more than the 4194304 it may send" if seed % 4 == 3 else "fake"  # never buffers 4 GB on a node's word
+            with pytest.raises(MedtlError, match=expected):  # a PacsError names the node; nothing else escapes
+                dimse.c_get(Node("fake", aet="NODE", host="127.0.0.1", port=listener.getsockname()[1], timeout=5), LocalAE(), "1.2.3", "1.2.3.4", None, dimse.Receiver(writer))
+        node.join(5)
+    assert not list((tmp_path / "pacs").rglob("*.dcm"))  # nothing half-received was kept

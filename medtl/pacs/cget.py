@@ -29,6 +29,7 @@ _REJECT_REASONS = {
     (3, 1): "temporary congestion", (3, 2): "local limit exceeded",
 }  # fmt: skip
 _SOURCES = {1: "service user", 2: "service provider (ACSE)", 3: "service provider (presentation)"}
+_LARGEST_OTHER_PDU = 1 << 20  # bytes: an association answer, release or abort is far smaller
 
 
 @cache
@@ -149,6 +150,7 @@ class Association:
         self._buffer = bytearray()
         self._start = 0
         self._rest: tuple[bytes, int] | None = None  # a P-DATA PDU's PDVs not read yet, and where they start
+        self._offered = maximum_pdu  # the largest P-DATA PDU the node may send (what the request said)
         self._message_id = 0
         try:
             self._socket = socket.create_connection((node.host, node.port), timeout=node.timeout)
@@ -208,6 +210,9 @@ class Association:
         """The next PDU's type and body; an A-ABORT, an A-RELEASE-RQ or an unknown PDU ends the association."""
         self._fill(6)
         kind, length = struct.unpack_from(">BxL", self._buffer, self._start)
+        limit = self._offered if kind == _P_DATA else _LARGEST_OTHER_PDU
+        if length > limit:  # a broken or hostile node: never buffer gigabytes on its word
+            raise PacsError(self.node, Outcome.FAILED, f"the node sent a PDU of {length} bytes, more than the {limit} it may send", "C-GET")
         self._fill(6 + length)
         with memoryview(self._buffer) as view:
             body = bytes(view[self._start + 6 : self._start + 6 + length])  # one copy (a bytearray slice would make two)
