@@ -32,8 +32,9 @@ EXCLUDED_MODULES = (
     # SciPy beyond ndimage, special, spatial (MONAI's Hausdorff distance uses its KDTree), sparse and linalg (which
     # spatial imports): MONAI imports the rest only as optional extras, for transforms medtl does not use.
     "scipy.optimize", "scipy.stats", "scipy.signal", "scipy.interpolate", "scipy.integrate", "scipy.io", "scipy.fft",
-    # Reached only by torch.compile and C++ extension builds (pygments stays: superqt imports it).
-    "networkx", "setuptools",
+    # Reached only by torch.compile and C++ extension builds (pygments stays: superqt imports it); triton is torch.compile's
+    # GPU compiler, in CUDA builds only (718 MB).
+    "networkx", "setuptools", "triton",
     # Qt bindings the app never imports (the Qt libraries that its plugins link to are still collected by those links)
     "PySide6.QtOpenGL", "PySide6.QtOpenGLWidgets", "PySide6.QtNetwork", "PySide6.QtDBus",
 )  # fmt: skip
