@@ -114,3 +114,30 @@ def test_cli_saves_nodes_and_explains_bad_arguments(capsys: pytest.CaptureFixtur
     assert "--date: the date range ends" in capsys.readouterr().err
     assert main(["pacs", "get", "web", "--study", "1.2.3", "--move"]) == 2
     assert "--move: web is a DICOMweb node" in capsys.readouterr().err
+
+
+def test_an_association_closed_without_an_answer_is_asked_once_more_and_the_rejection_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from medtl.pacs import dimse
+    from medtl.pacs.connection import Outcome, PacsError
+
+    answers = [
+        SimpleNamespace(is_established=False, is_rejected=False),  # the node closed; pynetdicom kept no answer
+        SimpleNamespace(is_established=False, is_rejected=True, acceptor=SimpleNamespace(primitive=SimpleNamespace(reason_str="Called AE title not recognised", source_str="Service User"))),
+    ]
+    asked: list[str] = []
+
+    class FakeAE:
+        def add_requested_context(self, *_: object) -> None:
+            pass
+
+        def associate(self, host: str, port: int, ae_title: str) -> object:
+            asked.append(ae_title)
+            return answers.pop(0)
+
+    monkeypatch.setattr(dimse, "_ae", lambda local, node: FakeAE())
+    node = Node("wrong-aet", aet="NOT_THERE", host="127.0.0.1", port=104, timeout=5)
+    with pytest.raises(PacsError) as raised, dimse.association(node, LocalAE("MEDTL", 11113), [("1.2.840.10008.1.1", ("1.2.840.10008.1.2",))], "C-ECHO"):
+        pass
+    assert asked == ["NOT_THERE", "NOT_THERE"] and raised.value.outcome is Outcome.REJECTED and "Called AE title not recognised" in str(raised.value)

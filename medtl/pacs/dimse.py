@@ -94,6 +94,10 @@ def association(node: Node, local: LocalAE, contexts: list[tuple[str, tuple[str,
         ae.add_requested_context(sop_class, list(syntaxes))
     watch = Stopwatch()
     assoc = ae.associate(node.host, node.port, ae_title=node.aet)
+    if not (assoc.is_established or assoc.is_rejected) and watch.seconds < node.timeout / 2:
+        # closed at once without an answer pynetdicom kept: under load it can miss the rejection a node sends just
+        # before closing; asked once more, the node says why (or closes again, which is then the answer)
+        assoc = ae.associate(node.host, node.port, ae_title=node.aet)
     if not assoc.is_established:
         raise _why_not_established(assoc, node, local, watch.seconds, doing)
     no_delay(assoc)
