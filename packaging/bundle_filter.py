@@ -35,6 +35,9 @@ EXCLUDED_MODULES = (
     # Reached only by torch.compile and C++ extension builds (pygments stays: superqt imports it); triton is torch.compile's
     # GPU compiler, in CUDA builds only (718 MB).
     "networkx", "setuptools", "triton",
+    # Pillow's AVIF codec (with its 5 MB libavif) and its Tk bridge: pictures are PNG, JPEG or TIFF; Pillow skips a
+    # plugin it cannot import.
+    "PIL._avif", "PIL.AvifImagePlugin", "PIL._imagingtk", "PIL.ImageTk",
     # Qt bindings the app never imports (the Qt libraries that its plugins link to are still collected by those links)
     "PySide6.QtOpenGL", "PySide6.QtOpenGLWidgets", "PySide6.QtNetwork", "PySide6.QtDBus",
 )  # fmt: skip
