@@ -114,7 +114,7 @@ def lps_geometry(affine_ras: np.ndarray, path: Path) -> tuple[tuple[float, float
 
 
 def _read_picture(path: Path) -> Volume:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
         with Image.open(path) as picture:
@@ -125,7 +125,7 @@ def _read_picture(path: Path) -> Volume:
             elif picture.mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV"):  # palette and other colour spaces: RGB
                 picture = picture.convert("RGB")
             data = np.asarray(picture)
-    except (OSError, ValueError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:  # OSError: not a picture, cut short
         raise ImageReadError(path, f"not a readable picture ({exc})") from exc
     if data.ndim == 3 and data.shape[2] in (3, 4):
         data = data[:, :, :3]
