@@ -36,12 +36,14 @@ def test_only_the_modules_torch_reads_keep_their_source() -> None:
     assert 50 < len(kept) < 400 and len(modules) > 2000
 
 
-def test_the_engine_works_as_in_the_frozen_build() -> None:
+def python(*args: str) -> subprocess.CompletedProcess[str]:
+    """This Python, started in the repository root (offscreen Qt), with ``args``."""
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "tests.bundle_simulation", "-p", "no:cacheprovider", "-q", *SUBSET],
-        cwd=ROOT, env=env, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+
+
+def test_the_engine_works_as_in_the_frozen_build() -> None:
+    run = python("-m", "pytest", "-p", "tests.bundle_simulation", "-p", "no:cacheprovider", "-q", *SUBSET)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     assert "as in the frozen build:" in run.stderr  # the plugin was active
 
@@ -54,6 +56,5 @@ def test_every_medtl_and_ui_module_imports_as_in_the_frozen_build() -> None:
         "        if not module.name.endswith('__main__'):\n"
         "            importlib.import_module(module.name)\n"
     )
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    run = python("-c", code)
     assert run.returncode == 0, run.stderr[-3000:]
