@@ -130,10 +130,11 @@ def file_meta(sop_class: str, sop_uid: str, syntax: str) -> bytes:
     def short(element: int, vr: bytes, value: bytes) -> bytes:
         return struct.pack("<HH", 2, element) + vr + struct.pack("<H", len(value)) + value
 
+    uid, version = _implementation()
     body = (
         struct.pack("<HH", 2, 1) + b"OB\x00\x00" + struct.pack("<L", 2) + b"\x00\x01"
         + short(2, b"UI", _uid(sop_class)) + short(3, b"UI", _uid(sop_uid)) + short(0x10, b"UI", _uid(syntax))
-        + short(0x12, b"UI", _uid(_implementation()[0].decode())) + short(0x13, b"SH", _implementation()[1] + b" " * (len(_implementation()[1]) % 2))
+        + short(0x12, b"UI", _uid(uid.decode())) + short(0x13, b"SH", version + b" " * (len(version) % 2))
     )  # fmt: skip
     return bytes(128) + b"DICM" + struct.pack("<HH", 2, 0) + b"UL" + struct.pack("<HL", 4, len(body)) + body
 
