@@ -54,6 +54,11 @@ class HistoryRow:
     detail: str
 
 
+def layer_name(version: MaskVersion) -> str:
+    """The name of the label layer that holds a reader's saved ``version``: ``label (Dr Ada, version 3)``."""
+    return f"label ({version.reader}, version {version.version})"
+
+
 class ProjectSession:
     """The open project (None: none could be opened; labels then go to the label store) and the reader's name."""
 
@@ -195,7 +200,7 @@ class ProjectSession:
         assert self.project is not None
         labels = self.project.labels()
         names = {label.value: label.name for label in labels}
-        editor = model.edit_label(mask.array, names, f"label ({self.reader}, version {version.version})", dirty=False, annotated=version.annotated)
+        editor = model.edit_label(mask.array, names, layer_name(version), dirty=False, annotated=version.annotated)
         editor.layer.colors.update({label.value: label.colour for label in labels})
         with self._guard:
             self._baseline, self._pending = (id(editor), mask.array, version.annotated), []

@@ -44,7 +44,7 @@ from medtl.project.label_files import Exported
 from medtl.project.records import INTERPOLATION, PREDICTION
 from ui.models.class_labels import ClassLabels
 from ui.models.label_editor import LabelEditor, Tool
-from ui.models.project_session import EDITOR_TOOLS, HistoryRow, ProjectSession
+from ui.models.project_session import EDITOR_TOOLS, HistoryRow, ProjectSession, layer_name
 from ui.models.viewer_model import ViewerModel
 from ui.qt.export_labels_dialog import ExportLabelsDialog
 from ui.qt.tasks import start_task
@@ -318,7 +318,7 @@ class ProjectController(QObject):
                 window.status_message.setText(f"Label saved in the project {self._name()} (no change since its last save)")
             return
         editor.saved(edits)
-        editor.layer.name = f"label ({version.reader}, version {version.version})"  # as it comes back; before: "label (new)" for good
+        editor.layer.name = layer_name(version)  # as it comes back; before: "label (new)" for good
         model = window.viewer.model
         if model is not None and model.editor is editor:
             model.layer_changed()
