@@ -29,9 +29,11 @@ EXCLUDED_MODULES = (
     # scikit-image (with imageio, tifffile): the lasso and region growing draw with medtl.annotate.raster, pictures
     # load with Pillow; only the developers' task builders (medtl.data.tasks) use it. MONAI imports it as an extra.
     "skimage", "imageio", "tifffile",
-    # SciPy beyond ndimage, special, spatial (MONAI's Hausdorff distance uses its KDTree), sparse and linalg (which
-    # spatial imports): MONAI imports the rest only as optional extras, for transforms medtl does not use.
+    # SciPy but ndimage: MONAI imports the rest only as optional extras (without scipy.spatial's KDTree its Hausdorff
+    # distance measures with ndimage's exact distance transform). scipy.special, which ndimage imports, is replaced by
+    # the two functions ndimage calls (SUBSTITUTES); it and linalg link SciPy's own OpenBLAS and gfortran (30 MB).
     "scipy.optimize", "scipy.stats", "scipy.signal", "scipy.interpolate", "scipy.integrate", "scipy.io", "scipy.fft",
+    "scipy.special", "scipy.linalg", "scipy.sparse", "scipy.spatial",
     # Reached only by torch.compile and C++ extension builds (pygments stays: superqt imports it); triton is torch.compile's
     # GPU compiler, in CUDA builds only (718 MB).
     "networkx", "setuptools", "triton",
@@ -43,6 +45,9 @@ EXCLUDED_MODULES = (
 )  # fmt: skip
 """Python modules (with their submodules) the frozen build leaves out; ``tests/bundle_simulation.py`` makes them
 unimportable to check that the engine works without them."""
+SUBSTITUTES = {"scipy.special": "scipy_special_subset"}
+"""Left-out modules the frozen build replaces by a module of ``packaging/`` with the part medtl reaches, registered
+under the left-out name by ``rthook_substitutes.py`` (and by ``tests/bundle_simulation.py``)."""
 TORCH_UNUSED_DIRS = ("test", "include", "share")
 """Under ``torch/``: C++ test programs and data, C/C++ headers, CMake files (``testing/_internal`` stays: ``torch.utils.checkpoint`` imports it)."""
 TORCH_KEPT_PROGRAMS = ("torch_shm_manager", "torch_shm_manager.exe")

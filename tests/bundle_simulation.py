@@ -49,6 +49,8 @@ already = [name for name in sys.modules if any(name == left or name.startswith(l
 assert not already, f"load this plugin first (-p): already imported: {already[:5]}"
 for name in LEFT_OUT:  # as if missing: importing it fails with ModuleNotFoundError, importlib.util.find_spec gives None
     sys.modules[name] = None  # type: ignore[assignment]
+for name, substitute in bundle_filter.SUBSTITUTES.items():  # as packaging/rthook_substitutes.py does
+    sys.modules[name] = importlib.import_module(substitute)
 
 
 def pytest_terminal_summary(terminalreporter: object) -> None:
