@@ -138,7 +138,7 @@ def torch_sources_kept(torch_dir: Path) -> dict[str, bool]:
     """Every torch module (dotted name) and whether it ships as a ``.py`` file beside its bytecode: if it matches :data:`SOURCE_READERS`.
 
     The others ship as bytecode only (in the archive), 33 of torch's 41 MB of sources left out. A module is
-    matched by its own text; ``tests/test_bundled_torch_sources.py`` runs training, prediction, export and
+    matched by its own text; ``tests/test_bundle_simulation.py`` runs training, prediction, export and
     Grad-CAM with only the kept sources readable, as in the frozen build.
     """
     modules = {}
