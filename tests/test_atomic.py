@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from medtl.atomic import WriteError, atomic_path, write_text_atomic
+from medtl.atomic import WriteError, atomic_path, write_bytes_atomic, write_text_atomic
 from medtl.cli import main
 from medtl.errors import MedtlError
 from tests.dicomgen import phantom, write_series
@@ -104,3 +104,9 @@ def test_convert_on_a_full_disk_names_the_output_and_keeps_the_previous_one(tmp_
     err = capsys.readouterr().err
     assert err == f"medtl convert: error: {output}: cannot write it: no space left on the device; the previous file is kept\n"
     assert output.read_bytes() == b"previous" and sorted(os.listdir(tmp_path)) == ["ct", "ct.nii.gz"]
+
+
+def test_bytes_in_parts_are_written_whole_into_folders_made_on_the_way(tmp_path: Path) -> None:
+    target = tmp_path / "study" / "series" / "1.2.3.dcm"
+    write_bytes_atomic(target, b"meta|", bytearray(b"data set"))
+    assert target.read_bytes() == b"meta|data set" and os.listdir(target.parent) == ["1.2.3.dcm"]

@@ -67,7 +67,7 @@ def test_a_command_set_round_trips() -> None:
 
 @pytest.mark.filterwarnings("ignore")
 def test_the_header_walk_finds_the_uids_pydicom_finds() -> None:
-    checked = 0
+    checked = split = 0
     for name in sorted((Path(pydicom.__file__).parent / "data" / "test_files").rglob("*.dcm")):
         data = name.read_bytes()
         try:
@@ -78,8 +78,12 @@ def test_the_header_walk_finds_the_uids_pydicom_finds() -> None:
         if data[128:132] != b"DICM" or expected is None or not all(expected):
             continue
         assert instance_uids(data) == tuple(uid.strip("\x00 ") for uid in expected), name
+        if data[132:138] == b"\x02\x00\x00\x00UL":  # a received instance: its file meta and data set apart
+            meta_end = 144 + int.from_bytes(data[140:144], "little")
+            assert instance_uids(data[:meta_end], bytearray(data[meta_end:])) == instance_uids(data), name
+            split += 1
         checked += 1
-    assert checked > 50
+    assert checked > 50 and split > 40
     with pytest.raises(ValueError, match="no DICM prefix"):
         instance_uids(b"\x00" * 200)
     with pytest.raises(ValueError, match="header cannot be read|lacks"):
@@ -166,7 +170,7 @@ def _garbage_node(listener: socket.socket, seed: int) -> None:
         explicit = _item_(0x40, b"1.2.840.10008.1.2.1")
         accept = _item_(0x10, b"1.2.840.10008.3.1.1.1") + _item_(0x21, b"\x01\x00\x00\x00" + explicit) + _item_(0x50, _item_(0x51, struct.pack(">L", 16384)))
         good_ac = struct.pack(">BxL", 2, 68 + len(accept)) + struct.pack(">H2x", 1) + b"MEDTL".ljust(16) + b"NODE".ljust(16) + bytes(32) + accept
-        kind = seed % 4
+        kind = seed % 5
         if kind == 0:  # random bytes instead of an answer
             conn.sendall(rng.randbytes(rng.randrange(1, 400)))
         elif kind == 1:  # the answer with bytes flipped or cut short
@@ -174,16 +178,20 @@ def _garbage_node(listener: socket.socket, seed: int) -> None:
             for _ in range(rng.randrange(1, 6)):
                 broken[rng.randrange(len(broken))] = rng.randrange(256)
             conn.sendall(bytes(broken[: rng.randrange(1, len(broken) + 1)]))
-        else:  # a proper answer, then a broken reply to the C-GET (random PDVs, or a PDU that claims gigabytes)
+        else:  # a proper answer, then a broken reply to the C-GET (random PDVs, a PDU that claims gigabytes, a PDV that claims more than its PDU)
             conn.sendall(good_ac)
             _read_pdu(conn), _read_pdu(conn)
             if kind == 2:
                 conn.sendall(_pdu(*(_pdv(rng.randrange(4), rng.randbytes(rng.randrange(0, 300)), 1) for _ in range(rng.randrange(1, 4)))))
-            else:
+            elif kind == 3:
                 conn.sendall(struct.pack(">BxL", 4, 0xFFFFFFF0) + rng.randbytes(100))
+            else:
+                pdv = bytearray(_pdv(0x03, rng.randbytes(rng.randrange(0, 300)), 1))
+                pdv[:4] = struct.pack(">L", len(pdv) - 4 + rng.randrange(1, 10_000))
+                conn.sendall(_pdu(bytes(pdv)) + _pdu(_pdv(0x02, rng.randbytes(20_000), 1)))  # what it claims would run into the next PDU
 
 
-@pytest.mark.parametrize("seed", range(120))
+@pytest.mark.parametrize("seed", range(150))
 def test_a_broken_node_ends_the_retrieve_with_an_error_naming_it(seed: int, tmp_path: Path) -> None:
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
@@ -191,7 +199,7 @@ def test_a_broken_node_ends_the_retrieve_with_an_error_naming_it(seed: int, tmp_
         node = threading.Thread(target=_garbage_node, args=(listener, seed), daemon=True)
         node.start()
         with BackgroundWriter(InstanceStore(tmp_path / "pacs"), lambda _path: None) as writer:
-            expected = "fake.*more than the 4194304 it may send" if seed % 4 == 3 else "fake"  # never buffers 4 GB on a node's word
+            expected = {3: "fake.*more than the 4194304 it may send", 4: "fake.*malformed"}.get(seed % 5, "fake")  # never buffers 4 GB on a node's word
             with pytest.raises(MedtlError, match=expected):  # a PacsError names the node; nothing else escapes
                 dimse.c_get(Node("fake", aet="NODE", host="127.0.0.1", port=listener.getsockname()[1], timeout=5), LocalAE(), "1.2.3", "1.2.3.4", None, dimse.Receiver(writer))
         node.join(5)

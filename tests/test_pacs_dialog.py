@@ -5,10 +5,11 @@ The tests that need Orthanc run only inside the private network namespace of ``t
 
 from __future__ import annotations
 
-
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pydicom
 import pytest
@@ -54,6 +55,22 @@ def test_a_silent_node_times_out_while_the_window_keeps_painting(qtbot, tmp_path
     assert dialog.nodes.count() == 0 and not dialog.test_button.isEnabled()
 
 
+class HeldStore(InstanceStore):
+    """An instance store whose writes, once ``hold`` is cleared, wait after writing until it is set again: a retrieve
+    that the user cancels while it runs, however fast the node sends (40 small instances take ~20 ms)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.hold, self.first_written = threading.Event(), threading.Event()
+        self.hold.set()
+
+    def write_encoded(self, *args: Any) -> Path:
+        path = super().write_encoded(*args)
+        self.first_written.set()
+        self.hold.wait(TIMEOUT_MS / 1000)
+        return path
+
+
 @pytest.mark.skipif(not pacs_servers.in_private_network(), reason="needs Orthanc in a private network namespace: run by test_pacs_network.py")
 def test_search_then_retrieve_with_progress_then_cancel(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     small = write_series(tmp_path / "small", phantom((3, 16, 16)), SeriesSpec(patient_id="DLG001"))
@@ -62,7 +79,7 @@ def test_search_then_retrieve_with_progress_then_cancel(qtbot, tmp_path: Path) -
     try:
         server.store_with_storescu([*small, *large])
         opened: list[Path] = []
-        store = InstanceStore(tmp_path / "pacs")
+        store = HeldStore(tmp_path / "pacs")
         dialog = PacsDialog(NodeBook(path=tmp_path / "nodes.json"), opened.append, store, Catalog(tmp_path / "c.sqlite"))
         qtbot.addWidget(dialog)
         dialog.save_node(Node("orthanc", aet=server.aet, host="127.0.0.1", port=server.dicom_port, timeout=5))
@@ -86,10 +103,13 @@ def test_search_then_retrieve_with_progress_then_cancel(qtbot, tmp_path: Path) -
         assert dialog.progress.value() == dialog.progress.maximum() == 3
 
         dialog.results.selectRow(1 - row)
+        store.first_written.clear()
+        store.hold.clear()  # the writes wait after the first file of the large series, until the user has clicked Cancel
         task = dialog.retrieve_selected()
-        task.progress.connect(lambda done, total, message: dialog.cancel_button.click() if done >= 1 else None)
         with qtbot.waitSignal(task.finished, timeout=TIMEOUT_MS):
-            pass
+            qtbot.waitUntil(store.first_written.is_set, timeout=TIMEOUT_MS)
+            dialog.cancel_button.click()
+            store.hold.set()
         assert "cancelled" in dialog.status.text() and len(opened) == 1
         large_header = pydicom.dcmread(large[0])
         kept = len(store.present(str(large_header.StudyInstanceUID), str(large_header.SeriesInstanceUID)))

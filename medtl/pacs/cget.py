@@ -30,6 +30,9 @@ _REJECT_REASONS = {
 }  # fmt: skip
 _SOURCES = {1: "service user", 2: "service provider (ACSE)", 3: "service provider (presentation)"}
 _LARGEST_OTHER_PDU = 1 << 20  # bytes: an association answer, release or abort is far smaller
+_READ = 1 << 20  # bytes a read may take at most (it takes what has arrived)
+_QUICKACK = getattr(socket, "TCP_QUICKACK", None)
+_BUFFER = 2 * _READ  # the receive buffer's first size (it grows for a PDU of more than a megabyte)
 
 
 @cache
@@ -148,9 +151,9 @@ class Association:
 
     def __init__(self, node: Node, local: LocalAE, get_class: str, get_syntaxes: tuple[str, ...], storage: list[tuple[str, tuple[str, ...]]], maximum_pdu: int) -> None:
         self.node = node
-        self._buffer = bytearray()
-        self._start = 0
-        self._rest: tuple[bytes, int] | None = None  # a P-DATA PDU's PDVs not read yet, and where they start
+        self._buffer = bytearray(_BUFFER)  # what was received: bytes [_start, _end) not read yet
+        self._start = self._end = 0
+        self._rest: tuple[int, int] | None = None  # where the PDVs of a P-DATA PDU not read yet start and end in the buffer
         self._offered = maximum_pdu  # the largest P-DATA PDU the node may send (what the request said)
         self._message_id = 0
         try:
@@ -192,72 +195,97 @@ class Association:
         return PacsError(self.node, Outcome.FAILED, "the connection was lost (the node stopped or aborted)", "C-GET")
 
     def _fill(self, needed: int) -> None:
-        """Read until ``needed`` bytes past the read position are buffered."""
-        if self._start and self._start >= len(self._buffer) // 2:
-            del self._buffer[: self._start]
-            self._start = 0
-        while len(self._buffer) - self._start < needed:
-            try:
-                chunk = self._socket.recv(max(needed, 1 << 20))
-            except TimeoutError:
-                raise PacsError(self.node, Outcome.TIMED_OUT, f"no reply in {self.node.timeout:g} s", "C-GET") from None
-            except OSError as error:
-                raise self._lost() from error
-            if not chunk:
-                raise self._lost()
-            self._buffer += chunk
+        """Read until ``needed`` bytes past the read position are buffered, straight into the buffer.
 
-    def _read_pdu(self) -> tuple[int, bytes]:
-        """The next PDU's type and body; an A-ABORT, an A-RELEASE-RQ or an unknown PDU ends the association."""
+        When they would not fit after the read position, what is left unread moves to the front first
+        (at most a PDU's worth, about once a megabyte), and the buffer grows if they still would not fit.
+        """
+        if self._end - self._start >= needed:
+            return
+        if len(self._buffer) - self._end < _READ or self._start + needed > len(self._buffer):
+            unread = self._end - self._start
+            self._buffer[:unread] = self._buffer[self._start : self._end]
+            self._start, self._end = 0, unread
+            if needed + _READ > len(self._buffer):
+                self._buffer.extend(bytes(needed + _READ - len(self._buffer)))
+        with memoryview(self._buffer) as view:
+            while self._end - self._start < needed:
+                try:
+                    received = self._socket.recv_into(view[self._end :])
+                except TimeoutError:
+                    raise PacsError(self.node, Outcome.TIMED_OUT, f"no reply in {self.node.timeout:g} s", "C-GET") from None
+                except OSError as error:
+                    raise self._lost() from error
+                if not received:
+                    raise self._lost()
+                self._end += received
+                if _QUICKACK is not None:  # Linux: ACK what came at once. Else the kernel may hold the ACK up to 40 ms while
+                    # the node, with Nagle's algorithm on, holds the end of an instance until it has that ACK: measured
+                    # against Orthanc, 2 to 40 such waits a 300-instance retrieve. The kernel forgets it, so each read sets it.
+                    self._socket.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+
+    def _next_pdu(self) -> tuple[int, int, int]:
+        """The next PDU's type and where its body starts and ends in the buffer (valid until the next PDU is read).
+
+        An A-ABORT, an A-RELEASE-RQ or an unknown PDU ends the association.
+        """
         self._fill(6)
         kind, length = struct.unpack_from(">BxL", self._buffer, self._start)
         limit = self._offered if kind == _P_DATA else _LARGEST_OTHER_PDU
         if length > limit:  # a broken or hostile node: never buffer gigabytes on its word
             raise PacsError(self.node, Outcome.FAILED, f"the node sent a PDU of {length} bytes, more than the {limit} it may send", "C-GET")
         self._fill(6 + length)
-        with memoryview(self._buffer) as view:
-            body = bytes(view[self._start + 6 : self._start + 6 + length])  # one copy (a bytearray slice would make two)
-        self._start += 6 + length
+        begin = self._start + 6
+        self._start = begin + length
         if kind in (_ABORT, _RELEASE_RQ) or kind > _ABORT:
             raise self._lost()
-        return kind, body
+        return kind, begin, self._start
+
+    def _read_pdu(self) -> tuple[int, bytes]:
+        """The next PDU's type and body (a copy)."""
+        kind, begin, end = self._next_pdu()
+        return kind, bytes(self._buffer[begin:end])
 
     def _message(self) -> tuple[int, dict[int, bytes], bytearray | None]:
         """The next DIMSE message: presentation context id, command elements, data set (None when it has none).
 
-        A P-DATA PDU may hold PDVs of the next message after the last of this one: those are kept for the next call.
+        Fragments are copied once, from the receive buffer into the message. A P-DATA PDU may hold PDVs
+        of the next message after the last of this one: those are kept for the next call.
         """
         command, data = bytearray(), bytearray()
         elements: dict[int, bytes] | None = None
+        buffer = self._buffer
         while True:
             if self._rest is not None:
-                body, start = self._rest
+                start, end = self._rest
                 self._rest = None
             else:
-                kind, body = self._read_pdu()
+                kind, start, end = self._next_pdu()
                 if kind != _P_DATA:
                     raise self._lost()
-                start = 0
-            view = memoryview(body)
-            while start + 6 <= len(body):
-                (length,) = struct.unpack_from(">L", body, start)
-                context, control = body[start + 4], body[start + 5]
-                fragment = view[start + 6 : start + 4 + length]
-                start += 4 + length
-                done = None
-                if control & 1:
-                    command += fragment
-                    if control & 2:
-                        elements = decode_command(bytes(command))
-                        if _number(elements, 0x0800) == _NO_DATA_SET:
-                            done = (context, elements, None)
-                elif elements is not None:
-                    data += fragment
-                    if control & 2:
-                        done = (context, elements, data)
-                if done is not None:
-                    self._rest = (body, start) if start + 6 <= len(body) else None
-                    return done
+            with memoryview(buffer) as view:
+                while start + 6 <= end:
+                    (length,) = struct.unpack_from(">L", buffer, start)
+                    if length < 2 or start + 4 + length > end:
+                        raise PacsError(self.node, Outcome.FAILED, "the node sent a malformed message (a PDV longer than its PDU)", "C-GET")
+                    context, control = buffer[start + 4], buffer[start + 5]
+                    fragment = view[start + 6 : start + 4 + length]
+                    start += 4 + length
+                    done = None
+                    if control & 1:
+                        command += fragment
+                        if control & 2:
+                            elements = decode_command(bytes(command))
+                            if _number(elements, 0x0800) == _NO_DATA_SET:
+                                done = (context, elements, None)
+                    elif elements is not None:
+                        data += fragment
+                        if control & 2:
+                            done = (context, elements, data)
+                    fragment.release()
+                    if done is not None:
+                        self._rest = (start, end) if start + 6 <= end else None
+                        return done
 
     def _send_command(self, context: int, elements: list[tuple[int, bytes]], data: bytes = b"") -> None:
         """One command (and its data set, in PDUs the node takes) to the node."""

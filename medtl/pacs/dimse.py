@@ -282,8 +282,8 @@ class Receiver:
         try:
             if not syntax:
                 raise ValueError(f"instance {sop_uid} came on a presentation context that was not accepted")
-            data = cget.file_meta(sop_class, sop_uid, syntax) + dataset
-            self.writer.encoded(*instance_uids(data), data)
+            meta = cget.file_meta(sop_class, sop_uid, syntax)
+            self.writer.encoded(*instance_uids(meta, dataset), meta, dataset)
         except Exception as error:  # noqa: BLE001 - any failure is reported to the peer and to the caller
             self.error = self.error or error
             return _OUT_OF_RESOURCES

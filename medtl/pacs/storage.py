@@ -45,8 +45,11 @@ _LONG_VRS = frozenset((b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b
 _UNDEFINED = 0xFFFFFFFF
 
 
-def instance_uids(data: bytes | bytearray) -> tuple[str, str, str]:
+def instance_uids(data: bytes | bytearray, dataset: bytes | bytearray | None = None) -> tuple[str, str, str]:
     """The study, series and SOP Instance UIDs of a DICOM file's bytes, read from its header only.
+
+    ``dataset``: the data set, when ``data`` holds only the preamble and file meta (an instance
+    received over the network, whose parts are written one after the other, never joined).
 
     Raises ``ValueError`` saying why when ``data`` is not a DICOM file (no preamble and DICM
     prefix, an unreadable header) or lacks one of the three UIDs. The header's elements are walked
@@ -56,20 +59,23 @@ def instance_uids(data: bytes | bytearray) -> tuple[str, str, str]:
     if len(data) < 132 or data[128:132] != b"DICM":
         raise ValueError("not a DICOM file (no DICM prefix)")
     try:
-        uids = _walk_header(data)
+        uids = _walk_header(data, dataset)
     except (struct.error, ValueError, UnicodeDecodeError):
         uids = None
-    return uids if uids is not None else _read_uids(data)
+    return uids if uids is not None else _read_uids(data if dataset is None else bytes(data) + dataset)
 
 
-def _walk_header(data: bytes | bytearray) -> tuple[str, str, str] | None:
+def _walk_header(data: bytes | bytearray, dataset: bytes | bytearray | None) -> tuple[str, str, str] | None:
     """The three UIDs found by walking the file meta and the data set up to its pixel data; None: ask pydicom."""
     found: dict[int, str] = {}
     position = _walk(data, 132, True, found, last_group=2)
     syntax = found.pop(0x00020010, "")
     if not syntax or syntax in _NOT_WALKED:
         return None
-    _walk(data, position, syntax != _IMPLICIT_LITTLE, found)
+    if dataset is None:
+        _walk(data, position, syntax != _IMPLICIT_LITTLE, found)
+    else:
+        _walk(dataset, 0, syntax != _IMPLICIT_LITTLE, found)
     uids = tuple(found.get(tag, "") for tag in _UID_TAGS)
     return uids if all(uids) else None  # type: ignore[return-value]
 
@@ -164,10 +170,10 @@ class InstanceStore:
         here = self.present(study_uid, series_uid)
         return [uid for uid in sop_uids if safe_name(uid) not in here]
 
-    def write_encoded(self, study_uid: str, series_uid: str, sop_uid: str, data: bytes) -> Path:
-        """Store one instance already encoded as a DICOM file (preamble, meta, dataset)."""
+    def write_encoded(self, study_uid: str, series_uid: str, sop_uid: str, *chunks: bytes | bytearray) -> Path:
+        """Store one instance already encoded as a DICOM file (preamble, meta, dataset), whole or in parts."""
         destination = self.path(study_uid, series_uid, sop_uid)
-        write_bytes_atomic(destination, data)
+        write_bytes_atomic(destination, *chunks)
         return destination
 
     def remove_leftovers(self, study_uid: str) -> int:
@@ -201,8 +207,8 @@ class BackgroundWriter:
         self._room.acquire()
         self._pool.submit(write).add_done_callback(self._done)
 
-    def encoded(self, study_uid: str, series_uid: str, sop_uid: str, data: bytes) -> None:
-        self.submit(lambda: self.store.write_encoded(study_uid, series_uid, sop_uid, data))
+    def encoded(self, study_uid: str, series_uid: str, sop_uid: str, *chunks: bytes | bytearray) -> None:
+        self.submit(lambda: self.store.write_encoded(study_uid, series_uid, sop_uid, *chunks))
 
     def _done(self, future: Future) -> None:
         self._room.release()
