@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 
-from medtl.pacs.connection import Outcome, PacsError, probe_tcp
+from medtl.pacs.connection import Outcome, PacsError, ack_at_once, probe_tcp
 from medtl.pacs.nodes import LocalAE, Node
 
 _APPLICATION_CONTEXT = b"1.2.840.10008.3.1.1.1"
@@ -31,7 +31,6 @@ _REJECT_REASONS = {
 _SOURCES = {1: "service user", 2: "service provider (ACSE)", 3: "service provider (presentation)"}
 _LARGEST_OTHER_PDU = 1 << 20  # bytes: an association answer, release or abort is far smaller
 _READ = 1 << 20  # bytes a read may take at most (it takes what has arrived)
-_QUICKACK = getattr(socket, "TCP_QUICKACK", None)
 _BUFFER = 2 * _READ  # the receive buffer's first size (it grows for a PDU of more than a megabyte)
 
 
@@ -219,10 +218,7 @@ class Association:
                 if not received:
                     raise self._lost()
                 self._end += received
-                if _QUICKACK is not None:  # Linux: ACK what came at once. Else the kernel may hold the ACK up to 40 ms while
-                    # the node, with Nagle's algorithm on, holds the end of an instance until it has that ACK: measured
-                    # against Orthanc, 2 to 40 such waits a 300-instance retrieve. The kernel forgets it, so each read sets it.
-                    self._socket.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+                ack_at_once(self._socket)
 
     def _next_pdu(self) -> tuple[int, int, int]:
         """The next PDU's type and where its body starts and ends in the buffer (valid until the next PDU is read).

@@ -84,3 +84,18 @@ class Stopwatch:
     @property
     def seconds(self) -> float:
         return time.perf_counter() - self._start
+
+
+_QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
+
+
+def ack_at_once(sock: socket.socket) -> None:
+    """Have the kernel ACK what ``sock`` has received at once (Linux ``TCP_QUICKACK``); call it after every read.
+
+    Linux may hold an ACK up to 40 ms hoping to send it with a reply, while a node with Nagle's algorithm on holds the
+    end of an instance until what it sent before is ACKed; the reply (the C-STORE response) comes only once the instance
+    is whole, so both wait. Measured against Orthanc: 2 to 40 such waits a 300-instance C-GET. The kernel drops the
+    option again after a while, so each read sets it; elsewhere this does nothing.
+    """
+    if _QUICKACK is not None:
+        sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)

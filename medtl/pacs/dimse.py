@@ -17,7 +17,7 @@ from typing import Any
 
 from medtl.errors import MedtlError
 from medtl.pacs import cget
-from medtl.pacs.connection import ConnectionResult, Outcome, PacsError, Stopwatch, probe_tcp
+from medtl.pacs.connection import ConnectionResult, Outcome, PacsError, Stopwatch, ack_at_once, probe_tcp
 from medtl.pacs.nodes import LocalAE, Node
 from medtl.pacs.query import Match, Query, count_from, match_from
 from medtl.pacs.storage import BackgroundWriter, instance_uids
@@ -129,6 +129,27 @@ def poll_faster(assoc: Any) -> None:
     dul = getattr(assoc, "dul", None)
     if isinstance(getattr(dul, "_run_loop_delay", None), float):
         dul._run_loop_delay = _POLL_DELAY
+
+
+def ack_each_read(assoc: Any) -> None:
+    """ACK at once after each read of ``assoc``'s socket (:func:`~medtl.pacs.connection.ack_at_once`).
+
+    For the associations a node opens to medtl's storage SCP to deliver a C-MOVE: a 300-instance series from
+    Orthanc took 2.73 s without it, 2.15 s with it (medians of 5). ``Association.dul.socket`` (pynetdicom's
+    ``AssociationSocket``) and its ``socket`` are documented; its ``recv`` is wrapped on this association only.
+    """
+    transport = getattr(getattr(assoc, "dul", None), "socket", None)
+    sock, read = getattr(transport, "socket", None), getattr(transport, "recv", None)
+    if not isinstance(sock, socket.socket) or sock.family not in (socket.AF_INET, socket.AF_INET6) or read is None:
+        return
+
+    def recv(nr_bytes: int) -> Any:
+        data = read(nr_bytes)
+        with contextlib.suppress(OSError):  # the peer may have gone: the next read says so
+            ack_at_once(sock)
+        return data
+
+    transport.recv = recv
 
 
 def _why_not_established(assoc: Any, node: Node, local: LocalAE, seconds: float, doing: str) -> PacsError:
@@ -367,13 +388,18 @@ class StorageSCP:
             ae.add_supported_context(sop_class, list(syntaxes))
         self.receiver: Receiver | None = None
         try:
-            handlers = [(evt.EVT_C_STORE, self._handle), (evt.EVT_ESTABLISHED, lambda event: poll_faster(event.assoc))]
+            handlers = [(evt.EVT_C_STORE, self._handle), (evt.EVT_ESTABLISHED, self._established)]
             self._server = ae.start_server((bind, local.port), block=False, evt_handlers=handlers)
         except OSError as error:
             raise MedtlError(
                 f"medtl's storage SCP cannot listen on port {local.port} ({error.strerror or error}); "
                 "choose another with `medtl pacs node local --port`"
             ) from error
+
+    @staticmethod
+    def _established(event: Any) -> None:
+        poll_faster(event.assoc)
+        ack_each_read(event.assoc)
 
     def _handle(self, event: Any) -> int:
         receiver = self.receiver
