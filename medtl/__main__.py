@@ -1,3 +1,3 @@
-from medtl.cli import main
+from medtl.cli import program
 
-raise SystemExit(main())
+raise SystemExit(program())

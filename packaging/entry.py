@@ -4,6 +4,6 @@ import multiprocessing
 
 if __name__ == "__main__":
     multiprocessing.freeze_support()  # the scanner's process pool re-enters here in a frozen build
-    from medtl.cli import main
+    from medtl.cli import program
 
-    raise SystemExit(main())
+    raise SystemExit(program())

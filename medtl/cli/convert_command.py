@@ -3,15 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import importlib.abc
-import importlib.machinery
-import importlib.util
-import os
 import sys
-from collections.abc import Iterator, Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -26,6 +19,15 @@ if TYPE_CHECKING:  # pragma: no cover
 PYDICOM_UNUSED_MODULES = (
     "requests", "urllib.request", "tqdm", "pydicom.examples", "pydicom.pixel_data_handlers.pylibjpeg_handler", "PIL.ImageCms",
 )  # fmt: skip
+
+PLUGIN_PACKAGES = ("pylibjpeg", "PIL", "jpeg_ls", "gdcm")
+"""What pydicom's pixel-data plugins import to probe themselves as pydicom is imported (pylibjpeg looks its own plugins up
+among the entry points of every installed package): 30-60 ms, of use only to decode compressed pixel data. A `medtl convert`
+that ends its process, given uncompressed files only, imports pydicom with them hidden: for the rest of the process
+pydicom counts those plugins as missing, and nothing there decodes compressed pixel data."""
+UNCOMPRESSED_SYNTAXES = frozenset(("1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"))
+"""Implicit and explicit VR little endian, explicit VR big endian, deflated: decoded by pydicom itself."""
+DICOMDIR = "1.2.840.10008.1.3.10"
 
 SINGLE_THREADED_BLAS = {"OPENBLAS_NUM_THREADS": "1"}
 """Set (unless the user set it) while numpy loads, when OpenBLAS reads it: converting multiplies 3 x 3 matrices at most,
@@ -43,13 +45,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from medtl.dicom.scan import gc_paused
+    from medtl.cli.startup_imports import environment_defaults, imported_on_first_use, not_found
+    from medtl.gc_pause import gc_paused
     from medtl.errors import MedtlError
 
     if not args.output.name.endswith((".nii", ".nii.gz")):
         raise MedtlError(f"{args.output}: the output must end in .nii or .nii.gz")
+    hidden = PLUGIN_PACKAGES if args.ends_process and "pydicom" not in sys.modules and only_uncompressed(args.path) else ()
     with gc_paused():  # importing numpy and pydicom makes ~10^5 objects, reading the series no cycles
-        with environment_defaults(SINGLE_THREADED_BLAS), imported_on_first_use(PYDICOM_UNUSED_MODULES):
+        with environment_defaults(SINGLE_THREADED_BLAS), imported_on_first_use(PYDICOM_UNUSED_MODULES), not_found(hidden):
             import numpy  # noqa: F401
             import pydicom  # noqa: F401
         from medtl.dicom.series import load_path
@@ -63,42 +67,21 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-class _LazyFinder(importlib.abc.MetaPathFinder):
-    """Finds ``names`` as the other finders do, but with loaders that run a module on its first attribute access."""
+def only_uncompressed(path: Path) -> bool:
+    """Whether every file under ``path`` is a DICOM file whose file meta names an uncompressed transfer syntax (no DICOMDIR,
+    which may name files elsewhere); False when a file or folder cannot be read."""
+    from medtl.dicom.raw_header import MEDIA_STORAGE_SOP_CLASS, TRANSFER_SYNTAX, file_meta
+    from medtl.dicom.walk import list_files
 
-    def __init__(self, names: Sequence[str]) -> None:
-        self.names = frozenset(names)
-
-    def find_spec(self, name: str, path: Sequence[str] | None, target: ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
-        if name not in self.names:
-            return None
-        spec = importlib.machinery.PathFinder.find_spec(name, path)
-        if spec is not None and spec.loader is not None:
-            spec.loader = importlib.util.LazyLoader(spec.loader)
-        return spec
-
-
-@contextlib.contextmanager
-def imported_on_first_use(names: Sequence[str]) -> Iterator[None]:
-    """While inside, importing one of ``names`` (not yet imported) yields a module that runs on first use."""
-    finder = _LazyFinder(names)
-    sys.meta_path.insert(0, finder)
     try:
-        yield
-    finally:
-        sys.meta_path.remove(finder)
-
-
-@contextlib.contextmanager
-def environment_defaults(values: dict[str, str]) -> Iterator[None]:
-    """While inside, the environment variables ``values`` that are not set have these values."""
-    added = [name for name in values if name not in os.environ]
-    os.environ.update({name: values[name] for name in added})
-    try:
-        yield
-    finally:
-        for name in added:
-            os.environ.pop(name, None)
+        files, problems = list_files(path)
+    except OSError:
+        return False
+    for name in files:
+        meta = file_meta(Path(name))
+        if meta.get(TRANSFER_SYNTAX) not in UNCOMPRESSED_SYNTAXES or meta.get(MEDIA_STORAGE_SOP_CLASS) == DICOMDIR:
+            return False
+    return bool(files) and not problems
 
 
 def summary(output: Path, volume: Volume) -> str:

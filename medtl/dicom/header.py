@@ -58,7 +58,7 @@ _TEXT_DELIMITERS = {ord("^"), ord("="), ord("\\")}  # where ISO 2022 character s
 _PREFIX_SIZE = 64 * 1024  # holds the header of nearly every file; a longer one is read from the file
 _DICOM_SUFFIXES = {".dcm", ".dicom", ".dic"}
 # Objects that carry pixels but are not images to view or train on (labels, not intensities).
-_NON_IMAGE_WITH_PIXELS = {
+NON_IMAGE_WITH_PIXELS = {
     "1.2.840.10008.5.1.4.1.1.66.4",  # Segmentation Storage
     "1.2.840.10008.5.1.4.1.1.66.7",  # Label Map Segmentation Storage
     "1.2.840.10008.5.1.4.1.1.66.8",  # Height Map Segmentation Storage
@@ -234,7 +234,7 @@ def _header(path: Path, stat: os.stat_result, elements: Elements, sop_class: str
         raise DicomReadError(path, f"missing {', '.join(missing)}: cannot be placed in a series")
     if not has_pixels and "Image Storage" in UID(sop_class).name:
         raise DicomReadError(path, f"no pixel data, although it is a {UID(sop_class).name} object (file cut short?)")
-    is_image = has_pixels and sop_class not in _NON_IMAGE_WITH_PIXELS
+    is_image = has_pixels and sop_class not in NON_IMAGE_WITH_PIXELS
     rows, columns = (_unsigned_short(elements, _TAGS["rows"]), _unsigned_short(elements, _TAGS["columns"])) if is_image else (None, None)
     if is_image and not (rows and columns):
         raise DicomReadError(path, f"has pixel data but {'Rows (0028,0010)' if not rows else 'Columns (0028,0011)'} is missing or 0")
@@ -253,7 +253,7 @@ def _header(path: Path, stat: os.stat_result, elements: Elements, sop_class: str
         series_description=_text(elements, _TAGS["series_description"]),
         modality=_text(elements, _TAGS["modality"]),
         series_number=_integer(elements, _TAGS["series_number"]),
-        instance_number=_integer(elements, _TAGS["instance_number"]),
+        instance_number=instance_number(elements.get(_TAGS["instance_number"])),
         rows=rows,
         columns=columns,
         number_of_frames=_integer(elements, _TAGS["number_of_frames"]) or 1,
@@ -278,6 +278,12 @@ def _text(elements: Elements, tag: int) -> str:
         warnings.simplefilter("ignore")
         encodings = convert_encodings(charset.split("\\") if charset else None)
         return decode_bytes(raw, encodings, _TEXT_DELIMITERS).strip(" \0")
+
+
+def instance_number(element: RawDataElement | None) -> int | None:
+    """InstanceNumber (0020,0013), raw, as a scan orders a series' instances by it: its first value; None when absent
+    or not a whole number."""
+    return _integer({} if element is None else {_TAGS["instance_number"]: element}, _TAGS["instance_number"])
 
 
 def _integer(elements: Elements, tag: int) -> int | None:

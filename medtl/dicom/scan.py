@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import gc
 import logging
 import math
 import os
@@ -21,7 +20,6 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,7 +27,9 @@ from medtl import __version__
 from medtl.dicom.catalog import Catalog, CatalogEntry, Outcome, listing_digest
 from medtl.dicom.messages import describe
 from medtl.dicom.records import InstanceHeader, PatientInfo, ScanProblem, ScanResult, SeriesInfo, StudyInfo
+from medtl.dicom.walk import list_files
 from medtl.errors import DicomReadError, MedtlError
+from medtl.gc_pause import gc_paused
 from medtl.progress import CancelToken, ProgressCallback, report
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -65,7 +65,7 @@ def scan(
         _forget_what_is_gone(catalog, Path(path))
     root = _checked_root(Path(path))
     with gc_paused():  # everything a re-scan of an unchanged folder does
-        files, problems = _walk(root, cancel)
+        files, problems = list_files(root, cancel)
         listing = None
         if catalog is not None:
             for own in catalog.own_files():
@@ -112,25 +112,6 @@ def _scan_files(
     return result
 
 
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Keep the cyclic garbage collector from running while tens of thousands of objects are made.
-
-    A scan makes them by the file (stat results, paths, headers), none in a cycle, and each
-    collection walks every object alive (hundreds of thousands once pydicom, or the app, is
-    loaded): a quarter of the CPU time of a warm re-scan. Reference counting frees them as ever.
-    (`medtl convert` pauses it while importing numpy and pydicom too: ~90 collections, 20-30 ms.)
-    """
-    if not gc.isenabled():  # paused by someone else (a scan in another thread): theirs to resume
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-
-
 def _unchanged(entry: CatalogEntry | None, size_and_mtime: tuple[int, int]) -> bool:
     return entry is not None and (entry.size, entry.mtime_ns) == size_and_mtime
 
@@ -175,37 +156,6 @@ def _checked_root(path: Path) -> Path:
     if not os.access(root, os.R_OK | (os.X_OK if root.is_dir() else 0)):
         raise MedtlError(f"{path}: permission denied (cannot read it)")
     return root
-
-
-def _walk(root: Path, cancel: CancelToken | None) -> tuple[dict[str, tuple[int, int]], list[ScanProblem]]:
-    """Every file under ``root`` with its (size, mtime_ns), and the folders or files that could not be listed.
-
-    Symbolic links to files are followed; links to folders are not (no loops).
-    """
-    if root.is_file():
-        stat = root.stat()
-        return {str(root): (stat.st_size, stat.st_mtime_ns)}, []
-    files: dict[str, tuple[int, int]] = {}
-    problems: list[ScanProblem] = []
-    folders = [str(root)]
-    while folders:
-        if cancel is not None:
-            cancel.raise_if_cancelled()
-        folder = folders.pop()
-        try:
-            with os.scandir(folder) as entries:
-                for entry in entries:
-                    try:
-                        if entry.is_dir(follow_symlinks=False):
-                            folders.append(entry.path)
-                        elif entry.is_file():
-                            stat = entry.stat()
-                            files[entry.path] = (stat.st_size, stat.st_mtime_ns)
-                    except OSError as error:
-                        problems.append(ScanProblem(Path(entry.path), f"cannot read it ({error.strerror or error})"))
-        except OSError as error:
-            problems.append(ScanProblem(Path(folder), f"cannot list this folder ({error.strerror or error})"))
-    return files, problems
 
 
 def _read(

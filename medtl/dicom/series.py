@@ -42,10 +42,12 @@ from typing import Any, BinaryIO
 
 import numpy as np
 import pydicom
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from medtl.dicom.geometry import Plane, StackGeometry, plan_stack
+from medtl.dicom.header import NON_IMAGE_WITH_PIXELS, instance_number
 from medtl.dicom.messages import describe
 from medtl.dicom.pixels import (
     Rescale,
@@ -64,13 +66,18 @@ from medtl.dicom.pixels import (
 )
 from medtl.dicom.values import MAX_POSITION_MM, MAX_SPACING_MM, MIN_SPACING_MM, decimal, decimals, raw_value, tag_name
 from medtl.dicom.volume import SliceSource, Volume
+from medtl.dicom.walk import list_files
 from medtl.errors import DicomReadError, GeometryError, InvalidRequest, MedtlError
-from medtl.progress import CancelToken, ProgressCallback, report
+from medtl.progress import CancelToken, Cancelled, ProgressCallback, report
 
 log = logging.getLogger(__name__)
 
 # Objects that hold pixels but are not intensity images.
 NON_IMAGE_MODALITIES = {"SEG", "RTSTRUCT", "RTPLAN", "SR", "PR", "KO", "REG"}
+
+# PatientID, StudyInstanceUID, SeriesInstanceUID: what a scan groups files into series by.
+_SCAN_KEY = (0x00100020, 0x0020000D, 0x0020000E)
+_SOP_INSTANCE_UID, _SOP_CLASS_UID, _INSTANCE_NUMBER = 0x00080018, 0x00080016, 0x00200013
 
 Decode = Callable[[int], tuple[np.ndarray, Rescale]]
 PixelSpan = tuple[int, int]  # (offset, length) of an uncompressed Pixel Data value in its file
@@ -82,6 +89,13 @@ def load_series(files: Sequence[Path | str], progress: ProgressCallback | None =
     if not paths:
         raise MedtlError("no DICOM files to load")
     headers, spans = _read_headers(paths, cancel)
+    return _load_read(paths, headers, spans, progress, cancel)
+
+
+def _load_read(
+    paths: list[Path], headers: list[Dataset], spans: list[PixelSpan | None], progress: ProgressCallback | None, cancel: CancelToken | None
+) -> Volume:
+    """The volume of the files ``paths`` of one series, whose headers have been read."""
     padded = _check_headers(paths, headers, spans)
     paths, headers, spans, copies = _without_copies(paths, headers, spans)
     if len(paths) == 1 and _frame_count(headers[0]) > 1:
@@ -100,12 +114,24 @@ def load_path(
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
 ) -> Volume:
-    """The volume of the series at ``path`` (a file, or a folder holding one image series or ``series_uid``)."""
-    from medtl.dicom.scan import scan
+    """The volume of the series at ``path`` (a file, or a folder holding one image series or ``series_uid``).
 
+    A folder that holds only one uncompressed series is read once; anything else is scanned first (as the app's
+    browser scans), and the series chosen then read.
+    """
     path = Path(path)
     if not path.exists():
         raise MedtlError(f"{path}: no such file or folder")
+    read = _read_once(path, series_uid, progress, cancel)
+    if read is not None:
+        try:
+            return _load_read(*read, progress, cancel)
+        except Cancelled:
+            raise
+        except MedtlError:
+            pass  # the scan below reads the files again, and refuses as it always has (e.g. naming a file that belongs)
+    from medtl.dicom.scan import scan  # its catalog's modules (sqlite3, json, hashlib) are not needed above
+
     result = scan(path, progress=progress, cancel=cancel)
     images = [s for s in result.all_series() if s.rows is not None and s.modality not in NON_IMAGE_MODALITIES]
     if series_uid is not None:
@@ -122,6 +148,56 @@ def load_path(
     folders = {file.parent for file in chosen.files}
     _refuse_unreadable_members(chosen.series_uid, [p.path for p in result.errors if p.path.parent in folders], certain_only=True)
     return load_series(chosen.files, progress, cancel)
+
+
+def _read_once(
+    path: Path, series_uid: str | None, progress: ProgressCallback | None, cancel: CancelToken | None
+) -> tuple[list[Path], list[Dataset], list[PixelSpan | None]] | None:
+    """The files under ``path`` with their headers, read once, in the order a scan gives them, when they are all
+    uncompressed image instances of one series (``series_uid``, if given), each its own instance.
+
+    None when only a scan can tell what to load or how to word a refusal: a file that is not such an instance, a
+    DICOMDIR, several series, copies of an instance, a folder that cannot be listed. Then nothing was lost but the read.
+    """
+    files, problems = list_files(path, cancel)
+    if problems or not files:
+        return None
+    found: list[tuple[int | None, Path, Dataset, PixelSpan]] = []
+    series, instances = set(), set()
+    for done, name in enumerate(sorted(files)):  # a scan's order: by path, then (stable) by instance number
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        report(progress, done, len(files), "reading headers")
+        try:
+            header, span = _read_header(Path(name))
+        except DicomReadError:
+            return None
+        key = tuple(_plain_text(header, tag) for tag in _SCAN_KEY)
+        instance = _plain_text(header, _SOP_INSTANCE_UID)
+        sop_class = _plain_text(header, _SOP_CLASS_UID) or str(header.file_meta.get("MediaStorageSOPClassUID", ""))
+        series.add(key)
+        if span is None or None in key or not (key[1] and key[2] and instance) or instance in instances or len(series) > 1:
+            return None
+        if sop_class in NON_IMAGE_WITH_PIXELS or _plain_text(header, _INSTANCE_NUMBER) is None:
+            return None
+        instances.add(instance)
+        found.append((instance_number(header.get_item(_INSTANCE_NUMBER)), Path(name), header, span))
+    if series_uid is not None and series.pop()[2] != series_uid:
+        return None
+    found.sort(key=lambda item: (item[0] is None, item[0] or 0))
+    return [item[1] for item in found], [item[2] for item in found], [item[3] for item in found]
+
+
+def _plain_text(header: Dataset, tag: int) -> str | None:
+    """A raw text value as a scan reads it, when it is plain ASCII (else None: a scan decodes it with the file's
+    character set); empty when absent."""
+    element = header.get_item(tag)
+    if element is None:
+        return ""
+    raw = element.value if isinstance(element, RawDataElement) else None
+    if not isinstance(raw, bytes) or not raw.isascii() or b"\x1b" in raw:
+        return None
+    return raw.decode("ascii").strip(" \0")
 
 
 def _list_series(series: Sequence[Any]) -> str:

@@ -20,6 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from medtl.atomic import write_bytes_atomic
+from medtl.dicom.raw_header import walk
 
 SUFFIX = ".dcm"
 _SAFE = re.compile(r"^[0-9][0-9.]{0,63}$")
@@ -38,11 +39,8 @@ def safe_name(uid: str) -> str:
 
 
 _UID_TAGS = (0x0020000D, 0x0020000E, 0x00080018)  # Study, Series, SOP Instance UID
-_PIXEL_DATA = 0x7FE00010
 _IMPLICIT_LITTLE = "1.2.840.10008.1.2"
 _NOT_WALKED = ("1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99")  # big endian, deflated: pydicom reads those
-_LONG_VRS = frozenset((b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"))
-_UNDEFINED = 0xFFFFFFFF
 
 
 def instance_uids(data: bytes | bytearray, dataset: bytes | bytearray | None = None) -> tuple[str, str, str]:
@@ -68,64 +66,19 @@ def instance_uids(data: bytes | bytearray, dataset: bytes | bytearray | None = N
 def _walk_header(data: bytes | bytearray, dataset: bytes | bytearray | None) -> tuple[str, str, str] | None:
     """The three UIDs found by walking the file meta and the data set up to its pixel data; None: ask pydicom."""
     found: dict[int, str] = {}
-    position = _walk(data, 132, True, found, last_group=2)
+    position = walk(data, 132, True, found, _KEPT, last_group=2)
     syntax = found.pop(0x00020010, "")
     if not syntax or syntax in _NOT_WALKED:
         return None
     if dataset is None:
-        _walk(data, position, syntax != _IMPLICIT_LITTLE, found)
+        walk(data, position, syntax != _IMPLICIT_LITTLE, found, _KEPT)
     else:
-        _walk(dataset, 0, syntax != _IMPLICIT_LITTLE, found)
+        walk(dataset, 0, syntax != _IMPLICIT_LITTLE, found, _KEPT)
     uids = tuple(found.get(tag, "") for tag in _UID_TAGS)
     return uids if all(uids) else None  # type: ignore[return-value]
 
 
 _KEPT = frozenset((0x00020010, *_UID_TAGS))
-
-
-def _walk(data: bytes | bytearray, position: int, explicit: bool, found: dict[int, str], last_group: int = 0xFFFF) -> int:
-    """Walk little-endian elements from ``position`` up to the pixel data, the end of ``data`` or a group
-    after ``last_group``, keeping the values of :data:`_KEPT` in ``found``; where the walk stopped."""
-    while position < len(data):
-        group, element = struct.unpack_from("<HH", data, position)
-        tag = group << 16 | element
-        if tag >= _PIXEL_DATA or group > last_group:
-            break
-        start, position = _element(data, position, explicit)
-        if tag in _KEPT and start >= 0:
-            found[tag] = bytes(data[start:position]).decode("ascii").strip("\x00 ")
-    return position
-
-
-def _element(data: bytes | bytearray, position: int, explicit: bool) -> tuple[int, int]:
-    """Where the value of the element at ``position`` starts (-1: an undefined-length sequence) and where the next starts."""
-    vr = bytes(data[position + 4 : position + 6]) if explicit else b""
-    if explicit and vr not in _LONG_VRS:
-        length, start = struct.unpack_from("<H", data, position + 6)[0], position + 8
-    else:
-        length, start = struct.unpack_from("<L", data, position + 8 if explicit else position + 4)[0], position + (12 if explicit else 8)
-    if length == _UNDEFINED:
-        return -1, _skip_items(data, start, explicit and vr != b"UN")  # UN of undefined length: implicit VR inside
-    if start + length > len(data):
-        raise ValueError("an element runs past the end")
-    return start, start + length
-
-
-def _skip_items(data: bytes | bytearray, position: int, explicit: bool) -> int:
-    """The position after an undefined-length sequence's delimiter (the elements of its items walked over)."""
-    while True:
-        group, element, length = struct.unpack_from("<HHL", data, position)
-        position += 8
-        if (group, element) == (0xFFFE, 0xE0DD):
-            return position
-        if (group, element) != (0xFFFE, 0xE000):
-            raise ValueError("not an item")
-        if length != _UNDEFINED:
-            position += length
-            continue
-        while struct.unpack_from("<HH", data, position) != (0xFFFE, 0xE00D):
-            position = _element(data, position, explicit)[1]
-        position += 8
 
 
 def _read_uids(data: bytes | bytearray) -> tuple[str, str, str]:
