@@ -123,6 +123,8 @@ def test_convert_imports_no_torch_monai_qt_or_nibabel(tmp_path: Path) -> None:
         "print('UNUSED', ran)\n"
         "print('THREADS', len(os.listdir('/proc/self/task')) if os.path.isdir('/proc/self/task') else 1)\n"
         "print('BLAS', os.environ.get('OPENBLAS_NUM_THREADS'))\n"
+        "from pydicom.pixels import get_decoder\nfrom pydicom.uid import JPEG2000Lossless\n"
+        "print('J2K', get_decoder(JPEG2000Lossless).is_available)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, env={"PYTHONPATH": str(REPO)})
     assert done.returncode == 0, done.stderr
@@ -130,3 +132,4 @@ def test_convert_imports_no_torch_monai_qt_or_nibabel(tmp_path: Path) -> None:
     assert "UNUSED []" in done.stdout  # pydicom's download, example, old pixel handler and colour-conversion modules never run
     assert "THREADS 1" in done.stdout  # numpy's BLAS started no thread pool to spin beside the reading
     assert "BLAS None" in done.stdout  # and the setting that kept it from doing so is not left behind
+    assert "J2K True" in done.stdout  # in a process that goes on, pydicom's decoder plugins are all registered

@@ -13,11 +13,15 @@ from collections.abc import Iterator, Sequence
 from types import ModuleType
 
 
-class _LazyFinder(importlib.abc.MetaPathFinder):
-    """Finds ``names`` as the other finders do, but with loaders that run a module on its first attribute access."""
+class _NamedFinder(importlib.abc.MetaPathFinder):
+    """A finder for the modules ``names`` only."""
 
     def __init__(self, names: Sequence[str]) -> None:
         self.names = frozenset(names)
+
+
+class _LazyFinder(_NamedFinder):
+    """Finds ``names`` as the other finders do, but with loaders that run a module on its first attribute access."""
 
     def find_spec(self, name: str, path: Sequence[str] | None, target: ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
         if name not in self.names:
@@ -28,11 +32,8 @@ class _LazyFinder(importlib.abc.MetaPathFinder):
         return spec
 
 
-class _NotFound(importlib.abc.MetaPathFinder):
+class _NotFound(_NamedFinder):
     """Finds the packages ``names`` (and their modules) missing."""
-
-    def __init__(self, names: Sequence[str]) -> None:
-        self.names = frozenset(names)
 
     def find_spec(self, name: str, path: Sequence[str] | None, target: ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
         if name.partition(".")[0] in self.names:
@@ -41,25 +42,22 @@ class _NotFound(importlib.abc.MetaPathFinder):
 
 
 @contextlib.contextmanager
-def not_found(names: Sequence[str]) -> Iterator[None]:
+def _first_on_meta_path(finder: importlib.abc.MetaPathFinder) -> Iterator[None]:
+    sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(finder)
+
+
+def not_found(names: Sequence[str]) -> contextlib.AbstractContextManager[None]:
     """While inside, importing the packages ``names`` (not yet imported) fails as if they were not installed."""
-    finder = _NotFound(names)
-    sys.meta_path.insert(0, finder)
-    try:
-        yield
-    finally:
-        sys.meta_path.remove(finder)
+    return _first_on_meta_path(_NotFound(names))
 
 
-@contextlib.contextmanager
-def imported_on_first_use(names: Sequence[str]) -> Iterator[None]:
+def imported_on_first_use(names: Sequence[str]) -> contextlib.AbstractContextManager[None]:
     """While inside, importing one of ``names`` (not yet imported) yields a module that runs on first use."""
-    finder = _LazyFinder(names)
-    sys.meta_path.insert(0, finder)
-    try:
-        yield
-    finally:
-        sys.meta_path.remove(finder)
+    return _first_on_meta_path(_LazyFinder(names))
 
 
 @contextlib.contextmanager
