@@ -94,4 +94,3 @@ def program() -> int:
     code = main(ends_process=True)
     gc.freeze()
     return code
-
